@@ -1,0 +1,99 @@
+"""One settings object for every entry point, read from ``FACESEARCH_*`` env vars.
+
+Precedence: explicit constructor/CLI argument > environment > default. Terraform
+sets the same names on the Cloud Run services, so local and deployed runs share
+one vocabulary. Validated once at start: a bad value fails fast with a message
+naming the variable, instead of surfacing as a strange error mid-request.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from facesearch.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODELS_DIR = REPO_ROOT / "models"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACESEARCH_", extra="ignore")
+
+    # --- runtime / environment -------------------------------------------------
+    env: Literal["local", "dev", "prod", "test"] = "local"
+    log_level: str = "INFO"
+    log_json: bool = True
+    data_dir: Path = Field(default=Path(".facesearch"), description="Embedded mode state.")
+
+    # --- models ------------------------------------------------------------------
+    models_dir: Path = DEFAULT_MODELS_DIR
+    embedder: str = Field(default="dlib-resnet-v1", description="Name in models/manifest.json")
+    embedder_path: Path | None = Field(
+        default=None, description="Override: path to another ONNX embedder (e.g. ArcFace R100)."
+    )
+    embedder_sha256: str | None = None
+    onnx_providers: str = Field(
+        default="auto", description="Comma list of ORT providers, or 'auto' (CUDA if present)."
+    )
+    onnx_threads: int = Field(default=0, ge=0, description="intra-op threads; 0 = ORT default")
+    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+
+    # --- decode --------------------------------------------------------------------
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    min_image_side_px: int = Field(default=16, ge=1)
+    detect_max_side_px: int = Field(
+        default=1600, ge=64, description="Images are downscaled to this for detection."
+    )
+
+    # --- detection -------------------------------------------------------------------
+    min_face_px: int = Field(default=20, ge=8)
+    detect_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)
+    detect_scale_factor: float = Field(default=0.709, gt=0.1, lt=1.0)
+    max_faces_per_image: int = Field(default=256, ge=1)
+
+    # --- liveness & quality ---------------------------------------------------------
+    liveness_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    quality_min_face_px: int = Field(default=40, ge=1)
+    quality_min_sharpness: float = Field(default=30.0, ge=0.0)
+    quality_min_brightness: float = Field(default=40.0, ge=0.0, le=255.0)
+    quality_max_brightness: float = Field(default=220.0, ge=0.0, le=255.0)
+    quality_min_contrast: float = Field(default=15.0, ge=0.0)
+    quality_max_yaw_deg: float = Field(default=45.0, ge=0.0, le=90.0)
+    quality_max_pitch_deg: float = Field(default=40.0, ge=0.0, le=90.0)
+    quality_max_roll_deg: float = Field(default=45.0, ge=0.0, le=180.0)
+
+    # --- matching ---------------------------------------------------------------------
+    match_threshold: float | None = Field(
+        default=None,
+        description="Cosine similarity above which two faces are the same person. "
+        "None = the calibrated default recorded for the embedder in models/manifest.json.",
+    )
+
+    @field_validator("onnx_providers")
+    @classmethod
+    def _providers(cls, value: str) -> str:
+        return value.strip() or "auto"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning pydantic's validation error into our typed ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"FACESEARCH_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once (Cloud Run instances reuse them across requests)."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Face vision pipeline: decode → detect → liveness → quality → align → embed."""

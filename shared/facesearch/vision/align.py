@@ -1,0 +1,61 @@
+"""Face alignment: a similarity transform of 5 landmarks onto an embedder's template.
+
+Pure geometry, no model code. Each embedder declares the template (5 points in
+its own input pixel coordinates) that matches how its training crops were made;
+aligning onto the wrong template costs accuracy silently, so it lives with the model.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facesearch.vision.types import FloatArray, ImageArray
+
+# insightface / ArcFace 112x112 template (for ArcFace-class embedders).
+ARCFACE_112_TEMPLATE: FloatArray = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float32,
+)
+
+
+def similarity_transform(src: FloatArray, dst: FloatArray) -> FloatArray:
+    """Least-squares similarity (Umeyama, no reflection) mapping src points onto dst.
+
+    Returns a 2x3 matrix. Deterministic and exact for 5 points, unlike RANSAC-based
+    estimators whose inlier choice can flip on near-degenerate landmarks.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    n = src.shape[0]
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    cov = dst_c.T @ src_c / n
+    u, s, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1.0
+    rotation = u @ np.diag(d) @ vt
+    src_var = (src_c**2).sum() / n
+    scale = float((s * d).sum() / src_var) if src_var > 0 else 1.0
+    translation = dst_mean - scale * rotation @ src_mean
+    matrix = np.empty((2, 3), dtype=np.float32)
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = translation
+    return matrix
+
+
+def align_face(
+    image: ImageArray, landmarks: FloatArray, template: FloatArray, size: tuple[int, int]
+) -> ImageArray:
+    """Warp ``image`` so ``landmarks`` land on ``template``; ``size`` is (width, height)."""
+    matrix = similarity_transform(landmarks, template)
+    return cv2.warpAffine(  # type: ignore[no-any-return]
+        image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
