@@ -56,10 +56,7 @@ class Face:
     quality: Quality | None = None
     embedding: FloatArray | None = None  # L2-normalised
     crop: ImageArray | None = None  # aligned RGB face, embedder input size
-
-    @property
-    def live(self) -> bool | None:
-        return None if self.liveness is None else self.liveness >= 0.5
+    live: bool | None = None  # liveness >= the configured threshold
 
 
 @dataclass
