@@ -104,9 +104,7 @@ def verified_path(models_dir: Path, name: str) -> Path:
 
 def verify_file(path: Path, expected_sha256: str, *, label: str) -> Path:
     if not path.is_file():
-        raise ModelError(
-            f"model {label!r} missing at {path}; run `make models` (or `make setup`)"
-        )
+        raise ModelError(f"model {label!r} missing at {path}; run `make models` (or `make setup`)")
     stat = path.stat()
     if not _verified(path, expected_sha256.lower(), stat.st_mtime_ns, stat.st_size):
         raise ModelError(

