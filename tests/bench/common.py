@@ -1,0 +1,95 @@
+"""Helpers shared by the benchmarks: result files, RSS, the face_recognition baseline."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS_DIR = ROOT / "bench-results"
+PHOTOS_DIR = ROOT / "tests" / "data" / "photos"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic"}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def write_result(name: str, summary: dict[str, Any], details: dict[str, Any] | None = None) -> Path:
+    """Write bench-results/<name>.json and print the one-line JSON summary (always last)."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    payload = {"summary": summary, "details": details or {}, "machine": machine()}
+    path.write_text(json.dumps(payload, indent=2, default=_jsonable))
+    print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    print(json.dumps(summary, default=_jsonable))
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+class FaceRecognitionBaseline:
+    """The `face_recognition` package (dlib HOG detector + dlib ResNet), as users run it.
+
+    Uses the package's own public functions with their defaults (HOG, upsample 1,
+    the 5-point "small" landmark model, one jitter), so the comparison is with
+    what its users actually get, not with a re-implementation.
+    """
+
+    name = "face_recognition 1.3.0 (dlib HOG + ResNet)"
+    default_tolerance = 0.6  # its documented distance threshold
+
+    def __init__(self) -> None:
+        import face_recognition  # installed by `make setup` (no-deps; uses dlib-bin)
+
+        self._fr = face_recognition
+
+    @staticmethod
+    def available() -> tuple[bool, str]:
+        try:
+            import face_recognition  # noqa: F401
+        except Exception as exc:  # ImportError, or dlib failing to load
+            return False, f"face_recognition not importable: {exc}"
+        return True, ""
+
+    def load(self, path: Path) -> np.ndarray:
+        return np.asarray(self._fr.load_image_file(str(path)))
+
+    def locate(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        return list(self._fr.face_locations(image))
+
+    def encode(
+        self, image: np.ndarray, locations: list[tuple[int, int, int, int]]
+    ) -> list[np.ndarray]:
+        return [np.asarray(v) for v in self._fr.face_encodings(image, locations)]
