@@ -37,7 +37,6 @@ def run_ours(paths: list[Path], repeat: int, threads: int, batches: list[int]) -
     from facesearch.config import load_settings
     from facesearch.errors import FaceSearchError
     from facesearch.vision.pipeline import STAGES, FacePipeline
-
     from tests.bench.common import peak_rss_mb
 
     blobs = [p.read_bytes() for p in paths] * repeat

@@ -48,7 +48,9 @@ INSIGHTFACE_FILES = {
     "insightface/data/images/mask_white.jpg": "other/mask_white.jpg",
     "insightface/data/images/mask_blue.jpg": "other/mask_blue.jpg",
 }
-FACE_API_FILES = {f"package/demo/sample{i}.jpg": f"group/faceapi_sample{i}.jpg" for i in range(1, 7)}
+FACE_API_FILES = {
+    f"package/demo/sample{i}.jpg": f"group/faceapi_sample{i}.jpg" for i in range(1, 7)
+}
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
@@ -86,8 +88,11 @@ def _from_zip(archive: Path, wanted: dict[str, str], out: Path) -> None:
 def fetch(out: Path) -> list[Path]:
     expected = [
         out / rel
-        for rel in (*FACE_RECOGNITION_FILES.values(), *INSIGHTFACE_FILES.values(),
-                    *FACE_API_FILES.values())
+        for rel in (
+            *FACE_RECOGNITION_FILES.values(),
+            *INSIGHTFACE_FILES.values(),
+            *FACE_API_FILES.values(),
+        )
     ]
     if all(p.is_file() for p in expected):
         return expected

@@ -62,16 +62,25 @@ def exif_rotated_jpeg(photo: Image.Image, orientation: int = 6) -> bytes:
     Orientation 6 means "rotate 90° clockwise to display", so the stored pixels are
     the upright photo rotated 90° counter-clockwise.
     """
-    stored = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270, 3: Image.Transpose.ROTATE_180}
+    stored = {
+        6: Image.Transpose.ROTATE_90,
+        8: Image.Transpose.ROTATE_270,
+        3: Image.Transpose.ROTATE_180,
+    }
     exif = Image.Exif()
     exif[EXIF_ORIENTATION_TAG] = orientation
     return encode(photo.transpose(stored[orientation]), "JPEG", quality=95, exif=exif.tobytes())
 
 
 def _animated_gif() -> bytes:
-    frames = [Image.new("RGB", (64, 64), colour) for colour in ((200, 30, 30), (30, 200, 30), (30, 30, 200))]
+    frames = [
+        Image.new("RGB", (64, 64), colour)
+        for colour in ((200, 30, 30), (30, 200, 30), (30, 30, 200))
+    ]
     buffer = io.BytesIO()
-    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    frames[0].save(
+        buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0
+    )
     return buffer.getvalue()
 
 

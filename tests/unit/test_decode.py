@@ -105,7 +105,14 @@ def test_heic_and_avif_decode() -> None:
 
 @pytest.mark.parametrize(
     ("fmt", "expected"),
-    [("JPEG", "jpeg"), ("PNG", "png"), ("GIF", "gif"), ("WEBP", "webp"), ("BMP", "bmp"), ("TIFF", "tiff")],
+    [
+        ("JPEG", "jpeg"),
+        ("PNG", "png"),
+        ("GIF", "gif"),
+        ("WEBP", "webp"),
+        ("BMP", "bmp"),
+        ("TIFF", "tiff"),
+    ],
 )
 def test_sniff_matches_encoder(fmt: str, expected: str) -> None:
     assert sniff_format(encode(Image.new("RGB", (20, 20)), fmt)) == expected

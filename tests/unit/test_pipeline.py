@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from facesearch.config import load_settings
 from facesearch.errors import InvalidImage, NoFace
 from facesearch.vision.pipeline import STAGES, FacePipeline
-
 from tests.data.image_corpus import exif_rotated_jpeg, real_photo
 
 
