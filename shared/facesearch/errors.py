@@ -80,12 +80,12 @@ class ModelMismatch(FaceSearchError):
     http_status = 409
 
 
-class IndexError_(FaceSearchError):  # noqa: N801 - avoid shadowing builtin IndexError
+class IndexStoreError(FaceSearchError):
     code = "index"
     http_status = 500
 
 
-class IndexCorrupt(IndexError_):
+class IndexCorrupt(IndexStoreError):
     """A segment or manifest does not match its recorded hash, size or shape."""
 
     code = "index-corrupt"
@@ -122,3 +122,10 @@ class TransientError(FaceSearchError):
     code = "unavailable"
     http_status = 503
     retryable = True
+
+
+class InvalidEmbedding(FaceSearchError):
+    """An embedding with the wrong dimension count, NaN/inf values or zero length."""
+
+    code = "invalid-embedding"
+    http_status = 422
