@@ -28,6 +28,7 @@ Usage::
     python models/export/build_dlib_resnet.py          # write models/generated/dlib_resnet_v1.onnx
     python models/export/build_dlib_resnet.py --check  # rebuild in memory, compare with file
     python models/export/build_dlib_resnet.py --print-sha256
+    python models/export/build_dlib_resnet.py --write-manifest  # (re)pin entry dlib-resnet-v1
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -48,6 +50,11 @@ from onnx import TensorProto, helper, numpy_helper
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = REPO_ROOT / "models" / "generated" / "dlib_resnet_v1.onnx"
 DAT_NAME = "dlib_face_recognition_resnet_model_v1.dat"
+MANIFEST = REPO_ROOT / "models" / "manifest.json"
+MODEL_NAME = "dlib-resnet-v1"
+# Provisional: dlib's published operating point (Euclidean 0.6 on raw descriptors, whose
+# norms are ~1.46) as a cosine, 1 - (0.6/1.46)**2 / 2. To be calibrated on a labelled set.
+PROVISIONAL_MATCH_THRESHOLD = 0.915
 
 # Pinned so the output bytes (and so the manifest sha256) never change between runs.
 PRODUCER_NAME = "facesearch-export"
@@ -573,12 +580,57 @@ def locate_dat() -> Path:
     return path
 
 
-def build(dat_path: Path) -> bytes:
+def update_manifest(onnx_sha256: str, dat_path: Path, mean_rgb: list[float]) -> None:
+    """Merge this model's entry into the manifest, keeping keys other scripts own.
+
+    ``input.template`` and ``template_derivation`` belong to derive_dlib_template.py and
+    ``match_threshold`` to calibration; they are only filled in when missing.
+    """
+    raw = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
+    models = raw.setdefault("models", {})
+    old = models.get(MODEL_NAME, {})
+    dat_sha = hashlib.sha256(dat_path.read_bytes()).hexdigest()
+    entry = {
+        "file": str(DEFAULT_OUTPUT.relative_to(MANIFEST.parent)),
+        "sha256": onnx_sha256,
+        "role": "embedder",
+        "version": "1",
+        "source": f"pypi:face-recognition-models==0.3.0 face_recognition_models/models/{DAT_NAME}"
+        f" sha256:{dat_sha}",
+        "source_sha256": dat_sha,
+        "license": "CC0-1.0 (dlib model by Davis King, per the package's license file)",
+        "produced_by": "models/export/build_dlib_resnet.py",
+        "committed": False,
+        "opset": OPSET,
+        "input": {
+            "size": [INPUT_SIZE, INPUT_SIZE],
+            "layout": "NCHW",
+            "channels": "RGB",
+            "mean": mean_rgb,
+            "std": 256.0,
+            "template": old.get("input", {}).get("template"),
+        },
+        "output": {"embedding": "[N,128] float32, not normalised (dlib's raw descriptor)"},
+        "match_threshold": old.get("match_threshold", PROVISIONAL_MATCH_THRESHOLD),
+        "match_threshold_note": old.get(
+            "match_threshold_note",
+            "provisional: dlib's published 0.6 Euclidean threshold as a cosine; not calibrated",
+        ),
+    }
+    if "template_derivation" in old:
+        entry["template_derivation"] = old["template_derivation"]
+    models[MODEL_NAME] = entry
+    MANIFEST.write_text(json.dumps(raw, indent=2) + "\n")
+
+
+def build(dat_path: Path) -> tuple[bytes, list[float]]:
+    """ONNX bytes, and the input layer's channel means (R, G, B) as stored by dlib."""
     data = dat_path.read_bytes()
     net = parse_dlib_model(data)
     model = build_onnx(net, hashlib.sha256(data).hexdigest())
     blob: bytes = model.SerializeToString(deterministic=True)
-    return blob
+    mean = next(n for n in net if n.kind == "input").params["mean"]
+    return blob, [float(f"{float(m):.6g}") for m in mean]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -591,9 +643,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--check", action="store_true", help="rebuild and compare with --output")
     parser.add_argument("--print-sha256", action="store_true")
+    parser.add_argument("--write-manifest", action="store_true", help=f"pin {MODEL_NAME}")
     args = parser.parse_args(argv)
 
-    blob = build(args.dat or locate_dat())
+    dat_path = args.dat or locate_dat()
+    blob, mean_rgb = build(dat_path)
     digest = hashlib.sha256(blob).hexdigest()
     if args.check:
         if not args.output.is_file():
@@ -608,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.output.with_suffix(".tmp")
     tmp.write_bytes(blob)
     tmp.replace(args.output)
+    if args.write_manifest:
+        update_manifest(digest, dat_path, mean_rgb)
     print(
         digest if args.print_sha256 else f"wrote {args.output} ({len(blob)} bytes) sha256 {digest}"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         default=None, description="Override: path to another ONNX embedder (e.g. ArcFace R100)."
     )
     embedder_sha256: str | None = None
+    embedder_input: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON overrides of the custom embedder's input spec (size, layout, channels,"
+        " mean, std, template); defaults are ArcFace 112x112.",
+    )
     onnx_providers: str = Field(
         default="auto", description="Comma list of ORT providers, or 'auto' (CUDA if present)."
     )
@@ -79,6 +84,42 @@ class Settings(BaseSettings):
     @classmethod
     def _providers(cls, value: str) -> str:
         return value.strip() or "auto"
+
+    # --- index & storage ---------------------------------------------------------------
+    # Measured defaults: see docs/index.md (tests/bench/index.py); HNSW names in brackets.
+    index_url: str | None = Field(
+        default=None,
+        description="Where the index lives: gs://bucket/prefix, file:///dir or a path. "
+        "None = <data_dir>/index.",
+    )
+    index_cache_dir: Path | None = Field(
+        default=None, description="Local segment cache (mmapped). None = <data_dir>/index-cache."
+    )
+    index_dtype: Literal["f32", "f16", "i8"] = Field(
+        default="f16", description="Scalar type of stored vectors (new indexes only)."
+    )
+    index_connectivity: int = Field(default=16, ge=2, le=256, description="[M] graph degree")
+    index_expansion_add: int = Field(default=128, ge=1, description="[efConstruction]")
+    index_expansion_search: int = Field(default=64, ge=1, description="[ef] at query time")
+    index_build_threads: int = Field(default=0, ge=0, description="0 = all cores")
+    index_search_threads: int = Field(default=1, ge=0, description="per query batch; 0 = all")
+    index_compact_min_segment: int = Field(
+        default=1024, ge=1, description="Segments below this many live vectors form tier 0."
+    )
+    index_compact_fanout: int = Field(
+        default=4, ge=2, description="Merge a size tier once it holds this many segments."
+    )
+    index_compact_tombstone_ratio: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="Rewrite a segment once this share is deleted."
+    )
+    index_auto_compact: bool = Field(default=True, description="Writers compact after commits.")
+    index_gc_grace_s: float = Field(
+        default=600.0, ge=0.0, description="Age before unreferenced segment objects are deleted."
+    )
+    index_commit_attempts: int = Field(default=32, ge=1, description="Manifest swap retries.")
+    blob_retry_attempts: int = Field(default=5, ge=1)
+    blob_retry_base_s: float = Field(default=0.2, ge=0.0)
+    blob_timeout_s: float = Field(default=60.0, gt=0.0)
 
 
 def load_settings(**overrides: object) -> Settings:
