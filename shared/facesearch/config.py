@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     max_faces_per_image: int = Field(default=256, ge=1)
 
     # --- liveness & quality ---------------------------------------------------------
+    liveness_model: str = Field(
+        default="liveness-v1", description="Liveness model name in models/manifest.json"
+    )
     liveness_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     quality_min_face_px: int = Field(default=40, ge=1)
     quality_min_sharpness: float = Field(default=30.0, ge=0.0)
