@@ -1,0 +1,163 @@
+"""The blob-store port: named immutable-ish objects with generation preconditions.
+
+The index (and later the crops bucket) needs only this much of Cloud Storage:
+whole-object reads and writes, a per-object *generation* that changes on every
+write, and a compare-and-swap write (``if_generation_match``). That is enough to
+build a lock-free, multi-writer index on top: the generation of ``manifest.json``
+is the serialisation point. Keeping the port this small is what lets a local
+directory give exactly the same guarantees (see :mod:`.local_blob`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar, runtime_checkable
+from urllib.parse import unquote, urlparse
+
+from facesearch.errors import ConfigError, TransientError
+
+T = TypeVar("T")
+
+#: ``if_generation_match=MUST_NOT_EXIST`` creates an object only if it is absent.
+MUST_NOT_EXIST = 0
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """One listed object. ``updated`` is seconds since the epoch (object creation time)."""
+
+    name: str
+    generation: int
+    size: int
+    updated: float
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """A flat namespace of objects under one root (a bucket prefix or a directory).
+
+    Names are relative, ``/``-separated, never start with ``/`` or ``.``.
+    Every write returns the object's new generation (a positive int, unique per
+    write of that name). ``if_generation_match``: ``None`` = unconditional,
+    ``0`` = the object must not exist, ``g`` = the current generation must be ``g``;
+    a failed precondition raises :class:`facesearch.errors.PreconditionFailed`.
+    Missing objects raise :class:`facesearch.errors.NotFound` on read.
+    Transient backend failures surface as :class:`facesearch.errors.TransientError`
+    after the adapter's own bounded retries.
+    """
+
+    @property
+    def url(self) -> str:
+        """Where this store points (``gs://bucket/prefix`` or ``file:///dir``), for logs."""
+        ...
+
+    def read(self, name: str) -> tuple[bytes, int]:
+        """The whole object and the generation those bytes belong to."""
+        ...
+
+    def download_to_file(self, name: str, dest: Path) -> int:
+        """Stream a (large) object into ``dest``; returns the generation downloaded."""
+        ...
+
+    def stat(self, name: str) -> int | None:
+        """Current generation, or ``None`` if absent. One metadata request."""
+        ...
+
+    def write(self, name: str, data: bytes, *, if_generation_match: int | None = None) -> int:
+        """Replace the object atomically; returns the new generation."""
+        ...
+
+    def write_file(self, name: str, src: Path, *, if_generation_match: int | None = None) -> int:
+        """Like :meth:`write` for a (large) local file, without reading it into memory."""
+        ...
+
+    def list(self, prefix: str = "") -> list[BlobInfo]:
+        """Objects whose name starts with ``prefix``, sorted by name."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove the object; deleting a missing object is not an error (idempotent GC)."""
+        ...
+
+
+def check_name(name: str) -> str:
+    """Reject names that could escape the store root or hit reserved entries."""
+    if not name or name.startswith(("/", ".")) or "\\" in name or "\x00" in name:
+        raise ValueError(f"invalid blob name {name!r}")
+    if any(part in ("", ".", "..") or part.startswith(".") for part in name.split("/")):
+        raise ValueError(f"invalid blob name {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff with full jitter for transient backend errors.
+
+    Bounded on purpose: inside a Pub/Sub push handler it is better to give the
+    message back (TransientError -> 503 -> redelivery) than to hang the request.
+    """
+
+    attempts: int = 5
+    base_delay_s: float = 0.2
+    max_delay_s: float = 5.0
+
+    def run(
+        self,
+        fn: Callable[[], T],
+        *,
+        transient: Callable[[BaseException], bool],
+        what: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> T:
+        """Call ``fn``; retry while ``transient(exc)``; finally raise TransientError."""
+        last: BaseException | None = None
+        for attempt in range(max(1, self.attempts)):
+            try:
+                return fn()
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                last = exc
+                if attempt + 1 < self.attempts:
+                    cap = min(self.max_delay_s, self.base_delay_s * (2**attempt))
+                    sleep(random.uniform(0, cap))
+        raise TransientError(
+            f"{what}: backend unavailable after {self.attempts} attempts: {last!r}"
+        ) from last
+
+
+def blob_store_from_url(
+    url: str | Path,
+    *,
+    retry: RetryPolicy | None = None,
+    timeout_s: float = 60.0,
+) -> BlobStore:
+    """Build a store from ``gs://bucket/prefix``, ``file:///abs/dir`` or a plain path.
+
+    One string configures where the index lives, so Terraform, the CLI and tests
+    all speak the same language (``FACESEARCH_INDEX_URL``).
+    """
+    text = str(url)
+    if text.startswith("gs://"):
+        parsed = urlparse(text)
+        if not parsed.netloc:
+            raise ConfigError(f"blob store URL {text!r} has no bucket name")
+        from facesearch.storage.gcs_blob import GcsBlobStore  # lazy: local mode skips google
+
+        return GcsBlobStore(
+            parsed.netloc, parsed.path.strip("/"), retry=retry or RetryPolicy(), timeout_s=timeout_s
+        )
+    if text.startswith("file://"):
+        parsed = urlparse(text)
+        if parsed.netloc not in ("", "localhost"):
+            raise ConfigError(f"file URL {text!r} must be file:///absolute/path")
+        text = unquote(parsed.path)
+    elif "://" in text:
+        raise ConfigError(f"unsupported blob store URL {text!r} (use gs://, file:// or a path)")
+    from facesearch.storage.local_blob import LocalBlobStore
+
+    return LocalBlobStore(Path(text))

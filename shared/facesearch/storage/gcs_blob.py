@@ -1,0 +1,207 @@
+"""Cloud Storage blob store (google-cloud-storage), with typed errors and bounded retries.
+
+Generations and ``if_generation_match`` are native GCS features, so this adapter
+is a thin translation: google exceptions -> our typed errors, and one retry
+policy of our own for transient failures (429, 5xx, connection resets).
+
+The client's built-in retries are switched off (``retry=None``) so there is one
+bounded policy instead of two nested ones; the client's default deadline (120 s)
+would otherwise hold a Pub/Sub push request far longer than a redelivery costs.
+Retrying a *conditional* write whose first attempt actually landed answers 412 on
+the second attempt: callers that care (the index writer) re-read and notice that
+their own change is already in place.
+
+With ``STORAGE_EMULATOR_HOST`` set, ``storage.Client()`` talks to the emulator
+with anonymous credentials; nothing here is emulator-specific.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exc
+from google.cloud import storage
+
+from facesearch.errors import Forbidden, NotFound, PreconditionFailed
+from facesearch.storage.blob import BlobInfo, RetryPolicy, check_name
+
+T = TypeVar("T")
+
+_TRANSIENT_GOOGLE = (
+    gexc.TooManyRequests,
+    gexc.InternalServerError,
+    gexc.BadGateway,
+    gexc.ServiceUnavailable,
+    gexc.GatewayTimeout,
+    gexc.RetryError,
+)
+_TRANSIENT_TRANSPORT = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    auth_exc.TransportError,
+    ConnectionError,
+    TimeoutError,
+)
+
+_client_lock = threading.Lock()
+_client: storage.Client | None = None
+
+
+def default_client() -> storage.Client:
+    """One client per process (Cloud Run instances reuse it across requests)."""
+    global _client  # noqa: PLW0603 - process-wide lazy singleton by design
+    with _client_lock:
+        if _client is None:
+            _client = storage.Client()
+        return _client
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors where trying again later can succeed."""
+    return isinstance(exc, _TRANSIENT_GOOGLE + _TRANSIENT_TRANSPORT)
+
+
+class GcsBlobStore:
+    """Objects under ``gs://bucket/prefix``; names are relative to the prefix."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: storage.Client | None = None,
+        retry: RetryPolicy | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self._client = client
+        self.bucket_name = bucket
+        self.prefix = prefix.strip("/")
+        self.retry = retry or RetryPolicy()
+        self.timeout_s = timeout_s
+
+    @property
+    def url(self) -> str:
+        return f"gs://{self.bucket_name}/{self.prefix}".rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"GcsBlobStore({self.url})"
+
+    # --- operations --------------------------------------------------------------
+
+    def read(self, name: str) -> tuple[bytes, int]:
+        def op() -> tuple[bytes, int]:
+            blob = self._blob(name)
+            data = blob.download_as_bytes(timeout=self.timeout_s, retry=None)
+            return data, self._generation(blob, name)
+
+        return self._call(op, name, "read")
+
+    def download_to_file(self, name: str, dest: Path) -> int:
+        def op() -> int:
+            blob = self._blob(name)
+            blob.download_to_filename(str(dest), timeout=self.timeout_s, retry=None)
+            return self._generation(blob, name)
+
+        return self._call(op, name, "download")
+
+    def stat(self, name: str) -> int | None:
+        def op() -> int | None:
+            blob = self._bucket().get_blob(self._key(name), timeout=self.timeout_s, retry=None)
+            return None if blob is None else self._generation(blob, name)
+
+        return self._call(op, name, "stat")
+
+    def write(self, name: str, data: bytes, *, if_generation_match: int | None = None) -> int:
+        def op() -> int:
+            blob = self._blob(name)
+            blob.upload_from_string(
+                data,
+                content_type="application/octet-stream",
+                if_generation_match=if_generation_match,
+                timeout=self.timeout_s,
+                retry=None,
+            )
+            return self._generation(blob, name)
+
+        return self._call(op, name, "write")
+
+    def write_file(self, name: str, src: Path, *, if_generation_match: int | None = None) -> int:
+        def op() -> int:
+            blob = self._blob(name)
+            blob.upload_from_filename(
+                str(src),
+                content_type="application/octet-stream",
+                if_generation_match=if_generation_match,
+                timeout=self.timeout_s,
+                retry=None,
+            )
+            return self._generation(blob, name)
+
+        return self._call(op, name, "write")
+
+    def list(self, prefix: str = "") -> list[BlobInfo]:
+        def op() -> list[BlobInfo]:
+            root = f"{self.prefix}/" if self.prefix else ""
+            out = []
+            for blob in self._get_client().list_blobs(
+                self.bucket_name, prefix=root + prefix, timeout=self.timeout_s, retry=None
+            ):
+                updated = blob.updated.timestamp() if blob.updated else 0.0
+                out.append(
+                    BlobInfo(blob.name[len(root) :], int(blob.generation), blob.size or 0, updated)
+                )
+            out.sort(key=lambda info: info.name)
+            return out
+
+        return self._call(op, prefix, "list")
+
+    def delete(self, name: str) -> None:
+        def op() -> None:
+            with contextlib.suppress(gexc.NotFound):
+                self._blob(name).delete(timeout=self.timeout_s, retry=None)
+
+        self._call(op, name, "delete")
+
+    # --- internals ---------------------------------------------------------------
+
+    def _get_client(self) -> storage.Client:
+        if self._client is None:
+            self._client = default_client()
+        return self._client
+
+    def _bucket(self) -> storage.Bucket:
+        return self._get_client().bucket(self.bucket_name)
+
+    def _key(self, name: str) -> str:
+        check_name(name)
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def _blob(self, name: str) -> storage.Blob:
+        return self._bucket().blob(self._key(name))
+
+    def _generation(self, blob: storage.Blob, name: str) -> int:
+        if blob.generation is None:  # every GCS response carries it; be loud if not
+            raise NotFound(f"{self.url}/{name}: response carried no generation")
+        return int(blob.generation)
+
+    def _call(self, op: Callable[[], T], name: str, verb: str) -> T:
+        where = f"{verb} {self.url}/{name}"
+
+        def mapped() -> T:
+            try:
+                return op()
+            except gexc.PreconditionFailed as exc:
+                raise PreconditionFailed(f"{where}: generation precondition failed") from exc
+            except gexc.NotFound as exc:
+                raise NotFound(f"{where}: not found") from exc
+            except (gexc.Forbidden, gexc.Unauthorized) as exc:
+                raise Forbidden(f"{where}: access denied ({exc.code})") from exc
+
+        return self.retry.run(mapped, transient=is_transient, what=where)
