@@ -138,15 +138,15 @@ class FaceEmbedder:
         inputs = session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f"embedder {model_id}: expected 1 input, model has {len(inputs)}")
-        self._input_name: str = inputs[0].name
-        self._batch_size = self._check_input_shape(list(inputs[0].shape), batch_size)
-        self._output_name: str = session.get_outputs()[0].name
-        self._dim = self._read_dim()
         # Constants for the one vectorised preprocessing step, in the model's channel order.
         order = [2, 1, 0] if spec.channels == "BGR" else [0, 1, 2]
         self._mean = np.asarray(spec.mean, dtype=np.float32)[order]
         self._inv_std = (1.0 / np.asarray(spec.std, dtype=np.float64)).astype(np.float32)[order]
         self._order = order
+        self._input_name: str = inputs[0].name
+        self._batch_size = self._check_input_shape(list(inputs[0].shape), batch_size)
+        self._output_name: str = session.get_outputs()[0].name
+        self._dim = self._read_dim()
 
     # --- construction -------------------------------------------------------------------
 
