@@ -1,0 +1,237 @@
+"""The index reader: cached, memory-mapped segments, merged top-k, tombstone filtering.
+
+A query instance opens the manifest once, fetches only segments it does not
+already hold (verified by sha256 into a local cache) and memory-maps them with
+USearch ``view``, so a cold start costs a download and an mmap, not a
+deserialisation, and several workers on one host share the page cache.
+``refresh()`` is one metadata request when nothing changed.
+
+Searches run against an immutable snapshot of the open segments, swapped
+atomically by ``refresh()``: concurrent request threads never see a half
+refreshed index, and segments dropped by a refresh stay mapped until the last
+search using them returns.
+
+Tombstones are filtered per segment on the candidates only (binary search in
+the segment's sorted tombstone array), never by scanning the index: each
+segment is asked for ``k + its tombstone count`` candidates, so even if every
+tombstoned vector ranks first, k live ones remain. Compaction keeps that
+number small (a segment is rewritten once ``compact_tombstone_ratio`` of it is
+deleted).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import ArrayLike
+from usearch.index import Index
+
+from facesearch.config import Settings, get_settings
+from facesearch.errors import IndexCorrupt, NotFound
+from facesearch.index.ids import SegmentIds
+from facesearch.index.live import sorted_contains, tombstone_array
+from facesearch.index.manifest import MANIFEST_NAME, Manifest, ModelRef, SegmentEntry
+from facesearch.index.params import IndexParams, cache_dir, store_from_settings
+from facesearch.index.segment import SegmentCache
+from facesearch.index.vectors import normalise
+from facesearch.logs import log_fields
+from facesearch.storage.blob import BlobStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    face_id: str
+    #: cosine similarity in [-1, 1] (approximate for f16/i8 storage)
+    similarity: float
+
+
+@dataclass(frozen=True)
+class _OpenSegment:
+    entry: SegmentEntry
+    index: Index
+    ids: SegmentIds
+    tombstones: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    manifest: Manifest | None
+    generation: int | None
+    segments: tuple[_OpenSegment, ...]
+
+
+class IndexReader:
+    """Searches the index in ``store``. Thread-safe; call :meth:`refresh` to see new data."""
+
+    def __init__(
+        self,
+        store: BlobStore,
+        *,
+        cache_dir: Path,
+        params: IndexParams | None = None,
+        expected_model: ModelRef | str | None = None,
+        view: bool = True,
+    ) -> None:
+        self.store = store
+        self.params = params or IndexParams()
+        self.cache = SegmentCache(store, cache_dir)
+        self.expected_model = None if expected_model is None else ModelRef.parse(expected_model)
+        self.view = view
+        self._snapshot = _Snapshot(None, None, ())
+        self._refresh_lock = threading.Lock()
+        self.refresh()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        url: str | None = None,
+        expected_model: ModelRef | str | None = None,
+    ) -> IndexReader:
+        settings = settings or get_settings()
+        return cls(
+            store_from_settings(settings, url),
+            cache_dir=cache_dir(settings),
+            params=IndexParams.from_settings(settings),
+            expected_model=expected_model,
+        )
+
+    # --- state ---------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self._snapshot.manifest
+
+    @property
+    def live_count(self) -> int:
+        manifest = self._snapshot.manifest
+        return manifest.live_count if manifest else 0
+
+    def refresh(self) -> bool:
+        """Pick up a new manifest if there is one; returns whether anything changed."""
+        with self._refresh_lock:
+            generation = self.store.stat(MANIFEST_NAME)
+            if generation == self._snapshot.generation:
+                return False
+            for attempt in range(2):
+                try:
+                    self._snapshot = self._load()
+                    break
+                except NotFound as exc:
+                    # A segment vanished between our manifest read and its download:
+                    # compaction + GC raced us. The next manifest will not list it.
+                    if attempt == 1:
+                        raise IndexCorrupt(
+                            f"{self.store.url}: a segment listed in the manifest is missing "
+                            f"from the store ({exc.message})"
+                        ) from exc
+            snapshot = self._snapshot
+            if snapshot.manifest is not None:
+                self.cache.prune(snapshot.manifest.segments)
+                logger.info(
+                    "index opened",
+                    extra=log_fields(
+                        manifest_version=snapshot.manifest.version,
+                        segments=len(snapshot.segments),
+                        live=snapshot.manifest.live_count,
+                    ),
+                )
+            return True
+
+    def _load(self) -> _Snapshot:
+        try:
+            data, generation = self.store.read(MANIFEST_NAME)
+        except NotFound:
+            return _Snapshot(None, None, ())
+        manifest = Manifest.from_bytes(data, source=f"{self.store.url}/{MANIFEST_NAME}")
+        if self.expected_model is not None:
+            manifest.check_model(self.expected_model)
+        held = {s.entry.id: s for s in self._snapshot.segments}
+        opened = []
+        for entry in manifest.segments:
+            old = held.get(entry.id)
+            if old is not None:  # same immutable files; only the tombstones may differ
+                opened.append(_OpenSegment(entry, old.index, old.ids, tombstone_array(entry)))
+                continue
+            index = self.cache.open_index(
+                entry, dims=manifest.dims, dtype=manifest.dtype, view=self.view
+            )
+            index.expansion_search = self.params.expansion_search  # type: ignore[misc]
+            ids = self.cache.ids(entry)
+            tombs = tombstone_array(entry)
+            if len(tombs) and not sorted_contains(ids.keys, tombs).all():
+                raise IndexCorrupt(f"segment {entry.id}: tombstones name keys it does not hold")
+            opened.append(_OpenSegment(entry, index, ids, tombs))
+        return _Snapshot(manifest, generation, tuple(opened))
+
+    # --- search --------------------------------------------------------------------
+
+    def search(
+        self, queries: ArrayLike, k: int = 10, *, exact: bool = False
+    ) -> list[list[SearchHit]]:
+        """Top-``k`` live faces for each query row, best first.
+
+        ``exact=True`` brute-forces every segment (for tests and recall checks).
+        """
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        snapshot = self._snapshot
+        manifest = snapshot.manifest
+        if manifest is None:
+            return [[] for _ in range(len(normalise(queries)))]
+        q = normalise(queries, dims=manifest.dims)
+        n = len(q)
+        keys_parts, dist_parts, seg_parts = [], [], []
+        for number, seg in enumerate(snapshot.segments):
+            count = min(seg.entry.count, k + len(seg.tombstones))
+            matches = seg.index.search(q, count, exact=exact, threads=self.params.search_threads)
+            keys = np.asarray(matches.keys, dtype=np.uint64).reshape(n, -1)
+            dist = np.asarray(matches.distances, dtype=np.float32).reshape(n, -1)
+            # one query -> Matches (trimmed to what was found); several -> BatchMatches (padded)
+            counts = getattr(matches, "counts", None)
+            found = np.asarray(keys.shape[1] if counts is None else counts).reshape(-1, 1)
+            valid = np.arange(keys.shape[1])[None, :] < found
+            if len(seg.tombstones):
+                valid &= ~sorted_contains(seg.tombstones, keys)
+            keys_parts.append(keys)
+            dist_parts.append(np.where(valid, dist, np.inf))
+            seg_parts.append(np.full(keys.shape, number, dtype=np.int32))
+        if not keys_parts:
+            return [[] for _ in range(n)]
+        all_keys = np.concatenate(keys_parts, axis=1)
+        all_dist = np.concatenate(dist_parts, axis=1)
+        all_seg = np.concatenate(seg_parts, axis=1)
+        take = min(k, all_dist.shape[1])
+        order = np.argsort(all_dist, axis=1, kind="stable")[:, :take]
+        results: list[list[SearchHit]] = []
+        for row in range(n):
+            hits = []
+            for col in order[row].tolist():
+                distance = float(all_dist[row, col])
+                if not np.isfinite(distance):
+                    break
+                seg = snapshot.segments[int(all_seg[row, col])]
+                position = int(seg.ids.positions(all_keys[row, col : col + 1])[0])
+                if position < 0:
+                    raise IndexCorrupt(f"segment {seg.entry.id}: key missing from its sidecar")
+                hits.append(SearchHit(seg.ids.face_id(position), 1.0 - distance))
+            results.append(hits)
+        return results
+
+    def search_one(self, query: ArrayLike, k: int = 10, *, exact: bool = False) -> list[SearchHit]:
+        return self.search(query, k, exact=exact)[0]
+
+    def face_ids(self) -> list[str]:
+        """Every live face id (a full scan of the sidecars: for tests and tools, not queries)."""
+        out: list[str] = []
+        for seg in self._snapshot.segments:
+            live = ~sorted_contains(seg.tombstones, seg.ids.keys)
+            out.extend(seg.ids.face_id(int(p)) for p in np.flatnonzero(live))
+        return out
