@@ -1,0 +1,96 @@
+# Four topics, each with a dead-letter topic + inspection subscription.
+#   ingest-requests  cloudinary -> ingest   (push, OIDC as the push-ingest account)
+#   face-embeddings  ingest -> indexer      (push, OIDC as the push-indexer account)
+#   face-deletions   ingest/operators -> indexer (push, OIDC as push-indexer)
+#   face-events      ingest -> downstream consumers (pull subscription)
+# Push endpoints end in /projects/P/topics/T: functions-framework turns a raw Pub/Sub push
+# into a CloudEvent whose source names that topic, so one handler can tell them apart.
+
+module "topic_ingest" {
+  source = "../pubsub_topic"
+
+  project_id                 = var.project_id
+  labels                     = local.labels
+  pubsub_service_agent_email = local.pubsub_agent
+  kms_key_name               = var.kms_key_name
+  minimum_backoff            = var.pubsub_minimum_backoff
+  maximum_backoff            = var.pubsub_maximum_backoff
+  max_delivery_attempts      = var.pubsub_max_delivery_attempts
+
+  name                       = local.topic_names.ingest
+  push_endpoint              = "${module.ingest.uri}/projects/${var.project_id}/topics/${local.topic_names.ingest}"
+  push_audience              = module.ingest.uri
+  push_service_account_email = google_service_account.push["ingest"].email
+  ack_deadline_seconds       = min(var.ingest.timeout_seconds, 600)
+
+  publishers = { cloudinary = local.sa["cloudinary"] }
+
+  depends_on = [google_kms_crypto_key_iam_member.cmek]
+}
+
+module "topic_embeddings" {
+  source = "../pubsub_topic"
+
+  project_id                 = var.project_id
+  labels                     = local.labels
+  pubsub_service_agent_email = local.pubsub_agent
+  kms_key_name               = var.kms_key_name
+  minimum_backoff            = var.pubsub_minimum_backoff
+  maximum_backoff            = var.pubsub_maximum_backoff
+  max_delivery_attempts      = var.pubsub_max_delivery_attempts
+
+  name                       = local.topic_names.embeddings
+  push_endpoint              = "${module.indexer.uri}/projects/${var.project_id}/topics/${local.topic_names.embeddings}"
+  push_audience              = module.indexer.uri
+  push_service_account_email = google_service_account.push["indexer"].email
+  ack_deadline_seconds       = min(var.indexer.timeout_seconds, 600)
+
+  publishers = { ingest = local.sa["ingest"] }
+
+  depends_on = [google_kms_crypto_key_iam_member.cmek]
+}
+
+module "topic_deletions" {
+  source = "../pubsub_topic"
+
+  project_id                 = var.project_id
+  labels                     = local.labels
+  pubsub_service_agent_email = local.pubsub_agent
+  kms_key_name               = var.kms_key_name
+  minimum_backoff            = var.pubsub_minimum_backoff
+  maximum_backoff            = var.pubsub_maximum_backoff
+  max_delivery_attempts      = var.pubsub_max_delivery_attempts
+
+  name                       = local.topic_names.deletions
+  push_endpoint              = "${module.indexer.uri}/projects/${var.project_id}/topics/${local.topic_names.deletions}"
+  push_audience              = module.indexer.uri
+  push_service_account_email = google_service_account.push["indexer"].email
+  ack_deadline_seconds       = min(var.indexer.timeout_seconds, 600)
+
+  publishers = merge(
+    { ingest = local.sa["ingest"] },
+    { for k, m in var.deletion_publishers : "extra-${k}" => m },
+  )
+
+  depends_on = [google_kms_crypto_key_iam_member.cmek]
+}
+
+module "topic_events" {
+  source = "../pubsub_topic"
+
+  project_id                 = var.project_id
+  labels                     = local.labels
+  pubsub_service_agent_email = local.pubsub_agent
+  kms_key_name               = var.kms_key_name
+  minimum_backoff            = var.pubsub_minimum_backoff
+  maximum_backoff            = var.pubsub_maximum_backoff
+  max_delivery_attempts      = var.pubsub_max_delivery_attempts
+
+  name                    = local.topic_names.events
+  topic_message_retention = "604800s"
+
+  publishers  = { ingest = local.sa["ingest"] }
+  subscribers = var.event_subscribers
+
+  depends_on = [google_kms_crypto_key_iam_member.cmek]
+}

@@ -1,0 +1,156 @@
+# The four Cloud Run services: one image, FUNCTION_TARGET per service. Environment variables
+# are the FACESEARCH_* contract documented in docs/deploy.md ("Runtime contract").
+
+locals {
+  common_env = {
+    FACESEARCH_ENV                = var.environment
+    FACESEARCH_BACKEND            = "gcp"
+    FACESEARCH_PROJECT            = var.project_id
+    FACESEARCH_REGION             = var.region
+    FACESEARCH_LOG_JSON           = "true"
+    FACESEARCH_FIRESTORE_DATABASE = module.firestore.database_name
+    FACESEARCH_UPLOADS_BUCKET     = local.bucket_names.uploads
+    FACESEARCH_INDEX_URL          = "gs://${local.bucket_names.index}/${var.index_prefix}"
+    FACESEARCH_CROPS_BUCKET       = local.bucket_names.crops
+    FACESEARCH_INGEST_TOPIC       = local.topic_names.ingest
+    FACESEARCH_EMBEDDINGS_TOPIC   = local.topic_names.embeddings
+    FACESEARCH_DELETIONS_TOPIC    = local.topic_names.deletions
+    FACESEARCH_EVENTS_TOPIC       = local.topic_names.events
+  }
+
+  onnx_providers = {
+    for name, cfg in { ingest = var.ingest, query = var.query } :
+    name => cfg.gpu_count > 0 ? "CUDAExecutionProvider,CPUExecutionProvider" : "CPUExecutionProvider"
+  }
+
+  service_env = {
+    ingest = merge(local.common_env, {
+      FACESEARCH_ONNX_PROVIDERS   = local.onnx_providers.ingest
+      FACESEARCH_EMBED_BATCH_SIZE = tostring(var.ingest_embed_batch_size)
+    }, var.ingest.env)
+
+    indexer = merge(local.common_env, var.indexer.env)
+
+    query = merge(local.common_env, {
+      FACESEARCH_ONNX_PROVIDERS           = local.onnx_providers.query
+      FACESEARCH_SIGNING_KEYS_SECRET      = module.signing_keys.id
+      FACESEARCH_SIGNING_SERVICE_ACCOUNT  = google_service_account.runtime["query"].email
+      FACESEARCH_SIGNED_URL_TTL_S         = tostring(var.signed_url_ttl_seconds)
+      FACESEARCH_INDEX_REFRESH_INTERVAL_S = tostring(var.index_refresh_interval_seconds)
+    }, var.query.env)
+
+    cloudinary = merge(local.common_env, {
+      FACESEARCH_CLOUDINARY_SECRET_NAME = module.cloudinary_secret.id
+      FACESEARCH_CLOUDINARY_CLOUD_NAME  = var.cloudinary_cloud_name
+      FACESEARCH_CLOUDINARY_API_KEY     = var.cloudinary_api_key
+    }, var.cloudinary.env)
+  }
+}
+
+module "ingest" {
+  source = "../cloud_run_service"
+
+  project_id                    = var.project_id
+  region                        = var.region
+  name                          = "${local.prefix}-ingest"
+  description                   = "Detect, score, align and embed faces of new images (GPU)."
+  function_target               = "ingest"
+  image                         = var.image
+  service_account_email         = google_service_account.runtime["ingest"].email
+  env                           = local.service_env.ingest
+  cpu                           = var.ingest.cpu
+  memory                        = var.ingest.memory
+  gpu_count                     = var.ingest.gpu_count
+  gpu_type                      = var.gpu_type
+  gpu_zonal_redundancy_disabled = var.gpu_zonal_redundancy_disabled
+  min_instances                 = var.ingest.min_instances
+  max_instances                 = var.ingest.max_instances
+  concurrency                   = var.ingest.concurrency
+  timeout_seconds               = var.ingest.timeout_seconds
+  ingress                       = var.ingest.ingress
+  deletion_protection           = var.deletion_protection
+  labels                        = local.labels
+
+  invokers = {
+    pubsub-push = "serviceAccount:${google_service_account.push["ingest"].email}"
+    eventarc    = "serviceAccount:${google_service_account.eventarc.email}"
+  }
+}
+
+module "indexer" {
+  source = "../cloud_run_service"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "${local.prefix}-indexer"
+  description           = "Append embeddings / tombstones to the segmented USearch index."
+  function_target       = "indexer"
+  image                 = var.image
+  service_account_email = google_service_account.runtime["indexer"].email
+  env                   = local.service_env.indexer
+  cpu                   = var.indexer.cpu
+  memory                = var.indexer.memory
+  min_instances         = var.indexer.min_instances
+  max_instances         = var.indexer.max_instances
+  concurrency           = var.indexer.concurrency
+  timeout_seconds       = var.indexer.timeout_seconds
+  ingress               = var.indexer.ingress
+  deletion_protection   = var.deletion_protection
+  labels                = local.labels
+
+  invokers = {
+    pubsub-push = "serviceAccount:${google_service_account.push["indexer"].email}"
+  }
+}
+
+module "query" {
+  source = "../cloud_run_service"
+
+  project_id                    = var.project_id
+  region                        = var.region
+  name                          = "${local.prefix}-query"
+  description                   = "HMAC-signed search/match API."
+  function_target               = "query"
+  image                         = var.image
+  service_account_email         = google_service_account.runtime["query"].email
+  env                           = local.service_env.query
+  cpu                           = var.query.cpu
+  memory                        = var.query.memory
+  gpu_count                     = var.query.gpu_count
+  gpu_type                      = var.gpu_type
+  gpu_zonal_redundancy_disabled = var.gpu_zonal_redundancy_disabled
+  min_instances                 = var.query.min_instances
+  max_instances                 = var.query.max_instances
+  concurrency                   = var.query.concurrency
+  timeout_seconds               = var.query.timeout_seconds
+  ingress                       = var.query.ingress
+  deletion_protection           = var.deletion_protection
+  labels                        = local.labels
+  invokers                      = var.query_invokers
+  public                        = var.query_public
+}
+
+module "cloudinary" {
+  source = "../cloud_run_service"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "${local.prefix}-cloudinary"
+  description           = "Cloudinary upload webhook: verify signature, dedupe, queue."
+  function_target       = "cloudinary"
+  image                 = var.image
+  service_account_email = google_service_account.runtime["cloudinary"].email
+  env                   = local.service_env.cloudinary
+  cpu                   = var.cloudinary.cpu
+  memory                = var.cloudinary.memory
+  min_instances         = var.cloudinary.min_instances
+  max_instances         = var.cloudinary.max_instances
+  concurrency           = var.cloudinary.concurrency
+  timeout_seconds       = var.cloudinary.timeout_seconds
+  ingress               = var.cloudinary.ingress
+  deletion_protection   = var.deletion_protection
+  labels                = local.labels
+  # Cloudinary cannot present a Google identity token: the webhook is reachable by anyone
+  # and authenticates each call by its X-Cld-Signature (API secret) instead.
+  public = var.cloudinary_public
+}

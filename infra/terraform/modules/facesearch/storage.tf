@@ -1,0 +1,85 @@
+# uploads: watched by Eventarc; ingest reads it (uploaders: objectCreator). Versioned so an
+#          overwritten or deleted original stays recoverable for uploads_noncurrent_days.
+# index:   USearch segments + manifest.json; indexer writes, query reads. Versioned so an
+#          overwritten manifest or a retired segment survives the grace period.
+# crops:   face thumbnails written by ingest, served by query through V4 signed URLs.
+
+module "uploads" {
+  source = "../bucket"
+
+  project_id                    = var.project_id
+  name                          = local.bucket_names.uploads
+  location                      = local.bucket_location
+  labels                        = local.labels
+  force_destroy                 = var.force_destroy_buckets
+  kms_key_name                  = var.kms_key_name
+  access_log_bucket             = var.access_log_bucket
+  soft_delete_retention_seconds = var.soft_delete_retention_seconds
+  versioning                    = true
+
+  lifecycle_rules = concat(
+    [{ days_since_noncurrent_time = var.uploads_noncurrent_days, with_state = "ARCHIVED" }],
+    var.uploads_ttl_days == null ? [] : [{ age_days = var.uploads_ttl_days }],
+  )
+
+  iam_members = merge(
+    { ingest-read = { role = "roles/storage.objectViewer", member = local.sa["ingest"] } },
+    { for k, m in var.uploaders : "uploader-${k}" => { role = "roles/storage.objectCreator", member = m } },
+  )
+
+  depends_on = [google_kms_crypto_key_iam_member.cmek]
+}
+
+module "index" {
+  source = "../bucket"
+
+  project_id                    = var.project_id
+  name                          = local.bucket_names.index
+  location                      = local.bucket_location
+  labels                        = local.labels
+  force_destroy                 = var.force_destroy_buckets
+  kms_key_name                  = var.kms_key_name
+  access_log_bucket             = var.access_log_bucket
+  soft_delete_retention_seconds = var.soft_delete_retention_seconds
+  versioning                    = true
+
+  lifecycle_rules = [
+    # Segments retired by compaction (deleted by the indexer) and replaced manifests stay
+    # readable as noncurrent versions for the grace period, so a reader holding an older
+    # manifest can finish; then they are removed for good.
+    { days_since_noncurrent_time = var.index_grace_period_days, with_state = "ARCHIVED" },
+    # The manifest is rewritten on every append: bound its history.
+    { num_newer_versions = var.index_manifest_versions_kept, with_state = "ARCHIVED" },
+  ]
+
+  iam_members = {
+    indexer-rw = { role = "roles/storage.objectUser", member = local.sa["indexer"] }
+    query-read = { role = "roles/storage.objectViewer", member = local.sa["query"] }
+  }
+
+  depends_on = [google_kms_crypto_key_iam_member.cmek]
+}
+
+module "crops" {
+  source = "../bucket"
+
+  project_id                    = var.project_id
+  name                          = local.bucket_names.crops
+  location                      = local.bucket_location
+  labels                        = local.labels
+  force_destroy                 = var.force_destroy_buckets
+  kms_key_name                  = var.kms_key_name
+  access_log_bucket             = var.access_log_bucket
+  soft_delete_retention_seconds = var.soft_delete_retention_seconds
+
+  lifecycle_rules = var.crops_ttl_days == null ? [] : [
+    { age_days = var.crops_ttl_days },
+  ]
+
+  iam_members = {
+    ingest-write = { role = "roles/storage.objectUser", member = local.sa["ingest"] }
+    query-read   = { role = "roles/storage.objectViewer", member = local.sa["query"] }
+  }
+
+  depends_on = [google_kms_crypto_key_iam_member.cmek]
+}

@@ -1,0 +1,430 @@
+# ---------------------------------------------------------------------------- identity
+variable "project_id" {
+  description = "Google Cloud project to deploy into."
+  type        = string
+}
+
+variable "region" {
+  description = "Region for Cloud Run, Artifact Registry (and default bucket/Firestore location). Must offer Cloud Run L4 GPUs."
+  type        = string
+}
+
+variable "environment" {
+  description = "Environment name (dev, prod, ...): part of every resource name."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,7}$", var.environment))
+    error_message = "environment: 2-8 lowercase letters/digits, starting with a letter (service-account ids are short)."
+  }
+}
+
+variable "name_prefix" {
+  description = "Application prefix of resource names."
+  type        = string
+  default     = "facesearch"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,14}$", var.name_prefix))
+    error_message = "name_prefix: 2-15 lowercase letters, digits or dashes."
+  }
+}
+
+variable "labels" {
+  description = "Extra labels on every resource that takes labels."
+  type        = map(string)
+  default     = {}
+}
+
+variable "enable_apis" {
+  description = "Enable the required Google APIs (set false where a platform team does it)."
+  type        = bool
+  default     = true
+}
+
+variable "deletion_protection" {
+  description = "Protect services, the Firestore database and secrets from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "kms_key_name" {
+  description = "Optional CMEK key for buckets and Pub/Sub topics (same location as the buckets)."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------------------- image
+variable "image" {
+  description = "Function image, e.g. REGION-docker.pkg.dev/PROJECT/REPO/facesearch@sha256:... (see docs/deploy.md)."
+  type        = string
+}
+
+variable "image_pushers" {
+  description = "Members allowed to push images to the Artifact Registry repository (CI, Cloud Build)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "immutable_image_tags" {
+  description = "Refuse to move an image tag once pushed."
+  type        = bool
+  default     = false
+}
+
+variable "images_kept" {
+  description = "Most recent image versions the cleanup policy always keeps."
+  type        = number
+  default     = 20
+}
+
+variable "registry_kms_key_name" {
+  description = "Optional CMEK key for the Artifact Registry repository."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------------------- storage
+variable "bucket_location" {
+  description = "Bucket location; null = the region. The Eventarc trigger follows it."
+  type        = string
+  default     = null
+}
+
+variable "bucket_names" {
+  description = "Override bucket names (keys: uploads, index, crops); default <project>-<prefix>-<env>-<kind>."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = length(setsubtract(keys(var.bucket_names), ["uploads", "index", "crops"])) == 0
+    error_message = "bucket_names keys are uploads, index, crops."
+  }
+}
+
+variable "force_destroy_buckets" {
+  description = "Let `terraform destroy` delete non-empty buckets (dev only)."
+  type        = bool
+  default     = false
+}
+
+variable "soft_delete_retention_seconds" {
+  description = "Soft-delete window on the buckets (0 = off; 7..90 days)."
+  type        = number
+  default     = 604800
+}
+
+variable "access_log_bucket" {
+  description = "Optional bucket receiving usage logs of the three buckets."
+  type        = string
+  default     = null
+}
+
+variable "index_prefix" {
+  description = "Object prefix of the index inside the index bucket (FACESEARCH_INDEX_URL)."
+  type        = string
+  default     = "index"
+}
+
+variable "index_grace_period_days" {
+  description = "Days a retired index segment / replaced manifest stays readable as a noncurrent version."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.index_grace_period_days >= 1
+    error_message = "Keep retired index segments at least one day."
+  }
+}
+
+variable "index_manifest_versions_kept" {
+  description = "Noncurrent manifest versions kept regardless of age."
+  type        = number
+  default     = 100
+}
+
+variable "crops_ttl_days" {
+  description = "Delete face crops after this many days; null = keep."
+  type        = number
+  default     = null
+}
+
+variable "uploads_ttl_days" {
+  description = "Delete uploaded originals after this many days; null = keep."
+  type        = number
+  default     = null
+}
+
+variable "uploads_noncurrent_days" {
+  description = "Days an overwritten or deleted upload stays recoverable as a noncurrent version."
+  type        = number
+  default     = 30
+}
+
+variable "uploaders" {
+  description = "Members allowed to create objects in the uploads bucket, keyed by a static name."
+  type        = map(string)
+  default     = {}
+}
+
+# ---------------------------------------------------------------------------- messaging
+variable "pubsub_minimum_backoff" {
+  description = "Push retry backoff floor."
+  type        = string
+  default     = "10s"
+}
+
+variable "pubsub_maximum_backoff" {
+  description = "Push retry backoff ceiling."
+  type        = string
+  default     = "600s"
+}
+
+variable "pubsub_max_delivery_attempts" {
+  description = "Deliveries before a message is dead-lettered."
+  type        = number
+  default     = 10
+}
+
+variable "deletion_publishers" {
+  description = "Extra members (operators, tools) allowed to publish to face-deletions."
+  type        = map(string)
+  default     = {}
+}
+
+variable "event_subscribers" {
+  description = "Members allowed to pull the face-events subscription."
+  type        = map(string)
+  default     = {}
+}
+
+# ---------------------------------------------------------------------------- services
+variable "ingest" {
+  description = "ingest service sizing. A GPU needs >= 4 vCPU and >= 16Gi; concurrency lets several events share one GPU batch."
+  type = object({
+    cpu             = optional(string, "4")
+    memory          = optional(string, "16Gi")
+    gpu_count       = optional(number, 1)
+    min_instances   = optional(number, 0)
+    max_instances   = optional(number, 2)
+    concurrency     = optional(number, 8)
+    timeout_seconds = optional(number, 600)
+    ingress         = optional(string, "INGRESS_TRAFFIC_INTERNAL_ONLY")
+    env             = optional(map(string), {})
+  })
+  default = {}
+}
+
+variable "indexer" {
+  description = "indexer service sizing; few instances, since manifest swaps serialise writers."
+  type = object({
+    cpu             = optional(string, "1")
+    memory          = optional(string, "2Gi")
+    min_instances   = optional(number, 0)
+    max_instances   = optional(number, 2)
+    concurrency     = optional(number, 4)
+    timeout_seconds = optional(number, 300)
+    ingress         = optional(string, "INGRESS_TRAFFIC_INTERNAL_ONLY")
+    env             = optional(map(string), {})
+  })
+  default = {}
+}
+
+variable "query" {
+  description = "query service sizing; CPU by default, gpu_count = 1 puts it on an L4 too."
+  type = object({
+    cpu             = optional(string, "2")
+    memory          = optional(string, "4Gi")
+    gpu_count       = optional(number, 0)
+    min_instances   = optional(number, 0)
+    max_instances   = optional(number, 4)
+    concurrency     = optional(number, 16)
+    timeout_seconds = optional(number, 60)
+    ingress         = optional(string, "INGRESS_TRAFFIC_ALL")
+    env             = optional(map(string), {})
+  })
+  default = {}
+}
+
+variable "cloudinary" {
+  description = "cloudinary webhook sizing (small)."
+  type = object({
+    cpu             = optional(string, "1")
+    memory          = optional(string, "512Mi")
+    min_instances   = optional(number, 0)
+    max_instances   = optional(number, 2)
+    concurrency     = optional(number, 40)
+    timeout_seconds = optional(number, 30)
+    ingress         = optional(string, "INGRESS_TRAFFIC_ALL")
+    env             = optional(map(string), {})
+  })
+  default = {}
+}
+
+variable "gpu_type" {
+  description = "Cloud Run accelerator for GPU services."
+  type        = string
+  default     = "nvidia-l4"
+}
+
+variable "gpu_zonal_redundancy_disabled" {
+  description = "true: GPU instances without zonal redundancy (cheaper, less quota); false: redundant."
+  type        = bool
+  default     = true
+}
+
+variable "ingest_embed_batch_size" {
+  description = "FACESEARCH_EMBED_BATCH_SIZE for ingest."
+  type        = number
+  default     = 32
+}
+
+variable "query_public" {
+  description = "Let anyone reach the query API (it still verifies HMAC signatures on every route but /healthz). false: only query_invokers."
+  type        = bool
+  default     = false
+}
+
+variable "query_invokers" {
+  description = "Members given roles/run.invoker on query when it is not public."
+  type        = map(string)
+  default     = {}
+}
+
+variable "cloudinary_public" {
+  description = "Let Cloudinary reach the webhook (required for Cloudinary notifications; calls are verified by signature)."
+  type        = bool
+  default     = true
+}
+
+variable "signed_url_ttl_seconds" {
+  description = "Lifetime of the V4 signed crop URLs that query returns."
+  type        = number
+  default     = 900
+}
+
+variable "index_refresh_interval_seconds" {
+  description = "How often a query instance re-reads the index manifest."
+  type        = number
+  default     = 30
+}
+
+# ---------------------------------------------------------------------------- firestore
+variable "firestore_database_name" {
+  description = "Firestore database id."
+  type        = string
+  default     = "(default)"
+}
+
+variable "firestore_location" {
+  description = "Firestore location (region or nam5/eur3); null = the region."
+  type        = string
+  default     = null
+}
+
+variable "firestore_point_in_time_recovery" {
+  description = "Enable 7-day point-in-time recovery."
+  type        = bool
+  default     = false
+}
+
+variable "firestore_composite_indexes" {
+  description = "Composite indexes the code's queries need (contract: docs/deploy.md)."
+  type = map(object({
+    collection = string
+    fields = list(object({
+      field_path = string
+      order      = string
+    }))
+  }))
+  default = {
+    faces-by-image = {
+      collection = "faces"
+      fields = [
+        { field_path = "image_id", order = "ASCENDING" },
+        { field_path = "face_index", order = "ASCENDING" },
+      ]
+    }
+    faces-by-model = {
+      collection = "faces"
+      fields = [
+        { field_path = "model_id", order = "ASCENDING" },
+        { field_path = "created_at", order = "ASCENDING" },
+      ]
+    }
+    faces-by-person = {
+      collection = "faces"
+      fields = [
+        { field_path = "person_id", order = "ASCENDING" },
+        { field_path = "created_at", order = "DESCENDING" },
+      ]
+    }
+    images-by-status = {
+      collection = "images"
+      fields = [
+        { field_path = "status", order = "ASCENDING" },
+        { field_path = "updated_at", order = "DESCENDING" },
+      ]
+    }
+  }
+}
+
+# ---------------------------------------------------------------------------- secrets
+variable "signing_keys" {
+  description = "Optional JSON {\"key_id\": \"secret\", ...} written write-only when signing_keys_version > 0."
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
+
+variable "signing_keys_version" {
+  description = "0: manage the signing-keys value with gcloud; N: write var.signing_keys; bump to rotate."
+  type        = number
+  default     = 0
+}
+
+variable "cloudinary_api_secret" {
+  description = "Optional Cloudinary API secret written write-only when cloudinary_api_secret_version > 0."
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
+
+variable "cloudinary_api_secret_version" {
+  description = "0: manage the Cloudinary secret with gcloud; N: write var.cloudinary_api_secret; bump to rotate."
+  type        = number
+  default     = 0
+}
+
+variable "cloudinary_cloud_name" {
+  description = "Cloudinary cloud name (not secret); images are fetched only from its delivery host."
+  type        = string
+  default     = ""
+}
+
+variable "cloudinary_api_key" {
+  description = "Cloudinary API key (public half of the key pair, not secret)."
+  type        = string
+  default     = ""
+}
+
+# ---------------------------------------------------------------------------- monitoring
+variable "notification_channels" {
+  description = "Monitoring notification channel ids for all alerts."
+  type        = list(string)
+  default     = []
+}
+
+variable "error_rate_threshold" {
+  description = "5xx ratio per service that raises an alert."
+  type        = number
+  default     = 0.05
+}
+
+variable "ingest_failures_threshold" {
+  description = "Ingest failures per 10 minutes that raise an alert."
+  type        = number
+  default     = 10
+}

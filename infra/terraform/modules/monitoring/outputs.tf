@@ -1,0 +1,13 @@
+output "alert_policy_ids" {
+  description = "Alert policies created."
+  value = {
+    dead_letter_backlog = google_monitoring_alert_policy.dead_letter_backlog.name
+    error_rate          = google_monitoring_alert_policy.error_rate.name
+    ingest_failures     = google_monitoring_alert_policy.ingest_failures.name
+  }
+}
+
+output "ingest_failures_metric" {
+  description = "Log-based metric type."
+  value       = "logging.googleapis.com/user/${google_logging_metric.ingest_failures.name}"
+}
