@@ -467,7 +467,7 @@ def provenance_block(result: Converted, versions: dict[str, str], command: str) 
 - command: `{command}`
 - tools (pinned in `TOOL_PINS`): {tools}; ONNX opset {OPSET}
 - steps: tfjs graph JSON -> TF GraphDef (`models/export/tfjs_graph.py`: weights from
-  the `.bin` shard, `TArgs` restored on fused ops) -> `tf2onnx.convert.from_graph_def`
+  the `.bin` shard, `TArgs` restored on `_FusedConv2D`) -> `tf2onnx.convert.from_graph_def`
   -> producer fields, graph name and batch dim fixed for byte-identical output
 - output: `{job.out}` sha256 `{result.sha256}`
 - input `{result.input_name}` {result.input_shape} float32 (NHWC), output

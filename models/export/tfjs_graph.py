@@ -6,10 +6,11 @@ The format is simple: ``modelTopology`` is a GraphDef in protobuf-JSON form whos
 ``Const`` nodes carry no values; the values are the concatenated ``.bin`` shards,
 cut in ``weightsManifest`` order (name, shape, dtype, optional quantisation).
 
-One patch is needed: the tfjs converter drops the ``TArgs`` attribute of fused ops
-(``_FusedConv2D``, ``_FusedMatMul``, ``_FusedDepthwiseConv2dNative``). TensorFlow
-refuses to import such a node (``TArgs`` has no default), so we restore it as
-``[T] * num_args`` — the fused extra inputs (bias, ...) all share the op's dtype.
+One patch is needed: the tfjs converter drops the ``TArgs`` attribute of
+``_FusedConv2D`` (in TF 2.15 the only fused op whose definition has it; checked with
+``op_def_registry``). TensorFlow refuses to import such a node (``TArgs`` has no
+default), so we restore it as ``[T] * num_args`` — the fused extra inputs (bias, ...)
+share the op's dtype.
 
 Only numpy is imported at module level; TensorFlow is imported inside
 ``to_graph_def``, the one function that needs it.
@@ -33,7 +34,7 @@ _STORED_DTYPES: dict[str, Any] = {
     "uint8": np.uint8,
     "uint16": np.uint16,
 }
-FUSED_OPS_NEEDING_TARGS = ("_FusedConv2D", "_FusedMatMul", "_FusedDepthwiseConv2dNative")
+FUSED_OPS_NEEDING_TARGS = ("_FusedConv2D",)
 
 
 @dataclass(frozen=True)

@@ -130,28 +130,27 @@ def test_read_weights_refuses_shards_of_the_wrong_length(tmp_path: Path) -> None
         tfjs_graph.read_weights(manifest, tmp_path)
 
 
-def test_patch_restores_targs_on_fused_ops_only() -> None:
+def test_patch_restores_targs_on_fused_conv_only() -> None:
     tfjs_graph = _load_script("tfjs_graph")
     topology: dict[str, list[dict[str, Any]]] = {
         "node": [
             {
                 "name": "c",
                 "op": "_FusedConv2D",
-                "attr": {"T": {"type": "DT_FLOAT"}, "num_args": {"i": "1"}},
+                "attr": {"T": {"type": "DT_FLOAT"}, "num_args": {"i": "2"}},
             },
-            {
+            {  # TF's _FusedMatMul has no TArgs attribute
                 "name": "m",
                 "op": "_FusedMatMul",
-                "attr": {"T": {"type": "DT_FLOAT"}, "num_args": {"i": "2"}},
+                "attr": {"T": {"type": "DT_FLOAT"}, "num_args": {"i": "1"}},
             },
             {"name": "r", "op": "Relu", "attr": {"T": {"type": "DT_FLOAT"}}},
         ]
     }
-    assert tfjs_graph.patch_fused_targs(topology) == 2
+    assert tfjs_graph.patch_fused_targs(topology) == 1
     attrs = [n["attr"] for n in topology["node"]]
-    assert attrs[0]["TArgs"] == {"list": {"type": ["DT_FLOAT"]}}
-    assert attrs[1]["TArgs"] == {"list": {"type": ["DT_FLOAT", "DT_FLOAT"]}}
-    assert "TArgs" not in attrs[2]
+    assert attrs[0]["TArgs"] == {"list": {"type": ["DT_FLOAT", "DT_FLOAT"]}}
+    assert "TArgs" not in attrs[1] and "TArgs" not in attrs[2]
     assert tfjs_graph.patch_fused_targs(topology) == 0  # idempotent
 
 
