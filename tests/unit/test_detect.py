@@ -330,6 +330,20 @@ def test_crop_samples_like_tf_and_pads_outside_with_grey() -> None:
     assert np.allclose(border[0][~outside], np.broadcast_to(sample_x, (9, 9))[~outside], atol=1e-4)
 
 
+def test_crops_of_many_boxes_equal_crops_one_by_one() -> None:
+    """Crops are computed in chunks of boxes; chunk edges must not change any crop."""
+    rng = np.random.default_rng(11)
+    image = rng.uniform(-1, 1, (60, 80, 3)).astype(np.float32)
+    corners = rng.uniform(-10, 70, (600, 2))
+    boxes = _boxes(np.concatenate([corners, corners + rng.uniform(5, 40, (600, 1))], axis=1))
+    together = crop_and_resize(image, boxes, 24)
+    assert together.shape == (600, 3, 24, 24)
+    for index in (0, 255, 256, 599):
+        assert np.array_equal(
+            together[index], crop_and_resize(image, boxes[index : index + 1], 24)[0]
+        )
+
+
 def test_pyramid_matches_mtcnn_for_the_default_min_face() -> None:
     for side in range(13, 2500, 7):
         levels = scale_pyramid(side, side + 31, 20, 0.709)

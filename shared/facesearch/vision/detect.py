@@ -71,6 +71,7 @@ PIXEL_MEAN: Final = 127.5
 PIXEL_SCALE: Final = 1.0 / 128.0  # 0.0078125
 MODEL_NAMES: Final = ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
 _NMS_BLOCK: Final = 512  # columns per block: bounds NMS memory to O(N * block)
+_CROP_CHUNK: Final = 256  # boxes per crop chunk: bounds crop temporaries to a few MB
 
 
 # --- geometry ---------------------------------------------------------------------------
@@ -231,10 +232,20 @@ def crop_and_resize(image: FloatArray, boxes: Boxes, size: int) -> FloatArray:
     Exactly TF's ``crop_and_resize`` on boxes normalised by the image size (what
     mtcnn feeds it): samples at ``y1*(H-1)/H + i*(y2-y1)*(H-1)/H/(size-1)``; a sample
     row or column outside the image is 0 (mid-grey), which pads crops that cross
-    the border. Vectorised over all boxes: one gather per bilinear corner.
+    the border. cv2.resize would sample at pixel centres instead and shift every
+    crop by a fraction of a pixel. Vectorised: one gather per bilinear corner, in
+    chunks of boxes so the temporaries stay small however many candidates there are.
     """
+    out = np.empty((len(boxes), image.shape[2], size, size), dtype=np.float32)
+    for start in range(0, len(boxes), _CROP_CHUNK):
+        chunk = boxes[start : start + _CROP_CHUNK]
+        out[start : start + len(chunk)] = _crop_chunk(image, chunk, size).transpose(0, 3, 1, 2)
+    return out
+
+
+def _crop_chunk(image: FloatArray, boxes: Boxes, size: int) -> FloatArray:
+    """NHWC crops for :func:`crop_and_resize`."""
     height, width = image.shape[:2]
-    count = len(boxes)
     steps = np.arange(size, dtype=np.float32)
     norm = (boxes[:, :4] / np.array([width, height, width, height])).astype(np.float32)
 
@@ -269,9 +280,7 @@ def crop_and_resize(image: FloatArray, boxes: Boxes, size: int) -> FloatArray:
     lower += (gather(bottom, right) - lower) * xf
     crops = upper + (lower - upper) * y_frac[:, :, None, None]
     crops *= (y_in[:, :, None] & x_in[:, None, :])[..., None]
-    return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32).reshape(
-        count, image.shape[2], size, size
-    )
+    return crops
 
 
 def clip_boxes(boxes: Boxes, height: int, width: int) -> Boxes:
