@@ -67,6 +67,15 @@ class BuiltSegment:
         )
 
 
+def stack_vectors(got: object) -> np.ndarray:
+    """``Index.get`` answers a 2-D array or a tuple of rows, depending on the usearch version."""
+    if isinstance(got, np.ndarray):
+        return got if got.ndim == 2 else got[None, :]
+    if not isinstance(got, tuple | list) or any(row is None for row in got):
+        raise IndexCorrupt("segment does not hold a vector for one of its own keys")
+    return np.stack(got)
+
+
 def new_usearch_index(dims: int, dtype: Dtype, params: IndexParams) -> Index:
     return Index(
         ndim=dims,

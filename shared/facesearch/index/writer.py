@@ -61,6 +61,7 @@ from facesearch.index.segment import (
     SegmentCache,
     build_segment,
     new_segment_id,
+    stack_vectors,
     upload_segment,
 )
 from facesearch.index.vectors import normalise
@@ -338,7 +339,7 @@ class IndexWriter:
                     ),
                 )
                 keys_parts.append(live_keys)
-                vector_parts.append(_stack(index.get(live_keys)))
+                vector_parts.append(stack_vectors(index.get(live_keys)))
                 face_ids.extend(ids.face_id(int(p)) for p in np.flatnonzero(live_mask))
                 del index
         except NotFound:
@@ -525,19 +526,11 @@ class IndexWriter:
             logger.warning("auto-compaction postponed", extra=log_fields(error=str(exc)))
 
 
-def _stack(got: object) -> np.ndarray:
-    """usearch ``get`` returns a 2-D array or a tuple of rows depending on version."""
-    if isinstance(got, np.ndarray):
-        return got if got.ndim == 2 else got[None, :]
-    return np.stack(list(got))  # type: ignore[call-overload]
-
-
 __all__ = [
     "AddResult",
     "CompactResult",
     "DeleteResult",
     "GcResult",
     "IndexWriter",
-    "new_segment_id",
     "read_manifest",
 ]
