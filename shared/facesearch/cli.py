@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     pipeline = FacePipeline(_settings(args))
     data = _read_image(args.image)
+    start = time.perf_counter()
     decoded = pipeline.decode(data)
-    result = pipeline.process_decoded(decoded)
+    decode_ms = (time.perf_counter() - start) * 1000.0
+    result = pipeline.process_decoded(decoded, decode_ms=decode_ms)
     if args.json:
         print(json.dumps(_result_json(result, args.image), indent=2))
     else:

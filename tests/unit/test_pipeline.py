@@ -45,9 +45,12 @@ def test_exif_rotated_photo_gives_the_same_face(pipeline: FacePipeline) -> None:
     plain = pipeline.process(
         (Path(__file__).parents[1] / "data/photos/labelled/obama/obama_1.jpg").read_bytes()
     )
-    assert len(upright.faces) == 1
     assert upright.width == plain.width and upright.height == plain.height
-    a, b = upright.faces[0].embedding, plain.faces[0].embedding
+    # The re-encoded JPEG also gives MTCNN (the reference package too) a 56 px blurry
+    # false positive in a corner; quality flags it, and the real face is unaffected.
+    accepted = [f for f in upright.faces if f.quality is not None and f.quality.acceptable]
+    assert len(accepted) == 1
+    a, b = accepted[0].embedding, plain.faces[0].embedding
     assert a is not None and b is not None
     assert float(a @ b) > 0.95
 

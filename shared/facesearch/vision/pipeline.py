@@ -99,8 +99,9 @@ class FacePipeline:
             raise result
         return result
 
-    def process_decoded(self, decoded: DecodedImage) -> ImageResult:
-        timings: dict[str, float] = {}
+    def process_decoded(self, decoded: DecodedImage, *, decode_ms: float = 0.0) -> ImageResult:
+        self.warm_up()
+        timings: dict[str, float] = {"decode": decode_ms}
         pending = self._detect_and_align(decoded, timings)
         return self._embed_pending([pending])[0]
 
@@ -109,6 +110,7 @@ class FacePipeline:
 
         A bad image yields its typed error in its slot and does not fail the others.
         """
+        self.warm_up()  # model loading must not be billed to the first image's stages
         slots: list[ImageResult | FaceSearchError | None] = [None] * len(images)
         pending: list[tuple[int, _Pending]] = []
         for position, data in enumerate(images):
@@ -126,7 +128,16 @@ class FacePipeline:
         return [slot for slot in slots if slot is not None]
 
     def detect(self, image: ImageArray) -> list[Detection]:
-        detections = self.detector.detect(image)
+        """Detections at least ``min_face_px`` on their shorter side, best first.
+
+        MTCNN's finest pyramid level still proposes boxes below the configured
+        minimum (e.g. 14 px playing cards in a group photo); a face smaller than
+        the minimum the operator asked for is not reported.
+        """
+        minimum = self.settings.min_face_px
+        detections = [
+            d for d in self.detector.detect(image) if min(d.width, d.height) >= minimum
+        ]
         return detections[: self.settings.max_faces_per_image]
 
     def _detect_and_align(self, decoded: DecodedImage, timings: dict[str, float]) -> _Pending:
