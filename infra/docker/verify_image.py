@@ -23,7 +23,9 @@ def check_models(models_dir: Path) -> list[str]:
     from facesearch.models import load_manifest, verify_all
 
     load_manifest.cache_clear()
-    problems = [f"model {spec.name}: {status}" for spec, status in verify_all(models_dir) if status != "ok"]
+    problems = [
+        f"model {spec.name}: {status}" for spec, status in verify_all(models_dir) if status != "ok"
+    ]
     count = len(load_manifest(models_dir))
     print(f"models: {count} in manifest, {count - len(problems)} verified")
     return problems
@@ -37,7 +39,9 @@ def check_onnxruntime(expect_cuda: bool) -> list[str]:
     problems = []
     if expect_cuda:
         if "CUDAExecutionProvider" not in available:
-            problems.append("onnxruntime has no CUDAExecutionProvider: the GPU build is not installed")
+            problems.append(
+                "onnxruntime has no CUDAExecutionProvider: the GPU build is not installed"
+            )
         installed = {d.metadata["Name"].lower() for d in importlib.metadata.distributions()}
         if "onnxruntime" in installed:
             problems.append("the CPU-only onnxruntime wheel is installed beside onnxruntime-gpu")

@@ -58,10 +58,17 @@ def fetch_jsii(version: str) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        packed = subprocess.run(
-            ["npm", "pack", f"{PACKAGE}@{version}", "--silent"],
-            cwd=target.parent, check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
+        packed = (
+            subprocess.run(
+                ["npm", "pack", f"{PACKAGE}@{version}", "--silent"],
+                cwd=target.parent,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
     except FileNotFoundError:
         sys.exit("npm not found: install Node.js/npm or pass --jsii PATH")
     tarball = target.parent / packed
@@ -146,8 +153,15 @@ class Distiller:
     def block(self, fqn: str, *, config: bool = False) -> dict[str, Any]:
         attributes: dict[str, Any] = {}
         blocks: dict[str, Any] = {}
-        meta = {"count", "for_each", "depends_on", "provider", "lifecycle", "provisioners",
-                "connection"}
+        meta = {
+            "count",
+            "for_each",
+            "depends_on",
+            "provider",
+            "lifecycle",
+            "provisioners",
+            "connection",
+        }
         for prop in self.types[fqn].get("properties", []):
             name = self._tf_name(prop)
             if config and name in meta:
@@ -167,15 +181,33 @@ class Distiller:
             if prop.get("static") or prop["name"].endswith("Input"):
                 continue
             names.add(camel_to_snake(prop["name"]))
-        return sorted(names - {"tf_resource_type", "fqn", "friendly_unique_id", "node",
-                               "terraform_generator_metadata", "terraform_meta_arguments",
-                               "terraform_resource_type", "raw_overrides", "cdktf_stack",
-                               "for_each", "count", "depends_on", "lifecycle", "provider",
-                               "connection", "provisioners"})
+        return sorted(
+            names
+            - {
+                "tf_resource_type",
+                "fqn",
+                "friendly_unique_id",
+                "node",
+                "terraform_generator_metadata",
+                "terraform_meta_arguments",
+                "terraform_resource_type",
+                "raw_overrides",
+                "cdktf_stack",
+                "for_each",
+                "count",
+                "depends_on",
+                "lifecycle",
+                "provider",
+                "connection",
+                "provisioners",
+            }
+        )
 
     def entry(self, class_fqn: str) -> dict[str, Any]:
-        return {**self.block(class_fqn + "Config", config=True),
-                "exported": self.exported(class_fqn)}
+        return {
+            **self.block(class_fqn + "Config", config=True),
+            "exported": self.exported(class_fqn),
+        }
 
 
 def main() -> int:
@@ -209,9 +241,11 @@ def main() -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB): "
-          f"{len(resources)} resources, {len(data)} data sources, provider "
-          f"{distiller.provider_version} from {PACKAGE}@{jsii['version']}")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB): "
+        f"{len(resources)} resources, {len(data)} data sources, provider "
+        f"{distiller.provider_version} from {PACKAGE}@{jsii['version']}"
+    )
     return 0
 
 

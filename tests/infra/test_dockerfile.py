@@ -15,8 +15,8 @@ DOCKERFILE = DOCKER / "Dockerfile"
 def _instructions() -> list[tuple[str, str]]:
     text = DOCKERFILE.read_text().replace("\\\n", " ")
     out = []
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if line and not line.startswith("#"):
             keyword, _, rest = line.partition(" ")
             out.append((keyword.upper(), rest.strip()))
@@ -24,9 +24,7 @@ def _instructions() -> list[tuple[str, str]]:
 
 
 def _args() -> dict[str, str]:
-    return dict(
-        rest.split("=", 1) for kw, rest in _instructions() if kw == "ARG" and "=" in rest
-    )
+    return dict(rest.split("=", 1) for kw, rest in _instructions() if kw == "ARG" and "=" in rest)
 
 
 def test_base_image_is_a_pinned_cuda_runtime_matching_onnxruntime_gpu() -> None:
@@ -54,7 +52,7 @@ def test_runs_as_non_root_with_the_functions_framework_entrypoint() -> None:
     entry = [rest for kw, rest in instructions if kw == "ENTRYPOINT"]
     assert entry == ['["/app/entrypoint.sh"]'], entry
     script = (DOCKER / "entrypoint.sh").read_text()
-    assert 'exec functions-framework' in script and '--target="${target}"' in script
+    assert "exec functions-framework" in script and '--target="${target}"' in script
 
 
 def test_gpu_extra_replaces_cpu_onnxruntime_and_build_verifies_models() -> None:
@@ -70,8 +68,15 @@ def test_gpu_extra_replaces_cpu_onnxruntime_and_build_verifies_models() -> None:
 def test_dockerignore_keeps_the_context_small_but_complete() -> None:
     ignore = (DOCKER / "Dockerfile.dockerignore").read_text().split()
     assert ignore[ignore.index("**")] == "**", "context must start from deny-all"
-    for needed in ("!pyproject.toml", "!README.md", "!shared/", "!functions/", "!models/",
-                   "!infra/docker/entrypoint.sh", "!infra/docker/verify_image.py"):
+    for needed in (
+        "!pyproject.toml",
+        "!README.md",
+        "!shared/",
+        "!functions/",
+        "!models/",
+        "!infra/docker/entrypoint.sh",
+        "!infra/docker/verify_image.py",
+    ):
         assert needed in ignore, needed
 
 
@@ -83,7 +88,11 @@ def _run_entrypoint(target: str, tmp_path: Path) -> subprocess.CompletedProcess[
     return subprocess.run(
         ["sh", str(DOCKER / "entrypoint.sh")],
         env={"PATH": f"{fake}:/usr/bin:/bin", "FUNCTION_TARGET": target, "PORT": "9090"},
-        capture_output=True, text=True, timeout=10, check=False, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+        cwd=REPO,
     )
 
 
@@ -91,8 +100,11 @@ def test_entrypoint_maps_target_to_its_source_and_rejects_unknown(tmp_path: Path
     ok = _run_entrypoint("indexer", tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.split() == [
-        "ARGS", "--source=/app/functions/indexer/main.py", "--target=indexer",
-        "--host=0.0.0.0", "--port=9090",
+        "ARGS",
+        "--source=/app/functions/indexer/main.py",
+        "--target=indexer",
+        "--host=0.0.0.0",
+        "--port=9090",
     ]
     bad = _run_entrypoint("shell", tmp_path)
     assert bad.returncode == 64 and "must be one of" in bad.stderr

@@ -66,7 +66,9 @@ def check_body(body: Body, spec: dict[str, Any], where: str, *, top: bool) -> li
                         problems.append(f"{where}: dynamic block {label!r} is not a block here")
                         continue
                     for content in dyn.get("content", []):
-                        problems += check_body(content, blocks[label], f"{where}.{label}", top=False)
+                        problems += check_body(
+                            content, blocks[label], f"{where}.{label}", top=False
+                        )
             continue
         present.add(key)
         if is_block_list(value):
@@ -95,7 +97,9 @@ def test_resources_match_provider_schema(module: Module) -> None:
     assert not problems, "\n".join(problems)
 
 
-_REF = re.compile(r"(?<![\w.])(data\.)?(google_[a-z0-9_]+)\.([a-z0-9_-]+)(?:\[[^\]]*\])?\.([a-z0-9_]+)")
+_REF = re.compile(
+    r"(?<![\w.])(data\.)?(google_[a-z0-9_]+)\.([a-z0-9_-]+)(?:\[[^\]]*\])?\.([a-z0-9_]+)"
+)
 
 
 @pytest.mark.parametrize("module", all_modules(), ids=lambda m: m.name)
@@ -148,8 +152,10 @@ def test_schema_version_satisfies_every_provider_pin() -> None:
             op, version = re.fullmatch(r"(>=|<=|<|>|=|~>)\s*([\d.]+)", part).groups()
             v = _version_tuple(version)
             ok = {
-                ">=": provider_version >= v, "<=": provider_version <= v,
-                ">": provider_version > v, "<": provider_version < v,
+                ">=": provider_version >= v,
+                "<=": provider_version <= v,
+                ">": provider_version > v,
+                "<": provider_version < v,
                 "=": provider_version == v,
                 "~>": provider_version >= v and provider_version[: len(v) - 1] == v[: len(v) - 1],
             }[op]
@@ -159,13 +165,15 @@ def test_schema_version_satisfies_every_provider_pin() -> None:
 def test_checker_catches_typos() -> None:
     """The checker itself must reject a misspelt argument, a wrong block and a missing one."""
     bucket = schema()["resources"]["google_storage_bucket"]
-    body = Body({
-        "name": "x",
-        "location": "EU",
-        "uniform_bucket_level_acess": True,
-        "versioning": [Body({"enabled": True, "mode": "x"})],
-        "encryption": "not-a-block",
-    })
+    body = Body(
+        {
+            "name": "x",
+            "location": "EU",
+            "uniform_bucket_level_acess": True,
+            "versioning": [Body({"enabled": True, "mode": "x"})],
+            "encryption": "not-a-block",
+        }
+    )
     problems = check_body(body, bucket, "t", top=True)
     assert any("uniform_bucket_level_acess" in p for p in problems)
     assert any("'mode'" in p for p in problems)

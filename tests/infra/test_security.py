@@ -152,8 +152,14 @@ def test_all_users_only_behind_an_explicit_variable_on_query_and_cloudinary() ->
     for name in ("ingest", "indexer"):
         assert "public" not in calls[name], name
         assert calls[name].get("ingress", "").endswith(".ingress}")
-    assert optional_default(stack().variables["ingest"]["type"], "ingress") == "INGRESS_TRAFFIC_INTERNAL_ONLY"
-    assert optional_default(stack().variables["indexer"]["type"], "ingress") == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    assert (
+        optional_default(stack().variables["ingest"]["type"], "ingress")
+        == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    )
+    assert (
+        optional_default(stack().variables["indexer"]["type"], "ingress")
+        == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    )
     assert stack().variables["query_public"]["default"] is False
 
 
@@ -193,7 +199,8 @@ def test_every_subscription_has_retry_backoff_and_a_dead_letter_topic() -> None:
     assert set(retry) == {"minimum_backoff", "maximum_backoff"}
     assert subs["dead_letter"]["topic"] == "${google_pubsub_topic.dead_letter.id}"
     agent_grants = {
-        r.body["role"] for r in pubsub_module().resources
+        r.body["role"]
+        for r in pubsub_module().resources
         if r.body.get("member") == "${local.pubsub_agent}"
     }
     assert agent_grants == {"roles/pubsub.publisher", "roles/pubsub.subscriber"}
@@ -206,7 +213,9 @@ def test_every_subscription_has_retry_backoff_and_a_dead_letter_topic() -> None:
 
 
 def test_push_is_authenticated_with_oidc_of_dedicated_accounts() -> None:
-    push = dynamic(pubsub_module().resource("google_pubsub_subscription", "this").body, "push_config")
+    push = dynamic(
+        pubsub_module().resource("google_pubsub_subscription", "this").body, "push_config"
+    )
     assert push is not None
     oidc = first(push["content"][0], "oidc_token")
     assert oidc == {
@@ -214,15 +223,25 @@ def test_push_is_authenticated_with_oidc_of_dedicated_accounts() -> None:
         "audience": "${var.push_audience}",
     }
     calls = stack().module_calls
-    expected = {"topic_ingest": "ingest", "topic_embeddings": "indexer", "topic_deletions": "indexer"}
+    expected = {
+        "topic_ingest": "ingest",
+        "topic_embeddings": "indexer",
+        "topic_deletions": "indexer",
+    }
     for call_name, target in expected.items():
         call = calls[call_name]
-        assert call["push_service_account_email"] == f'${{google_service_account.push["{target}"].email}}'
+        assert (
+            call["push_service_account_email"]
+            == f'${{google_service_account.push["{target}"].email}}'
+        )
         assert call["push_endpoint"].startswith(f"${{module.{target}.uri}}/projects/")
         assert call["push_audience"] == f"${{module.{target}.uri}}"
     assert "push_endpoint" not in calls["topic_events"]
     # the push identities may invoke their own service and nothing else
-    assert calls["ingest"]["invokers"]["pubsub-push"] == 'serviceAccount:${google_service_account.push["ingest"].email}'
+    assert (
+        calls["ingest"]["invokers"]["pubsub-push"]
+        == 'serviceAccount:${google_service_account.push["ingest"].email}'
+    )
     assert calls["indexer"]["invokers"] == {
         "pubsub-push": 'serviceAccount:${google_service_account.push["indexer"].email}'
     }
@@ -235,7 +254,10 @@ def test_eventarc_trigger_sends_finalized_uploads_to_ingest() -> None:
         "type": "google.cloud.storage.object.v1.finalized",
         "bucket": "${module.uploads.name}",
     }
-    assert first(first(trigger, "destination"), "cloud_run_service")["service"] == "${module.ingest.name}"
+    assert (
+        first(first(trigger, "destination"), "cloud_run_service")["service"]
+        == "${module.ingest.name}"
+    )
     assert trigger["service_account"] == "${google_service_account.eventarc.email}"
     gcs = stack().resource("google_project_iam_member", "gcs_agent_pubsub_publisher").body
     assert gcs["member"] == "serviceAccount:${local.gcs_agent}"

@@ -46,7 +46,7 @@ def test_module_calls_match_callee_variables(module: Module) -> None:
             problems.append(f"{module.name}: module {name} passes undeclared {sorted(unknown)}")
         if missing:
             problems.append(f"{module.name}: module {name} misses required {sorted(missing)}")
-        for (mod_name, output) in _refs(module, r"\bmodule\.([a-z0-9_]+)\.([a-z0-9_]+)"):
+        for mod_name, output in _refs(module, r"\bmodule\.([a-z0-9_]+)\.([a-z0-9_]+)"):
             if mod_name == name and output not in callee.outputs:
                 problems.append(f"{module.name}: module.{name}.{output} is not an output")
     assert not problems, "\n".join(problems)
@@ -80,8 +80,15 @@ def test_environment_root_is_complete(env_dir) -> None:
     assert backends and "gcs" in backends[0], f"{env_dir.name}: needs a gcs backend block"
     assert root.module_calls["facesearch"]["source"] == "../../modules/facesearch"
     assert root.module_calls["facesearch"]["environment"] == env_dir.name
-    for output in ("query_url", "cloudinary_webhook_url", "artifact_registry", "buckets",
-                   "service_urls", "secrets", "dead_letter_subscriptions"):
+    for output in (
+        "query_url",
+        "cloudinary_webhook_url",
+        "artifact_registry",
+        "buckets",
+        "service_urls",
+        "secrets",
+        "dead_letter_subscriptions",
+    ):
         assert output in root.outputs, f"{env_dir.name}: output {output} missing"
 
     backend_example = parse(env_dir / "backend.hcl.example")
@@ -117,7 +124,8 @@ def test_environments_differ_where_they_should() -> None:
 def test_every_module_directory_is_used() -> None:
     used = {
         (load_module(m.path).path / call["source"]).resolve()
-        for m in all_modules() for call in m.module_calls.values()
+        for m in all_modules()
+        for call in m.module_calls.values()
     }
     for path in sorted(p for p in MODULES.iterdir() if p.is_dir()):
         assert path.resolve() in used, f"module {path.name} is never called"

@@ -60,7 +60,9 @@ def is_block_list(value: Any) -> bool:
 @cache
 def parse(path: Path) -> dict[str, Any]:
     if hcl2 is None or SerializationOptions is None:
-        pytest.fail("python-hcl2 >= 8 is required for the infra tests: pip install 'python-hcl2>=8'")
+        pytest.fail(
+            "python-hcl2 >= 8 is required for the infra tests: pip install 'python-hcl2>=8'"
+        )
     options = SerializationOptions(with_comments=False, explicit_blocks=True)
     with path.open() as handle:
         return _norm(hcl2.load(handle, serialization_options=options))
