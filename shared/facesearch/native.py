@@ -16,6 +16,7 @@ import contextlib
 with contextlib.suppress(ImportError):
     import onnxruntime  # noqa: F401  - must be loaded before usearch, see above
 
-from usearch.index import Index, Matches, MetricKind, ScalarKind
+from usearch.compiled import MetricKind, ScalarKind
+from usearch.index import Index, Matches
 
 __all__ = ["Index", "Matches", "MetricKind", "ScalarKind"]

@@ -56,6 +56,7 @@ def align_face(
 ) -> ImageArray:
     """Warp ``image`` so ``landmarks`` land on ``template``; ``size`` is (width, height)."""
     matrix = similarity_transform(landmarks, template)
-    return cv2.warpAffine(  # type: ignore[no-any-return]
+    warped = cv2.warpAffine(
         image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
+    return np.asarray(warped, dtype=np.uint8)
