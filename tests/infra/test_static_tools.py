@@ -12,8 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.infra.conftest import tool
 from tests.infra.tf import INFRA, REPO, TERRAFORM
+from tests.infra.tools import tool
 
 DOCKERFILE = INFRA / "docker" / "Dockerfile"
 SETUP_HINT = "run `bash infra/scripts/setup-tools.sh` (part of `make setup`)"

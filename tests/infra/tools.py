@@ -1,3 +1,5 @@
+"""Locate the command-line tools the infra checks need; a missing tool is a failure."""
+
 from __future__ import annotations
 
 import shutil

@@ -18,28 +18,6 @@ resource "google_secret_manager_secret" "this" {
       }
     }
   }
-
-  dynamic "rotation" {
-    for_each = var.rotation_period == null ? [] : [var.rotation_period]
-    content {
-      rotation_period    = rotation.value
-      next_rotation_time = var.next_rotation_time
-    }
-  }
-
-  dynamic "topics" {
-    for_each = var.rotation_period == null ? [] : [var.rotation_topic]
-    content {
-      name = topics.value
-    }
-  }
-
-  lifecycle {
-    precondition {
-      condition     = var.rotation_period == null || var.rotation_topic != null
-      error_message = "Secret Manager rotation reminders need rotation_topic."
-    }
-  }
 }
 
 resource "google_secret_manager_secret_version" "this" {

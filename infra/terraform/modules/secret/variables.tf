@@ -40,24 +40,6 @@ variable "value_version" {
   default     = 0
 }
 
-variable "rotation_period" {
-  description = "Optional rotation reminder period, e.g. \"7776000s\" (publishes to rotation_topic)."
-  type        = string
-  default     = null
-}
-
-variable "next_rotation_time" {
-  description = "RFC3339 time of the first rotation reminder (required by the API with rotation_period)."
-  type        = string
-  default     = null
-}
-
-variable "rotation_topic" {
-  description = "projects/P/topics/T that receives rotation reminders."
-  type        = string
-  default     = null
-}
-
 variable "accessors" {
   description = "Members given secretAccessor on this secret only, keyed by a static name."
   type        = map(string)
