@@ -29,7 +29,9 @@ locals {
       FACESEARCH_EMBED_BATCH_SIZE = tostring(var.ingest_embed_batch_size)
     }, var.ingest.env)
 
-    indexer = merge(local.common_env, var.indexer.env)
+    indexer = merge(local.common_env, {
+      FACESEARCH_INDEX_GC_GRACE_S = tostring(var.index_gc_grace_seconds)
+    }, var.indexer.env)
 
     query = merge(local.common_env, {
       FACESEARCH_ONNX_PROVIDERS           = local.onnx_providers.query

@@ -44,9 +44,9 @@ module "index" {
   versioning                    = true
 
   lifecycle_rules = [
-    # Segments retired by compaction (deleted by the indexer) and replaced manifests stay
-    # readable as noncurrent versions for the grace period, so a reader holding an older
-    # manifest can finish; then they are removed for good.
+    # The indexer's GC deletes retired segments after FACESEARCH_INDEX_GC_GRACE_S; with
+    # versioning they (and replaced manifests) stay recoverable as noncurrent versions for
+    # the grace period, then they are removed for good.
     { days_since_noncurrent_time = var.index_grace_period_days, with_state = "ARCHIVED" },
     # The manifest is rewritten on every append: bound its history.
     { num_newer_versions = var.index_manifest_versions_kept, with_state = "ARCHIVED" },

@@ -126,8 +126,14 @@ variable "index_prefix" {
   default     = "index"
 }
 
+variable "index_gc_grace_seconds" {
+  description = "FACESEARCH_INDEX_GC_GRACE_S: how long the indexer keeps a retired segment before deleting it (must exceed query's refresh interval + request timeout)."
+  type        = number
+  default     = 900
+}
+
 variable "index_grace_period_days" {
-  description = "Days a retired index segment / replaced manifest stays readable as a noncurrent version."
+  description = "Days a segment deleted by the indexer's GC (or a replaced manifest) stays recoverable as a noncurrent version."
   type        = number
   default     = 7
 
