@@ -23,9 +23,9 @@ for arg in "$@"; do
   esac
 done
 
-python="${PYTHON:-${root}/.venv/bin/python}"
+python="${FACESEARCH_PYTHON:-${root}/.venv/bin/python}"  # an interpreter with the project installed
 "${python}" "${root}/infra/docker/verify_image.py" --models-dir "${root}/models" --app-dir "${root}" \
-  || { echo "fix the models / entry points above (make models) before building" >&2; exit 1; }
+  || { echo "fix the models (make models) / entry points (functions/<target>/main.py) above before building" >&2; exit 1; }
 
 if [[ "${mode}" == "cloud" ]]; then
   command -v gcloud >/dev/null || { echo "gcloud CLI not found" >&2; exit 1; }
