@@ -62,6 +62,10 @@ def open_session(path: Path, *, providers: str = "auto", threads: int = 0) -> or
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # MTCNN's P-Net sees a new input shape at every pyramid level; the CPU arena
+        # keeps each shape's buffers, costing ~100 MB of peak RSS for no speed gain
+        # (measured: 542 → 451 MB, same ms/image). GPU memory is unaffected.
+        options.enable_cpu_mem_arena = False
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
