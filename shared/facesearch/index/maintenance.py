@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from usearch.index import Index
 
 from facesearch.errors import FaceSearchError, NotFound
 from facesearch.index.live import sorted_contains
 from facesearch.index.manifest import Manifest, segment_id_of
 from facesearch.index.segment import SegmentCache, stack_vectors
 from facesearch.index.writer import read_manifest
+from facesearch.native import Index
 from facesearch.storage.blob import BlobStore
 
 #: How many of its own vectors each segment is asked to find in ``verify --deep``.

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
-from usearch.index import Index
 
 from facesearch.config import Settings, get_settings
 from facesearch.errors import IndexCorrupt, NotFound
@@ -39,6 +38,7 @@ from facesearch.index.params import IndexParams, cache_dir, store_from_settings
 from facesearch.index.segment import SegmentCache
 from facesearch.index.vectors import normalise
 from facesearch.logs import log_fields
+from facesearch.native import Index
 from facesearch.storage.blob import BlobStore
 
 logger = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class IndexReader:
             return [[] for _ in range(len(normalise(queries)))]
         q = normalise(queries, dims=manifest.dims)
         n = len(q)
-        keys_parts, dist_parts, seg_parts = [], [], []
+        dist_parts, pos_parts, seg_parts = [], [], []
         for number, seg in enumerate(snapshot.segments):
             count = min(seg.entry.count, k + len(seg.tombstones))
             matches = seg.index.search(q, count, exact=exact, threads=self.params.search_threads)
@@ -196,32 +196,39 @@ class IndexReader:
             dist = np.asarray(matches.distances, dtype=np.float32).reshape(n, -1)
             # one query -> Matches (trimmed to what was found); several -> BatchMatches (padded)
             counts = getattr(matches, "counts", None)
-            found = np.asarray(keys.shape[1] if counts is None else counts).reshape(-1, 1)
-            valid = np.arange(keys.shape[1])[None, :] < found
+            valid = np.ones(keys.shape, dtype=bool)
+            if counts is not None:
+                valid &= np.arange(keys.shape[1])[None, :] < np.asarray(counts).reshape(-1, 1)
             if len(seg.tombstones):
                 valid &= ~sorted_contains(seg.tombstones, keys)
-            keys_parts.append(keys)
+            positions = seg.ids.positions(keys)
+            if np.any(valid & (positions < 0)):
+                raise IndexCorrupt(f"segment {seg.entry.id}: a key is missing from its sidecar")
             dist_parts.append(np.where(valid, dist, np.inf))
+            pos_parts.append(positions)
             seg_parts.append(np.full(keys.shape, number, dtype=np.int32))
-        if not keys_parts:
+        if not dist_parts:
             return [[] for _ in range(n)]
-        all_keys = np.concatenate(keys_parts, axis=1)
-        all_dist = np.concatenate(dist_parts, axis=1)
-        all_seg = np.concatenate(seg_parts, axis=1)
-        take = min(k, all_dist.shape[1])
-        order = np.argsort(all_dist, axis=1, kind="stable")[:, :take]
+        if len(dist_parts) == 1:  # the common case after compaction: already sorted
+            all_dist, all_pos, all_seg = dist_parts[0], pos_parts[0], seg_parts[0]
+            order = np.argsort(all_dist, axis=1, kind="stable")[:, :k]
+        else:
+            all_dist = np.concatenate(dist_parts, axis=1)
+            all_pos = np.concatenate(pos_parts, axis=1)
+            all_seg = np.concatenate(seg_parts, axis=1)
+            order = np.argsort(all_dist, axis=1, kind="stable")[:, :k]
+        segments = snapshot.segments
         results: list[list[SearchHit]] = []
         for row in range(n):
+            cols = order[row]
+            dists = all_dist[row, cols].tolist()
+            positions = all_pos[row, cols].tolist()
+            owners = all_seg[row, cols].tolist()
             hits = []
-            for col in order[row].tolist():
-                distance = float(all_dist[row, col])
-                if not np.isfinite(distance):
+            for distance, position, owner in zip(dists, positions, owners, strict=True):
+                if distance == np.inf:
                     break
-                seg = snapshot.segments[int(all_seg[row, col])]
-                position = int(seg.ids.positions(all_keys[row, col : col + 1])[0])
-                if position < 0:
-                    raise IndexCorrupt(f"segment {seg.entry.id}: key missing from its sidecar")
-                hits.append(SearchHit(seg.ids.face_id(position), 1.0 - distance))
+                hits.append(SearchHit(segments[owner].ids.face_id(position), 1.0 - distance))
             results.append(hits)
         return results
 

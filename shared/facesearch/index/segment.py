@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from usearch.index import Index
 
 from facesearch.errors import IndexCorrupt
 from facesearch.index.ids import SegmentIds, encode_ids
 from facesearch.index.manifest import Dtype, SegmentEntry, segment_object_names
 from facesearch.index.params import IndexParams
+from facesearch.native import Index
 from facesearch.storage.blob import BlobStore
 
 _HASH_CHUNK = 8 * 1024 * 1024
