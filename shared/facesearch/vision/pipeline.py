@@ -135,9 +135,7 @@ class FacePipeline:
         the minimum the operator asked for is not reported.
         """
         minimum = self.settings.min_face_px
-        detections = [
-            d for d in self.detector.detect(image) if min(d.width, d.height) >= minimum
-        ]
+        detections = [d for d in self.detector.detect(image) if min(d.width, d.height) >= minimum]
         return detections[: self.settings.max_faces_per_image]
 
     def _detect_and_align(self, decoded: DecodedImage, timings: dict[str, float]) -> _Pending:
