@@ -8,12 +8,12 @@ output recorded on the same pixels by ``models/export/make_mtcnn_reference.py``
 from __future__ import annotations
 
 import functools
-import hashlib
+import importlib.util
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import cv2
@@ -81,29 +81,23 @@ def _decode(photos_dir: Path, name: str) -> np.ndarray:
     return decode_image((photos_dir / name).read_bytes()).rgb
 
 
-def apply_transform(rgb: np.ndarray, transform: str) -> np.ndarray:
-    """Copy of make_mtcnn_reference.apply_transform; the pixel sha256 check keeps them equal."""
-    if transform == "none":
-        return rgb
-    if transform == "rot90":
-        return np.ascontiguousarray(np.rot90(rgb))
-    if transform == "fliplr":
-        return np.ascontiguousarray(rgb[:, ::-1])
-    if transform.startswith("max:"):  # area-downscale so the longer side is at most N px
-        factor = min(1.0, int(transform.split(":", 1)[1]) / max(rgb.shape[:2]))
-        transform = f"area:{factor!r}"
-    if transform.startswith("area:"):
-        factor = float(transform.split(":", 1)[1])
-        size = (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor))
-        method = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-        return np.asarray(cv2.resize(rgb, size, interpolation=method), dtype=np.uint8)
-    raise ValueError(f"unknown transform {transform!r}")
+def _load_reference_script() -> ModuleType:
+    """The script that made the reference JSON; its transforms must be the ones we replay.
+
+    It imports only numpy/cv2 at module level (TensorFlow is loaded in a subprocess),
+    so the tests can use its functions directly instead of keeping a copy.
+    """
+    path = Path(__file__).resolve().parents[2] / "models/export/make_mtcnn_reference.py"
+    spec = importlib.util.spec_from_file_location("make_mtcnn_reference", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _pixels_sha256(rgb: np.ndarray) -> str:
-    digest = hashlib.sha256(f"{rgb.shape}|{rgb.dtype}|".encode())
-    digest.update(np.ascontiguousarray(rgb).tobytes())
-    return digest.hexdigest()
+_REFERENCE_SCRIPT = _load_reference_script()
+apply_transform = _REFERENCE_SCRIPT.apply_transform
+_pixels_sha256 = _REFERENCE_SCRIPT.pixels_sha256
 
 
 def _boxes(rows: npt.ArrayLike) -> np.ndarray:
