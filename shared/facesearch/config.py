@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facesearch.errors import ConfigError
@@ -168,6 +168,56 @@ class Settings(BaseSettings):
     )
     blob_timeout_s: float = Field(
         default=60.0, gt=0.0, description="Per-request blob-store timeout."
+    )
+
+    # --- query API: signing, fetching, limits (facesearch.auth, .net, .api) ----------
+    signing_keys: dict[str, SecretStr] = Field(
+        default={},
+        description="Local signing keys, JSON {key_id: secret} (cloud: the Secret Manager secret).",
+    )
+    signing_keys_secret: str | None = Field(
+        default=None,
+        description="projects/P/secrets/NAME holding JSON {key_id: secret}; read versions/latest.",
+    )
+    signature_max_skew_s: int = Field(
+        default=300, ge=1, le=3600, description="Signed requests older/newer than this are refused."
+    )
+    nonce_db: Path | None = Field(
+        default=None,
+        description="SQLite replay-guard file (local). None = <data_dir>/nonces.sqlite3.",
+    )
+    client_url: str | None = Field(
+        default=None, description="Client/CLI: base URL of the query API (--remote)."
+    )
+    client_key_id: str | None = Field(
+        default=None, description="Client/CLI: key id to sign with (default: the only local key)."
+    )
+    client_secret: SecretStr | None = Field(
+        default=None, description="Client/CLI: secret of client_key_id."
+    )
+    signing_service_account: str | None = Field(
+        default=None, description="Service account that signs V4 crop URLs via IAM signBlob."
+    )
+    signed_url_ttl_s: int = Field(
+        default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of signed crop URLs."
+    )
+    index_refresh_interval_s: float = Field(
+        default=30.0, ge=0.0, description="Query service: re-read the index manifest this often."
+    )
+    fetch_allowed_hosts: list[str] = Field(
+        default=[],
+        description="Hosts an image_url may point at (JSON list; '*.example.com' allowed).",
+    )
+    fetch_timeout_s: float = Field(
+        default=10.0, gt=0.0, le=120.0, description="Whole-download deadline for image_url."
+    )
+    fetch_max_redirects: int = Field(
+        default=3, ge=0, le=10, description="Redirects followed (each must be allow-listed)."
+    )
+    search_default_k: int = Field(default=10, ge=1, le=1000, description="Matches per face.")
+    search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest k accepted.")
+    query_max_concurrent_images: int = Field(
+        default=4, ge=1, description="Requests running detection at once; more get HTTP 429."
     )
 
 
