@@ -1,0 +1,388 @@
+"""The metadata-store port: images, faces and persons, the system's source of truth.
+
+Two adapters implement it: :mod:`.metadata_sqlite` (embedded mode, one file)
+and :mod:`.metadata_firestore` (Cloud). The index is a rebuildable *view* of the
+faces kept here, so everything a face needs to be re-indexed (embedding bytes
+and model) lives on its record.
+
+Contract shared by both adapters (``tests/unit/test_metadata_contract.py`` runs
+the same tests against each):
+
+* ids are caller-chosen and stable (image_id from the source, face_id from
+  image_id + index), so a redelivered event rewrites the same records:
+  :meth:`MetadataStore.put_image` and :meth:`MetadataStore.put_faces` are upserts.
+* ``put_faces`` replaces the *detection* fields of an image's faces but keeps a
+  ``person_id`` that was assigned meanwhile (re-processing must not erase a
+  human's labelling), and deletes faces of that image not in the new set.
+* listings are pages ordered by a stable key with an opaque ``next_cursor``
+  (``None`` on the last page); cursors survive writes between pages.
+* missing records: ``get_*`` return ``None``; mutations of a missing record
+  raise :class:`facesearch.errors.NotFound`; deletes of missing records are
+  idempotent and return ``[]``.
+* a backend that is unavailable raises :class:`facesearch.errors.TransientError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from facesearch.errors import FaceSearchError
+
+T = TypeVar("T")
+
+#: Largest page any listing returns, whatever the caller asks for.
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+
+
+class ImageStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class InvalidCursor(FaceSearchError):
+    """A page cursor that this store did not issue (or for another listing)."""
+
+    code = "invalid-cursor"
+    http_status = 400
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """``images/{image_id}``: where an image came from and what became of it."""
+
+    image_id: str
+    source: str  # e.g. gs://bucket/object#generation or cloudinary://cloud/public_id#version
+    status: ImageStatus = ImageStatus.QUEUED
+    source_info: Mapping[str, Any] = field(default_factory=dict)  # bucket, object, size, ...
+    error_code: str | None = None
+    error_message: str | None = None
+    face_count: int = 0
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    model: str | None = None  # embedder model id (name@version)
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+    attempts: int = 0  # processing attempts so far (redeliveries count)
+    created_at: float = 0.0  # epoch seconds; 0 = let the store stamp it
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """``faces/{face_id}``: one detected face with everything needed to re-index it."""
+
+    face_id: str
+    image_id: str
+    face_index: int
+    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2 in original image pixels
+    landmarks: tuple[tuple[float, float], ...]  # 5 x (x, y)
+    det_score: float
+    embedding: bytes  # float32 little endian, L2-normalised
+    model: str  # embedder model id (name@version)
+    liveness: float | None = None
+    live: bool | None = None
+    quality: Mapping[str, Any] = field(default_factory=dict)  # sharpness, ..., score, reasons
+    crop_url: str | None = None
+    person_id: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def dims(self) -> int:
+        return len(self.embedding) // 4
+
+    def vector(self) -> npt.NDArray[np.float32]:
+        return np.frombuffer(self.embedding, dtype="<f4").astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """``persons/{person_id}``: a human label that faces can be assigned to."""
+
+    person_id: str
+    name: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class StoreCounts:
+    images: int
+    faces: int
+    persons: int
+    images_by_status: Mapping[str, int]
+
+
+@runtime_checkable
+class MetadataStore(Protocol):
+    """Images, faces and persons. Implementations are thread-safe."""
+
+    # images
+    def put_image(self, record: ImageRecord) -> ImageRecord:
+        """Upsert; stamps ``updated_at`` (and ``created_at`` on first write)."""
+        ...
+
+    def get_image(self, image_id: str) -> ImageRecord | None: ...
+
+    def list_images(
+        self, *, status: ImageStatus | None = None, cursor: str | None = None, limit: int = 100
+    ) -> Page[ImageRecord]:
+        """By ``image_id`` (or, with ``status``, most recently updated first)."""
+        ...
+
+    def delete_image(self, image_id: str) -> list[str]:
+        """Delete the image and all its faces; returns the deleted face ids."""
+        ...
+
+    # faces
+    def put_faces(self, image_id: str, faces: Sequence[FaceRecord]) -> None:
+        """Make ``faces`` the image's face set (upsert, keep person_id, drop the rest)."""
+        ...
+
+    def get_face(self, face_id: str) -> FaceRecord | None: ...
+
+    def get_faces(self, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
+        """Batch lookup (search hits -> records); missing ids are absent from the dict."""
+        ...
+
+    def list_faces(
+        self,
+        *,
+        person_id: str | None = None,
+        image_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[FaceRecord]:
+        """All faces by face_id; a person's newest first; an image's by face_index."""
+        ...
+
+    def set_face_person(self, face_id: str, person_id: str | None) -> FaceRecord:
+        """Label a face (``None`` clears). NotFound for a missing face or person."""
+        ...
+
+    # persons
+    def create_person(
+        self,
+        name: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        person_id: str | None = None,
+    ) -> PersonRecord:
+        """New person (id generated unless given; an existing id raises Conflict)."""
+        ...
+
+    def get_person(self, person_id: str) -> PersonRecord | None: ...
+
+    def update_person(
+        self,
+        person_id: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> PersonRecord:
+        """Change the given fields (``metadata`` replaces the whole map). NotFound if absent."""
+        ...
+
+    def list_persons(self, *, cursor: str | None = None, limit: int = 100) -> Page[PersonRecord]:
+        """By ``person_id``."""
+        ...
+
+    def delete_person(self, person_id: str) -> list[str]:
+        """Delete the person and unlabel its faces; returns those face ids."""
+        ...
+
+    # stats
+    def counts(self) -> StoreCounts: ...
+
+
+class Conflict(FaceSearchError):
+    """A record that must be new already exists."""
+
+    code = "conflict"
+    http_status = 409
+
+
+# --- helpers shared by the adapters ------------------------------------------------------------
+
+
+def now() -> float:
+    return time.time()
+
+
+def new_person_id() -> str:
+    return uuid.uuid4().hex
+
+
+def clamp_limit(limit: int) -> int:
+    return max(1, min(int(limit), MAX_PAGE_SIZE))
+
+
+def encode_cursor(kind: str, values: Sequence[Any]) -> str:
+    """Opaque page cursor: the listing kind and the last item's sort-key values."""
+    raw = json.dumps([kind, list(values)], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str, arity: int) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        got_kind, values = json.loads(raw)
+    except (ValueError, binascii.Error, TypeError) as exc:
+        raise InvalidCursor("malformed page cursor") from exc
+    if got_kind != kind or not isinstance(values, list) or len(values) != arity:
+        raise InvalidCursor(f"page cursor does not belong to this {kind} listing")
+    return values
+
+
+def stamped(record: T, existing_created_at: float | None) -> T:
+    """Set created_at (kept from the stored record) and updated_at = now."""
+    t = now()
+    created = existing_created_at or getattr(record, "created_at", 0.0) or t
+    return replace(record, created_at=created, updated_at=t)  # type: ignore[type-var]
+
+
+def embedding_bytes(vector: npt.ArrayLike) -> bytes:
+    """The stored form of an embedding: float32 little endian."""
+    return np.asarray(vector, dtype="<f4").reshape(-1).tobytes()
+
+
+def image_to_dict(record: ImageRecord) -> dict[str, Any]:
+    return {
+        "image_id": record.image_id,
+        "source": record.source,
+        "status": str(record.status),
+        "source_info": dict(record.source_info),
+        "error_code": record.error_code,
+        "error_message": record.error_message,
+        "face_count": record.face_count,
+        "width": record.width,
+        "height": record.height,
+        "format": record.format,
+        "model": record.model,
+        "timings_ms": dict(record.timings_ms),
+        "attempts": record.attempts,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+
+
+def image_from_dict(data: Mapping[str, Any]) -> ImageRecord:
+    return ImageRecord(
+        image_id=data["image_id"],
+        source=data["source"],
+        status=ImageStatus(data["status"]),
+        source_info=dict(data.get("source_info") or {}),
+        error_code=data.get("error_code"),
+        error_message=data.get("error_message"),
+        face_count=int(data.get("face_count") or 0),
+        width=data.get("width"),
+        height=data.get("height"),
+        format=data.get("format"),
+        model=data.get("model"),
+        timings_ms={k: float(v) for k, v in (data.get("timings_ms") or {}).items()},
+        attempts=int(data.get("attempts") or 0),
+        created_at=float(data.get("created_at") or 0.0),
+        updated_at=float(data.get("updated_at") or 0.0),
+    )
+
+
+def face_to_dict(record: FaceRecord) -> dict[str, Any]:
+    """Plain JSON-able fields except ``embedding`` (bytes; each adapter stores it natively)."""
+    return {
+        "face_id": record.face_id,
+        "image_id": record.image_id,
+        "face_index": record.face_index,
+        "bbox": [float(v) for v in record.bbox],
+        # Firestore has no nested arrays: landmarks travel as a flat x,y,x,y,... list
+        "landmarks": [float(v) for point in record.landmarks for v in point],
+        "det_score": float(record.det_score),
+        "embedding": record.embedding,
+        "embedding_dims": record.dims,
+        "model": record.model,
+        "liveness": record.liveness,
+        "live": record.live,
+        "quality": dict(record.quality),
+        "crop_url": record.crop_url,
+        "person_id": record.person_id,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+
+
+def face_from_dict(data: Mapping[str, Any]) -> FaceRecord:
+    flat = [float(v) for v in data.get("landmarks") or []]
+    bbox = [float(v) for v in data["bbox"]]
+    return FaceRecord(
+        face_id=data["face_id"],
+        image_id=data["image_id"],
+        face_index=int(data["face_index"]),
+        bbox=(bbox[0], bbox[1], bbox[2], bbox[3]),
+        landmarks=tuple((flat[i], flat[i + 1]) for i in range(0, len(flat), 2)),
+        det_score=float(data["det_score"]),
+        embedding=bytes(data["embedding"]),
+        model=data["model"],
+        liveness=data.get("liveness"),
+        live=data.get("live"),
+        quality=dict(data.get("quality") or {}),
+        crop_url=data.get("crop_url"),
+        person_id=data.get("person_id"),
+        created_at=float(data.get("created_at") or 0.0),
+        updated_at=float(data.get("updated_at") or 0.0),
+    )
+
+
+def person_to_dict(record: PersonRecord) -> dict[str, Any]:
+    return {
+        "person_id": record.person_id,
+        "name": record.name,
+        "metadata": dict(record.metadata),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+
+
+def person_from_dict(data: Mapping[str, Any]) -> PersonRecord:
+    return PersonRecord(
+        person_id=data["person_id"],
+        name=data["name"],
+        metadata=dict(data.get("metadata") or {}),
+        created_at=float(data.get("created_at") or 0.0),
+        updated_at=float(data.get("updated_at") or 0.0),
+    )
+
+
+def check_id(kind: str, value: str) -> str:
+    """Ids become Firestore document names: no slashes, not empty, not ``.``/``..``."""
+    if not value or "/" in value or value in (".", "..") or len(value.encode()) > 1500:
+        raise ValueError(f"invalid {kind} id {value!r}")
+    if value.startswith("__") and value.endswith("__"):
+        raise ValueError(f"invalid {kind} id {value!r} (reserved)")
+    return value
+
+
+def metadata_store_from_settings(settings: Any) -> MetadataStore:
+    """SQLite under ``data_dir`` for the embedded backend (Firestore: see its adapter)."""
+    from facesearch.storage.metadata_sqlite import SqliteMetadataStore
+
+    return SqliteMetadataStore(settings.data_dir / "metadata.sqlite3")
