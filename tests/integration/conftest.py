@@ -41,3 +41,36 @@ def gcs_bucket(gcs_emulator: emulators.Emulator) -> str:
     name = f"test-{uuid.uuid4().hex[:20]}"
     storage.Client(project="facesearch-test").create_bucket(name)
     return f"gs://{name}/index"
+
+
+def _start(
+    stack: contextlib.ExitStack, name: str, factory: object, log_dir: Path
+) -> emulators.Emulator:
+    try:
+        return stack.enter_context(factory(log_dir))  # type: ignore[operator]
+    except (emulators.EmulatorMissing, emulators.EmulatorFailed) as exc:
+        pytest.fail(f"{name} emulator unavailable: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(emulator_log_dir: Path) -> Iterator[emulators.Emulator]:
+    """Google's Pub/Sub emulator for the session; ``PUBSUB_EMULATOR_HOST`` set while it runs."""
+    stack = contextlib.ExitStack()
+    emulator = _start(stack, "Pub/Sub", emulators.pubsub_emulator, emulator_log_dir)
+    with stack, emulators.patched_env(emulator.env):
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator(emulator_log_dir: Path) -> Iterator[emulators.Emulator]:
+    """Google's Firestore emulator for the session; ``FIRESTORE_EMULATOR_HOST`` set."""
+    stack = contextlib.ExitStack()
+    emulator = _start(stack, "Firestore", emulators.firestore_emulator, emulator_log_dir)
+    with stack, emulators.patched_env(emulator.env):
+        yield emulator
+
+
+@pytest.fixture
+def gcp_project() -> str:
+    """A fresh project id per test: the Pub/Sub emulator has no reset, names stay apart."""
+    return f"fs-test-{uuid.uuid4().hex[:12]}"

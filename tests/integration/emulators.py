@@ -177,3 +177,55 @@ def gcs_emulator(log_dir: Path, *, binary: Path | None = None) -> Iterator[Emula
             "fake-gcs-server", host, port, log_dir / "fake-gcs-server.log",
             env={"STORAGE_EMULATOR_HOST": url},
         )  # fmt: skip
+
+
+# --- Pub/Sub and Firestore (Google's own emulators, Debian packages) -----------------------------
+
+PUBSUB_PACKAGE = "google-cloud-cli-pubsub-emulator"
+FIRESTORE_PACKAGE = "google-cloud-cli-firestore-emulator"
+
+
+def _dpkg_launcher(package: str, suffix: str) -> Path:
+    """Find a launcher shipped by a Debian package (``dpkg -L``), or say what to install."""
+    try:
+        listing = subprocess.run(
+            ["dpkg", "-L", package], capture_output=True, text=True, check=False, timeout=30
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EmulatorMissing(f"cannot query dpkg for {package}: {exc}") from exc
+    for line in listing.splitlines():
+        if line.endswith(suffix) and os.access(line, os.X_OK):
+            return Path(line)
+    raise EmulatorMissing(
+        f"{package} is not installed (apt-get install {package} openjdk-17-jre-headless)"
+    )
+
+
+@contextlib.contextmanager
+def pubsub_emulator(log_dir: Path) -> Iterator[Emulator]:
+    """Google's Pub/Sub emulator; ``Emulator.env`` holds ``PUBSUB_EMULATOR_HOST``."""
+    launcher = _dpkg_launcher(PUBSUB_PACKAGE, "bin/cloud-pubsub-emulator")
+    host, port = "127.0.0.1", free_port()
+    cmd = [str(launcher), f"--host={host}", f"--port={port}"]
+    with run_emulator("pubsub", cmd, probe_url=f"http://{host}:{port}/", log_dir=log_dir):
+        yield Emulator("pubsub", host, port, log_dir / "pubsub.log",
+                       env={"PUBSUB_EMULATOR_HOST": f"{host}:{port}"})  # fmt: skip
+
+
+@contextlib.contextmanager
+def firestore_emulator(log_dir: Path) -> Iterator[Emulator]:
+    """Google's Firestore emulator; ``Emulator.env`` holds ``FIRESTORE_EMULATOR_HOST``."""
+    launcher = _dpkg_launcher(FIRESTORE_PACKAGE, "cloud_firestore_emulator")
+    host, port = "127.0.0.1", free_port()
+    cmd = [str(launcher), "start", f"--host={host}", f"--port={port}"]
+    with run_emulator("firestore", cmd, probe_url=f"http://{host}:{port}/", log_dir=log_dir):
+        yield Emulator("firestore", host, port, log_dir / "firestore.log",
+                       env={"FIRESTORE_EMULATOR_HOST": f"{host}:{port}"})  # fmt: skip
+
+
+def reset_firestore(emulator: Emulator, project: str) -> None:
+    """Delete every document of ``project`` (the emulator's own reset endpoint)."""
+    url = f"{emulator.url}/emulator/v1/projects/{project}/databases/(default)/documents"
+    request = urllib.request.Request(url, method="DELETE")
+    with urllib.request.urlopen(request, timeout=10):
+        pass

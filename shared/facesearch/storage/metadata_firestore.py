@@ -1,0 +1,389 @@
+"""Firestore adapter of the metadata port (the cloud source of truth).
+
+Collections ``images``, ``faces``, ``persons``; document id = record id. The
+queries are exactly the ones the composite indexes in Terraform cover
+(``faces(image_id, face_index)``, ``faces(person_id, created_at DESC)``,
+``images(status, updated_at DESC)``); change both together. Multi-document
+changes (``put_faces``, ``delete_person``) run in transactions so redelivered
+events and racing instances leave one consistent face set.
+
+Errors: Firestore's transient statuses (unavailable, deadline, aborted after
+the client's own retries) become :class:`TransientError` so the entry point
+asks the platform to retry; everything else propagates.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from google.api_core import exceptions as gexc
+
+from facesearch.errors import NotFound, TransientError
+from facesearch.storage.metadata import (
+    Conflict,
+    FaceRecord,
+    ImageRecord,
+    ImageStatus,
+    Page,
+    PersonRecord,
+    StoreCounts,
+    check_id,
+    clamp_limit,
+    decode_cursor,
+    encode_cursor,
+    face_from_dict,
+    face_to_dict,
+    image_from_dict,
+    image_to_dict,
+    new_person_id,
+    now,
+    person_from_dict,
+    person_to_dict,
+    stamped,
+)
+
+T = TypeVar("T")
+# Imported dynamically on purpose: google-cloud-firestore ships type information, and a
+# static import makes mypy resolve the ``google.cloud`` namespace from it, which then
+# hides the untyped ``google.cloud.storage`` used by the blob adapter.
+firestore: Any = importlib.import_module("google.cloud.firestore")
+_TRANSIENT = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.InternalServerError,
+    gexc.Aborted,
+    gexc.TooManyRequests,
+    gexc.RetryError,
+    ConnectionError,
+)
+#: Firestore caps a write batch / transaction at 500 writes.
+_BATCH = 450
+_NAME = "__name__"
+#: Transaction attempts on contention (redeliveries racing on one image's faces).
+_TX_ATTEMPTS = 20
+
+
+def _data(snapshot: Any) -> dict[str, Any]:
+    data = snapshot.to_dict()
+    return dict(data) if data else {}
+
+
+def _transient(fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except _TRANSIENT as exc:
+            raise TransientError(f"firestore {fn.__name__}: {exc}") from exc
+        except ValueError as exc:  # the client's "failed to commit transaction in N attempts"
+            if isinstance(exc.__cause__, gexc.Aborted):
+                raise TransientError(f"firestore {fn.__name__}: contended: {exc}") from exc
+            raise
+
+    return wrapper
+
+
+class FirestoreMetadataStore:
+    """Metadata in Firestore (native mode). The client is created once per instance."""
+
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        database: str | None = None,
+        client: Any | None = None,
+        prefix: str = "",
+    ) -> None:
+        self.client = client or firestore.Client(project=project, database=database or "(default)")
+        self._images = self.client.collection(f"{prefix}images")
+        self._faces = self.client.collection(f"{prefix}faces")
+        self._persons = self.client.collection(f"{prefix}persons")
+
+    def __repr__(self) -> str:
+        return f"FirestoreMetadataStore({self.client.project})"
+
+    def _in_transaction(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(transaction)``, re-run on contention (the client's own retry loop)."""
+        result: T = firestore.transactional(fn)(self.client.transaction(max_attempts=_TX_ATTEMPTS))
+        return result
+
+    # --- images -----------------------------------------------------------------------
+
+    @_transient
+    def put_image(self, record: ImageRecord) -> ImageRecord:
+        check_id("image", record.image_id)
+        ref = self._images.document(record.image_id)
+
+        def run(tx: Any) -> ImageRecord:
+            snap = ref.get(transaction=tx)
+            created = snap.get("created_at") if snap.exists else None
+            stamped_record = stamped(record, created)
+            tx.set(ref, image_to_dict(stamped_record))
+            return stamped_record
+
+        result: ImageRecord = self._in_transaction(run)
+        return result
+
+    @_transient
+    def get_image(self, image_id: str) -> ImageRecord | None:
+        snap = self._images.document(image_id).get()
+        return image_from_dict(_data(snap)) if snap.exists else None
+
+    @_transient
+    def list_images(
+        self, *, status: ImageStatus | None = None, cursor: str | None = None, limit: int = 100
+    ) -> Page[ImageRecord]:
+        limit = clamp_limit(limit)
+        if status is None:
+            kind = "images"
+            query = self._images.order_by(_NAME)
+            if cursor:
+                query = query.start_after(decode_cursor(kind, cursor, 1))
+        else:
+            kind = f"images:{status}"
+            query = (
+                self._images.where(filter=firestore.FieldFilter("status", "==", str(status)))
+                .order_by("updated_at", direction=firestore.Query.DESCENDING)
+                .order_by(_NAME, direction=firestore.Query.DESCENDING)
+            )
+            if cursor:
+                query = query.start_after(decode_cursor(kind, cursor, 2))
+        items = [image_from_dict(_data(s)) for s in query.limit(limit).stream()]
+        next_cursor = None
+        if len(items) == limit:
+            last = items[-1]
+            values: list[Any] = (
+                [last.image_id] if status is None else [last.updated_at, last.image_id]
+            )
+            next_cursor = encode_cursor(kind, values)
+        return Page(items, next_cursor)
+
+    @_transient
+    def delete_image(self, image_id: str) -> list[str]:
+        query = self._faces.where(filter=firestore.FieldFilter("image_id", "==", image_id))
+        face_ids = sorted(s.id for s in query.select([]).stream())
+        for start in range(0, len(face_ids), _BATCH):
+            batch = self.client.batch()
+            for face_id in face_ids[start : start + _BATCH]:
+                batch.delete(self._faces.document(face_id))
+            batch.commit()
+        self._images.document(image_id).delete()
+        return face_ids
+
+    # --- faces ------------------------------------------------------------------------
+
+    @_transient
+    def put_faces(self, image_id: str, faces: Sequence[FaceRecord]) -> None:
+        check_id("image", image_id)
+        for face in faces:
+            check_id("face", face.face_id)
+            if face.image_id != image_id:
+                raise ValueError(f"face {face.face_id} belongs to {face.image_id}, not {image_id}")
+        if len(faces) > _BATCH:
+            raise ValueError(f"at most {_BATCH} faces per image fit one transaction")
+        query = self._faces.where(filter=firestore.FieldFilter("image_id", "==", image_id))
+
+        def run(tx: Any) -> None:
+            existing = {s.id: s.to_dict() for s in tx.get(query)}
+            for face_id in set(existing) - {f.face_id for f in faces}:
+                tx.delete(self._faces.document(face_id))
+            for face in faces:
+                old = existing.get(face.face_id)
+                record = stamped(face, old.get("created_at") if old else None)
+                if old is not None and record.person_id is None:
+                    record = replace(record, person_id=old.get("person_id"))
+                tx.set(self._faces.document(face.face_id), face_to_dict(record))
+
+        self._in_transaction(run)
+
+    @_transient
+    def get_face(self, face_id: str) -> FaceRecord | None:
+        snap = self._faces.document(face_id).get()
+        return face_from_dict(_data(snap)) if snap.exists else None
+
+    @_transient
+    def get_faces(self, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
+        ids = list(dict.fromkeys(face_ids))
+        out: dict[str, FaceRecord] = {}
+        for start in range(0, len(ids), 300):
+            refs = [self._faces.document(i) for i in ids[start : start + 300]]
+            for snap in self.client.get_all(refs):
+                if snap.exists:
+                    out[snap.id] = face_from_dict(_data(snap))
+        return out
+
+    @_transient
+    def list_faces(
+        self,
+        *,
+        person_id: str | None = None,
+        image_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[FaceRecord]:
+        limit = clamp_limit(limit)
+        if person_id is not None and image_id is not None:
+            raise ValueError("filter faces by person_id or by image_id, not both")
+        desc = firestore.Query.DESCENDING
+        if person_id is not None:
+            kind, arity = f"faces:person:{person_id}", 2
+            query = (
+                self._faces.where(filter=firestore.FieldFilter("person_id", "==", person_id))
+                .order_by("created_at", direction=desc)
+                .order_by(_NAME, direction=desc)
+            )
+        elif image_id is not None:
+            kind, arity = f"faces:image:{image_id}", 2
+            query = (
+                self._faces.where(filter=firestore.FieldFilter("image_id", "==", image_id))
+                .order_by("face_index")
+                .order_by(_NAME)
+            )
+        else:
+            kind, arity = "faces", 1
+            query = self._faces.order_by(_NAME)
+        if cursor:
+            query = query.start_after(decode_cursor(kind, cursor, arity))
+        items = [face_from_dict(_data(s)) for s in query.limit(limit).stream()]
+        next_cursor = None
+        if len(items) == limit:
+            last = items[-1]
+            values: list[Any] = (
+                [last.created_at, last.face_id]
+                if person_id is not None
+                else [last.face_index, last.face_id]
+                if image_id is not None
+                else [last.face_id]
+            )
+            next_cursor = encode_cursor(kind, values)
+        return Page(items, next_cursor)
+
+    @_transient
+    def set_face_person(self, face_id: str, person_id: str | None) -> FaceRecord:
+        face_ref = self._faces.document(face_id)
+
+        def run(tx: Any) -> FaceRecord:
+            snap = face_ref.get(transaction=tx)
+            if not snap.exists:
+                raise NotFound(f"face {face_id} does not exist")
+            if person_id is not None:
+                person = self._persons.document(person_id).get(transaction=tx)
+                if not person.exists:
+                    raise NotFound(f"person {person_id} does not exist")
+            record = replace(face_from_dict(_data(snap)), person_id=person_id, updated_at=now())
+            tx.update(face_ref, {"person_id": person_id, "updated_at": record.updated_at})
+            return record
+
+        result: FaceRecord = self._in_transaction(run)
+        return result
+
+    # --- persons ----------------------------------------------------------------------
+
+    @_transient
+    def create_person(
+        self,
+        name: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        person_id: str | None = None,
+    ) -> PersonRecord:
+        person_id = check_id("person", person_id or new_person_id())
+        t = now()
+        record = PersonRecord(person_id, name, dict(metadata or {}), t, t)
+        try:
+            self._persons.document(person_id).create(person_to_dict(record))
+        except gexc.Conflict as exc:  # AlreadyExists
+            raise Conflict(f"person {person_id} already exists") from exc
+        return record
+
+    @_transient
+    def get_person(self, person_id: str) -> PersonRecord | None:
+        snap = self._persons.document(person_id).get()
+        return person_from_dict(_data(snap)) if snap.exists else None
+
+    @_transient
+    def update_person(
+        self,
+        person_id: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> PersonRecord:
+        ref = self._persons.document(person_id)
+
+        def run(tx: Any) -> PersonRecord:
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                raise NotFound(f"person {person_id} does not exist")
+            record = person_from_dict(_data(snap))
+            record = replace(
+                record,
+                name=record.name if name is None else name,
+                metadata=record.metadata if metadata is None else dict(metadata),
+                updated_at=now(),
+            )
+            tx.set(ref, person_to_dict(record))
+            return record
+
+        result: PersonRecord = self._in_transaction(run)
+        return result
+
+    @_transient
+    def list_persons(self, *, cursor: str | None = None, limit: int = 100) -> Page[PersonRecord]:
+        limit = clamp_limit(limit)
+        query = self._persons.order_by(_NAME)
+        if cursor:
+            query = query.start_after(decode_cursor("persons", cursor, 1))
+        items = [person_from_dict(_data(s)) for s in query.limit(limit).stream()]
+        next_cursor = (
+            encode_cursor("persons", [items[-1].person_id]) if len(items) == limit else None
+        )
+        return Page(items, next_cursor)
+
+    @_transient
+    def delete_person(self, person_id: str) -> list[str]:
+        query = self._faces.where(filter=firestore.FieldFilter("person_id", "==", person_id))
+        face_ids = sorted(s.id for s in query.select([]).stream())
+        t = now()
+        for start in range(0, len(face_ids), _BATCH):
+            batch = self.client.batch()
+            for face_id in face_ids[start : start + _BATCH]:
+                batch.update(self._faces.document(face_id), {"person_id": None, "updated_at": t})
+            batch.commit()
+        self._persons.document(person_id).delete()
+        return face_ids
+
+    # --- stats ------------------------------------------------------------------------
+
+    def _count(self, query: Any) -> int:
+        result = query.count().get()
+        return int(result[0][0].value)
+
+    @_transient
+    def counts(self) -> StoreCounts:
+        by_status = {
+            str(s): self._count(
+                self._images.where(filter=firestore.FieldFilter("status", "==", str(s)))
+            )
+            for s in ImageStatus
+        }
+        return StoreCounts(
+            images=self._count(self._images),
+            faces=self._count(self._faces),
+            persons=self._count(self._persons),
+            images_by_status=by_status,
+        )
+
+    def iter_all_faces(self, page_size: int = 500) -> Iterator[FaceRecord]:
+        """Every face (for ``rebuild``), page by page."""
+        cursor: str | None = None
+        while True:
+            page = self.list_faces(cursor=cursor, limit=page_size)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
