@@ -220,6 +220,44 @@ class Settings(BaseSettings):
         default=4, ge=1, description="Requests running detection at once; more get HTTP 429."
     )
 
+    # --- event pipeline: backends, cloud resources, ingest, indexer (facesearch.ingest/.indexer)
+    backend: Literal["local", "gcp"] = Field(
+        default="local",
+        description="gcp: GCS blobs, Pub/Sub bus, Firestore metadata; local: embedded adapters.",
+    )
+    project: str | None = Field(
+        default=None, description="Google Cloud project id (topic paths are built from it)."
+    )
+    region: str | None = Field(default=None, description="Cloud Run region (logged).")
+    firestore_database: str = Field(default="(default)", description="Firestore database id.")
+    uploads_bucket: str | None = Field(default=None, description="Watched uploads bucket.")
+    crops_bucket: str | None = Field(
+        default=None, description="Face crops bucket. None = <data_dir>/crops (local)."
+    )
+    ingest_topic: str = Field(default="ingest-requests", description="Topic id: ingest requests.")
+    embeddings_topic: str = Field(
+        default="face-embeddings", description="Topic id: embeddings for the indexer."
+    )
+    deletions_topic: str = Field(
+        default="face-deletions", description="Topic id: face ids to remove from the index."
+    )
+    events_topic: str = Field(
+        default="face-events", description="Topic id: face_added / face_removed events."
+    )
+    ingest_skip_prefixes: list[str] = Field(
+        default=["crops/", "index/", "_facesearch/"],
+        description="Object-name prefixes ingest ignores (our own outputs; JSON list).",
+    )
+    ingest_faces_per_message: int = Field(
+        default=256, ge=1, le=2000, description="Embeddings per face-embeddings message."
+    )
+    indexer_commit_window_ms: float = Field(
+        default=200.0, ge=0.0, description="Group commit: gather concurrent requests this long."
+    )
+    indexer_commit_max_vectors: int = Field(
+        default=4096, ge=1, description="Group commit: flush early at this many vectors."
+    )
+
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning pydantic's validation error into our typed ConfigError."""

@@ -37,6 +37,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from facesearch.config import Settings
 from facesearch.errors import FaceSearchError
 
 T = TypeVar("T")
@@ -381,8 +382,14 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
-def metadata_store_from_settings(settings: Any) -> MetadataStore:
-    """SQLite under ``data_dir`` for the embedded backend (Firestore: see its adapter)."""
+def metadata_store_from_settings(settings: Settings) -> MetadataStore:
+    """Firestore for the ``gcp`` backend, SQLite under ``data_dir`` for the embedded one."""
+    if settings.backend == "gcp":
+        from facesearch.storage.metadata_firestore import FirestoreMetadataStore
+
+        return FirestoreMetadataStore(
+            project=settings.project, database=settings.firestore_database
+        )
     from facesearch.storage.metadata_sqlite import SqliteMetadataStore
 
     return SqliteMetadataStore(settings.data_dir / "metadata.sqlite3")
