@@ -1,0 +1,116 @@
+"""The ingest function's request handling: event in, ack or retry out.
+
+This is the one place where errors become delivery decisions:
+
+* returned normally (HTTP 2xx, acknowledged): every final outcome — done,
+  failed(code) recorded in the metadata store, skipped, duplicate — and poison
+  input we cannot parse (logged at ERROR with its id: acked, not lost silently);
+* raised (HTTP 5xx, the platform retries with backoff; after the subscription's
+  ``max_delivery_attempts`` the message goes to the dead-letter topic):
+  :class:`TransientError` (a dependency is down), :class:`ModelError` (this
+  instance is broken) and any unexpected exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from facesearch.config import Settings, get_settings
+from facesearch.errors import FaceSearchError, ModelError
+from facesearch.ingest.service import IngestOutcome, IngestService
+from facesearch.ingest.sources import (
+    PUBSUB_PUBLISHED,
+    STORAGE_FINALIZED,
+    SourceRef,
+    source_from_ingest_request,
+    source_from_storage_object,
+)
+from facesearch.logs import log_fields
+from facesearch.storage.bus_messages import BadMessage
+
+logger = logging.getLogger(__name__)
+
+_service: IngestService | None = None
+_service_lock = threading.Lock()
+
+
+def default_service(settings: Settings | None = None) -> IngestService:
+    """One service (clients + loaded models) per instance, built on first use."""
+    global _service  # noqa: PLW0603 - per-instance singleton by design
+    with _service_lock:
+        if _service is None:
+            from facesearch.ingest.factory import build_ingest_service
+
+            _service = build_ingest_service(settings or get_settings())
+        return _service
+
+
+def _json_data(data: Any) -> Mapping[str, Any]:
+    if isinstance(data, bytes | str):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise BadMessage("event data is not JSON") from exc
+    if not isinstance(data, Mapping):
+        raise BadMessage("event data is not a JSON object")
+    return data
+
+
+def source_from_event(event_type: str, data: Any) -> SourceRef:
+    """The image an event points at: a finalized object or an ingest-requests message."""
+    if event_type == STORAGE_FINALIZED:
+        return source_from_storage_object(_json_data(data))
+    if event_type == PUBSUB_PUBLISHED:
+        message = _json_data(data).get("message")
+        if not isinstance(message, Mapping):
+            raise BadMessage("Pub/Sub event without a message")
+        try:
+            body = base64.b64decode(message.get("data") or "", validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadMessage("Pub/Sub message data is not base64") from exc
+        return source_from_ingest_request(body)
+    raise BadMessage(f"unexpected event type {event_type!r}")
+
+
+def handle_event(
+    event_type: str, data: Any, *, event_id: str = "", service: IngestService | None = None
+) -> IngestOutcome | None:
+    """Process one delivery; returns to acknowledge, raises to have it redelivered."""
+    try:
+        source = source_from_event(event_type, data)
+        return (service or default_service()).ingest(source)
+    except ModelError:
+        logger.exception("model unavailable: delivery will be retried", extra=_f(event_id))
+        raise
+    except FaceSearchError as error:
+        if error.retryable:
+            logger.warning(
+                "transient failure: delivery will be retried",
+                extra=_f(event_id, error_code=error.code, error=error.message),
+            )
+            raise
+        logger.error(
+            "event acknowledged without processing",
+            extra=_f(
+                event_id,
+                error_type=type(error).__name__,
+                error_code=error.code,
+                error=error.message,
+            ),
+        )
+        return None
+
+
+def _f(event_id: str, **fields: Any) -> dict[str, Any]:
+    return log_fields(event_id=event_id, **fields)
+
+
+def handle_cloud_event(event: Any, *, service: IngestService | None = None) -> None:
+    """Adapter for ``functions_framework.cloud_event`` (a ``cloudevents`` CloudEvent)."""
+    handle_event(str(event["type"]), event.data, event_id=str(event["id"]), service=service)

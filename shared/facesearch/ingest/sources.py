@@ -1,0 +1,177 @@
+"""Where an image comes from, and the stable id derived from it.
+
+``image_id`` is a hash of the source's identity — bucket/object/generation for
+a Cloud Storage object, the content hash for a local file, public_id/version
+for Cloudinary — so every redelivery of the same event lands on the same
+``images/{image_id}`` and the same ``faces/{image_id}-{index}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from facesearch.storage.bus_messages import BadMessage
+
+STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
+PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
+
+
+def image_id_for(identity: str) -> str:
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
+
+
+def face_id_for(image_id: str, index: int) -> str:
+    return f"{image_id}-{index}"
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """One image to ingest.
+
+    ``kind``: ``gcs`` (bucket/name/generation), ``file`` (a local path; name is the
+    path), or ``url`` (fetched through an allow-listing fetcher). ``identity`` is the
+    string hashed into the image id.
+    """
+
+    kind: str
+    name: str
+    identity: str
+    bucket: str = ""
+    generation: int | None = None
+    size: int | None = None
+    content_type: str | None = None
+    created_time: float | None = None  # epoch seconds the upload happened
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_id(self) -> str:
+        return image_id_for(self.identity)
+
+    @property
+    def display(self) -> str:
+        return self.identity
+
+    def claims_image(self) -> bool:
+        """Does the name or content type say "image"? (Used only to decide skip vs fail.)"""
+        if self.content_type and self.content_type.lower().startswith("image/"):
+            return True
+        return PurePosixPath(self.name).suffix.lower() in IMAGE_EXTENSIONS
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "name": self.name}
+        if self.bucket:
+            out["bucket"] = self.bucket
+        if self.generation is not None:
+            out["generation"] = str(self.generation)
+        if self.size is not None:
+            out["size"] = self.size
+        if self.content_type:
+            out["content_type"] = self.content_type
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def gcs(
+        cls,
+        bucket: str,
+        name: str,
+        generation: int,
+        *,
+        size: int | None = None,
+        content_type: str | None = None,
+        created_time: float | None = None,
+    ) -> SourceRef:
+        return cls(
+            kind="gcs",
+            name=name,
+            identity=f"gs://{bucket}/{name}#{generation}",
+            bucket=bucket,
+            generation=generation,
+            size=size,
+            content_type=content_type,
+            created_time=created_time,
+        )
+
+    @classmethod
+    def local_file(cls, path: str, data: bytes, *, created_time: float | None = None) -> SourceRef:
+        """Local files are identified by content: ingesting a folder twice is a no-op."""
+        digest = hashlib.sha256(data).hexdigest()
+        return cls(
+            kind="file",
+            name=path,
+            identity=f"sha256:{digest}",
+            size=len(data),
+            content_type=mimetypes.guess_type(path)[0],
+            created_time=created_time,
+        )
+
+
+def _rfc3339(value: object) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _int(value: object, what: str) -> int:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError) as exc:
+        raise BadMessage(f"{what} is not an integer: {value!r}") from exc
+
+
+def source_from_storage_object(data: Mapping[str, Any]) -> SourceRef:
+    """From the object resource Eventarc (or a GCS notification) carries."""
+    try:
+        bucket, name = str(data["bucket"]), str(data["name"])
+    except (KeyError, TypeError) as exc:
+        raise BadMessage(f"storage event without bucket/name: {exc!r}") from exc
+    size = data.get("size")
+    return SourceRef.gcs(
+        bucket,
+        name,
+        _int(data.get("generation"), "generation"),
+        size=None if size is None else _int(size, "size"),
+        content_type=data.get("contentType"),
+        created_time=_rfc3339(data.get("timeCreated")),
+    )
+
+
+def source_from_ingest_request(body: bytes) -> SourceRef:
+    """An ``ingest-requests`` message (e.g. from the Cloudinary webhook).
+
+    Schema v1, JSON: ``{"v": 1, "bucket": B, "name": N, "generation": G}`` for an
+    object to (re-)ingest, or ``{"v": 1, "url": U, "source_id": S}`` for an image
+    to fetch (``S`` is its stable identity, e.g. ``cloudinary://cloud/public_id#version``).
+    """
+    try:
+        request = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadMessage("ingest request is not JSON") from exc
+    if not isinstance(request, dict) or request.get("v") != 1:
+        raise BadMessage("ingest request: unknown schema version")
+    if "bucket" in request:
+        return source_from_storage_object(request)
+    url, source_id = request.get("url"), request.get("source_id")
+    if not isinstance(url, str) or not isinstance(source_id, str) or not url or not source_id:
+        raise BadMessage("ingest request needs bucket/name/generation or url + source_id")
+    return SourceRef(
+        kind="url",
+        name=url,
+        identity=source_id,
+        content_type=request.get("content_type"),
+        created_time=_rfc3339(request.get("created_at")),
+        extra={"url": url},
+    )
