@@ -1,0 +1,133 @@
+"""The indexer function's request handling: one Pub/Sub push in, ack or retry out.
+
+functions-framework turns each raw push into a ``messagePublished`` CloudEvent
+whose ``source`` names the topic (the push endpoint path is
+``/projects/P/topics/T``). The handler decodes the message, hands it to the
+instance's :class:`GroupCommitter` and blocks until the commit holding it is
+stored. This is the one place where outcomes become delivery decisions:
+
+* returns (HTTP 2xx, ack): applied, or poison (unreadable body, another model's
+  embeddings, bad vectors; logged at ERROR with its id);
+* raises (HTTP 5xx, Pub/Sub redelivers with backoff, then the dead-letter
+  topic after ``max_delivery_attempts``): everything else, e.g. the index bucket
+  unavailable, the manifest contended past the retry budget, a corrupt index.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from facesearch.config import Settings, get_settings
+from facesearch.indexer.group_commit import GroupCommitter
+from facesearch.indexer.service import Applied, IndexerService
+from facesearch.logs import log_fields
+from facesearch.storage.bus import Message
+from facesearch.storage.bus_messages import KIND_DELETIONS, KIND_EMBEDDINGS, BadMessage
+
+logger = logging.getLogger(__name__)
+
+_committer: GroupCommitter[Message, Applied] | None = None
+_service: IndexerService | None = None
+_lock = threading.Lock()
+
+
+def build_indexer(settings: Settings) -> IndexerService:
+    from facesearch.index.writer import IndexWriter
+    from facesearch.ingest.factory import make_bus
+
+    return IndexerService(
+        IndexWriter.from_settings(settings),
+        make_bus(settings),
+        events_topic=settings.events_topic,
+        deletions_topic=settings.deletions_topic,
+    )
+
+
+def make_committer(service: IndexerService, settings: Settings) -> GroupCommitter[Message, Applied]:
+    return GroupCommitter(
+        service.apply,
+        window_s=settings.indexer_commit_window_ms / 1000.0,
+        max_weight=settings.indexer_commit_max_vectors,
+    )
+
+
+def default_committer(settings: Settings | None = None) -> GroupCommitter[Message, Applied]:
+    """One writer + committer per instance, built on first use."""
+    global _committer, _service  # noqa: PLW0603 - per-instance singletons by design
+    with _lock:
+        if _committer is None:
+            settings = settings or get_settings()
+            _service = build_indexer(settings)
+            _committer = make_committer(_service, settings)
+        return _committer
+
+
+def topic_of(source: str) -> str:
+    """``//pubsub.googleapis.com/projects/P/topics/T`` -> ``T`` ('' when unknown)."""
+    marker = "/topics/"
+    return source.rsplit(marker, 1)[1] if marker in source else ""
+
+
+def message_from_push(data: Any, *, deletions_topic: str, topic: str) -> Message:
+    if not isinstance(data, Mapping) or not isinstance(data.get("message"), Mapping):
+        raise BadMessage("push without a Pub/Sub message")
+    raw = data["message"]
+    try:
+        body = base64.b64decode(raw.get("data") or "", validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadMessage("Pub/Sub message data is not base64") from exc
+    attributes = {str(k): str(v) for k, v in (raw.get("attributes") or {}).items()}
+    if "kind" not in attributes:
+        attributes["kind"] = KIND_DELETIONS if topic == deletions_topic else KIND_EMBEDDINGS
+    return Message(body, attributes, str(raw.get("messageId") or raw.get("message_id") or ""))
+
+
+def _weight(message: Message) -> int:
+    return max(1, len(message.data) // 700)  # ~one 128-d base64 face per 700 bytes
+
+
+def handle_push(
+    source: str,
+    data: Any,
+    *,
+    event_id: str = "",
+    committer: GroupCommitter[Message, Applied] | None = None,
+    settings: Settings | None = None,
+) -> Applied | None:
+    """Process one pushed message; returns to acknowledge, raises to be redelivered."""
+    settings = settings or get_settings()
+    try:
+        message = message_from_push(
+            data, deletions_topic=settings.deletions_topic, topic=topic_of(source)
+        )
+    except BadMessage as error:
+        logger.error(
+            "unreadable push acknowledged",
+            extra=log_fields(event_id=event_id, error_code=error.code, error=error.message),
+        )
+        return None
+    try:
+        # poison bodies come back as Applied(poison=...) (acked, logged by the service);
+        # whatever raises here (index store down, manifest contended, a bug) is retried
+        return (committer or default_committer(settings)).submit(message, _weight(message))
+    except Exception as error:
+        logger.warning(
+            "indexing failed: delivery will be retried",
+            extra=log_fields(
+                event_id=event_id,
+                message_id=message.message_id,
+                error_type=type(error).__name__,
+                error=str(error),
+            ),
+        )
+        raise
+
+
+def handle_cloud_event(event: Any) -> None:
+    """Adapter for ``functions_framework.cloud_event``."""
+    handle_push(str(event["source"]), event.data, event_id=str(event["id"]))
