@@ -1,6 +1,7 @@
 """HMAC-SHA256 request signatures: the canonical string, signing, header names.
 
-Client and server build the same canonical string::
+Client and server build the same canonical string (PATH is the percent-decoded
+path re-encoded one canonical way, so a server that sees decoded paths agrees)::
 
     METHOD \\n PATH \\n SORTED_QUERY \\n TIMESTAMP \\n NONCE \\n hex(SHA256(BODY))
 
@@ -20,7 +21,7 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 HEADER_KEY_ID = "X-Facesearch-Key-Id"
 HEADER_TIMESTAMP = "X-Facesearch-Timestamp"
@@ -51,6 +52,11 @@ def query_pairs(query_string: str) -> list[tuple[str, str]]:
     return parse_qsl(query_string, keep_blank_values=True)
 
 
+def canonical_path(path: str) -> str:
+    """The *decoded* path, percent-encoded one canonical way (servers see paths decoded)."""
+    return quote(path or "/", safe="/-_.~")
+
+
 def canonical_string(
     method: str,
     path: str,
@@ -61,7 +67,14 @@ def canonical_string(
     body_sha256: str,
 ) -> bytes:
     return "\n".join(
-        (method.upper(), path, canonical_query(query), timestamp, nonce, body_sha256)
+        (
+            method.upper(),
+            canonical_path(path),
+            canonical_query(query),
+            timestamp,
+            nonce,
+            body_sha256,
+        )
     ).encode()
 
 
@@ -99,7 +112,7 @@ def sign_request(
     nonce = nonce or new_nonce()
     canonical = canonical_string(
         method,
-        parts.path or "/",
+        unquote(parts.path or "/"),
         query_pairs(parts.query),
         timestamp=ts,
         nonce=nonce,

@@ -1,0 +1,220 @@
+"""The query API as a WSGI application: routing, authentication, rendering.
+
+One object serves both deployments: functions-framework hands
+:func:`QueryApp.handle` a Flask request (a werkzeug ``Request``) in Cloud Run,
+and ``facesearch serve`` runs the same object as a WSGI app on localhost.
+Errors become problem+json here and nowhere else (:mod:`.problems`); every
+request logs one JSON access line with its request id, key id, status and
+stage timings, and returns the timings in a ``Server-Timing`` header.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
+from werkzeug.exceptions import NotFound as WzNotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from facesearch.api.crops import LocalCropUrls
+from facesearch.api.openapi import openapi_document
+from facesearch.api.problems import (
+    BadRequest,
+    MethodNotAllowed,
+    RouteNotFound,
+    log_unexpected,
+    problem_response,
+    to_error,
+)
+from facesearch.api.routes import ROUTES, Route
+from facesearch.api.service import QueryService
+from facesearch.auth.signing import query_pairs
+from facesearch.auth.verify import Verifier
+from facesearch.config import Settings
+from facesearch.errors import FaceSearchError, NotFound
+from facesearch.logs import log_fields
+from facesearch.net import FetchPolicy, fetch_image
+from facesearch.storage.metadata import check_id
+
+logger = logging.getLogger("facesearch.api")
+
+#: JSON bodies and multipart uploads: two images (match) in base64 plus form overhead
+BODY_OVERHEAD_BYTES = 1 << 20
+
+
+@dataclass
+class Call:
+    """What a handler gets: the request, its verified body, path args and the service."""
+
+    request: Request
+    body: bytes
+    args: dict[str, str]
+    app: QueryApp
+    request_id: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def service(self) -> QueryService:
+        return self.app.service
+
+    @property
+    def settings(self) -> Settings:
+        return self.app.settings
+
+    @property
+    def base_url(self) -> str:
+        return self.app.public_url or self.request.host_url.rstrip("/")
+
+    def fetch(self, url: str) -> bytes:
+        start = time.perf_counter()
+        data = self.app.fetch(url)
+        self.timings["fetch"] = round((time.perf_counter() - start) * 1000.0, 3)
+        return data
+
+    def crop_bytes(self, face_id: str, expires: str, sig: str) -> bytes:
+        crops = self.service.crops
+        if not isinstance(crops, LocalCropUrls):
+            raise NotFound("crops are served from signed storage URLs in this deployment")
+        crops.check(face_id, expires, sig)
+        record = self.service.store.get_face(face_id)
+        if record is None or not record.crop_url:
+            raise NotFound("crop not found")
+        return crops.read(record.crop_url)
+
+    def openapi(self) -> dict[str, Any]:
+        return openapi_document()
+
+
+class QueryApp:
+    def __init__(
+        self,
+        settings: Settings,
+        service: QueryService,
+        verifier: Verifier,
+        *,
+        fetch: Callable[[str], bytes] | None = None,
+        public_url: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.verifier = verifier
+        policy = FetchPolicy.from_settings(settings)
+        self.fetch = fetch or (lambda url: fetch_image(url, policy).data)
+        self.public_url = public_url
+        self.routes = {route.name: route for route in ROUTES}
+        self.url_map = Map(
+            [Rule(r.rule, endpoint=r.name, methods=[r.method]) for r in ROUTES],
+            strict_slashes=False,
+        )
+        self.max_body_bytes = 2 * (settings.max_image_bytes * 4 // 3) + BODY_OVERHEAD_BYTES
+
+    # --- WSGI ----------------------------------------------------------------------------
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        return self.handle(Request(environ))(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        start = time.perf_counter()
+        request_id = _request_id(request)
+        key_id: str | None = None
+        call: Call | None = None
+        route: Route | None = None
+        try:
+            try:
+                endpoint, args = self.url_map.bind_to_environ(request.environ).match()
+            except WzMethodNotAllowed as exc:
+                raise MethodNotAllowed(f"{request.method} is not allowed here") from exc
+            except WzNotFound as exc:
+                raise RouteNotFound(f"no route {request.path}") from exc
+            route = self.routes[str(endpoint)]
+            request.max_content_length = self.max_body_bytes
+            body = request.get_data(cache=True)
+            call = Call(request, body, _path_args(args), self, request_id)
+            if route.auth:
+                t = time.perf_counter()
+                verified = self.verifier.verify(
+                    request.method,
+                    request.path,
+                    query_pairs(request.query_string.decode("latin-1")),
+                    dict(request.headers),
+                    body,
+                    request_id=request_id,
+                )
+                key_id = verified.key_id
+                call.timings["auth"] = round((time.perf_counter() - t) * 1000.0, 3)
+            result = route.handler(call)
+            stage_timings = getattr(result, "timings_ms", None)
+            if isinstance(stage_timings, dict):
+                call.timings.update(stage_timings)
+            response = self._render(route, result)
+        except BaseException as exc:  # one place for every failure
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            error = to_error(exc)
+            if not isinstance(exc, FaceSearchError | HTTPException):
+                log_unexpected(exc, request_id=request_id, path=request.path)
+            response = problem_response(error, request_id=request_id, instance=request.path)
+        timings = dict(call.timings) if call else {}
+        timings["app"] = round((time.perf_counter() - start) * 1000.0, 3)
+        response.headers["X-Request-Id"] = request_id
+        response.headers["Server-Timing"] = ", ".join(
+            f"{name};dur={value}" for name, value in timings.items()
+        )
+        response.headers["Cache-Control"] = "no-store"
+        logger.info(
+            "request",
+            extra=log_fields(
+                request_id=request_id,
+                method=request.method,
+                path=request.path,
+                route=route.name if route else None,
+                status=response.status_code,
+                key_id=key_id,
+                timings_ms=timings,
+            ),
+        )
+        return response
+
+    def _render(self, route: Route, result: Any) -> Response:
+        if isinstance(result, bytes):
+            return Response(result, status=route.status, content_type=route.response_media)
+        if isinstance(result, BaseModel):
+            payload = result.model_dump_json()
+            status = route.status
+            if route.name == "healthz" and getattr(result, "status", "ok") != "ok":
+                status = 503
+            return Response(payload, status=status, content_type="application/json")
+        return Response(json.dumps(result), status=route.status, content_type="application/json")
+
+
+def _path_args(args: Mapping[str, Any]) -> dict[str, str]:
+    """Path ids must be valid record ids (the stores refuse '.', '..', '__x__', ...)."""
+    out = {}
+    for name, value in args.items():
+        text = str(value)
+        try:
+            check_id(name.removesuffix("_id"), text)
+        except ValueError as exc:
+            raise BadRequest(f"invalid {name}: {exc}") from exc
+        out[name] = text
+    return out
+
+
+def _request_id(request: Request) -> str:
+    """Cloud Run's trace id when present (logs then group by request), else a fresh id."""
+    trace = request.headers.get("X-Cloud-Trace-Context", "")
+    candidate = trace.split("/", 1)[0] or request.headers.get("X-Request-Id", "")
+    if candidate and len(candidate) <= 64 and candidate.replace("-", "").isalnum():
+        return candidate
+    return uuid.uuid4().hex

@@ -1,0 +1,123 @@
+"""The one place where errors become HTTP responses: RFC 9457 problem+json.
+
+Every :class:`facesearch.errors.FaceSearchError` carries its status and a
+stable ``code``; the problem ``type`` is ``urn:facesearch:problem:<code>`` so
+clients can branch on it without parsing prose. Anything else is a 500 whose
+body says nothing about the internals (the log has the traceback and the
+request id that the body repeats).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from facesearch.errors import FaceSearchError, SignatureError
+from facesearch.logs import log_fields
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_TYPE_PREFIX = "urn:facesearch:problem:"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class BadRequest(FaceSearchError):
+    """The request is malformed: bad JSON, a field out of range, a missing part."""
+
+    code = "invalid-request"
+    http_status = 400
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class UnsupportedMediaType(FaceSearchError):
+    code = "unsupported-media-type"
+    http_status = 415
+
+
+class RequestTooLarge(FaceSearchError):
+    code = "request-too-large"
+    http_status = 413
+
+
+class RateLimited(FaceSearchError):
+    """Too many expensive requests at once on this instance; retry shortly."""
+
+    code = "rate-limited"
+    http_status = 429
+    retryable = True
+
+
+class RouteNotFound(FaceSearchError):
+    code = "not-found"
+    http_status = 404
+
+
+class MethodNotAllowed(FaceSearchError):
+    code = "method-not-allowed"
+    http_status = 405
+
+
+def problem_type(code: str) -> str:
+    return PROBLEM_TYPE_PREFIX + code
+
+
+def problem_body(
+    error: FaceSearchError, *, request_id: str, instance: str | None = None
+) -> dict[str, Any]:
+    status = error.http_status
+    body: dict[str, Any] = {
+        "type": problem_type(error.code),
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": error.message,
+        "code": error.code,
+        "request_id": request_id,
+    }
+    if instance:
+        body["instance"] = instance
+    errors = getattr(error, "errors", None)
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def problem_response(
+    error: FaceSearchError, *, request_id: str, instance: str | None = None
+) -> Response:
+    body = problem_body(error, request_id=request_id, instance=instance)
+    response = Response(json.dumps(body), status=error.http_status, content_type=PROBLEM_MEDIA_TYPE)
+    if isinstance(error, SignatureError):
+        response.headers["WWW-Authenticate"] = 'FacesearchHMAC realm="facesearch"'
+    if isinstance(error, RateLimited) or error.http_status == 503:
+        response.headers["Retry-After"] = "1"
+    return response
+
+
+def to_error(exc: BaseException) -> FaceSearchError:
+    """Map anything raised while handling a request to a typed error."""
+    if isinstance(exc, FaceSearchError):
+        return exc
+    if isinstance(exc, HTTPException):  # werkzeug: body too large, bad multipart, ...
+        code = exc.code or 400
+        if code == 413:
+            return RequestTooLarge("request body too large")
+        error = BadRequest(exc.description or "bad request")
+        return error
+    internal = FaceSearchError("internal error")
+    return internal
+
+
+def log_unexpected(exc: BaseException, *, request_id: str, path: str) -> None:
+    logger.error(
+        "unhandled error",
+        exc_info=exc,
+        extra=log_fields(request_id=request_id, path=path, error_type=type(exc).__name__),
+    )

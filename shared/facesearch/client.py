@@ -1,0 +1,304 @@
+"""Python client for the query API: signs every request, returns typed results.
+
+    from facesearch.client import Client
+    client = Client("https://facesearch-dev-query-xyz.a.run.app", SigningKey("k1", secret))
+    result = client.search_image(Path("photo.jpg").read_bytes(), k=5)
+    for face in result.faces:
+        for match in face.matches:
+            print(match.face_id, match.similarity, match.person_name)
+
+Errors come back as :class:`ApiError` carrying the problem+json body (``code``
+is the stable machine-readable part). The request body is serialised here,
+once, and exactly those bytes are signed and sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import requests
+import requests.auth
+from pydantic import BaseModel
+
+from facesearch.api.schemas import (
+    FaceOut,
+    FacePage,
+    Forgotten,
+    Health,
+    ImageOut,
+    MatchResponse,
+    PersonOut,
+    PersonPage,
+    SearchResponse,
+    Stats,
+)
+from facesearch.auth.signing import SigningKey, sign_request
+from facesearch.config import Settings
+from facesearch.errors import ConfigError, FaceSearchError, TransientError
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_TIMEOUT_S = 60.0
+
+
+class ApiError(FaceSearchError):
+    """The API answered with a problem+json error."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        detail = problem.get("detail") or problem.get("title") or f"HTTP {status}"
+        super().__init__(str(detail))
+        self.http_status = status
+        self.code = str(problem.get("code") or "http-error")
+        self.problem = problem
+        self.retryable = status in (429, 503)
+
+
+class SigningAuth(requests.auth.AuthBase):
+    """Sign any ``requests`` call (``session.auth = SigningAuth(key)``): it sees the final body."""
+
+    def __init__(self, key: SigningKey) -> None:
+        self.key = key
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        body = r.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        r.headers.update(sign_request(self.key, r.method or "GET", r.path_url, body))
+        return r
+
+
+def _encode_multipart(files: dict[str, bytes], fields: dict[str, str]) -> tuple[bytes, str]:
+    prepared = requests.Request(
+        "POST",
+        "http://x/",
+        files={name: (name, data, "application/octet-stream") for name, data in files.items()},
+        data=fields,
+    ).prepare()
+    body = prepared.body
+    assert isinstance(body, bytes)
+    return body, str(prepared.headers["Content-Type"])
+
+
+def _params(**values: Any) -> dict[str, str]:
+    out = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            out[name] = ",".join(str(v) for v in value)
+        else:
+            out[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+class Client:
+    def __init__(
+        self,
+        base_url: str,
+        key: SigningKey,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        session: requests.Session | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.key = key
+        self.timeout_s = timeout_s
+        self.session = session or requests.Session()
+        self.extra_headers = dict(extra_headers or {})
+
+    @classmethod
+    def from_settings(cls, settings: Settings, url: str | None = None) -> Client:
+        from facesearch.auth import client_key_from_settings
+
+        base = url or settings.client_url
+        if not base:
+            raise ConfigError("no API URL: pass --remote URL or set FACESEARCH_CLIENT_URL")
+        return cls(base, client_key_from_settings(settings))
+
+    # --- transport -------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> requests.Response:
+        """Send one signed request; raises ApiError for a problem response."""
+        target = path + ("?" + urlencode(params) if params else "")
+        headers = dict(self.extra_headers)
+        headers.update(sign_request(self.key, method, target, body))
+        if content_type:
+            headers["Content-Type"] = content_type
+        try:
+            response = self.session.request(
+                method, self.base_url + target, data=body, headers=headers, timeout=self.timeout_s
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+                if not isinstance(problem, dict):
+                    raise ValueError
+            except ValueError:
+                problem = {"detail": response.text[:200] or response.reason}
+            raise ApiError(response.status_code, problem)
+        return response
+
+    def _json(
+        self,
+        model: type[M],
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        payload: Any = None,
+    ) -> M:
+        body = b"" if payload is None else json.dumps(payload).encode()
+        response = self.request(
+            method,
+            path,
+            params=params,
+            body=body,
+            content_type="application/json" if payload is not None else None,
+        )
+        return model.model_validate_json(response.content)
+
+    # --- search & match ------------------------------------------------------------------------
+
+    def search_image(
+        self,
+        image: bytes,
+        *,
+        k: int | None = None,
+        threshold: float | None = None,
+        min_liveness: float | None = None,
+        min_quality: float | None = None,
+        face_index: int | None = None,
+        bbox: Sequence[float] | None = None,
+    ) -> SearchResponse:
+        params = _params(
+            k=k,
+            threshold=threshold,
+            min_liveness=min_liveness,
+            min_quality=min_quality,
+            face_index=face_index,
+            bbox=list(bbox) if bbox is not None else None,
+        )
+        response = self.request(
+            "POST",
+            "/v1/search",
+            params=params,
+            body=image,
+            content_type="application/octet-stream",
+        )
+        return SearchResponse.model_validate_json(response.content)
+
+    def _search_json(self, payload: dict[str, Any], **params: Any) -> SearchResponse:
+        payload.update({k: v for k, v in params.items() if v is not None})
+        return self._json(SearchResponse, "POST", "/v1/search", payload=payload)
+
+    def search_url(self, image_url: str, **params: Any) -> SearchResponse:
+        return self._search_json({"image_url": image_url}, **params)
+
+    def search_embedding(self, embedding: Sequence[float], **params: Any) -> SearchResponse:
+        return self._search_json({"embedding": [float(v) for v in embedding]}, **params)
+
+    def search_face(self, face_id: str, **params: Any) -> SearchResponse:
+        return self._search_json({"face_id": face_id}, **params)
+
+    def match(
+        self,
+        image_a: bytes,
+        image_b: bytes,
+        *,
+        face_a: int | None = None,
+        face_b: int | None = None,
+        largest: bool = False,
+        threshold: float | None = None,
+    ) -> MatchResponse:
+        body, content_type = _encode_multipart(
+            {"image_a": image_a, "image_b": image_b},
+            _params(face_a=face_a, face_b=face_b, largest=largest, threshold=threshold),
+        )
+        response = self.request("POST", "/v1/match", body=body, content_type=content_type)
+        return MatchResponse.model_validate_json(response.content)
+
+    # --- records & persons --------------------------------------------------------------------
+
+    def face(self, face_id: str) -> FaceOut:
+        return self._json(FaceOut, "GET", f"/v1/faces/{face_id}")
+
+    def image(self, image_id: str) -> ImageOut:
+        return self._json(ImageOut, "GET", f"/v1/images/{image_id}")
+
+    def faces(
+        self,
+        *,
+        person: str | None = None,
+        image: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> FacePage:
+        params = _params(person=person, image=image, cursor=cursor, limit=limit)
+        return self._json(FacePage, "GET", "/v1/faces", params=params)
+
+    def iter_faces(self, **filters: Any) -> Iterator[FaceOut]:
+        cursor = None
+        while True:
+            page = self.faces(cursor=cursor, **filters)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def create_person(self, name: str, metadata: dict[str, Any] | None = None) -> PersonOut:
+        return self._json(
+            PersonOut, "POST", "/v1/persons", payload={"name": name, "metadata": metadata or {}}
+        )
+
+    def person(self, person_id: str) -> PersonOut:
+        return self._json(PersonOut, "GET", f"/v1/persons/{person_id}")
+
+    def update_person(
+        self, person_id: str, *, name: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> PersonOut:
+        payload: dict[str, Any] = {}
+        if name is not None:
+            payload["name"] = name
+        if metadata is not None:
+            payload["metadata"] = metadata
+        return self._json(PersonOut, "PATCH", f"/v1/persons/{person_id}", payload=payload)
+
+    def persons(self, *, cursor: str | None = None, limit: int = 100) -> PersonPage:
+        return self._json(
+            PersonPage, "GET", "/v1/persons", params=_params(cursor=cursor, limit=limit)
+        )
+
+    def set_face_person(self, face_id: str, person_id: str | None) -> FaceOut:
+        return self._json(
+            FaceOut, "PUT", f"/v1/faces/{face_id}/person", payload={"person_id": person_id}
+        )
+
+    def forget_image(self, image_id: str) -> Forgotten:
+        return self._json(Forgotten, "DELETE", f"/v1/images/{image_id}")
+
+    def forget_person(self, person_id: str) -> Forgotten:
+        return self._json(Forgotten, "DELETE", f"/v1/persons/{person_id}")
+
+    # --- operations --------------------------------------------------------------------------
+
+    def stats(self) -> Stats:
+        return self._json(Stats, "GET", "/v1/stats")
+
+    def health(self) -> Health:
+        """Unsigned; a 503 (unhealthy) still returns the Health body."""
+        response = self.session.get(self.base_url + "/healthz", timeout=self.timeout_s)
+        return Health.model_validate_json(response.content)
