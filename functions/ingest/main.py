@@ -1,0 +1,25 @@
+"""Cloud Run function ``ingest`` (GPU): image uploads in, faces out.
+
+Receives Eventarc ``google.cloud.storage.object.v1.finalized`` CloudEvents from
+the uploads bucket and Pub/Sub pushes of ``ingest-requests`` (converted to
+``messagePublished`` CloudEvents by functions-framework). All logic, and the
+one mapping of errors to ack (return) vs retry (raise), lives in
+:mod:`facesearch.ingest.entry`. Models and clients load once per instance.
+"""
+
+from __future__ import annotations
+
+import functions_framework
+from cloudevents.http.event import CloudEvent
+
+from facesearch.config import get_settings
+from facesearch.ingest.entry import handle_cloud_event
+from facesearch.logs import configure
+
+_settings = get_settings()
+configure(_settings.log_level, json_output=_settings.log_json)
+
+
+@functions_framework.cloud_event
+def ingest(event: CloudEvent) -> None:
+    handle_cloud_event(event)
