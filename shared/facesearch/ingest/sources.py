@@ -59,7 +59,8 @@ class SourceRef:
 
     @property
     def display(self) -> str:
-        return self.identity
+        """What humans see as the source (a local file's path; otherwise the identity)."""
+        return self.name if self.kind == "file" else self.identity
 
     def claims_image(self) -> bool:
         """Does the name or content type say "image"? (Used only to decide skip vs fail.)"""

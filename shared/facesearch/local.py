@@ -1,0 +1,196 @@
+"""Embedded mode: the whole event pipeline in one process, no cloud, no services.
+
+Local-directory blob stores (index, crops), an in-process bus, SQLite
+metadata and CPU onnxruntime, wired to the *same* ingest and indexer services
+that the Cloud Run functions run. Publishing an embedding queues it on the
+in-process bus; :meth:`EmbeddedSystem.flush` delivers the queue to the indexer
+in batches (one segment per batch: the in-process twin of group commit).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facesearch.config import Settings
+from facesearch.index.params import cache_dir, store_from_settings
+from facesearch.index.reader import IndexReader
+from facesearch.index.writer import IndexWriter
+from facesearch.indexer.service import IndexerService
+from facesearch.ingest.factory import build_ingest_service
+from facesearch.ingest.service import IngestOutcome, IngestService, Outcome
+from facesearch.ingest.sources import IMAGE_EXTENSIONS, SourceRef
+from facesearch.storage.bus import InProcessBus
+from facesearch.storage.metadata import FaceRecord, ImageRecord, MetadataStore
+from facesearch.storage.metadata_sqlite import SqliteMetadataStore
+from facesearch.vision.pipeline import FacePipeline
+from facesearch.vision.types import Face
+
+logger = logging.getLogger(__name__)
+
+#: Images ingested between two index commits (bigger = fewer, larger segments).
+COMMIT_EVERY_IMAGES = 64
+
+
+@dataclass
+class IngestSummary:
+    images: int = 0
+    done: int = 0
+    duplicates: int = 0
+    faces: int = 0
+    rejected: dict[str, list[str]] = field(default_factory=dict)  # reason -> sources
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def faces_per_s(self) -> float:
+        return self.faces / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def add(self, outcome: IngestOutcome) -> None:
+        self.images += 1
+        if outcome.outcome is Outcome.DONE:
+            self.done += 1
+            self.faces += outcome.faces
+        elif outcome.outcome is Outcome.DUPLICATE:
+            self.duplicates += 1
+        elif outcome.outcome is Outcome.FAILED:
+            self.rejected.setdefault(outcome.error_code or "failed", []).append(outcome.source)
+        else:
+            self.skipped.setdefault(outcome.reason or str(outcome.outcome), []).append(
+                outcome.source
+            )
+
+
+@dataclass(frozen=True)
+class Match:
+    face_id: str
+    similarity: float
+    image_id: str
+    source: str  # the matched face's source image (path or gs:// URL)
+    face: FaceRecord | None
+
+
+@dataclass(frozen=True)
+class FaceMatches:
+    face: Face
+    matches: list[Match]
+
+
+def iter_image_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files given directly, and image-named files found under given folders (sorted)."""
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix.lower() in IMAGE_EXTENSIONS:
+                    yield child
+        else:
+            yield path
+
+
+class EmbeddedSystem:
+    """Ingest, index and search on this machine, with the cloud code paths."""
+
+    def __init__(self, settings: Settings, *, pipeline: FacePipeline | None = None) -> None:
+        if settings.backend != "local":
+            settings = settings.model_copy(update={"backend": "local"})
+        self.settings = settings
+        self.pipeline = pipeline or FacePipeline(settings)
+        self.metadata: MetadataStore = SqliteMetadataStore(
+            Path(settings.data_dir) / "metadata.sqlite3"
+        )
+        self.bus = InProcessBus()
+        self.ingest_service: IngestService = build_ingest_service(
+            settings, pipeline=self.pipeline, metadata=self.metadata, bus=self.bus
+        )
+        self.index_store = store_from_settings(settings)
+        self.writer = IndexWriter.from_settings(settings)
+        self.indexer = IndexerService(
+            self.writer,
+            self.bus,
+            events_topic=settings.events_topic,
+            deletions_topic=settings.deletions_topic,
+        )
+        self.bus.subscribe(settings.embeddings_topic, self.indexer.handle_batch)
+        self.bus.subscribe(settings.deletions_topic, self.indexer.handle_batch)
+        self._reader: IndexReader | None = None
+
+    def flush(self) -> int:
+        """Deliver queued embeddings/deletions to the indexer; returns messages applied."""
+        return self.bus.drain()
+
+    def ingest_files(
+        self,
+        paths: Sequence[Path],
+        *,
+        on_result: Callable[[Path, IngestOutcome], None] | None = None,
+    ) -> IngestSummary:
+        summary = IngestSummary()
+        start = time.perf_counter()
+        for count, path in enumerate(paths, 1):
+            outcome = self.ingest_file(path)
+            summary.add(outcome)
+            if on_result is not None:
+                on_result(path, outcome)
+            if count % COMMIT_EVERY_IMAGES == 0:
+                self.flush()
+        self.flush()
+        summary.seconds = time.perf_counter() - start
+        return summary
+
+    def ingest_file(self, path: Path) -> IngestOutcome:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return IngestOutcome(
+                "", str(path), Outcome.FAILED, error_code="unreadable", reason=str(exc)
+            )
+        source = SourceRef.local_file(str(path), data, created_time=time.time())
+        return self.ingest_service.ingest(source, data)
+
+    def reader(self) -> IndexReader:
+        if self._reader is None:
+            self._reader = IndexReader(
+                self.index_store,
+                cache_dir=cache_dir(self.settings),
+                expected_model=self.pipeline.embedder.model_id,
+            )
+        else:
+            self._reader.refresh()
+        return self._reader
+
+    def search(self, data: bytes, *, k: int = 5) -> list[FaceMatches]:
+        """Every face in ``data`` with its top-``k`` indexed matches (raises for a bad image)."""
+        result = self.pipeline.process(data)
+        faces = [f for f in result.faces if f.embedding is not None]
+        if not faces:
+            return []
+        hits = self.reader().search(
+            np.stack([f.embedding for f in faces if f.embedding is not None]), k
+        )
+        records = self.metadata.get_faces([h.face_id for row in hits for h in row])
+        images: dict[str, ImageRecord | None] = {}
+        out = []
+        for face, row in zip(faces, hits, strict=True):
+            matches = []
+            for hit in row:
+                record = records.get(hit.face_id)
+                image_id = record.image_id if record else hit.face_id.rsplit("-", 1)[0]
+                if image_id not in images:
+                    images[image_id] = self.metadata.get_image(image_id)
+                image = images[image_id]
+                source = image.source if image else "?"
+                matches.append(Match(hit.face_id, hit.similarity, image_id, source, record))
+            out.append(FaceMatches(face, matches))
+        return out
+
+
+__all__ = ["EmbeddedSystem", "FaceMatches", "IngestSummary", "Match", "iter_image_files"]
