@@ -22,11 +22,32 @@ def emulator_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def gcs_emulator(emulator_log_dir: Path) -> Iterator[emulators.Emulator]:
-    """fake-gcs-server for the whole session; ``STORAGE_EMULATOR_HOST`` set while it runs."""
+def gcs_emulator(
+    emulator_log_dir: Path, pubsub_emulator: emulators.Emulator
+) -> Iterator[emulators.Emulator]:
+    """fake-gcs-server for the whole session; ``STORAGE_EMULATOR_HOST`` set while it runs.
+
+    It publishes object-finalize notifications to the Pub/Sub emulator (topic
+    ``gcs-events`` of project ``fs-gcs-events``), which the pipeline tests relay to
+    the ingest function the way Eventarc does. One GCS emulator per session: the
+    blob adapter's storage client is a process-wide singleton bound to one host.
+    """
+    from tests.integration.pipeline_harness import (
+        GCS_EVENTS_PROJECT,
+        GCS_EVENTS_TOPIC,
+        create_topics,
+    )
+
+    create_topics(GCS_EVENTS_PROJECT, GCS_EVENTS_TOPIC)
+    events = [
+        "-event.pubsub-project-id",
+        GCS_EVENTS_PROJECT,
+        "-event.pubsub-topic",
+        GCS_EVENTS_TOPIC,
+    ]
     stack = contextlib.ExitStack()
     try:
-        emulator = stack.enter_context(emulators.gcs_emulator(emulator_log_dir))
+        emulator = stack.enter_context(emulators.gcs_emulator(emulator_log_dir, extra_args=events))
     except (emulators.EmulatorMissing, emulators.EmulatorFailed) as exc:
         pytest.fail(f"GCS emulator unavailable: {exc}", pytrace=False)
     with stack, emulators.patched_env(emulator.env):

@@ -156,8 +156,19 @@ def gcs_binary() -> Path:
 
 
 @contextlib.contextmanager
-def gcs_emulator(log_dir: Path, *, binary: Path | None = None) -> Iterator[Emulator]:
-    """fake-gcs-server (in-memory backend); sets nothing globally, see ``Emulator.env``."""
+def gcs_emulator(
+    log_dir: Path,
+    *,
+    binary: Path | None = None,
+    extra_args: Sequence[str] = (),
+    name: str = "fake-gcs-server",
+) -> Iterator[Emulator]:
+    """fake-gcs-server (in-memory backend); sets nothing globally, see ``Emulator.env``.
+
+    ``extra_args`` e.g. ``-event.pubsub-project-id P -event.pubsub-topic T`` make it
+    publish object notifications to the Pub/Sub emulator named by the inherited
+    ``PUBSUB_EMULATOR_HOST``; ``name`` keeps a second instance's log file apart.
+    """
     binary = binary or gcs_binary()
     if not binary.is_file() or not os.access(binary, os.X_OK):
         raise EmulatorMissing(f"GCS emulator binary {binary} is missing or not executable")
@@ -171,10 +182,11 @@ def gcs_emulator(log_dir: Path, *, binary: Path | None = None) -> Iterator[Emula
         "-port", str(port),
         "-external-url", url,
         "-log-level", "warn",
+        *extra_args,
     ]  # fmt: skip
-    with run_emulator("fake-gcs-server", cmd, probe_url=f"{url}/storage/v1/b", log_dir=log_dir):
+    with run_emulator(name, cmd, probe_url=f"{url}/storage/v1/b", log_dir=log_dir):
         yield Emulator(
-            "fake-gcs-server", host, port, log_dir / "fake-gcs-server.log",
+            name, host, port, log_dir / f"{name}.log",
             env={"STORAGE_EMULATOR_HOST": url},
         )  # fmt: skip
 
