@@ -284,6 +284,7 @@ def _extensions() -> list[Callable[[Any], None]]:
     else:
         registrars.append(add_index_commands)
     registrars.append(__import__("facesearch.ingest.cli", fromlist=["*"]).add_ingest_commands)
+    registrars.append(__import__("facesearch.api.cli", fromlist=["*"]).add_api_commands)
     return registrars
 
 
