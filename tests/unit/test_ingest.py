@@ -254,3 +254,25 @@ def test_event_handler_maps_outcomes_to_ack_or_retry(world: World, photos_dir: P
 def test_message_ids_are_unique_per_publish(world: World) -> None:
     ids = world.bus.publish("face-embeddings", [Message(b"{}")] * 3)
     assert len(set(ids)) == 3
+
+
+def test_final_loader_errors_are_recorded(world: World) -> None:
+    """A fetcher refusing a URL (allow-list, size cap) is a typed failure, not a silent ack."""
+    from facesearch.errors import Forbidden
+
+    def refuse(source: SourceRef) -> tuple[bytes, int | None]:
+        raise Forbidden("host not allowed")
+
+    world.service.loader = refuse
+    source = SourceRef(kind="url", name="https://evil.example/x.jpg", identity="cloudinary://c/x#1")
+    outcome = world.service.ingest(source)
+    assert outcome.outcome is Outcome.FAILED and outcome.error_code == "forbidden"
+    record = world.metadata.get_image(source.image_id)
+    assert record is not None and record.status is ImageStatus.FAILED
+
+    def flaky(source: SourceRef) -> tuple[bytes, int | None]:
+        raise TransientError("delivery host timed out")
+
+    world.service.loader = flaky
+    with pytest.raises(TransientError):
+        world.service.ingest(SourceRef(kind="url", name="https://c/y.jpg", identity="c#2"))

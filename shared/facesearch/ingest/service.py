@@ -160,6 +160,10 @@ class IngestService:
             except NotFound:
                 logger.warning("source vanished before processing; acknowledged", extra=fields)
                 return IngestOutcome(image_id, source.display, Outcome.SUPERSEDED, reason="gone")
+            except FaceSearchError as error:  # e.g. a URL outside the fetch allow-list
+                if error.retryable:
+                    raise
+                return self._fail(source, error, existing)
             if source.generation is not None and generation not in (None, source.generation):
                 logger.info(
                     "object was overwritten since the event; the newer event ingests it",
