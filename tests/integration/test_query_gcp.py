@@ -1,0 +1,144 @@
+"""The query API on its cloud adapters, against Google's Firestore and Pub/Sub emulators.
+
+Firestore holds the metadata and the replay guard's nonces (create-if-absent),
+and forgetting queues the index deletion on the face-deletions topic (the
+query service cannot write the index bucket): the message must arrive in the
+indexer's format, and the face must be unsearchable at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from facesearch.api.app import QueryApp
+from facesearch.api.crops import LocalCropUrls
+from facesearch.api.factory import index_forgetter
+from facesearch.api.service import QueryService
+from facesearch.auth import FirestoreNonceStore, StaticKeyRing, Verifier, sign_request
+from facesearch.config import load_settings
+from facesearch.index import IndexWriter
+from facesearch.storage.bus import Message
+from facesearch.storage.bus_messages import DeletionsMessage
+from facesearch.storage.metadata_firestore import FirestoreMetadataStore
+from facesearch.vision.pipeline import FacePipeline
+from tests.api.support import COLLECTION, KEY, SignedClient, add_image
+from tests.integration import emulators
+
+pytestmark = pytest.mark.integration
+
+
+def _firestore(project: str) -> Any:
+    return importlib.import_module("google.cloud.firestore").Client(project=project)
+
+
+def test_firestore_nonce_store_claims_once_even_under_races(
+    firestore_emulator: emulators.Emulator, gcp_project: str
+) -> None:
+    store = FirestoreNonceStore(_firestore(gcp_project))
+    expires = time.time() + 301
+    assert store.claim("k1", "n" * 24, expires)
+    assert not store.claim("k1", "n" * 24, expires)
+    assert store.claim("k2", "n" * 24, expires)  # per key id
+
+    outcomes: list[bool] = []
+    lock = threading.Lock()
+
+    def claim() -> None:
+        won = store.claim("k1", "race-" + "r" * 20, expires)
+        with lock:
+            outcomes.append(won)
+
+    threads = [threading.Thread(target=claim) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == [False] * 5 + [True]
+    docs = list(_firestore(gcp_project).collection("nonces").stream())
+    assert len(docs) == 3
+    data = docs[0].to_dict()
+    assert isinstance(data["expires_at"], datetime)  # the TTL policy's field
+    assert set(data) == {"key_id", "expires_at"}  # never the nonce itself
+    emulators.reset_firestore(firestore_emulator, gcp_project)
+
+
+def test_signed_api_on_firestore_with_queued_forget(
+    firestore_emulator: emulators.Emulator,
+    pubsub_emulator: emulators.Emulator,
+    gcp_project: str,
+    tmp_path: Path,
+) -> None:
+    from google.cloud import pubsub_v1
+
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    topic = publisher.create_topic(name=publisher.topic_path(gcp_project, "face-deletions")).name
+    subscription = subscriber.create_subscription(
+        name=subscriber.subscription_path(gcp_project, "deletions-test"), topic=topic
+    ).name
+
+    settings = load_settings(
+        data_dir=tmp_path,
+        backend="gcp",
+        project=gcp_project,
+        index_url=str(tmp_path / "index"),
+        index_refresh_interval_s=0.0,
+    )
+    store = FirestoreMetadataStore(project=gcp_project)
+    pipeline = FacePipeline(settings)
+    writer = IndexWriter.from_settings(settings)
+    faces = {
+        image_id: add_image(
+            pipeline,
+            store=store,
+            writer=writer,
+            crops_dir=tmp_path / "crops",
+            image_id=image_id,
+            data=COLLECTION[image_id].read_bytes(),
+        )
+        for image_id in ("obama-1", "obama-2")
+    }
+    service = QueryService(
+        settings,
+        store=store,
+        crops=LocalCropUrls(b"k" * 32, 60),
+        forget_index=index_forgetter(settings),
+        pipeline=pipeline,
+    )
+    verifier = Verifier(
+        StaticKeyRing({KEY.key_id: KEY.secret}), FirestoreNonceStore(_firestore(gcp_project))
+    )
+    client = SignedClient(QueryApp(settings, service, verifier))
+
+    # replay protection holds across the shared Firestore nonce store
+    headers = sign_request(KEY, "GET", "/v1/stats")
+    first = client.wsgi.get("/v1/stats", headers=headers)
+    assert first.status_code == 200 and first.get_json()["faces"] == 2
+    assert client.wsgi.get("/v1/stats", headers=headers).status_code == 403
+
+    target = faces["obama-1"][0]
+    vector = store.get_face(target).vector().tolist()  # type: ignore[union-attr]
+
+    def found() -> list[str]:
+        body = {"embedding": vector, "k": 5, "threshold": -1}
+        result = client.post("/v1/search", json_body=body).get_json()
+        return [m["face_id"] for m in result["faces"][0]["matches"]]
+
+    assert found()[0] == target
+    forgotten = client.call("DELETE", "/v1/images/obama-1").get_json()
+    assert forgotten["index"] == "queued" and forgotten["deleted_faces"] == [target]
+    assert target not in found()  # unsearchable before the indexer acts
+    assert found() == faces["obama-2"]
+
+    response = subscriber.pull(subscription=subscription, max_messages=5, timeout=30)
+    assert len(response.received_messages) == 1
+    received = response.received_messages[0].message
+    decoded = DeletionsMessage.decode(Message(received.data, dict(received.attributes)))
+    assert decoded.face_ids == [target]
+    emulators.reset_firestore(firestore_emulator, gcp_project)
