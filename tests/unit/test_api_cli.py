@@ -127,3 +127,23 @@ def test_remote_search_and_match_against_a_live_server(
         ]
     )
     assert different == 1
+
+
+def test_remote_flag_wraps_an_existing_local_command(keys_env: None, tmp_path: Path) -> None:
+    import argparse
+
+    from facesearch.errors import TransientError
+
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command")
+    local = commands.add_parser("search")
+    local.add_argument("image")
+    local.set_defaults(handler=lambda args: 42)
+    add_api_commands(commands)
+    image = tmp_path / "q.jpg"
+    image.write_bytes(b"x")
+    args = parser.parse_args(["search", str(image)])
+    assert args.handler(args) == 42  # without --remote: the local command, untouched
+    args = parser.parse_args(["search", str(image), "--remote", "http://127.0.0.1:9"])
+    with pytest.raises(TransientError):  # the remote path: nothing listens on port 9
+        args.handler(args)

@@ -167,7 +167,7 @@ def _add_remote_mode(commands: Any, name: str, remote: Any) -> None:
         return
     local = parser.get_default("handler")
     parser.add_argument(
-        "--remote", help="ask this query API (FACESEARCH_CLIENT_URL) instead of running locally"
+        "--remote", help="base URL of a query API to ask instead of running locally"
     )
     _add_key_options(parser)
 
