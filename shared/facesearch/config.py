@@ -258,6 +258,44 @@ class Settings(BaseSettings):
         default=4096, ge=1, description="Group commit: flush early at this many vectors."
     )
 
+    # --- Cloudinary webhook (facesearch.cloudinary) -----------------------------------------
+    cloudinary_cloud_name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,128}$",
+        description="Cloudinary cloud name; images are fetched only from its delivery host.",
+    )
+    cloudinary_api_key: str | None = Field(
+        default=None, description="Cloudinary API key (public half; logged, never secret)."
+    )
+    cloudinary_secret_name: str | None = Field(
+        default=None,
+        description="projects/P/secrets/NAME holding the Cloudinary API secret (plain text);"
+        " read versions/latest, refreshed every 5 min.",
+    )
+    cloudinary_api_secret: SecretStr | None = Field(
+        default=None,
+        description="Local/test Cloudinary API secret (cloud: cloudinary_secret_name).",
+    )
+    cloudinary_signature_max_age_s: int = Field(
+        default=7200,
+        ge=1,
+        le=86400,
+        description="Notifications whose X-Cld-Timestamp is older than this are refused.",
+    )
+    cloudinary_signature_algorithm: Literal["sha1", "sha256"] = Field(
+        default="sha1", description="The account's notification signature algorithm."
+    )
+    cloudinary_secure_distribution: str | None = Field(
+        default=None,
+        description="Custom delivery host (private CDN CNAME) instead of res.cloudinary.com.",
+    )
+    cloudinary_max_side_px: int = Field(
+        default=2048,
+        ge=64,
+        le=10000,
+        description="Ingest asks Cloudinary for a derivative no larger than this (c_limit).",
+    )
+
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning pydantic's validation error into our typed ConfigError."""

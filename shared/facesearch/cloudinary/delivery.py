@@ -1,0 +1,145 @@
+"""Cloudinary delivery URLs: built with the SDK, fetched only from our cloud.
+
+The webhook never forwards a URL it was sent. It builds the URL from *our*
+cloud name and the notification's public_id + version with the SDK's URL
+builder, asking Cloudinary for a bounded derivative (``c_limit`` to
+``cloudinary_max_side_px``) so a 50-megapixel original costs us a ~2048 px
+download. ``authenticated`` assets get a signed URL (``s--...--``) from the same
+builder.
+
+The ingest side fetches through :func:`cloudinary_fetcher`: the SSRF-safe
+fetcher (https only, resolve once and connect to the vetted public address,
+every redirect hop re-checked, byte cap, one deadline) restricted to our
+delivery host, plus a path check that the URL stays inside our cloud on
+``res.cloudinary.com`` (``/<cloud_name>/image/...``, no dot segments).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Callable
+from dataclasses import replace
+from urllib.parse import unquote, urlsplit
+
+from cloudinary.utils import cloudinary_url
+
+from facesearch.config import Settings
+from facesearch.errors import ConfigError, TransientError
+from facesearch.ingest.sources import image_id_for
+from facesearch.net import FetchFailed, FetchPolicy, UrlNotAllowed, fetch_image
+
+SHARED_DELIVERY_HOST = "res.cloudinary.com"
+#: Formats the decoder reads; anything else (PSD, PDF, RAW...) is asked for as JPEG.
+DECODABLE_FORMATS = frozenset(
+    {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif"}
+)
+#: Delivery types we can fetch: public, or signed-URL ("authenticated").
+FETCHABLE_TYPES = frozenset({"upload", "authenticated"})
+
+
+def source_id(cloud_name: str, public_id: str, version: int) -> str:
+    """The identity hashed into the image id (matches facesearch.ingest.sources)."""
+    return f"cloudinary://{cloud_name}/{public_id}#{version}"
+
+
+def cloudinary_image_id(cloud_name: str, public_id: str, version: int) -> str:
+    return image_id_for(source_id(cloud_name, public_id, version))
+
+
+def event_key(cloud_name: str, public_id: str, version: int) -> str:
+    """Fixed-length dedupe key (public_ids are free text; Firestore ids are not)."""
+    return hashlib.sha256(source_id(cloud_name, public_id, version).encode()).hexdigest()
+
+
+def require_cloud_name(settings: Settings) -> str:
+    if not settings.cloudinary_cloud_name:
+        raise ConfigError("FACESEARCH_CLOUDINARY_CLOUD_NAME is not set")
+    return settings.cloudinary_cloud_name
+
+
+def delivery_host(settings: Settings) -> str:
+    """The one host we fetch from: the custom CNAME if configured, else res.cloudinary.com."""
+    configured = settings.cloudinary_secure_distribution
+    if not configured:
+        return SHARED_DELIVERY_HOST
+    return (urlsplit(f"//{configured}").hostname or configured).lower()
+
+
+def delivery_url(
+    settings: Settings,
+    public_id: str,
+    version: int,
+    *,
+    fmt: str | None = None,
+    delivery_type: str = "upload",
+    api_secret: str | None = None,
+) -> str:
+    """The https URL of a derivative no larger than ``cloudinary_max_side_px`` on each side."""
+    if delivery_type not in FETCHABLE_TYPES:
+        raise ValueError(f"delivery type {delivery_type!r} cannot be fetched")
+    side = settings.cloudinary_max_side_px
+    options: dict[str, object] = {
+        "cloud_name": require_cloud_name(settings),
+        "resource_type": "image",
+        "type": delivery_type,
+        "version": version,
+        "secure": True,
+        "format": fmt if fmt in DECODABLE_FORMATS else "jpg",
+        "transformation": [{"width": side, "height": side, "crop": "limit"}],
+    }
+    if settings.cloudinary_secure_distribution:
+        options.update(
+            private_cdn=True, secure_distribution=settings.cloudinary_secure_distribution
+        )
+    if delivery_type == "authenticated":
+        if not api_secret:
+            raise ConfigError("signed delivery URLs need the Cloudinary API secret")
+        options.update(sign_url=True, api_secret=api_secret)
+    url, _ = cloudinary_url(public_id, **options)
+    return str(url)
+
+
+def check_delivery_url(url: str, settings: Settings) -> None:
+    """Refuse any URL outside our cloud's delivery host and path (before fetching)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or host != delivery_host(settings):
+        raise UrlNotAllowed(f"not a delivery URL of our Cloudinary cloud: host {host or '?'}")
+    path = unquote(parts.path)
+    if posixpath.normpath(path) != path or "/./" in path or "/../" in path:
+        raise UrlNotAllowed("delivery URL path has dot segments")
+    prefix = "/image/"
+    if not settings.cloudinary_secure_distribution:
+        prefix = f"/{require_cloud_name(settings)}/image/"
+    if not path.startswith(prefix):
+        raise UrlNotAllowed("delivery URL is outside our Cloudinary cloud")
+
+
+def fetch_policy(settings: Settings) -> FetchPolicy:
+    """The production policy: only our delivery host, the image byte cap and fetch deadline."""
+    return FetchPolicy.from_settings(settings, allowed_hosts=[delivery_host(settings)])
+
+
+def cloudinary_fetcher(
+    settings: Settings, *, policy: FetchPolicy | None = None
+) -> Callable[[str], bytes]:
+    """A ``UrlFetcher`` for ``facesearch.ingest.factory``: Cloudinary URLs and nothing else.
+
+    Unreachable or failing delivery (timeouts, 5xx) is :class:`TransientError` so the
+    ingest delivery is retried (bounded by the dead-letter policy); a URL outside the
+    policy (:class:`UrlNotAllowed`) or an over-cap body (``ImageTooLarge``) is final.
+    ``policy`` exists for tests (a local TLS server: its port, its CA, 127.0.0.1 exempt);
+    production uses :func:`fetch_policy`. The host allow-list is ours either way.
+    """
+    active = policy or fetch_policy(settings)
+    active = replace(active, allowed_hosts=(delivery_host(settings),))
+
+    def fetch(url: str) -> bytes:
+        check_delivery_url(url, settings)
+        try:
+            return fetch_image(url, active).data
+        except FetchFailed as exc:
+            raise TransientError(f"Cloudinary delivery failed: {exc.message}") from exc
+
+    return fetch

@@ -1,0 +1,103 @@
+"""The webhook over HTTP: the one place where its errors become status codes.
+
+* 200 ``application/json``: queued, duplicate, ignored or forgotten (see
+  :mod:`facesearch.cloudinary.webhook`); Cloudinary stops retrying.
+* 401 problem+json: missing, malformed, stale or wrong signature. The body says
+  only "unauthorized"; the reason is in the log.
+* 400 (signed but unreadable notification), 405 (not POST), 413 (body over
+  :data:`MAX_NOTIFICATION_BYTES`), 503 (a dependency is down, or a delete has
+  to wait for its ingest: Cloudinary retries), 500 (anything unexpected).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from facesearch.cloudinary.webhook import CloudinaryWebhook
+from facesearch.errors import FaceSearchError, SignatureError
+from facesearch.logs import log_fields
+
+logger = logging.getLogger("facesearch.cloudinary")
+
+#: Cloudinary notifications are a few KiB; a multi-resource delete stays far below this.
+MAX_NOTIFICATION_BYTES = 1 << 20
+UNAUTHORIZED_DETAIL = "the notification signature could not be verified"
+
+
+class MethodNotAllowed(FaceSearchError):
+    code = "method-not-allowed"
+    http_status = 405
+
+
+class NotificationTooLarge(FaceSearchError):
+    code = "request-too-large"
+    http_status = 413
+
+
+def _read_body(request: Request) -> bytes:
+    length = request.content_length
+    if length is not None and length > MAX_NOTIFICATION_BYTES:
+        raise NotificationTooLarge(f"notification of {length} bytes is over the limit")
+    body = request.stream.read(MAX_NOTIFICATION_BYTES + 1)
+    if len(body) > MAX_NOTIFICATION_BYTES:
+        raise NotificationTooLarge("notification body is over the limit")
+    return bytes(body)
+
+
+def _problem(error: FaceSearchError, request_id: str, path: str) -> Response:
+    from facesearch.api.problems import problem_response
+
+    shown = error
+    if isinstance(error, SignatureError):  # never tell a caller which check failed
+        shown = SignatureError(UNAUTHORIZED_DETAIL)
+    elif error.http_status >= 500:  # internals (topic paths, hosts) stay in the log
+        shown = FaceSearchError("temporarily unavailable, retry later")
+        shown.code, shown.http_status = error.code, error.http_status
+    response = problem_response(shown, request_id=request_id, instance=path)
+    if isinstance(error, SignatureError):
+        response.headers["WWW-Authenticate"] = 'CloudinarySignature realm="facesearch"'
+    return response
+
+
+def handle_http(
+    request: Request, webhook: CloudinaryWebhook | Callable[[], CloudinaryWebhook]
+) -> Response:
+    """Answer one request. ``webhook`` may be a getter, so that a failure to build it
+    (no secret configured, Secret Manager down) is answered here as problem+json too."""
+    request_id = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0] or uuid.uuid4().hex
+    fields: dict[str, Any] = {"request_id": request_id}
+    try:
+        if request.method != "POST":
+            raise MethodNotAllowed(f"{request.method} is not allowed; Cloudinary POSTs")
+        body = _read_body(request)
+        service = webhook if isinstance(webhook, CloudinaryWebhook) else webhook()
+        result = service.handle(body, dict(request.headers))
+    except FaceSearchError as error:
+        level = logging.WARNING if error.http_status < 500 else logging.ERROR
+        logger.log(
+            level,
+            "notification refused",
+            extra=log_fields(
+                status=error.http_status,
+                error_type=type(error).__name__,
+                error_code=error.code,
+                error=error.message,
+                **fields,
+            ),
+        )
+        return _problem(error, request_id, request.path)
+    except Exception:
+        logger.exception("unhandled error", extra=log_fields(status=500, **fields))
+        return _problem(FaceSearchError("internal error"), request_id, request.path)
+    logger.info("notification handled", extra=log_fields(status=200, **result.to_dict(), **fields))
+    return Response(
+        json.dumps({**result.to_dict(), "request_id": request_id}),
+        status=200,
+        content_type="application/json",
+    )

@@ -1,0 +1,222 @@
+"""The webhook's work for one notification: verify, parse, dedupe, queue or forget.
+
+Kept short on purpose: Cloudinary retries endpoints that answer slowly or with
+anything but 200, so the request does one signature check, one create-if-absent
+and one Pub/Sub publish, and the GPU ingest function downloads the image later.
+
+Outcomes (rendered as 200 by :mod:`facesearch.cloudinary.entry`):
+``queued`` (ingest request published), ``duplicate`` (this public_id + version
+was queued before), ``ignored`` (not ours to process), ``forgotten`` (delete).
+Raised errors become 401 (signature), 400 (unreadable body) or 503
+(:class:`TransientError`: Cloudinary retries).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from facesearch.cloudinary.delivery import (
+    FETCHABLE_TYPES,
+    cloudinary_image_id,
+    delivery_url,
+    event_key,
+    require_cloud_name,
+    source_id,
+)
+from facesearch.cloudinary.ledger import LEDGER_TTL_S, EventLedger
+from facesearch.cloudinary.notifications import (
+    DeletedImage,
+    DeletedImages,
+    Ignored,
+    UploadedImage,
+    parse_notification,
+)
+from facesearch.cloudinary.signature import NotificationVerifier
+from facesearch.config import Settings
+from facesearch.errors import NotFound, TransientError
+from facesearch.logs import log_fields
+from facesearch.storage.bus import Bus, Message
+from facesearch.storage.metadata import ImageStatus, MetadataStore
+
+logger = logging.getLogger(__name__)
+
+INGEST_REQUEST_VERSION = 1
+#: Forgets an image's records, crops and index entries (the query API's forget); the
+#: number of faces removed. Raises NotFound for an unknown image.
+ImageForgetter = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    outcome: str  # queued | duplicate | ignored | forgotten
+    notification_type: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "notification_type": self.notification_type,
+            **self.details,
+        }
+
+
+def ingest_request(
+    settings: Settings, upload: UploadedImage, url: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``ingest-requests`` body and attributes (facesearch.ingest.sources, schema v1)."""
+    cloud = require_cloud_name(settings)
+    sid = source_id(cloud, upload.public_id, upload.version)
+    body: dict[str, Any] = {"v": INGEST_REQUEST_VERSION, "url": url, "source_id": sid}
+    if upload.format:
+        content_type = mimetypes.types_map.get(f".{upload.format}")
+        if content_type:
+            body["content_type"] = content_type
+    if upload.created_at:
+        body["created_at"] = upload.created_at
+    attributes = {
+        "kind": "ingest-request",
+        "source": "cloudinary",
+        "image_id": cloudinary_image_id(cloud, upload.public_id, upload.version),
+    }
+    return body, attributes
+
+
+class CloudinaryWebhook:
+    """One per instance: the verifier, the ledger, the bus and the forget path, reused."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        verifier: NotificationVerifier,
+        ledger: EventLedger,
+        bus: Bus,
+        metadata: MetadataStore,
+        forget_image: ImageForgetter,
+        secrets: Callable[[], Sequence[str]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.cloud_name = require_cloud_name(settings)
+        self.verifier = verifier
+        self.ledger = ledger
+        self.bus = bus
+        self.metadata = metadata
+        self.forget_image = forget_image
+        self._secrets = secrets
+        self._clock = clock
+
+    def handle(self, raw_body: bytes, headers: Mapping[str, str]) -> WebhookResult:
+        verified = self.verifier.verify(raw_body, headers)
+        notification = parse_notification(verified.body)
+        if isinstance(notification, UploadedImage):
+            return self._upload(notification)
+        if isinstance(notification, DeletedImages):
+            return self._delete(notification)
+        return self._ignored(notification)
+
+    # --- upload / eager ---------------------------------------------------------------
+
+    def _upload(self, upload: UploadedImage) -> WebhookResult:
+        kind = upload.notification_type
+        if upload.delivery_type not in FETCHABLE_TYPES:
+            return self._ignored(Ignored(kind, f"delivery type {upload.delivery_type}"))
+        key = event_key(self.cloud_name, upload.public_id, upload.version)
+        image_id = cloudinary_image_id(self.cloud_name, upload.public_id, upload.version)
+        fields = {"image_id": image_id, "public_id": upload.public_id, "version": upload.version}
+        info = {"public_id": upload.public_id, "version": str(upload.version), "image_id": image_id}
+        if not self.ledger.claim(key, info, self._clock() + LEDGER_TTL_S):
+            logger.info("duplicate notification acknowledged", extra=log_fields(**fields))
+            return WebhookResult("duplicate", kind, {"image_id": image_id})
+        try:
+            secret = self._secrets()[0] if upload.delivery_type == "authenticated" else None
+            url = delivery_url(
+                self.settings,
+                upload.public_id,
+                upload.version,
+                fmt=upload.format,
+                delivery_type=upload.delivery_type,
+                api_secret=secret,
+            )
+            body, attributes = ingest_request(self.settings, upload, url)
+            message = Message(json.dumps(body, separators=(",", ":")).encode(), attributes)
+            self.bus.publish(self.settings.ingest_topic, [message])
+        except BaseException:
+            # Not queued: give the claim back so Cloudinary's retry of this notification
+            # (we answer 5xx) is not mistaken for a duplicate.
+            try:
+                self.ledger.release(key)
+            except Exception:
+                logger.exception("could not release the claim", extra=log_fields(**fields))
+            raise
+        logger.info(
+            "ingest request queued",
+            extra=log_fields(notification_type=kind, api_key=upload.api_key, **fields),
+        )
+        return WebhookResult("queued", kind, {"image_id": image_id})
+
+    # --- delete ---------------------------------------------------------------------------
+
+    def _delete(self, deleted: DeletedImages) -> WebhookResult:
+        forgotten: list[str] = []
+        faces = 0
+        for image in deleted.images:
+            result = self._forget_one(image)
+            if result is not None:
+                forgotten.append(result[0])
+                faces += result[1]
+        return WebhookResult("forgotten", "delete", {"image_ids": forgotten, "faces": faces})
+
+    def _forget_one(self, image: DeletedImage) -> tuple[str, int] | None:
+        """Forget one deleted image: (image id, faces removed), or None if we never had it.
+
+        A delete that overtakes its own ingest (queued, or being processed) is refused
+        with 503 so that Cloudinary retries it after the ingest has finished; otherwise
+        the ingest would recreate the faces we were asked to forget.
+        """
+        if image.version is None:
+            logger.warning(
+                "delete without a version: cannot derive the image id",
+                extra=log_fields(public_id=image.public_id),
+            )
+            return None
+        key = event_key(self.cloud_name, image.public_id, image.version)
+        image_id = cloudinary_image_id(self.cloud_name, image.public_id, image.version)
+        fields = {"image_id": image_id, "public_id": image.public_id, "version": image.version}
+        deleted = {"public_id": image.public_id, "version": str(image.version), "deleted": "1"}
+        expires_at = self._clock() + LEDGER_TTL_S
+        record = self.metadata.get_image(image_id)
+        if record is None:
+            claim = self.ledger.get(key)
+            if claim is None:
+                # Never queued: the claim now also stops a late upload notification.
+                self.ledger.claim(key, deleted, expires_at)
+                logger.info("delete of an image we never queued", extra=log_fields(**fields))
+                return None
+            if claim.get("deleted"):
+                return None  # forgotten before: a duplicate delete
+            raise TransientError(f"image {image_id} is queued for ingest; retry the delete")
+        if record.status in (ImageStatus.QUEUED, ImageStatus.PROCESSING):
+            raise TransientError(f"image {image_id} is being ingested; retry the delete")
+        try:
+            removed = self.forget_image(image_id)
+        except NotFound:
+            removed = 0
+        self.ledger.put(key, deleted, expires_at)
+        logger.info(
+            "image forgotten (deleted in Cloudinary)", extra=log_fields(faces=removed, **fields)
+        )
+        return image_id, removed
+
+    def _ignored(self, ignored: Ignored) -> WebhookResult:
+        logger.info(
+            "notification ignored",
+            extra=log_fields(notification_type=ignored.notification_type, reason=ignored.reason),
+        )
+        return WebhookResult("ignored", ignored.notification_type, {"reason": ignored.reason})
