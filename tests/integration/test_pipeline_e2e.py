@@ -8,6 +8,7 @@ Firestore emulator holds the records. See ``pipeline_harness`` for the wiring.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -205,3 +206,46 @@ def test_bad_image_corpus_gets_typed_failures_without_retry_storm(
     assert d.relay.stats.delivered == len(cases)
     face_ids = {f.face_id for f in d.metadata.list_faces(limit=1000).items}
     wait_for("good faces searchable", lambda: d.searchable_ids() >= face_ids, 60)
+
+
+def test_ingest_request_pushed_by_pubsub(
+    deployment: Deployment, photos_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Cloudinary path's queue: an ingest-requests message pushed to the ingest function."""
+    import json
+    import uuid
+
+    from google.cloud import storage
+
+    from facesearch.ingest.sources import SourceRef
+    from facesearch.storage.bus import Message
+    from facesearch.storage.bus_pubsub import PubSubBus
+    from tests.integration.pipeline_harness import create_push_subscription
+
+    d = deployment
+    other = storage.Client(project=d.project).create_bucket(f"other-{uuid.uuid4().hex[:12]}")
+    blob = other.blob("elsewhere/obama.jpg")  # not the watched bucket: only the request ingests it
+    blob.upload_from_string(small_jpeg(photos_dir / "labelled/obama/obama_1.jpg"))
+    assert blob.generation is not None
+    create_push_subscription(d.project, "ingest-requests", "ingest-push", d.ingest_url)
+    body = {"v": 1, "bucket": other.name, "name": blob.name, "generation": blob.generation}
+    bus = PubSubBus(d.project)
+    bus.publish("ingest-requests", [Message(json.dumps(body).encode())] * 3)  # + 2 duplicates
+    image_id = SourceRef.gcs(other.name, blob.name, int(blob.generation)).image_id
+
+    def done() -> bool:
+        record = d.metadata.get_image(image_id)
+        return record is not None and record.status is ImageStatus.DONE
+
+    wait_for("requested image done", done, 120)
+    faces = d.metadata.list_faces(image_id=image_id).items
+    assert len(faces) == 1
+    wait_for("face searchable", lambda: faces[0].face_id in d.searchable_ids(), 60)
+    bus.publish("ingest-requests", [Message(b"{not json")])  # poison: acked, not retried
+
+    def poison_acks() -> int:
+        return sum("acknowledged without processing" in r.getMessage() for r in caplog.records)
+
+    wait_for("poison acknowledged", lambda: poison_acks() >= 1, 30)
+    time.sleep(2.0)  # a nack would come back within the emulator's retry delay
+    assert poison_acks() == 1

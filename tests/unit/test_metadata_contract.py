@@ -23,6 +23,7 @@ from facesearch.storage.metadata import (
     InvalidCursor,
     MetadataStore,
     embedding_bytes,
+    iter_faces,
 )
 from facesearch.storage.metadata_sqlite import SqliteMetadataStore
 
@@ -140,6 +141,7 @@ class MetadataContract:
                 break
         assert sorted(seen) == sorted(f"img{n}-{i}" for n in range(5) for i in range(3))
         assert seen == sorted(seen)
+        assert [f.face_id for f in iter_faces(store, page_size=2)] == seen
 
     def test_list_faces_by_person_newest_first_with_cursor(self, store: MetadataStore) -> None:
         person = store.create_person("Bo", {"team": "blue"})

@@ -29,7 +29,7 @@ import binascii
 import json
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -380,6 +380,17 @@ def check_id(kind: str, value: str) -> str:
     if value.startswith("__") and value.endswith("__"):
         raise ValueError(f"invalid {kind} id {value!r} (reserved)")
     return value
+
+
+def iter_faces(store: MetadataStore, *, page_size: int = 500) -> Iterator[FaceRecord]:
+    """Every face, page by page (``rebuild`` re-indexes from this)."""
+    cursor: str | None = None
+    while True:
+        page = store.list_faces(cursor=cursor, limit=page_size)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
 
 
 def metadata_store_from_settings(settings: Settings) -> MetadataStore:

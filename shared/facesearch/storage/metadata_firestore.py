@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -377,13 +377,3 @@ class FirestoreMetadataStore:
             persons=self._count(self._persons),
             images_by_status=by_status,
         )
-
-    def iter_all_faces(self, page_size: int = 500) -> Iterator[FaceRecord]:
-        """Every face (for ``rebuild``), page by page."""
-        cursor: str | None = None
-        while True:
-            page = self.list_faces(cursor=cursor, limit=page_size)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
