@@ -276,3 +276,35 @@ def test_final_loader_errors_are_recorded(world: World) -> None:
     world.service.loader = flaky
     with pytest.raises(TransientError):
         world.service.ingest(SourceRef(kind="url", name="https://c/y.jpg", identity="c#2"))
+
+
+def test_function_service_fetches_url_requests_only_from_cloudinary(
+    tmp_path: Path, pipeline: FacePipeline
+) -> None:
+    """The deployed wiring: ingest-requests URLs go through the Cloudinary-only fetcher."""
+    from facesearch.errors import ConfigError
+    from facesearch.ingest import entry
+
+    def event(url: str) -> dict[str, object]:
+        body = json.dumps({"v": 1, "url": url, "source_id": f"cloudinary://{url}"}).encode()
+        return {"message": {"data": base64.b64encode(body).decode(), "messageId": "1"}}
+
+    def service(cloud_name: str | None) -> IngestService:
+        entry._service = None
+        built = entry.default_service(
+            load_settings(data_dir=tmp_path / str(cloud_name), cloudinary_cloud_name=cloud_name)
+        )
+        built.pipeline = pipeline
+        entry._service = None
+        return built
+
+    # a cloud URL while this instance lacks FACESEARCH_CLOUDINARY_CLOUD_NAME: retried, not lost
+    cloud_url = "https://res.cloudinary.com/demo/image/upload/v1/a.jpg"
+    with pytest.raises(ConfigError):
+        handle_event(PUBSUB_PUBLISHED, event(cloud_url), service=service(None))
+    # any other host is refused for good and recorded
+    outcome = handle_event(
+        PUBSUB_PUBLISHED, event("https://evil.example/a.jpg"), service=service("demo")
+    )
+    assert outcome is not None and outcome.outcome is Outcome.FAILED
+    assert outcome.error_code == "url-not-allowed"

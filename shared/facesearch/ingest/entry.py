@@ -7,8 +7,9 @@ This is the one place where errors become delivery decisions:
   input we cannot parse (logged at ERROR with its id: acked, not lost silently);
 * raised (HTTP 5xx, the platform retries with backoff; after the subscription's
   ``max_delivery_attempts`` the message goes to the dead-letter topic):
-  :class:`TransientError` (a dependency is down), :class:`ModelError` (this
-  instance is broken) and any unexpected exception.
+  :class:`TransientError` (a dependency is down), :class:`ModelError` /
+  :class:`ConfigError` (this instance is broken or misconfigured, the image may
+  be fine) and any unexpected exception.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from facesearch.config import Settings, get_settings
-from facesearch.errors import FaceSearchError, ModelError
+from facesearch.errors import ConfigError, FaceSearchError, ModelError
 from facesearch.ingest.service import IngestOutcome, IngestService
 from facesearch.ingest.sources import (
     PUBSUB_PUBLISHED,
@@ -45,9 +46,13 @@ def default_service(settings: Settings | None = None) -> IngestService:
     global _service  # noqa: PLW0603 - per-instance singleton by design
     with _service_lock:
         if _service is None:
+            from facesearch.cloudinary import cloudinary_fetcher
             from facesearch.ingest.factory import build_ingest_service
 
-            _service = build_ingest_service(settings or get_settings())
+            settings = settings or get_settings()
+            # URL ingest requests come from the Cloudinary webhook: fetch them only from
+            # our Cloudinary delivery host (needs FACESEARCH_CLOUDINARY_CLOUD_NAME here too)
+            _service = build_ingest_service(settings, fetch_url=cloudinary_fetcher(settings))
         return _service
 
 
@@ -85,8 +90,10 @@ def handle_event(
     try:
         source = source_from_event(event_type, data)
         return (service or default_service()).ingest(source)
-    except ModelError:
-        logger.exception("model unavailable: delivery will be retried", extra=_f(event_id))
+    except (ModelError, ConfigError):
+        logger.exception(
+            "instance broken or misconfigured: delivery will be retried", extra=_f(event_id)
+        )
         raise
     except FaceSearchError as error:
         if error.retryable:

@@ -31,7 +31,13 @@ import numpy as np
 from PIL import Image
 
 from facesearch.config import Settings
-from facesearch.errors import FaceSearchError, ImageTooLarge, ModelError, NotFound
+from facesearch.errors import (
+    ConfigError,
+    FaceSearchError,
+    ImageTooLarge,
+    ModelError,
+    NotFound,
+)
 from facesearch.ingest.sources import SourceRef, face_id_for
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
@@ -160,6 +166,8 @@ class IngestService:
             except NotFound:
                 logger.warning("source vanished before processing; acknowledged", extra=fields)
                 return IngestOutcome(image_id, source.display, Outcome.SUPERSEDED, reason="gone")
+            except ConfigError:
+                raise  # this instance is misconfigured, the image may be fine: retry / DLQ
             except FaceSearchError as error:  # e.g. a URL outside the fetch allow-list
                 if error.retryable:
                     raise
