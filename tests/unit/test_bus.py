@@ -82,3 +82,17 @@ def test_deletions_and_events_round_trip() -> None:
         DeletionsMessage.decode(Message(b'{"v": 1, "face_ids": [1]}'))
     event = FaceEvent("face_added", ["a"], "m@1", 4)
     assert FaceEvent.decode(event.encode()) == event
+
+
+def test_backends_pick_their_adapters() -> None:
+    from facesearch.config import load_settings
+    from facesearch.errors import ConfigError
+    from facesearch.ingest.factory import make_bus
+    from facesearch.storage.bus_pubsub import PubSubBus
+
+    assert isinstance(make_bus(load_settings()), InProcessBus)
+    cloud = make_bus(load_settings(backend="gcp", project="proj"))
+    assert isinstance(cloud, PubSubBus)
+    assert cloud.topic_path("face-events") == "projects/proj/topics/face-events"
+    with pytest.raises(ConfigError):
+        make_bus(load_settings(backend="gcp"))  # no project: refused at start, not mid-request
