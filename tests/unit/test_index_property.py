@@ -45,6 +45,7 @@ def assert_search_agrees(
     queries = rng.standard_normal((3, DIMS)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     got = reader.search(queries, k=K, exact=True)
+    assert reader.search_one(queries[0], k=K, exact=True) == got[0]  # single-query fast path
     for query, hits in zip(queries, got, strict=True):
         want = brute_force(model, query, K) if model else []
         assert len(hits) == len(want)

@@ -188,6 +188,8 @@ class IndexReader:
             return [[] for _ in range(len(normalise(queries)))]
         q = normalise(queries, dims=manifest.dims)
         n = len(q)
+        if n == 1 and len(snapshot.segments) == 1 and not len(snapshot.segments[0].tombstones):
+            return [self._search_plain(snapshot.segments[0], q[0], k, exact)]
         dist_parts, pos_parts, seg_parts = [], [], []
         for number, seg in enumerate(snapshot.segments):
             count = min(seg.entry.count, k + len(seg.tombstones))
@@ -231,6 +233,26 @@ class IndexReader:
                 hits.append(SearchHit(segments[owner].ids.face_id(position), 1.0 - distance))
             results.append(hits)
         return results
+
+    def _search_plain(
+        self, seg: _OpenSegment, query: np.ndarray, k: int, exact: bool
+    ) -> list[SearchHit]:
+        """One query, one segment, nothing deleted: the steady state after compaction.
+
+        Same result as the general path with a third of its numpy calls; at
+        sub-millisecond search times the wrapper's overhead is worth shaving.
+        """
+        matches = seg.index.search(query, k, exact=exact, threads=self.params.search_threads)
+        keys = np.asarray(matches.keys, dtype=np.uint64)
+        positions = seg.ids.positions(keys)
+        if np.any(positions < 0):
+            raise IndexCorrupt(f"segment {seg.entry.id}: a key is missing from its sidecar")
+        return [
+            SearchHit(seg.ids.face_id(position), 1.0 - distance)
+            for position, distance in zip(
+                positions.tolist(), np.asarray(matches.distances).tolist(), strict=True
+            )
+        ]
 
     def search_one(self, query: ArrayLike, k: int = 10, *, exact: bool = False) -> list[SearchHit]:
         return self.search(query, k, exact=exact)[0]
