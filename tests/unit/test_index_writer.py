@@ -47,6 +47,7 @@ class Hooked:
         self.inner = inner
         self.before_swap: list[Callable[[], object]] = []
         self.lose_response = 0  # next N manifest swaps land, then report 412
+        self.lose_upload_response = 0  # same for segment uploads
         self.calls: dict[str, int] = {}
 
     @property
@@ -80,7 +81,11 @@ class Hooked:
 
     def write_file(self, name: str, src: Path, *, if_generation_match: int | None = None) -> int:
         self._count("write")
-        return self.inner.write_file(name, src, if_generation_match=if_generation_match)
+        gen = self.inner.write_file(name, src, if_generation_match=if_generation_match)
+        if self.lose_upload_response:
+            self.lose_upload_response -= 1
+            raise PreconditionFailed("simulated: a retried upload finds its own first attempt")
+        return gen
 
     def list(self, prefix: str = "") -> list[BlobInfo]:
         self._count("list")
@@ -405,6 +410,14 @@ def test_lost_response_does_not_duplicate(
     assert live_ids(reader) == ids("f", 5)
     manifest, _ = writer.read_manifest()
     assert manifest is not None and len(manifest.segments) == 1
+
+
+def test_lost_upload_response_is_not_an_error(
+    make_writer: WriterFactory, make_reader: ReaderFactory, store: Hooked
+) -> None:
+    store.lose_upload_response = 1
+    assert make_writer().add(ids("f", 4), vecs(4), MODEL).added == 4
+    assert live_ids(make_reader()) == ids("f", 4)
 
 
 def test_delete_racing_compaction_is_carried_over(

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facesearch.errors import IndexCorrupt
+from facesearch.errors import IndexCorrupt, PreconditionFailed
 from facesearch.index.ids import SegmentIds, encode_ids
 from facesearch.index.manifest import Dtype, SegmentEntry, segment_object_names
 from facesearch.index.params import IndexParams
@@ -125,10 +125,17 @@ def build_segment(
 
 
 def upload_segment(store: BlobStore, built: BuiltSegment) -> None:
-    """Upload both objects under their fresh names (must-not-exist: ids never collide)."""
+    """Upload both objects under their fresh names (must-not-exist: ids never collide).
+
+    Segment ids carry 64 random bits, so "already exists" can only mean that an
+    earlier attempt of this very upload landed and its response was lost (the
+    adapter retried). Object uploads are atomic, so that object is complete.
+    """
     index_name, ids_name = segment_object_names(built.entry.id)
-    store.write_file(index_name, built.index_path, if_generation_match=0)
-    store.write(ids_name, built.ids_data, if_generation_match=0)
+    with contextlib.suppress(PreconditionFailed):
+        store.write_file(index_name, built.index_path, if_generation_match=0)
+    with contextlib.suppress(PreconditionFailed):
+        store.write(ids_name, built.ids_data, if_generation_match=0)
 
 
 class SegmentCache:
