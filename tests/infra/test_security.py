@@ -117,6 +117,15 @@ def test_least_privilege_per_service() -> None:
     # publishers per topic.
     assert calls["topic_embeddings"]["publishers"] == {"ingest": sa("ingest")}
     assert calls["topic_ingest"]["publishers"] == {"cloudinary": sa("cloudinary")}
+    # face-deletions: the forget path (query API, cloudinary "delete") plus explicit extras.
+    deletion_publishers = calls["topic_deletions"]["publishers"]
+    assert re.findall(r'(\w+) = local\.sa\["(\w+)"\]', deletion_publishers) == [
+        ("ingest", "ingest"),
+        ("query", "query"),
+        ("cloudinary", "cloudinary"),
+    ], deletion_publishers
+    assert deletion_publishers.count("local.sa[") == 3
+    assert '{for k, m in var.deletion_publishers : "extra-${k}" => m}' in deletion_publishers
     # query signs URLs as itself only.
     sign = stack().resource("google_service_account_iam_member", "query_signs_as_itself").body
     assert sign["role"] == "roles/iam.serviceAccountTokenCreator"

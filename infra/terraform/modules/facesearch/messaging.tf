@@ -1,7 +1,8 @@
 # Four topics, each with a dead-letter topic + inspection subscription.
 #   ingest-requests  cloudinary -> ingest   (push, OIDC as the push-ingest account)
 #   face-embeddings  ingest -> indexer      (push, OIDC as the push-indexer account)
-#   face-deletions   ingest/operators -> indexer (push, OIDC as push-indexer)
+#   face-deletions   ingest, query and cloudinary (forget) / operators -> indexer
+#                    (push, OIDC as push-indexer)
 #   face-events      ingest -> downstream consumers (pull subscription)
 # Push endpoints end in /projects/P/topics/T: functions-framework turns a raw Pub/Sub push
 # into a CloudEvent whose source names that topic, so one handler can tell them apart.
@@ -67,8 +68,14 @@ module "topic_deletions" {
   push_service_account_email = google_service_account.push["indexer"].email
   ack_deadline_seconds       = min(var.indexer.timeout_seconds, 600)
 
+  # ingest (re-ingest replaces faces); query (DELETE /v1/images, /v1/persons) and cloudinary
+  # ("delete" notifications) forget through the same path, which queues the face ids here.
   publishers = merge(
-    { ingest = local.sa["ingest"] },
+    {
+      ingest     = local.sa["ingest"]
+      query      = local.sa["query"]
+      cloudinary = local.sa["cloudinary"]
+    },
     { for k, m in var.deletion_publishers : "extra-${k}" => m },
   )
 
