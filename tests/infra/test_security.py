@@ -97,10 +97,22 @@ def test_least_privilege_per_service() -> None:
         ("roles/storage.objectUser", sa("indexer")),
         ("roles/storage.objectViewer", sa("query")),
     }
+    crop_deleter = "${google_project_iam_custom_role.crop_deleter.name}"
     assert grants["crops"] == {
         ("roles/storage.objectUser", sa("ingest")),
         ("roles/storage.objectViewer", sa("query")),
+        # the forget path (query API, cloudinary "delete"): object delete and nothing else
+        (crop_deleter, sa("query")),
+        (crop_deleter, sa("cloudinary")),
     }
+    custom_roles = {r.name: r.body for r in stack().of_type("google_project_iam_custom_role")}
+    assert set(custom_roles) == {"crop_deleter"}
+    assert custom_roles["crop_deleter"]["permissions"] == ["storage.objects.delete"]
+    for module in all_modules():
+        if module.name != "modules/facesearch":
+            assert not module.of_type("google_project_iam_custom_role"), module.name
+        for res in module.of_type("google_organization_iam_custom_role"):
+            raise AssertionError(f"{res.address}: no organization-level roles")
     # indexer touches nothing but the index bucket.
     indexer_refs = sorted(
         s for s in walk_strings(stack().raw) if re.search(r'(sa|runtime)\["indexer"\]', s)

@@ -93,6 +93,22 @@ resource "google_service_account_iam_member" "query_signs_as_itself" {
   member             = local.sa["query"]
 }
 
+# --- forget path: query (DELETE /v1/images, /v1/persons) and cloudinary ("delete"
+# notifications) delete face crops. No predefined role grants delete without also granting
+# create/overwrite, so this custom role holds storage.objects.delete alone; it is granted on
+# the crops bucket only (storage.tf). IAM soft-deletes custom roles: re-creating the role
+# within 7 days of a destroy undeletes it; between day 7 and 37 its id cannot be reused.
+resource "google_project_iam_custom_role" "crop_deleter" {
+  project     = var.project_id
+  role_id     = "${replace(local.prefix, "-", "_")}_crop_deleter"
+  title       = "facesearch ${var.environment} crop deleter"
+  description = "Delete face crops (forget path of query and cloudinary); granted on the crops bucket only."
+  permissions = ["storage.objects.delete"]
+  stage       = "GA"
+
+  depends_on = [google_project_service.apis]
+}
+
 # --- image pushers (CI / Cloud Build) ---------------------------------------------------
 resource "google_artifact_registry_repository_iam_member" "pushers" {
   for_each = var.image_pushers

@@ -2,7 +2,8 @@
 #          overwritten or deleted original stays recoverable for uploads_noncurrent_days.
 # index:   USearch segments + manifest.json; indexer writes, query reads. Versioned so an
 #          overwritten manifest or a retired segment survives the grace period.
-# crops:   face thumbnails written by ingest, served by query through V4 signed URLs.
+# crops:   face thumbnails written by ingest, served by query through V4 signed URLs, and
+#          deleted by the forget path (query, cloudinary: storage.objects.delete only).
 
 module "uploads" {
   source = "../bucket"
@@ -77,8 +78,10 @@ module "crops" {
   ]
 
   iam_members = {
-    ingest-write = { role = "roles/storage.objectUser", member = local.sa["ingest"] }
-    query-read   = { role = "roles/storage.objectViewer", member = local.sa["query"] }
+    ingest-write      = { role = "roles/storage.objectUser", member = local.sa["ingest"] }
+    query-read        = { role = "roles/storage.objectViewer", member = local.sa["query"] }
+    query-delete      = { role = google_project_iam_custom_role.crop_deleter.name, member = local.sa["query"] }
+    cloudinary-delete = { role = google_project_iam_custom_role.crop_deleter.name, member = local.sa["cloudinary"] }
   }
 
   depends_on = [google_kms_crypto_key_iam_member.cmek]
