@@ -113,14 +113,16 @@ def test_least_privilege_per_service() -> None:
             assert not module.of_type("google_project_iam_custom_role"), module.name
         for res in module.of_type("google_organization_iam_custom_role"):
             raise AssertionError(f"{res.address}: no organization-level roles")
-    # indexer touches nothing but the index bucket.
+    # indexer touches nothing but the index bucket and announces commits on face-events.
     indexer_refs = sorted(
         s for s in walk_strings(stack().raw) if re.search(r'(sa|runtime)\["indexer"\]', s)
     )
     assert indexer_refs == [
         '${google_service_account.runtime["indexer"].email}',  # its own identity
         '${local.sa["indexer"]}',  # index bucket objectUser
+        '${local.sa["indexer"]}',  # face-events publisher
     ], indexer_refs
+    assert calls["topic_events"]["publishers"] == {"indexer": sa("indexer")}
     firestore = stack().resource("google_project_iam_member", "firestore_user").body
     assert "indexer" not in firestore["for_each"]
     # secrets: each readable by exactly its one consumer.
@@ -132,11 +134,10 @@ def test_least_privilege_per_service() -> None:
     # face-deletions: the forget path (query API, cloudinary "delete") plus explicit extras.
     deletion_publishers = calls["topic_deletions"]["publishers"]
     assert re.findall(r'(\w+) = local\.sa\["(\w+)"\]', deletion_publishers) == [
-        ("ingest", "ingest"),
         ("query", "query"),
         ("cloudinary", "cloudinary"),
     ], deletion_publishers
-    assert deletion_publishers.count("local.sa[") == 3
+    assert deletion_publishers.count("local.sa[") == 2
     assert '{for k, m in var.deletion_publishers : "extra-${k}" => m}' in deletion_publishers
     # query signs URLs as itself only.
     sign = stack().resource("google_service_account_iam_member", "query_signs_as_itself").body

@@ -1,8 +1,9 @@
 # facesearch: the whole system in one project/environment.
 #   uploads bucket --(Eventarc finalize)--> ingest (GPU) --> Firestore, crops bucket
 #   cloudinary webhook --(Pub/Sub ingest-requests)--> ingest
-#   ingest --(Pub/Sub face-embeddings / face-deletions)--> indexer --> index bucket
+#   ingest --(Pub/Sub face-embeddings)--> indexer --> index bucket --(face-events)--> consumers
 #   client --(HMAC-signed HTTPS)--> query --> index + crops buckets, Firestore
+#   query / cloudinary forget --(Pub/Sub face-deletions)--> indexer
 # Every service runs as its own service account with only the grants listed in iam.tf.
 
 locals {

@@ -1,9 +1,10 @@
 # Four topics, each with a dead-letter topic + inspection subscription.
 #   ingest-requests  cloudinary -> ingest   (push, OIDC as the push-ingest account)
 #   face-embeddings  ingest -> indexer      (push, OIDC as the push-indexer account)
-#   face-deletions   ingest, query and cloudinary (forget) / operators -> indexer
+#   face-deletions   query and cloudinary (forget) / operators -> indexer
 #                    (push, OIDC as push-indexer)
-#   face-events      ingest -> downstream consumers (pull subscription)
+#   face-events      indexer (face_added / face_removed after each index commit)
+#                    -> downstream consumers (pull subscription)
 # Push endpoints end in /projects/P/topics/T: functions-framework turns a raw Pub/Sub push
 # into a CloudEvent whose source names that topic, so one handler can tell them apart.
 
@@ -68,11 +69,10 @@ module "topic_deletions" {
   push_service_account_email = google_service_account.push["indexer"].email
   ack_deadline_seconds       = min(var.indexer.timeout_seconds, 600)
 
-  # ingest (re-ingest replaces faces); query (DELETE /v1/images, /v1/persons) and cloudinary
-  # ("delete" notifications) forget through the same path, which queues the face ids here.
+  # query (DELETE /v1/images, /v1/persons) and cloudinary ("delete" notifications) forget
+  # through the same path, which queues the face ids here. ingest never publishes here.
   publishers = merge(
     {
-      ingest     = local.sa["ingest"]
       query      = local.sa["query"]
       cloudinary = local.sa["cloudinary"]
     },
@@ -96,7 +96,9 @@ module "topic_events" {
   name                    = local.topic_names.events
   topic_message_retention = "604800s"
 
-  publishers  = { ingest = local.sa["ingest"] }
+  # The indexer announces each commit (facesearch.indexer.service); a failed publish fails
+  # the delivery, so without this grant every embeddings/deletions message is retried.
+  publishers  = { indexer = local.sa["indexer"] }
   subscribers = var.event_subscribers
 
   depends_on = [google_kms_crypto_key_iam_member.cmek]
