@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index clean
+.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-pipeline bench-query clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -78,7 +78,7 @@ format: ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format shared functions tests models infra
 	$(VENV)/bin/ruff check --fix shared functions tests models infra
 
-bench: bench-accuracy bench-vision bench-index ## all benchmarks; each writes bench-results/*.json
+bench: bench-accuracy bench-vision bench-index bench-pipeline bench-query ## all benchmarks; each writes bench-results/*.json
 
 bench-accuracy:
 	$(PY) -m tests.bench.accuracy
@@ -88,6 +88,12 @@ bench-vision:
 
 bench-index:
 	$(PY) -m tests.bench.index
+
+bench-pipeline:
+	$(PY) -m tests.bench.pipeline
+
+bench-query:
+	$(PY) -m tests.bench.query
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build dist bench-results .pytest_cache .mypy_cache .ruff_cache models/generated
