@@ -16,7 +16,17 @@ def _doc_table_vars() -> set[str]:
 def _terraform_vars() -> set[str]:
     stack = load_module(MODULES / "facesearch")
     names: set[str] = set(stack.locals["common_env"])
-    for text in walk_strings(stack.locals["service_env"]):
+    texts = list(walk_strings(stack.locals["service_env"]))
+    # Maps that service_env merges from other locals (e.g. local.cloudinary_delivery_env).
+    merged = {m for t in texts for m in re.findall(r"\blocal\.(\w+_env)\b", t)}
+    assert "common_env" in merged
+    for name in sorted(merged - {"common_env"}):
+        value = stack.locals[name]
+        if isinstance(value, dict):
+            names.update(k for k in value if k.startswith("FACESEARCH_"))
+        else:
+            texts.extend(walk_strings(value))
+    for text in texts:
         names.update(re.findall(r"\b(FACESEARCH_[A-Z0-9_]+)\s*=", text))
     return names
 

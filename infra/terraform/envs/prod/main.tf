@@ -41,10 +41,11 @@ module "facesearch" {
   notification_channels = var.notification_channels
   error_rate_threshold  = 0.02
 
-  cloudinary_cloud_name         = var.cloudinary_cloud_name
-  cloudinary_api_key            = var.cloudinary_api_key
-  cloudinary_api_secret         = var.cloudinary_api_secret
-  cloudinary_api_secret_version = var.cloudinary_api_secret_version
-  signing_keys                  = var.signing_keys
-  signing_keys_version          = var.signing_keys_version
+  cloudinary_cloud_name          = var.cloudinary_cloud_name
+  cloudinary_secure_distribution = var.cloudinary_secure_distribution
+  cloudinary_api_key             = var.cloudinary_api_key
+  cloudinary_api_secret          = var.cloudinary_api_secret
+  cloudinary_api_secret_version  = var.cloudinary_api_secret_version
+  signing_keys                   = var.signing_keys
+  signing_keys_version           = var.signing_keys_version
 }

@@ -50,6 +50,12 @@ variable "cloudinary_cloud_name" {
   default     = ""
 }
 
+variable "cloudinary_secure_distribution" {
+  description = "Optional custom Cloudinary delivery host (private CDN CNAME); \"\" = res.cloudinary.com."
+  type        = string
+  default     = ""
+}
+
 variable "cloudinary_api_key" {
   description = "Cloudinary API key (not secret)."
   type        = string

@@ -18,13 +18,23 @@ locals {
     FACESEARCH_EVENTS_TOPIC       = local.topic_names.events
   }
 
+  # Cloudinary settings shared by the webhook (builds delivery URLs) and ingest (fetches
+  # only from that cloud's delivery host). Unset values are left out: the Python settings
+  # refuse an empty cloud name, which would stop the service from starting.
+  cloudinary_delivery_env = {
+    for k, v in {
+      FACESEARCH_CLOUDINARY_CLOUD_NAME          = var.cloudinary_cloud_name
+      FACESEARCH_CLOUDINARY_SECURE_DISTRIBUTION = var.cloudinary_secure_distribution
+    } : k => v if v != ""
+  }
+
   onnx_providers = {
     for name, cfg in { ingest = var.ingest, query = var.query } :
     name => cfg.gpu_count > 0 ? "CUDAExecutionProvider,CPUExecutionProvider" : "CPUExecutionProvider"
   }
 
   service_env = {
-    ingest = merge(local.common_env, {
+    ingest = merge(local.common_env, local.cloudinary_delivery_env, {
       FACESEARCH_ONNX_PROVIDERS   = local.onnx_providers.ingest
       FACESEARCH_EMBED_BATCH_SIZE = tostring(var.ingest_embed_batch_size)
     }, var.ingest.env)
@@ -41,9 +51,8 @@ locals {
       FACESEARCH_INDEX_REFRESH_INTERVAL_S = tostring(var.index_refresh_interval_seconds)
     }, var.query.env)
 
-    cloudinary = merge(local.common_env, {
+    cloudinary = merge(local.common_env, local.cloudinary_delivery_env, {
       FACESEARCH_CLOUDINARY_SECRET_NAME = module.cloudinary_secret.id
-      FACESEARCH_CLOUDINARY_CLOUD_NAME  = var.cloudinary_cloud_name
       FACESEARCH_CLOUDINARY_API_KEY     = var.cloudinary_api_key
     }, var.cloudinary.env)
   }

@@ -405,9 +405,25 @@ variable "cloudinary_api_secret_version" {
 }
 
 variable "cloudinary_cloud_name" {
-  description = "Cloudinary cloud name (not secret); images are fetched only from its delivery host."
+  description = "Cloudinary cloud name (not secret); set on cloudinary and ingest, which fetches images only from its delivery host. \"\" = Cloudinary unused (variable not set)."
   type        = string
   default     = ""
+
+  validation {
+    condition     = var.cloudinary_cloud_name == "" || can(regex("^[A-Za-z0-9_-]{1,128}$", var.cloudinary_cloud_name))
+    error_message = "cloudinary_cloud_name: 1-128 letters, digits, _ or - (what FACESEARCH_CLOUDINARY_CLOUD_NAME accepts), or \"\"."
+  }
+}
+
+variable "cloudinary_secure_distribution" {
+  description = "Optional custom Cloudinary delivery host (private CDN CNAME, e.g. images.example.com) used instead of res.cloudinary.com; \"\" = none."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.cloudinary_secure_distribution == "" || can(regex("^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$", var.cloudinary_secure_distribution))
+    error_message = "cloudinary_secure_distribution: a bare host name (no scheme, port or path), or \"\"."
+  }
 }
 
 variable "cloudinary_api_key" {
