@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from facesearch.api.crops import CropUrls
-from facesearch.api.problems import RateLimited
+from facesearch.api.problems import BadRequest, RateLimited
 from facesearch.api.schemas import (
     FaceOut,
     FacePage,
@@ -48,7 +48,6 @@ from facesearch.errors import (
     ConfigError,
     FaceSearchError,
     InvalidEmbedding,
-    ModelError,
     NoFace,
     NotFound,
 )
@@ -188,8 +187,6 @@ class QueryService:
         start = time.perf_counter()
         k = params.k or self.settings.search_default_k
         if k > self.settings.search_max_k:
-            from facesearch.api.problems import BadRequest
-
             raise BadRequest(f"k must be <= {self.settings.search_max_k}")
         threshold = params.threshold if params.threshold is not None else self.default_threshold
         timings: dict[str, float] = {}
@@ -561,12 +558,6 @@ class QueryService:
             index_faces=faces,
             problems=problems,
         )
-
-
-class Unhealthy(ModelError):
-    """/healthz found a problem (models or index): 503 so load balancers take note."""
-
-    code = "unhealthy"
 
 
 def _image_out(image: ImageRecord, faces: list[FaceOut]) -> ImageOut:
