@@ -17,6 +17,11 @@ variable "environment" {
     condition     = can(regex("^[a-z][a-z0-9]{1,7}$", var.environment))
     error_message = "environment: 2-8 lowercase letters/digits, starting with a letter (service-account ids are short)."
   }
+
+  validation {
+    condition     = contains(["dev", "prod", "test"], var.environment)
+    error_message = "environment: dev, prod or test: it becomes FACESEARCH_ENV, which facesearch.config.Settings accepts only as local, dev, prod or test (any other value stops every service at start)."
+  }
 }
 
 variable "name_prefix" {
