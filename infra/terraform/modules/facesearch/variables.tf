@@ -135,6 +135,11 @@ variable "index_gc_grace_seconds" {
   description = "FACESEARCH_INDEX_GC_GRACE_S: how long the indexer keeps a retired segment before deleting it (must exceed query's refresh interval + request timeout)."
   type        = number
   default     = 900
+
+  validation {
+    condition     = var.index_gc_grace_seconds > var.index_refresh_interval_seconds + var.query.timeout_seconds
+    error_message = "index_gc_grace_seconds must exceed index_refresh_interval_seconds + query.timeout_seconds: a reader may still use a retired segment that long."
+  }
 }
 
 variable "index_grace_period_days" {
@@ -288,6 +293,11 @@ variable "ingest_embed_batch_size" {
   description = "FACESEARCH_EMBED_BATCH_SIZE for ingest."
   type        = number
   default     = 32
+
+  validation {
+    condition     = var.ingest_embed_batch_size >= 1 && var.ingest_embed_batch_size <= 1024 && floor(var.ingest_embed_batch_size) == var.ingest_embed_batch_size
+    error_message = "ingest_embed_batch_size: a whole number 1..1024 (FACESEARCH_EMBED_BATCH_SIZE)."
+  }
 }
 
 variable "query_public" {
@@ -312,12 +322,22 @@ variable "signed_url_ttl_seconds" {
   description = "Lifetime of the V4 signed crop URLs that query returns."
   type        = number
   default     = 900
+
+  validation {
+    condition     = var.signed_url_ttl_seconds >= 1 && var.signed_url_ttl_seconds <= 604800 && floor(var.signed_url_ttl_seconds) == var.signed_url_ttl_seconds
+    error_message = "signed_url_ttl_seconds: a whole number 1..604800 (V4 signed URLs live at most 7 days; FACESEARCH_SIGNED_URL_TTL_S)."
+  }
 }
 
 variable "index_refresh_interval_seconds" {
   description = "How often a query instance re-reads the index manifest."
   type        = number
   default     = 30
+
+  validation {
+    condition     = var.index_refresh_interval_seconds >= 0
+    error_message = "index_refresh_interval_seconds must be >= 0 (FACESEARCH_INDEX_REFRESH_INTERVAL_S)."
+  }
 }
 
 # ---------------------------------------------------------------------------- firestore
