@@ -242,6 +242,16 @@ def test_oversized_upload_is_413(tmp_path: Path, pipeline: FacePipeline) -> None
     _problem(response, 413, "image-too-large")
 
 
+def test_anonymous_large_body_is_refused_before_it_is_read(
+    tmp_path: Path, pipeline: FacePipeline
+) -> None:
+    small = build_env(_settings(tmp_path, max_image_bytes=1000), pipeline, images={})
+    response = SignedClient(small.app).post(
+        "/v1/search", body=b"\xff" * 100_000, content_type="image/jpeg", sign=False
+    )
+    _problem(response, 401, "unauthorized")  # not 413: the body was never buffered
+
+
 def test_busy_instance_answers_429(client: SignedClient, env: Env) -> None:
     slots = env.service._image_slots
     taken = [slots.acquire(blocking=False) for _ in range(env.settings.query_max_concurrent_images)]

@@ -37,7 +37,7 @@ from facesearch.api.problems import (
 )
 from facesearch.api.routes import ROUTES, Route
 from facesearch.api.service import QueryService
-from facesearch.auth.signing import query_pairs
+from facesearch.auth.signing import SIGNATURE_HEADERS, query_pairs
 from facesearch.auth.verify import Verifier
 from facesearch.config import Settings
 from facesearch.errors import FaceSearchError, NotFound
@@ -138,6 +138,11 @@ class QueryApp:
             except WzNotFound as exc:
                 raise RouteNotFound(f"no route {request.path}") from exc
             route = self.routes[str(endpoint)]
+            if route.auth and not has_credentials(request.headers):
+                # before reading the body: anonymous callers cannot make us buffer 50 MB
+                self.verifier.verify(
+                    request.method, request.path, [], {}, b"", request_id=request_id
+                )
             request.max_content_length = self.max_body_bytes
             body = request.get_data(cache=True)
             call = Call(request, body, _path_args(args), self, request_id)
@@ -196,6 +201,10 @@ class QueryApp:
                 status = 503
             return Response(payload, status=status, content_type="application/json")
         return Response(json.dumps(result), status=route.status, content_type="application/json")
+
+
+def has_credentials(headers: Any) -> bool:
+    return all(headers.get(name) for name in SIGNATURE_HEADERS)
 
 
 def _path_args(args: Mapping[str, Any]) -> dict[str, str]:
