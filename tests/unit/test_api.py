@@ -319,7 +319,8 @@ def test_records_and_crop_urls(client: SignedClient, env: Env) -> None:
     image = client.get("/v1/images/group-t1").get_json()
     assert image["status"] == "done" and len(image["faces"]) == 6
     _problem(client.get("/v1/images/missing"), 404, "not-found")
-    _problem(client.get("/v1/faces/__reserved__"), 400, "invalid-request")
+    _problem(client.get("/v1/faces/__reserved__"), 404, "not-found")
+    _problem(client.get("/v1/persons/__proto__"), 404, "not-found")
 
     crop = client.get(face["crop_url"].removeprefix("http://localhost"), sign=False)
     assert crop.status_code == 200 and crop.mimetype == "image/jpeg"

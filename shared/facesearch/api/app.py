@@ -28,7 +28,6 @@ from werkzeug.wrappers import Request, Response
 from facesearch.api.crops import LocalCropUrls
 from facesearch.api.openapi import openapi_document
 from facesearch.api.problems import (
-    BadRequest,
     MethodNotAllowed,
     RouteNotFound,
     log_unexpected,
@@ -208,14 +207,19 @@ def has_credentials(headers: Any) -> bool:
 
 
 def _path_args(args: Mapping[str, Any]) -> dict[str, str]:
-    """Path ids must be valid record ids (the stores refuse '.', '..', '__x__', ...)."""
+    """Path ids must be valid record ids (the stores refuse '.', '..', '__x__', ...).
+
+    An id no record can have names nothing: 404, which every id route documents,
+    rather than a 400 the OpenAPI document would have to list on each of them.
+    """
     out = {}
     for name, value in args.items():
         text = str(value)
+        kind = name.removesuffix("_id")
         try:
-            check_id(name.removesuffix("_id"), text)
+            check_id(kind, text)
         except ValueError as exc:
-            raise BadRequest(f"invalid {name}: {exc}") from exc
+            raise NotFound(f"no {kind} {text!r}: {exc}") from exc
         out[name] = text
     return out
 
