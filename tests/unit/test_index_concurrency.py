@@ -128,12 +128,19 @@ def run_crash_loop(url: str, tmp_path: Path, *, kills: int, seed: int) -> None:
     next_batch = 0
     store = blob_store_from_url(url)
     reader = IndexReader(store, cache_dir=tmp_path / "reader", params=WORKER_PARAMS)
-    for _ in range(kills):
+    for round_number in range(kills):
         proc = start_worker(
             url, tmp_path / "wcache", "c-", start=next_batch, batches=10_000, size=size
         )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
+        if not acked and round_number == kills - 1:
+            # On a loaded machine every random kill may land before the first commit;
+            # the last round then waits for one acknowledged add, so the loop always
+            # tests recovery of committed work, not just of an empty index.
+            first = proc.stdout.readline().strip()
+            assert first.startswith("ok "), f"worker said {first!r}"
+            acked.add(int(first.split()[1]))
         time.sleep(rng.uniform(0.0, 0.5))
         proc.kill()
         out, _ = proc.communicate(timeout=60)
