@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     index_dtype: Literal["f32", "f16", "i8"] = Field(
         default="f16", description="Scalar type of stored vectors (new indexes only)."
     )
-    index_connectivity: int = Field(default=16, ge=2, le=256, description="[M] graph degree")
+    index_connectivity: int = Field(default=32, ge=2, le=256, description="[M] graph degree")
     index_expansion_add: int = Field(default=128, ge=1, description="[efConstruction]")
     index_expansion_search: int = Field(default=64, ge=1, description="[ef] at query time")
     index_build_threads: int = Field(default=0, ge=0, description="0 = all cores")

@@ -17,7 +17,7 @@ from facesearch.storage.blob import BlobStore, RetryPolicy, blob_store_from_url
 @dataclass(frozen=True, kw_only=True)
 class IndexParams:
     dtype: Dtype = "f16"
-    connectivity: int = 16  # [M]
+    connectivity: int = 32  # [M]
     expansion_add: int = 128  # [efConstruction]
     expansion_search: int = 64  # [ef]
     build_threads: int = 0
