@@ -45,3 +45,15 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     expected = {f"FACESEARCH_{name.upper()}" for name in Settings.model_fields}
     missing = sorted(expected - documented)
     assert not missing, f"README configuration table lacks: {missing}"
+
+
+def test_readme_configuration_table_is_the_generated_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from facesearch.cli import main
+
+    assert main(["config", "--markdown"]) == 0
+    table = capsys.readouterr().out.strip()
+    assert table in README.read_text(), (
+        "README's configuration table is stale: paste `facesearch config --markdown`"
+    )
