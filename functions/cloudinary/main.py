@@ -3,7 +3,8 @@
 functions-framework hands us a Flask request. Verification, dedupe, queueing
 and the one mapping of errors to HTTP status / problem+json live in
 :mod:`facesearch.cloudinary`. The webhook (secret, Firestore and Pub/Sub
-clients) is built once per instance, on the first request.
+clients) is built once per instance by the composition root
+(:mod:`facesearch.backends`), on the first request.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import functions_framework
 from flask import Request
 from werkzeug.wrappers import Response
 
-from facesearch.cloudinary import CloudinaryWebhook, build_webhook, handle_http
+from facesearch.backends import backend_for
+from facesearch.backends.services import cloudinary_webhook
+from facesearch.cloudinary.entry import handle_http
+from facesearch.cloudinary.webhook import CloudinaryWebhook
 from facesearch.config import get_settings
-from facesearch.logs import configure
+from facesearch.logs import configure_for
 
 _settings = get_settings()
-configure(_settings.log_level, json_output=_settings.log_json)
+configure_for(_settings)
 _instance: dict[str, CloudinaryWebhook] = {}
 _lock = threading.Lock()
 
@@ -27,7 +31,7 @@ _lock = threading.Lock()
 def _get_webhook() -> CloudinaryWebhook:
     with _lock:
         if "webhook" not in _instance:
-            _instance["webhook"] = build_webhook(_settings)
+            _instance["webhook"] = cloudinary_webhook(backend_for(_settings))
         return _instance["webhook"]
 
 

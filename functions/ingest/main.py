@@ -14,10 +14,10 @@ from cloudevents.http.event import CloudEvent
 
 from facesearch.config import get_settings
 from facesearch.ingest.entry import handle_cloud_event
-from facesearch.logs import configure
+from facesearch.logs import configure_for
 
 _settings = get_settings()
-configure(_settings.log_level, json_output=_settings.log_json)
+configure_for(_settings)
 
 
 @functions_framework.cloud_event

@@ -3,8 +3,9 @@
 functions-framework hands us a Flask request (a werkzeug ``Request``); routing,
 signature checks, validation and the one mapping of errors to problem+json
 all live in :mod:`facesearch.api`. The app — models, index reader, Firestore
-and key ring clients — is built once per instance, on the first request, so a
-cold start that only answers ``/healthz`` probes stays cheap to import.
+and key ring clients — is built once per instance by the composition root
+(:mod:`facesearch.backends`), on the first request, so a cold start that only
+answers ``/healthz`` probes stays cheap to import.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import functions_framework
 from flask import Request
 from werkzeug.wrappers import Response
 
-from facesearch.api import QueryApp, build_app
+from facesearch.api.app import QueryApp
+from facesearch.backends import backend_for
+from facesearch.backends.services import query_app
 from facesearch.config import get_settings
-from facesearch.logs import configure
+from facesearch.logs import configure_for
 
 _settings = get_settings()
-configure(_settings.log_level, json_output=_settings.log_json)
+configure_for(_settings)
 _instance: dict[str, QueryApp] = {}
 _lock = threading.Lock()
 
@@ -28,7 +31,7 @@ _lock = threading.Lock()
 def _get_app() -> QueryApp:
     with _lock:
         if "app" not in _instance:
-            _instance["app"] = build_app(_settings)
+            _instance["app"] = query_app(backend_for(_settings))
         return _instance["app"]
 
 

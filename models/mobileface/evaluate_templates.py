@@ -97,8 +97,9 @@ def auc(genuine: FloatArray, impostor: FloatArray) -> float:
 def main() -> int:
     settings = load_settings()
     detector = MtcnnDetector.from_settings(settings)
-    session = open_session(verified_path(settings.models_dir, MODEL), providers="auto")
-    base = FaceEmbedder.from_manifest(settings.models_dir, MODEL, session=session, batch_size=64)
+    session = open_session(verified_path(settings.vision.models_dir, MODEL), providers="auto")
+    models_dir = settings.vision.models_dir
+    base = FaceEmbedder.from_manifest(models_dir, MODEL, session=session, batch_size=64)
     faces = load_faces(detector)
     print(f"{len(faces)} faces")
     for name, template in TEMPLATES.items():

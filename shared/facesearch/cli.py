@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -154,7 +155,7 @@ def cmd_match(args: argparse.Namespace) -> int:
             results, (args.face_a, args.face_b), (args.image_a, args.image_b), strict=True
         )
     ]
-    verdict = compare_faces(faces[0], faces[1], pipeline.embedder, settings.match_threshold)
+    verdict = compare_faces(faces[0], faces[1], pipeline.embedder, settings.vision.match_threshold)
     if args.json:
         print(json.dumps(verdict.to_dict(), indent=2))
     else:
@@ -180,7 +181,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     from facesearch.models import verify_all
 
     settings = _settings(args)
-    report = verify_all(settings.models_dir)
+    report = verify_all(settings.vision.models_dir)
     rows = [[spec.name, spec.role, spec.file, spec.sha256[:12], status] for spec, status in report]
     _print_table(["model", "role", "file", "sha256", "status"], rows)
     failed = [spec.name for spec, status in report if status != "ok"]
@@ -196,20 +197,26 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     """Print the effective settings, or the Markdown table the README embeds."""
-    from facesearch.config import Settings
+    from facesearch.config import ENV_PREFIX, flat_names
 
+    settings = _settings(args)
     if args.markdown:
-        print("| variable | default | meaning |")
-        print("|---|---|---|")
-        for name, field in Settings.model_fields.items():
-            default = field.default
+        print("| variable | section | default | meaning |")
+        print("|---|---|---|---|")
+    for flat, (section, field) in flat_names().items():
+        owner = type(getattr(settings, section)) if section else type(settings)
+        info = owner.model_fields[field]
+        if args.markdown:
+            default = info.get_default(call_default_factory=False)
             if isinstance(default, Path) and default.is_relative_to(REPO_ROOT):
                 default = Path("<repo>") / default.relative_to(REPO_ROOT)
-            print(f"| `FACESEARCH_{name.upper()}` | `{default}` | {field.description or ''} |")
-        return 0
-    settings = _settings(args)
-    for name, value in settings.model_dump().items():
-        print(f"FACESEARCH_{name.upper()}={value}")
+            print(
+                f"| `{ENV_PREFIX}{flat.upper()}` | {section or '-'} | `{default}` "
+                f"| {info.description or ''} |"
+            )
+        else:
+            value = getattr(getattr(settings, section) if section else settings, field)
+            print(f"{ENV_PREFIX}{flat.upper()}={value}")
     return 0
 
 
@@ -302,6 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `facesearch config | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -112,9 +112,7 @@ class Client:
 
     @classmethod
     def from_settings(cls, settings: Settings, url: str | None = None) -> Client:
-        from facesearch.auth import client_key_from_settings
-
-        base = url or settings.client_url
+        base = url or settings.client.url
         if not base:
             raise ConfigError("no API URL: pass --remote URL or set FACESEARCH_CLIENT_URL")
         return cls(base, client_key_from_settings(settings))
@@ -302,3 +300,19 @@ class Client:
         """Unsigned; a 503 (unhealthy) still returns the Health body."""
         response = self.session.get(self.base_url + "/healthz", timeout=self.timeout_s)
         return Health.model_validate_json(response.content)
+
+
+def client_key_from_settings(settings: Settings) -> SigningKey:
+    """The key a local client signs with: explicit id+secret, or the only configured key."""
+    client, keys = settings.client, settings.api.signing_keys
+    if client.key_id and client.secret is not None:
+        return SigningKey(client.key_id, client.secret.get_secret_value())
+    if client.key_id and client.key_id in keys:
+        return SigningKey(client.key_id, keys[client.key_id].get_secret_value())
+    if len(keys) == 1 and not client.key_id:
+        ((key_id, secret),) = keys.items()
+        return SigningKey(key_id, secret.get_secret_value())
+    raise ConfigError(
+        "no signing key: set FACESEARCH_CLIENT_KEY_ID and FACESEARCH_CLIENT_SECRET "
+        "(or exactly one key in FACESEARCH_SIGNING_KEYS)"
+    )

@@ -1,226 +1,81 @@
 """One settings object for every entry point, read from ``FACESEARCH_*`` env vars.
 
-Precedence: explicit constructor/CLI argument > environment > default. Terraform
-sets the same names on the Cloud Run services, so local and deployed runs share
-one vocabulary. Validated once at start: a bad value fails fast with a message
-naming the variable, instead of surfacing as a strange error mid-request.
+:class:`Settings` holds a few deployment-wide fields (environment, backend,
+project, data dir) and one *section* per package that owns knobs
+(:class:`facesearch.section.SettingsSection`): ``settings.index.dtype``,
+``settings.vision.min_face_px``, ``settings.cloudinary.cloud_name``... Each default
+is declared once, in its section.
+
+Environment names stay flat — ``FACESEARCH_INDEX_DTYPE``, ``FACESEARCH_MIN_FACE_PX`` —
+because operators and Terraform already use them; :func:`flat_names` maps each to its
+section field, and the same flat names work as keyword overrides
+(``load_settings(index_dtype="f32")``, ``settings.with_overrides(...)``).
+
+Precedence: explicit constructor/CLI argument > environment > default. Validated
+once at start: a bad value fails fast with a message naming the variable, instead of
+surfacing as a strange error mid-request.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import json
+import os
+import types
+import typing
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
+from facesearch.api.settings import ApiSettings, ClientSettings
+from facesearch.cloudinary.settings import CloudinarySettings
 from facesearch.errors import ConfigError
+from facesearch.index.params import IndexParams
+from facesearch.indexer.settings import IndexerSettings
+from facesearch.ingest.settings import IngestSettings
+from facesearch.net.settings import FetchSettings
+from facesearch.section import SettingsSection
+from facesearch.storage.settings import StorageSettings
+from facesearch.vision.settings import DEFAULT_MODELS_DIR, REPO_ROOT, QualityPolicy, VisionSettings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MODELS_DIR = REPO_ROOT / "models"
+ENV_PREFIX = "FACESEARCH_"
+
+__all__ = [
+    "DEFAULT_MODELS_DIR",
+    "ENV_PREFIX",
+    "REPO_ROOT",
+    "Settings",
+    "env_var",
+    "flat_names",
+    "get_settings",
+    "load_settings",
+]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FACESEARCH_", extra="ignore")
+    """Everything a process is configured with, validated once at start.
 
-    # --- runtime / environment -------------------------------------------------
+    Build it with :func:`load_settings` (typed :class:`ConfigError` on a bad value)
+    or :func:`get_settings` (once per process). It is frozen: derive variants with
+    :meth:`with_overrides`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # --- runtime / deployment ------------------------------------------------------------
     env: Literal["local", "dev", "prod", "test"] = Field(
         default="local", description="Deployment environment name (logged, shown in /healthz)."
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
     log_json: bool = Field(default=True, description="JSON log lines (Cloud Logging) or plain text")
     data_dir: Path = Field(default=Path(".facesearch"), description="Embedded mode state.")
-
-    # --- models ------------------------------------------------------------------
-    models_dir: Path = Field(
-        default=DEFAULT_MODELS_DIR, description="Folder holding manifest.json and the model files."
-    )
-    embedder: str = Field(default="dlib-resnet-v1", description="Name in models/manifest.json")
-    embedder_path: Path | None = Field(
-        default=None, description="Override: path to another ONNX embedder (e.g. ArcFace R100)."
-    )
-    embedder_sha256: str | None = Field(
-        default=None, description="Required with embedder_path: the file's pinned sha256."
-    )
-    embedder_input: dict[str, Any] | None = Field(
-        default=None,
-        description="JSON overrides of the custom embedder's input spec (size, layout, channels,"
-        " mean, std, template); defaults are ArcFace 112x112.",
-    )
-    onnx_providers: str = Field(
-        default="auto", description="Comma list of ORT providers, or 'auto' (CUDA if present)."
-    )
-    onnx_threads: int = Field(default=0, ge=0, description="intra-op threads; 0 = ORT default")
-    embed_batch_size: int = Field(
-        default=32, ge=1, le=1024, description="Faces per embedder call (GPU: larger is faster)."
-    )
-
-    # --- decode --------------------------------------------------------------------
-    max_image_bytes: int = Field(
-        default=20 * 1024 * 1024, ge=1, description="Larger uploads are refused (image-too-large)."
-    )
-    max_image_pixels: int = Field(
-        default=50_000_000, ge=1, description="Pixel cap checked from the header before decoding."
-    )
-    min_image_side_px: int = Field(
-        default=16, ge=1, description="Smaller images are refused (image-too-small)."
-    )
-    detect_max_side_px: int = Field(
-        default=1600, ge=64, description="Images are downscaled to this for detection."
-    )
-
-    # --- detection -------------------------------------------------------------------
-    min_face_px: int = Field(
-        default=20, ge=8, description="Smallest face reported (shorter box side, detection px)."
-    )
-    detect_thresholds: tuple[float, float, float] = Field(
-        default=(0.6, 0.7, 0.8), description="MTCNN P/R/O-Net score thresholds (JSON list)."
-    )
-    detect_scale_factor: float = Field(
-        default=0.709, gt=0.1, lt=1.0, description="MTCNN image-pyramid step."
-    )
-    max_faces_per_image: int = Field(
-        default=256, ge=1, description="Keep at most this many faces (highest scores first)."
-    )
-
-    # --- liveness & quality ---------------------------------------------------------
-    liveness_model: str = Field(
-        default="liveness-v1", description="Liveness model name in models/manifest.json"
-    )
-    liveness_threshold: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="Faces scoring below are flagged live=false."
-    )
-    quality_min_face_px: int = Field(
-        default=40, ge=1, description="Quality policy: smaller faces are rejected."
-    )
-    quality_min_sharpness: float = Field(
-        default=30.0, ge=0.0, description="Variance of the Laplacian of the aligned face."
-    )
-    quality_min_brightness: float = Field(
-        default=40.0, ge=0.0, le=255.0, description="Mean grey level, 0..255."
-    )
-    quality_max_brightness: float = Field(
-        default=220.0, ge=0.0, le=255.0, description="Mean grey level, 0..255."
-    )
-    quality_min_contrast: float = Field(
-        default=15.0, ge=0.0, description="Grey-level standard deviation."
-    )
-    quality_max_yaw_deg: float = Field(
-        default=45.0, ge=0.0, le=90.0, description="Head turn estimated from landmarks."
-    )
-    quality_max_pitch_deg: float = Field(
-        default=40.0, ge=0.0, le=90.0, description="Head tilt estimated from landmarks."
-    )
-    quality_max_roll_deg: float = Field(
-        default=45.0, ge=0.0, le=180.0, description="In-plane rotation of the eye line."
-    )
-
-    # --- matching ---------------------------------------------------------------------
-    match_threshold: float | None = Field(
-        default=None,
-        description="Cosine similarity above which two faces are the same person. "
-        "None = the calibrated default recorded for the embedder in models/manifest.json.",
-    )
-
-    @field_validator("onnx_providers")
-    @classmethod
-    def _providers(cls, value: str) -> str:
-        return value.strip() or "auto"
-
-    # --- index & storage ---------------------------------------------------------------
-    # Measured defaults: see docs/index.md (tests/bench/index.py); HNSW names in brackets.
-    index_url: str | None = Field(
-        default=None,
-        description="Where the index lives: gs://bucket/prefix, file:///dir or a path. "
-        "None = <data_dir>/index.",
-    )
-    index_cache_dir: Path | None = Field(
-        default=None, description="Local segment cache (mmapped). None = <data_dir>/index-cache."
-    )
-    index_dtype: Literal["f32", "f16", "i8"] = Field(
-        default="f16", description="Scalar type of stored vectors (new indexes only)."
-    )
-    index_connectivity: int = Field(default=32, ge=2, le=256, description="[M] graph degree")
-    index_expansion_add: int = Field(default=128, ge=1, description="[efConstruction]")
-    index_expansion_search: int = Field(default=64, ge=1, description="[ef] at query time")
-    index_build_threads: int = Field(default=0, ge=0, description="0 = all cores")
-    index_search_threads: int = Field(default=1, ge=0, description="per query batch; 0 = all")
-    index_compact_min_segment: int = Field(
-        default=1024, ge=1, description="Segments below this many live vectors form tier 0."
-    )
-    index_compact_fanout: int = Field(
-        default=4, ge=2, description="Merge a size tier once it holds this many segments."
-    )
-    index_compact_tombstone_ratio: float = Field(
-        default=0.2, gt=0.0, le=1.0, description="Rewrite a segment once this share is deleted."
-    )
-    index_auto_compact: bool = Field(default=True, description="Writers compact after commits.")
-    index_gc_grace_s: float = Field(
-        default=600.0, ge=0.0, description="Age before unreferenced segment objects are deleted."
-    )
-    index_commit_attempts: int = Field(default=32, ge=1, description="Manifest swap retries.")
-    blob_retry_attempts: int = Field(
-        default=5, ge=1, description="Tries for a transient blob-store error."
-    )
-    blob_retry_base_s: float = Field(
-        default=0.2, ge=0.0, description="First retry delay (exponential backoff)."
-    )
-    blob_timeout_s: float = Field(
-        default=60.0, gt=0.0, description="Per-request blob-store timeout."
-    )
-
-    # --- query API: signing, fetching, limits (facesearch.auth, .net, .api) ----------
-    signing_keys: dict[str, SecretStr] = Field(
-        default={},
-        description="Local signing keys, JSON {key_id: secret} (cloud: the Secret Manager secret).",
-    )
-    signing_keys_secret: str | None = Field(
-        default=None,
-        description="projects/P/secrets/NAME holding JSON {key_id: secret}; read versions/latest.",
-    )
-    signature_max_skew_s: int = Field(
-        default=300, ge=1, le=3600, description="Signed requests older/newer than this are refused."
-    )
-    nonce_db: Path | None = Field(
-        default=None,
-        description="SQLite replay-guard file (local). None = <data_dir>/nonces.sqlite3.",
-    )
-    client_url: str | None = Field(
-        default=None, description="Client/CLI: base URL of the query API (--remote)."
-    )
-    client_key_id: str | None = Field(
-        default=None, description="Client/CLI: key id to sign with (default: the only local key)."
-    )
-    client_secret: SecretStr | None = Field(
-        default=None, description="Client/CLI: secret of client_key_id."
-    )
-    signing_service_account: str | None = Field(
-        default=None, description="Service account that signs V4 crop URLs via IAM signBlob."
-    )
-    signed_url_ttl_s: int = Field(
-        default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of signed crop URLs."
-    )
-    index_refresh_interval_s: float = Field(
-        default=30.0, ge=0.0, description="Query service: re-read the index manifest this often."
-    )
-    fetch_allowed_hosts: list[str] = Field(
-        default=[],
-        description="Hosts an image_url may point at (JSON list; '*.example.com' allowed).",
-    )
-    fetch_timeout_s: float = Field(
-        default=10.0, gt=0.0, le=120.0, description="Whole-download deadline for image_url."
-    )
-    fetch_max_redirects: int = Field(
-        default=3, ge=0, le=10, description="Redirects followed (each must be allow-listed)."
-    )
-    search_default_k: int = Field(default=10, ge=1, le=1000, description="Matches per face.")
-    search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest k accepted.")
-    query_max_concurrent_images: int = Field(
-        default=4, ge=1, description="Requests running detection at once; more get HTTP 429."
-    )
-
-    # --- event pipeline: backends, cloud resources, ingest, indexer (facesearch.ingest/.indexer)
     backend: Literal["local", "gcp"] = Field(
         default="local",
         description="gcp: GCS blobs, Pub/Sub bus, Firestore metadata; local: embedded adapters.",
@@ -228,84 +83,158 @@ class Settings(BaseSettings):
     project: str | None = Field(
         default=None, description="Google Cloud project id (topic paths are built from it)."
     )
-    region: str | None = Field(default=None, description="Cloud Run region (logged).")
-    firestore_database: str = Field(default="(default)", description="Firestore database id.")
-    uploads_bucket: str | None = Field(default=None, description="Watched uploads bucket.")
-    crops_bucket: str | None = Field(
-        default=None, description="Face crops bucket. None = <data_dir>/crops (local)."
-    )
-    ingest_topic: str = Field(default="ingest-requests", description="Topic id: ingest requests.")
-    embeddings_topic: str = Field(
-        default="face-embeddings", description="Topic id: embeddings for the indexer."
-    )
-    deletions_topic: str = Field(
-        default="face-deletions", description="Topic id: face ids to remove from the index."
-    )
-    events_topic: str = Field(
-        default="face-events", description="Topic id: face_added / face_removed events."
-    )
-    ingest_skip_prefixes: list[str] = Field(
-        default=["crops/", "index/", "_facesearch/"],
-        description="Object-name prefixes ingest ignores (our own outputs; JSON list).",
-    )
-    ingest_faces_per_message: int = Field(
-        default=256, ge=1, le=2000, description="Embeddings per face-embeddings message."
-    )
-    indexer_commit_window_ms: float = Field(
-        default=200.0, ge=0.0, description="Group commit: gather concurrent requests this long."
-    )
-    indexer_commit_max_vectors: int = Field(
-        default=4096, ge=1, description="Group commit: flush early at this many vectors."
+    region: str | None = Field(
+        default=None, description="Cloud Run region (a label on every log line)."
     )
 
-    # --- Cloudinary webhook (facesearch.cloudinary) -----------------------------------------
-    cloudinary_cloud_name: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9_-]{1,128}$",
-        description="Cloudinary cloud name; images are fetched only from its delivery host.",
-    )
-    cloudinary_api_key: str | None = Field(
-        default=None, description="Cloudinary API key (public half; logged, never secret)."
-    )
-    cloudinary_secret_name: str | None = Field(
-        default=None,
-        description="projects/P/secrets/NAME holding the Cloudinary API secret (plain text);"
-        " read versions/latest, refreshed every 5 min.",
-    )
-    cloudinary_api_secret: SecretStr | None = Field(
-        default=None,
-        description="Local/test Cloudinary API secret (cloud: cloudinary_secret_name).",
-    )
-    cloudinary_signature_max_age_s: int = Field(
-        default=7200,
-        ge=1,
-        le=86400,
-        description="Notifications whose X-Cld-Timestamp is older than this are refused.",
-    )
-    cloudinary_signature_algorithm: Literal["sha1", "sha256"] = Field(
-        default="sha1", description="The account's notification signature algorithm."
-    )
-    cloudinary_secure_distribution: str | None = Field(
-        default=None,
-        description="Custom delivery host (private CDN CNAME) instead of res.cloudinary.com.",
-    )
-    cloudinary_max_side_px: int = Field(
-        default=2048,
-        ge=64,
-        le=10000,
-        description="Ingest asks Cloudinary for a derivative no larger than this (c_limit).",
-    )
+    # --- sections, each owned by its package -----------------------------------------------
+    vision: VisionSettings = Field(default_factory=VisionSettings)
+    quality: QualityPolicy = Field(default_factory=QualityPolicy)
+    index: IndexParams = Field(default_factory=IndexParams)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    indexer: IndexerSettings = Field(default_factory=IndexerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    client: ClientSettings = Field(default_factory=ClientSettings)
+    cloudinary: CloudinarySettings = Field(default_factory=CloudinarySettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_names(cls, data: Any) -> Any:
+        """Route flat keyword overrides (``index_dtype=...``) into their section."""
+        return nest_flat(data) if isinstance(data, dict) else data
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, FlatEnvSource(settings_cls), env_settings)
+
+    def with_overrides(self, **flat: Any) -> Settings:
+        """A validated copy with some values replaced (flat names, as in the environment)."""
+        data = {name: getattr(self, name) for name in type(self).model_fields}
+        for name, value in data.items():
+            if isinstance(value, SettingsSection):
+                data[name] = value.model_dump()
+        return load_settings(**nest_flat({**data, **flat}))
+
+
+# --- flat names ----------------------------------------------------------------------------
+
+
+def _sections() -> dict[str, type[SettingsSection]]:
+    out: dict[str, type[SettingsSection]] = {}
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, SettingsSection):
+            out[name] = annotation
+    return out
+
+
+@cache
+def flat_names() -> dict[str, tuple[str | None, str]]:
+    """Flat name (lower case, no prefix) -> (section or None for top level, field)."""
+    table: dict[str, tuple[str | None, str]] = {}
+    sections = _sections()
+    for name in Settings.model_fields:
+        if name in sections:
+            for field, flat in sections[name].env_names().items():
+                if flat in table:
+                    raise RuntimeError(f"flat setting name {flat!r} is declared twice")
+                table[flat] = (name, field)
+        else:
+            table[name] = (None, name)
+    return table
+
+
+def env_var(section: str | None, field: str) -> str:
+    """The environment variable of a field (``env_var("index", "dtype")``)."""
+    for flat, target in flat_names().items():
+        if target == (section, field):
+            return ENV_PREFIX + flat.upper()
+    raise KeyError(f"no setting {section}.{field}")
+
+
+def nest_flat(data: dict[str, Any]) -> dict[str, Any]:
+    """Move flat keys of section fields into ``data[section][field]`` (flat keys win)."""
+    table = flat_names()
+    out = dict(data)
+    for key in list(out):
+        section, field = table.get(key, (None, key))
+        if section is None:
+            continue
+        value = out.pop(key)
+        current = out.get(section)
+        if isinstance(current, BaseModel):
+            current = current.model_dump()
+        out[section] = {**(current or {}), field: value}
+    return out
+
+
+def _is_complex(annotation: Any) -> bool:
+    """Fields given as JSON in the environment: lists, tuples, dicts, models."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_complex(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+    if origin in (list, tuple, dict, set, frozenset):
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel | list | dict | tuple)
+
+
+class FlatEnvSource(PydanticBaseSettingsSource):
+    """Reads section fields from their flat environment names (case-insensitive)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ builds the whole dict
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {k.upper(): v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
+        sections = _sections()
+        out: dict[str, dict[str, Any]] = {}
+        for flat, (section, field) in flat_names().items():
+            name = ENV_PREFIX + flat.upper()
+            if section is None or name not in environ:
+                continue
+            raw = environ[name]
+            value: Any = raw
+            if _is_complex(sections[section].model_fields[field].annotation):
+                try:
+                    value = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"invalid settings: {name}: not valid JSON ({exc})") from exc
+            out.setdefault(section, {})[field] = value
+        return out
+
+
+# --- construction -----------------------------------------------------------------------------
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """The environment name a validation error location points at."""
+    if len(loc) >= 2 and isinstance(loc[0], str) and loc[0] in _sections():
+        try:
+            rest = "".join(f"[{p}]" for p in loc[2:])
+            return env_var(loc[0], str(loc[1])) + rest
+        except KeyError:
+            pass
+    return ENV_PREFIX + "_".join(str(p) for p in loc).upper()
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings, turning pydantic's validation error into our typed ConfigError."""
+    """Build settings, turning pydantic's validation error into our typed ConfigError.
+
+    ``overrides`` use flat names (``index_dtype="f32"``) or whole sections.
+    """
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"FACESEARCH_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(f"{_variable(err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from exc
 
 

@@ -17,17 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from facesearch.backends import services
+from facesearch.backends.local import LocalBackend
 from facesearch.config import Settings
-from facesearch.index.params import cache_dir, store_from_settings
 from facesearch.index.reader import IndexReader
-from facesearch.index.writer import IndexWriter
-from facesearch.indexer.service import IndexerService
-from facesearch.ingest.factory import build_ingest_service
 from facesearch.ingest.service import IngestOutcome, IngestService, Outcome
 from facesearch.ingest.sources import IMAGE_EXTENSIONS, SourceRef
-from facesearch.storage.bus import InProcessBus
 from facesearch.storage.metadata import FaceRecord, ImageRecord, MetadataStore
-from facesearch.storage.metadata_sqlite import SqliteMetadataStore
 from facesearch.vision.pipeline import FacePipeline
 from facesearch.vision.types import Face
 
@@ -101,26 +97,20 @@ class EmbeddedSystem:
 
     def __init__(self, settings: Settings, *, pipeline: FacePipeline | None = None) -> None:
         if settings.backend != "local":
-            settings = settings.model_copy(update={"backend": "local"})
+            settings = settings.with_overrides(backend="local")
         self.settings = settings
-        self.pipeline = pipeline or FacePipeline(settings)
-        self.metadata: MetadataStore = SqliteMetadataStore(
-            Path(settings.data_dir) / "metadata.sqlite3"
-        )
-        self.bus = InProcessBus()
-        self.ingest_service: IngestService = build_ingest_service(
-            settings, pipeline=self.pipeline, metadata=self.metadata, bus=self.bus
-        )
-        self.index_store = store_from_settings(settings)
-        self.writer = IndexWriter.from_settings(settings)
-        self.indexer = IndexerService(
-            self.writer,
-            self.bus,
-            events_topic=settings.events_topic,
-            deletions_topic=settings.deletions_topic,
-        )
-        self.bus.subscribe(settings.embeddings_topic, self.indexer.handle_batch)
-        self.bus.subscribe(settings.deletions_topic, self.indexer.handle_batch)
+        self.backend = LocalBackend(settings)
+        if pipeline is not None:
+            self.backend.override(pipeline=pipeline)
+        self.pipeline = self.backend.pipeline()
+        self.metadata: MetadataStore = self.backend.metadata()
+        self.bus = self.backend.bus()
+        self.ingest_service: IngestService = services.ingest_service(self.backend)
+        self.index_store = self.backend.index_store()
+        self.writer = self.backend.index_writer()
+        self.indexer = services.indexer_service(self.backend)
+        self.bus.subscribe(settings.storage.embeddings_topic, self.indexer.handle_batch)
+        self.bus.subscribe(settings.storage.deletions_topic, self.indexer.handle_batch)
         self._reader: IndexReader | None = None
 
     def flush(self) -> int:
@@ -158,11 +148,7 @@ class EmbeddedSystem:
 
     def reader(self) -> IndexReader:
         if self._reader is None:
-            self._reader = IndexReader(
-                self.index_store,
-                cache_dir=cache_dir(self.settings),
-                expected_model=self.pipeline.embedder.model_id,
-            )
+            self._reader = self.backend.index_reader(expected_model=self.pipeline.embedder.model_id)
         else:
             self._reader.refresh()
         return self._reader

@@ -11,7 +11,10 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from facesearch.config import Settings
 
 _SEVERITY = {
     logging.DEBUG: "DEBUG",
@@ -22,7 +25,17 @@ _SEVERITY = {
 }
 
 
+#: Cloud Logging turns this key of a JSON line into the entry's labels
+LABELS_KEY = "logging.googleapis.com/labels"
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; ``labels`` (e.g. env, region) go on every entry."""
+
+    def __init__(self, labels: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.labels = {k: v for k, v in (labels or {}).items() if v}
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "severity": _SEVERITY.get(record.levelno, "DEFAULT"),
@@ -30,6 +43,8 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "logger": record.name,
         }
+        if self.labels:
+            entry[LABELS_KEY] = self.labels
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
@@ -38,7 +53,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure(level: str = "INFO", *, json_output: bool = True) -> None:
+def configure(
+    level: str = "INFO", *, json_output: bool = True, labels: dict[str, str] | None = None
+) -> None:
     """Install one stdout handler on the root logger (idempotent)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -47,7 +64,7 @@ def configure(level: str = "INFO", *, json_output: bool = True) -> None:
     handler = logging.StreamHandler(sys.stdout if json_output else sys.stderr)
     handler._facesearch = True  # type: ignore[attr-defined]
     handler.setFormatter(
-        JsonFormatter() if json_output else logging.Formatter("%(levelname)s %(message)s")
+        JsonFormatter(labels) if json_output else logging.Formatter("%(levelname)s %(message)s")
     )
     root.addHandler(handler)
     root.setLevel(level.upper())
@@ -56,3 +73,12 @@ def configure(level: str = "INFO", *, json_output: bool = True) -> None:
 def log_fields(**fields: Any) -> dict[str, Any]:
     """``logger.info("msg", extra=log_fields(image_id=...))``."""
     return {"fields": fields}
+
+
+def configure_for(settings: Settings) -> None:
+    """:func:`configure` from settings: level, format, and env/region labels."""
+    configure(
+        settings.log_level,
+        json_output=settings.log_json,
+        labels={"env": settings.env, "region": settings.region or ""},
+    )

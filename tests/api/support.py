@@ -21,9 +21,12 @@ from werkzeug.test import TestResponse
 from facesearch.api.app import QueryApp
 from facesearch.api.crops import LocalCropUrls
 from facesearch.api.service import QueryService
-from facesearch.auth import SigningKey, SqliteNonceStore, StaticKeyRing, Verifier, sign_request
+from facesearch.auth import SigningKey, StaticKeyRing, Verifier, sign_request
+from facesearch.backends.local import LocalBackend
 from facesearch.config import Settings
 from facesearch.index import IndexWriter
+from facesearch.storage.local.metadata import SqliteMetadataStore
+from facesearch.storage.local.nonces import SqliteNonceStore
 from facesearch.storage.metadata import (
     FaceRecord,
     ImageRecord,
@@ -31,7 +34,6 @@ from facesearch.storage.metadata import (
     MetadataStore,
     embedding_bytes,
 )
-from facesearch.storage.metadata_sqlite import SqliteMetadataStore
 from facesearch.vision.pipeline import FacePipeline
 from tests.data.image_corpus import PHOTOS
 
@@ -117,7 +119,8 @@ def build_env(
     settings: Settings, pipeline: FacePipeline, *, images: Mapping[str, Path] = COLLECTION
 ) -> Env:
     store = SqliteMetadataStore(settings.data_dir / "metadata.sqlite3")
-    writer = IndexWriter.from_settings(settings)
+    backend = LocalBackend(settings)
+    writer = backend.index_writer()
     crops_dir = settings.data_dir / "crops"
     faces = {
         image_id: add_image(
@@ -130,14 +133,19 @@ def build_env(
         )
         for image_id, path in images.items()
     }
-    crops = LocalCropUrls.from_data_dir(settings.data_dir, settings.signed_url_ttl_s)
+    crops = LocalCropUrls.from_data_dir(settings.data_dir, settings.api.signed_url_ttl_s)
 
     def tombstone(face_ids: list[str]) -> str:
         writer.delete(face_ids)
         return "tombstoned"
 
     service = QueryService(
-        settings, store=store, crops=crops, forget_index=tombstone, pipeline=pipeline
+        settings,
+        store=store,
+        crops=crops,
+        forget_index=tombstone,
+        pipeline=pipeline,
+        open_reader=lambda model: backend.index_reader(expected_model=model),
     )
     verifier = Verifier(
         StaticKeyRing({KEY.key_id: KEY.secret}),

@@ -342,9 +342,11 @@ def _manifest_embedders() -> list[str]:
     from facesearch.models import load_manifest
 
     settings = get_settings()
-    names = [s.name for s in load_manifest(settings.models_dir).values() if s.role == "embedder"]
+    names = [
+        s.name for s in load_manifest(settings.vision.models_dir).values() if s.role == "embedder"
+    ]
     # the configured default first: it is the one the summary line reports
-    return sorted(names, key=lambda name: name != settings.embedder)
+    return sorted(names, key=lambda name: name != settings.vision.embedder)
 
 
 def _print_report(systems: list[dict[str, Any]], baseline: dict[str, Any] | None) -> None:

@@ -164,7 +164,7 @@ def rss_mb() -> tuple[float, float]:
 
 def child_ours(work: Path, dtype: str, view: bool, efs: tuple[int, ...], k: int) -> dict[str, Any]:
     from facesearch.index import IndexParams, IndexReader
-    from facesearch.storage.local_blob import LocalBlobStore
+    from facesearch.storage.local.blob import LocalBlobStore
 
     pin_to_one_core()
     queries = np.load(work / "queries.npy")
@@ -280,7 +280,7 @@ def run_child(work: Path, *args: str) -> dict[str, Any]:
 
 def build_ours(work: Path, base: np.ndarray, dtype: str, m: int, ef_add: int) -> dict[str, Any]:
     from facesearch.index import IndexParams, IndexWriter
-    from facesearch.storage.local_blob import LocalBlobStore
+    from facesearch.storage.local.blob import LocalBlobStore
 
     bucket = work / f"bucket-{dtype}"
     shutil.rmtree(bucket, ignore_errors=True)
@@ -374,12 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     from facesearch.config import load_settings
 
     settings = load_settings()
-    default_ef = args.ef or settings.index_expansion_search
-    args.connectivity = args.connectivity or settings.index_connectivity
-    args.expansion_add = args.expansion_add or settings.index_expansion_add
+    default_ef = args.ef or settings.index.expansion_search
+    args.connectivity = args.connectivity or settings.index.connectivity
+    args.expansion_add = args.expansion_add or settings.index.expansion_add
     if default_ef not in EF_SWEEP:
         raise SystemExit(f"--ef must be one of {EF_SWEEP}")
-    dtypes = (args.dtypes or settings.index_dtype).split(",")
+    dtypes = (args.dtypes or settings.index.dtype).split(",")
     load_start = os.getloadavg()[0]
     owned = args.workdir is None
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-index-"))

@@ -37,11 +37,11 @@ import numpy as np
 import requests
 
 from facesearch.auth import SigningKey
+from facesearch.backends.local import LocalBackend
 from facesearch.client import Client
 from facesearch.config import load_settings
-from facesearch.index import IndexWriter
+from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, embedding_bytes
-from facesearch.storage.metadata_sqlite import SqliteMetadataStore
 from facesearch.vision.pipeline import FacePipeline
 from tests.api.support import add_image
 from tests.bench.common import PHOTOS_DIR, ROOT, list_images, write_result
@@ -69,7 +69,7 @@ def build_collection(data_dir: Path, n_faces: int, seed: int) -> dict[str, Any]:
     settings = load_settings(data_dir=data_dir, index_auto_compact=False)
     pipeline = FacePipeline(settings)
     store = SqliteMetadataStore(data_dir / "metadata.sqlite3")
-    writer = IndexWriter.from_settings(settings)
+    writer = LocalBackend(settings).index_writer()
     real: list[str] = []
     collected = _Collect()
     start = time.perf_counter()

@@ -319,10 +319,9 @@ class Deployment:
     def __enter__(self) -> Deployment:
         from google.cloud import storage
 
+        from facesearch.backends import backend_for, services
         from facesearch.config import load_settings
         from facesearch.ingest import entry as ingest_entry
-        from facesearch.ingest.factory import build_ingest_service
-        from facesearch.storage.metadata_firestore import FirestoreMetadataStore
 
         client = storage.Client(project=self.project)
         for bucket in (self.uploads_bucket, self.crops_bucket, self.index_url[5:].split("/")[0]):
@@ -341,10 +340,10 @@ class Deployment:
         self.settings = load_settings(
             **{k[len("FACESEARCH_") :].lower(): v for k, v in env.items()}
         )
-        self.metadata = FirestoreMetadataStore(project=self.project)
-        service = build_ingest_service(
-            self.settings, pipeline=self.pipeline, metadata=self.metadata
-        )
+        backend = backend_for(self.settings)
+        backend.override(pipeline=self.pipeline)
+        self.metadata = backend.metadata()
+        service = services.ingest_service(backend)
         ingest_entry._service = service
         self._stack.callback(setattr, ingest_entry, "_service", None)
         self.ingest_url = self._stack.enter_context(FunctionServer("ingest")).url
@@ -370,11 +369,11 @@ class Deployment:
                 max_concurrent=self.relay_concurrency,
             )
         )
+        from facesearch.backends import open_blob_store
         from facesearch.index.reader import IndexReader
-        from facesearch.storage.blob import blob_store_from_url
 
         self.reader = IndexReader(
-            blob_store_from_url(self.index_url), cache_dir=self.tmp / "reader-cache"
+            open_blob_store(self.index_url), cache_dir=self.tmp / "reader-cache"
         )
         return self
 
@@ -404,7 +403,7 @@ class Deployment:
 
     def face_events(self) -> list[Any]:
         from facesearch.storage.bus import Message
-        from facesearch.storage.bus_messages import FaceEvent
+        from facesearch.storage.messages import FaceEvent
 
         return [
             FaceEvent.decode(Message(m.data, dict(m.attributes)))

@@ -24,17 +24,13 @@ from typing import Any
 
 import pytest
 
+from facesearch.backends import backend_for, services
 from facesearch.cloudinary.delivery import cloudinary_fetcher, cloudinary_image_id
 from facesearch.config import Settings, get_settings, load_settings
-from facesearch.index.reader import IndexReader
-from facesearch.indexer.entry import build_indexer
 from facesearch.ingest.entry import handle_event
-from facesearch.ingest.factory import build_ingest_service
 from facesearch.ingest.service import Outcome
 from facesearch.ingest.sources import PUBSUB_PUBLISHED
 from facesearch.storage.bus import Message
-from facesearch.storage.metadata import metadata_store_from_settings
-from facesearch.vision.pipeline import FacePipeline
 from tests.integration import emulators
 from tests.unit.cloudinary_support import (
     CLOUD,
@@ -163,9 +159,10 @@ def test_notification_to_searchable_faces_then_delete(
     (request,) = pull(project, "ingest-requests", expect=1)
 
     # 2. ingest: fetch from the delivery host (Cloudinary-only fetcher), faces out
-    pipeline = FacePipeline(settings)
-    ingest = build_ingest_service(
-        settings, pipeline=pipeline, fetch_url=cloudinary_fetcher(settings, policy=cdn.policy())
+    backend = backend_for(settings)
+    pipeline = backend.pipeline()
+    ingest = services.ingest_service(
+        backend, fetch_url=cloudinary_fetcher(settings, policy=cdn.policy())
     )
     event = {"message": {"data": base64.b64encode(request.data).decode()}}
     outcome = handle_event(PUBSUB_PUBLISHED, event, service=ingest)
@@ -177,10 +174,10 @@ def test_notification_to_searchable_faces_then_delete(
     assert again is not None and again.outcome is Outcome.DUPLICATE
 
     # 3. indexer applies the embeddings; another photo of the same person finds them
-    indexer = build_indexer(settings)
+    indexer = services.indexer_service(backend)
     embeddings = pull(project, "face-embeddings", expect=1)
     assert all(not isinstance(r, BaseException) for r in indexer.apply(embeddings))
-    reader = IndexReader.from_settings(settings, expected_model=pipeline.embedder.model_id)
+    reader = backend.index_reader(expected_model=pipeline.embedder.model_id)
     threshold = pipeline.embedder.match_threshold
     assert threshold is not None
 
@@ -192,7 +189,7 @@ def test_notification_to_searchable_faces_then_delete(
     same_face, same = best("obama/obama_2.jpg")
     assert same_face.startswith(image_id) and same >= threshold  # same person: found
     assert best("biden/biden_1.jpg")[1] < threshold  # someone else: no match
-    store = metadata_store_from_settings(settings)
+    store = backend.metadata()
     record = store.get_image(image_id)
     assert record is not None and record.source == f"cloudinary://{CLOUD}/{PUBLIC_ID}#{VERSION}"
 

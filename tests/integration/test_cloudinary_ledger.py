@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from facesearch.cloudinary.ledger import EventLedger, FirestoreEventLedger, SqliteEventLedger
+from facesearch.storage.gcp.ledger import FirestoreEventLedger
+from facesearch.storage.ledger import EventLedger
+from facesearch.storage.local.ledger import SqliteEventLedger
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,11 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
+from facesearch.backends import open_blob_store
 from facesearch.errors import IndexCorrupt, TransientError
 from facesearch.index import IndexParams, IndexReader, IndexWriter, read_manifest
-from facesearch.storage.blob import BlobStore, RetryPolicy, blob_store_from_url
-from facesearch.storage.gcs_blob import GcsBlobStore
+from facesearch.storage.blob import BlobStore, RetryPolicy
+from facesearch.storage.gcp.blob import GcsBlobStore
 from tests.integration import emulators
 from tests.unit.test_blob_store import BlobStoreContract
 from tests.unit.test_index_concurrency import run_crash_loop, run_parallel_writers
@@ -36,13 +37,13 @@ class TestGcsBlobStore(BlobStoreContract):
 
     @pytest.fixture
     def store(self, store_url: str) -> Iterator[BlobStore]:
-        store = blob_store_from_url(store_url)
+        store = open_blob_store(store_url)
         assert isinstance(store, GcsBlobStore)
         yield store
 
 
 def test_index_lifecycle_on_gcs(gcs_bucket: str, tmp_path: Path) -> None:
-    store = blob_store_from_url(gcs_bucket)
+    store = open_blob_store(gcs_bucket)
     writer = IndexWriter(store, cache_dir=tmp_path / "w", params=PARAMS)
     data = np.random.default_rng(0).standard_normal((60, 32)).astype(np.float32)
     face_ids = [f"img{i // 3}:{i % 3}" for i in range(60)]
@@ -69,7 +70,7 @@ def test_writer_killed_at_random_points_gcs(gcs_bucket: str, tmp_path: Path) -> 
 
 
 def test_truncated_segment_on_gcs(gcs_bucket: str, tmp_path: Path) -> None:
-    store = blob_store_from_url(gcs_bucket)
+    store = open_blob_store(gcs_bucket)
     writer = IndexWriter(store, cache_dir=tmp_path / "w", params=PARAMS)
     writer.add(["a", "b"], np.eye(2, 32, dtype=np.float32), "m@1")
     manifest, _ = read_manifest(store)
@@ -87,7 +88,7 @@ def test_unreachable_backend_is_a_transient_error(
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", dead)
     client = storage.Client(project="p", credentials=AnonymousCredentials())
     store = GcsBlobStore(
-        "bucket", "x", client=client, retry=RetryPolicy(attempts=3, base_delay_s=0.01)
+        "bucket", "x", client=lambda: client, retry=RetryPolicy(attempts=3, base_delay_s=0.01)
     )
     started = time.monotonic()
     with pytest.raises(TransientError, match="after 3 attempts"):

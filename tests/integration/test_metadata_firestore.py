@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 
 import pytest
 
-from facesearch.storage.metadata_firestore import FirestoreMetadataStore
+from facesearch.storage.gcp.metadata import FirestoreMetadataStore
 from tests.integration import emulators
 from tests.unit.test_metadata_contract import MetadataContract
 
@@ -18,6 +19,8 @@ class TestFirestoreMetadata(MetadataContract):
     def store(
         self, firestore_emulator: emulators.Emulator, gcp_project: str
     ) -> Iterator[FirestoreMetadataStore]:
-        store = FirestoreMetadataStore(project=gcp_project)
+        store = FirestoreMetadataStore(
+            importlib.import_module("google.cloud.firestore").Client(project=gcp_project)
+        )
         yield store
         emulators.reset_firestore(firestore_emulator, gcp_project)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from facesearch.config import load_settings
-from facesearch.storage.bus_messages import EmbeddingsMessage
+from facesearch.storage.messages import EmbeddingsMessage
 from facesearch.storage.metadata import ImageStatus
 from facesearch.vision.pipeline import FacePipeline
 from tests.data.image_corpus import build_corpus
@@ -124,7 +124,7 @@ def test_every_event_delivered_ten_times_leaves_no_duplicates(
         wait_for("faces searchable", lambda: d.searchable_ids() >= face_ids, 60)
 
         # and every embeddings message published 10 more times straight to the topic
-        from facesearch.storage.bus_pubsub import PubSubBus
+        from facesearch.storage.gcp.bus import PubSubBus
 
         bus = PubSubBus(d.project)
         for face in d.metadata.list_faces().items:
@@ -219,7 +219,7 @@ def test_ingest_request_pushed_by_pubsub(
 
     from facesearch.ingest.sources import SourceRef
     from facesearch.storage.bus import Message
-    from facesearch.storage.bus_pubsub import PubSubBus
+    from facesearch.storage.gcp.bus import PubSubBus
     from tests.integration.pipeline_harness import create_push_subscription
 
     d = deployment

@@ -19,14 +19,14 @@ import pytest
 
 from facesearch.api.app import QueryApp
 from facesearch.api.crops import LocalCropUrls
-from facesearch.api.factory import index_forgetter
 from facesearch.api.service import QueryService
-from facesearch.auth import FirestoreNonceStore, StaticKeyRing, Verifier, sign_request
+from facesearch.auth import StaticKeyRing, Verifier, sign_request
+from facesearch.backends import backend_for
 from facesearch.config import load_settings
-from facesearch.index import IndexWriter
 from facesearch.storage.bus import Message
-from facesearch.storage.bus_messages import DeletionsMessage
-from facesearch.storage.metadata_firestore import FirestoreMetadataStore
+from facesearch.storage.gcp.metadata import FirestoreMetadataStore
+from facesearch.storage.gcp.nonces import FirestoreNonceStore
+from facesearch.storage.messages import DeletionsMessage
 from facesearch.vision.pipeline import FacePipeline
 from tests.api.support import COLLECTION, KEY, SignedClient, add_image
 from tests.integration import emulators
@@ -90,9 +90,10 @@ def test_signed_api_on_firestore_with_queued_forget(
         index_url=str(tmp_path / "index"),
         index_refresh_interval_s=0.0,
     )
-    store = FirestoreMetadataStore(project=gcp_project)
+    backend = backend_for(settings)
+    store = FirestoreMetadataStore(_firestore(gcp_project))
     pipeline = FacePipeline(settings)
-    writer = IndexWriter.from_settings(settings)
+    writer = backend.index_writer()
     faces = {
         image_id: add_image(
             pipeline,
@@ -108,8 +109,9 @@ def test_signed_api_on_firestore_with_queued_forget(
         settings,
         store=store,
         crops=LocalCropUrls(b"k" * 32, 60),
-        forget_index=index_forgetter(settings),
+        forget_index=backend.index_forgetter(),
         pipeline=pipeline,
+        open_reader=lambda model: backend.index_reader(expected_model=model),
     )
     verifier = Verifier(
         StaticKeyRing({KEY.key_id: KEY.secret}), FirestoreNonceStore(_firestore(gcp_project))

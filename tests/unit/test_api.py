@@ -254,7 +254,9 @@ def test_anonymous_large_body_is_refused_before_it_is_read(
 
 def test_busy_instance_answers_429(client: SignedClient, env: Env) -> None:
     slots = env.service._image_slots
-    taken = [slots.acquire(blocking=False) for _ in range(env.settings.query_max_concurrent_images)]
+    taken = [
+        slots.acquire(blocking=False) for _ in range(env.settings.api.query_max_concurrent_images)
+    ]
     try:
         response = client.post("/v1/search", body=OBAMA_1, content_type="image/jpeg")
         _problem(response, 429, "rate-limited")

@@ -12,9 +12,10 @@ from werkzeug.serving import make_server
 
 from facesearch.api.app import QueryApp
 from facesearch.api.cli import add_api_commands
-from facesearch.auth import SqliteNonceStore, StaticKeyRing, Verifier
+from facesearch.auth import StaticKeyRing, Verifier
 from facesearch.auth.signing import query_pairs
 from facesearch.cli import main
+from facesearch.storage.local.nonces import SqliteNonceStore
 from tests.api.support import KEY
 
 SECRET = KEY.secret

@@ -70,7 +70,7 @@ def test_gcs_urls_are_v4_signed(tmp_path: Path) -> None:
         }
     )
     client = storage.Client(project="p", credentials=creds)
-    crops = GcsCropUrls(900, service_account=None, client=client)
+    crops = GcsCropUrls(900, service_account=None, client=lambda: client)
     url = crops.url("img-0", "gs://crops-bucket/img/0.jpg", "http://ignored")
     assert url is not None
     parts = urlsplit(url)

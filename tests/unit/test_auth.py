@@ -9,15 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from facesearch.auth import (
-    SigningKey,
-    SqliteNonceStore,
-    StaticKeyRing,
-    Verifier,
-    client_key_from_settings,
-    keyring_from_settings,
-    sign_request,
-)
+from facesearch.auth import SigningKey, StaticKeyRing, Verifier, sign_request
 from facesearch.auth.keys import RefreshingKeyRing
 from facesearch.auth.signing import (
     HEADER_KEY_ID,
@@ -27,8 +19,11 @@ from facesearch.auth.signing import (
     canonical_query,
     query_pairs,
 )
+from facesearch.backends.local import LocalBackend
+from facesearch.client import client_key_from_settings
 from facesearch.config import load_settings
 from facesearch.errors import ConfigError, Forbidden, SignatureError, TransientError
+from facesearch.storage.local.nonces import SqliteNonceStore
 
 SECRET_A = "a" * 40
 SECRET_B = "b" * 40
@@ -286,7 +281,7 @@ def test_short_secrets_are_refused() -> None:
 def test_settings_provide_server_ring_and_client_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACESEARCH_SIGNING_KEYS", f'{{"ka": "{SECRET_A}"}}')
     settings = load_settings()
-    assert keyring_from_settings(settings).secret("ka") == SECRET_A.encode()
+    assert LocalBackend(settings).keyring().secret("ka") == SECRET_A.encode()
     key = client_key_from_settings(settings)
     assert key == SigningKey("ka", SECRET_A)
     assert SECRET_A not in repr(key)

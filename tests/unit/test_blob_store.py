@@ -15,16 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from facesearch.backends import open_blob_store
 from facesearch.errors import ConfigError, NotFound, PreconditionFailed, TransientError
-from facesearch.storage.blob import BlobStore, RetryPolicy, blob_store_from_url, check_name
-from facesearch.storage.local_blob import LocalBlobStore
+from facesearch.storage.blob import BlobStore, RetryPolicy, check_name
+from facesearch.storage.local.blob import LocalBlobStore
 
 CAS_WORKER = textwrap.dedent(
     """
     import sys
     from facesearch.errors import NotFound, PreconditionFailed
-    from facesearch.storage.blob import blob_store_from_url
-    store = blob_store_from_url(sys.argv[1])
+    from facesearch.backends import open_blob_store
+    store = open_blob_store(sys.argv[1])
     done = 0
     while done < int(sys.argv[2]):
         try:
@@ -48,7 +49,7 @@ def run_cas_race(url: str, *, processes: int, increments: int) -> int:
     ]
     for proc in procs:
         assert proc.wait(timeout=120) == 0
-    store = blob_store_from_url(url)
+    store = open_blob_store(url)
     return int(store.read("counter")[0])
 
 
@@ -129,7 +130,7 @@ class TestLocalBlobStore(BlobStoreContract):
 
     @pytest.fixture
     def store(self, store_url: str) -> Iterator[BlobStore]:
-        yield blob_store_from_url(store_url)
+        yield open_blob_store(store_url)
 
     def test_plain_files_on_disk(self, tmp_path: Path) -> None:
         store = LocalBlobStore(tmp_path / "b")
@@ -153,15 +154,15 @@ class TestLocalBlobStore(BlobStoreContract):
 
 
 def test_url_factory(tmp_path: Path) -> None:
-    assert isinstance(blob_store_from_url(tmp_path / "p"), LocalBlobStore)
-    local = blob_store_from_url(f"file://{tmp_path}/q")
+    assert isinstance(open_blob_store(tmp_path / "p"), LocalBlobStore)
+    local = open_blob_store(f"file://{tmp_path}/q")
     assert isinstance(local, LocalBlobStore) and local.url == (tmp_path / "q").as_uri()
-    gcs = blob_store_from_url("gs://my-bucket/some/prefix/")
+    gcs = open_blob_store("gs://my-bucket/some/prefix/")
     assert gcs.url == "gs://my-bucket/some/prefix"
     with pytest.raises(ConfigError):
-        blob_store_from_url("s3://bucket/x")
+        open_blob_store("s3://bucket/x")
     with pytest.raises(ConfigError):
-        blob_store_from_url("gs:///nobucket")
+        open_blob_store("gs:///nobucket")
 
 
 def test_check_name() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesearch.storage.bus import Bus, InProcessBus, Message
-from facesearch.storage.bus_messages import (
+from facesearch.storage.bus import Bus, Message
+from facesearch.storage.local.bus import InProcessBus
+from facesearch.storage.messages import (
     BadMessage,
     DeletionsMessage,
     EmbeddingsMessage,
@@ -85,14 +86,14 @@ def test_deletions_and_events_round_trip() -> None:
 
 
 def test_backends_pick_their_adapters() -> None:
+    from facesearch.backends import backend_for
     from facesearch.config import load_settings
     from facesearch.errors import ConfigError
-    from facesearch.ingest.factory import make_bus
-    from facesearch.storage.bus_pubsub import PubSubBus
+    from facesearch.storage.gcp.bus import PubSubBus
 
-    assert isinstance(make_bus(load_settings()), InProcessBus)
-    cloud = make_bus(load_settings(backend="gcp", project="proj"))
+    assert isinstance(backend_for(load_settings()).bus(), InProcessBus)
+    cloud = backend_for(load_settings(backend="gcp", project="proj")).bus()
     assert isinstance(cloud, PubSubBus)
     assert cloud.topic_path("face-events") == "projects/proj/topics/face-events"
     with pytest.raises(ConfigError):
-        make_bus(load_settings(backend="gcp"))  # no project: refused at start, not mid-request
+        backend_for(load_settings(backend="gcp"))  # no project: refused at start

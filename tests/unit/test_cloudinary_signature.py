@@ -153,5 +153,6 @@ def test_secret_source_failures() -> None:
     with pytest.raises(ConfigError):
         StaticSecrets("")
     with pytest.raises(ConfigError, match="CLOUDINARY_SECRET_NAME"):
-        secrets_from_settings(load_settings())
-    assert secrets_from_settings(load_settings(cloudinary_api_secret="x" * 20))() == ("x" * 20,)
+        secrets_from_settings(load_settings().cloudinary)
+    configured = load_settings(cloudinary_api_secret="x" * 20).cloudinary
+    assert secrets_from_settings(configured)() == ("x" * 20,)

@@ -16,17 +16,20 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
-from facesearch.cloudinary import CloudinaryWebhook, build_webhook, handle_http
+from facesearch.backends import services
+from facesearch.backends.local import LocalBackend
+from facesearch.cloudinary import CloudinaryWebhook, handle_http
 from facesearch.cloudinary.delivery import cloudinary_image_id, event_key, source_id
 from facesearch.cloudinary.entry import MAX_NOTIFICATION_BYTES
-from facesearch.cloudinary.ledger import SqliteEventLedger
 from facesearch.config import Settings, load_settings
 from facesearch.errors import NotFound, TransientError
 from facesearch.ingest.entry import source_from_event
 from facesearch.ingest.sources import PUBSUB_PUBLISHED
-from facesearch.storage.bus import InProcessBus, Message
+from facesearch.storage.bus import Message
+from facesearch.storage.local.bus import InProcessBus
+from facesearch.storage.local.ledger import SqliteEventLedger
+from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.metadata import ImageRecord, ImageStatus
-from facesearch.storage.metadata_sqlite import SqliteMetadataStore
 from tests.unit.cloudinary_support import CLOUD, TEST_SECRET, raw, sample, sign
 
 PUBLIC_ID = "team/offsite 2026/group_photo"
@@ -58,12 +61,11 @@ class Harness:
         self.metadata = SqliteMetadataStore(tmp_path / "metadata.sqlite3")
         self.ledger = SqliteEventLedger(tmp_path / "events.sqlite3")
         self.forgotten: list[str] = []
-        self.webhook: CloudinaryWebhook = build_webhook(
-            self.settings,
-            bus=self.bus,
-            metadata=self.metadata,
-            ledger=self.ledger,
-            forget_image=self._forget,
+        backend = LocalBackend(self.settings).override(
+            bus=self.bus, metadata=self.metadata, cloudinary_ledger=self.ledger
+        )
+        self.webhook: CloudinaryWebhook = services.cloudinary_webhook(
+            backend, forget_image=self._forget
         )
 
     def _forget(self, image_id: str) -> int:
@@ -83,7 +85,7 @@ class Harness:
 
     @property
     def queued(self) -> list[Message]:
-        return self.bus.published.get(self.settings.ingest_topic, [])
+        return self.bus.published.get(self.settings.storage.ingest_topic, [])
 
 
 @pytest.fixture

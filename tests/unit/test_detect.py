@@ -431,7 +431,7 @@ def test_from_settings_uses_verified_models(
 ) -> None:
     settings = load_settings(onnx_providers="CPUExecutionProvider", min_face_px=24)
     detector = MtcnnDetector.from_settings(settings)
-    assert detector.min_face_px == 24 and detector.max_side_px == settings.detect_max_side_px
+    assert detector.min_face_px == 24 and detector.max_side_px == settings.vision.detect_max_side_px
     faces = detector.detect(_decode(photos_dir, "labelled/tom_hanks/tom_hanks_1.png"))
     assert len(faces) == 1 and faces[0].score > 0.99
     # A models dir whose generated files are missing fails loudly, pointing at `make models`.

@@ -14,7 +14,7 @@ import pytest
 from facesearch.config import get_settings
 from facesearch.index import IndexParams, IndexWriter, read_manifest
 from facesearch.index.cli import add_index_commands
-from facesearch.storage.local_blob import LocalBlobStore
+from facesearch.storage.local.blob import LocalBlobStore
 
 
 @pytest.fixture(autouse=True)

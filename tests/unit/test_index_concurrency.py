@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facesearch.backends import open_blob_store
 from facesearch.index import IndexParams, IndexReader, IndexWriter, read_manifest
-from facesearch.storage.blob import blob_store_from_url
 
 MODEL = "concurrency-test@1"
 DIMS = 16
@@ -63,7 +63,7 @@ def worker_main(argv: list[str]) -> int:
     parser.add_argument("--shared", type=int, default=0, help="ids every worker also adds")
     args = parser.parse_args(argv)
     writer = IndexWriter(
-        blob_store_from_url(args.url), cache_dir=Path(args.cache), params=WORKER_PARAMS
+        open_blob_store(args.url), cache_dir=Path(args.cache), params=WORKER_PARAMS
     )
     print("ready", flush=True)
     for batch in range(args.start, args.start + args.batches):
@@ -84,7 +84,7 @@ def start_worker(
 
 
 def live_face_ids(url: str, cache: Path) -> list[str]:
-    reader = IndexReader(blob_store_from_url(url), cache_dir=cache, params=WORKER_PARAMS)
+    reader = IndexReader(open_blob_store(url), cache_dir=cache, params=WORKER_PARAMS)
     return list(reader.face_ids())
 
 
@@ -126,7 +126,7 @@ def run_crash_loop(url: str, tmp_path: Path, *, kills: int, seed: int) -> None:
     size = 5
     acked: set[int] = set()
     next_batch = 0
-    store = blob_store_from_url(url)
+    store = open_blob_store(url)
     reader = IndexReader(store, cache_dir=tmp_path / "reader", params=WORKER_PARAMS)
     for round_number in range(kills):
         proc = start_worker(

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from facesearch.index import IndexParams, IndexReader, IndexWriter
-from facesearch.storage.local_blob import LocalBlobStore
+from facesearch.storage.local.blob import LocalBlobStore
 
 DIMS = 8
 UNIVERSE = 12  # few ids, so duplicates, re-adds and deletes of absent ids are common

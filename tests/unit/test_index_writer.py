@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from facesearch.index import keys as keys_mod
 from facesearch.index import live as live_mod
 from facesearch.index.manifest import MANIFEST_NAME
 from facesearch.storage.blob import BlobInfo, BlobStore
-from facesearch.storage.local_blob import LocalBlobStore
+from facesearch.storage.local.blob import LocalBlobStore
 
 MODEL = "test-embedder@1"
 DIMS = 16
@@ -423,7 +422,7 @@ def test_lost_upload_response_is_not_an_error(
 def test_delete_racing_compaction_is_carried_over(
     make_writer: WriterFactory, make_reader: ReaderFactory, store: Hooked
 ) -> None:
-    a = make_writer(dataclasses.replace(PARAMS, compact_tombstone_ratio=0.5))
+    a = make_writer(PARAMS.model_copy(update={"compact_tombstone_ratio": 0.5}))
     b = make_writer()
     a.add(ids("x", 5), vecs(5, 1), MODEL)
     a.add(ids("y", 5), vecs(5, 2), MODEL)

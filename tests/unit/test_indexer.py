@@ -16,9 +16,10 @@ from facesearch.index import IndexParams, IndexReader, IndexWriter, read_manifes
 from facesearch.indexer.entry import handle_push, make_committer, topic_of
 from facesearch.indexer.group_commit import GroupCommitter
 from facesearch.indexer.service import Applied, IndexerService
-from facesearch.storage.bus import InProcessBus, Message
-from facesearch.storage.bus_messages import DeletionsMessage, EmbeddingsMessage, FaceEvent
-from facesearch.storage.local_blob import LocalBlobStore
+from facesearch.storage.bus import Message
+from facesearch.storage.local.blob import LocalBlobStore
+from facesearch.storage.local.bus import InProcessBus
+from facesearch.storage.messages import DeletionsMessage, EmbeddingsMessage, FaceEvent
 
 MODEL = "test-embedder@1"
 DIMS = 16

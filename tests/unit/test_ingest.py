@@ -21,11 +21,12 @@ from facesearch.ingest.sources import (
     face_id_for,
     image_id_for,
 )
-from facesearch.storage.bus import InProcessBus, Message
-from facesearch.storage.bus_messages import EmbeddingsMessage
-from facesearch.storage.local_blob import LocalBlobStore
+from facesearch.storage.bus import Message
+from facesearch.storage.local.blob import LocalBlobStore
+from facesearch.storage.local.bus import InProcessBus
+from facesearch.storage.local.metadata import SqliteMetadataStore
+from facesearch.storage.messages import EmbeddingsMessage
 from facesearch.storage.metadata import ImageStatus
-from facesearch.storage.metadata_sqlite import SqliteMetadataStore
 from facesearch.vision.pipeline import FacePipeline
 from tests.data.image_corpus import build_corpus
 
@@ -158,7 +159,7 @@ def test_bad_image_corpus_gets_typed_failures(world: World) -> None:
 
 
 def test_size_cap_refuses_before_download(world: World) -> None:
-    source = SourceRef.gcs(BUCKET, "big.jpg", 1, size=world.settings.max_image_bytes + 1)
+    source = SourceRef.gcs(BUCKET, "big.jpg", 1, size=world.settings.vision.max_image_bytes + 1)
     outcome = world.service.ingest(source)
     assert outcome.outcome is Outcome.FAILED and outcome.error_code == "image-too-large"
     assert world.loads == 0

@@ -19,11 +19,11 @@ from facesearch.indexer.service import IndexerService
 from facesearch.ingest import entry as ingest_entry
 from facesearch.ingest.service import IngestService
 from facesearch.ingest.sources import SourceRef
-from facesearch.storage.bus import InProcessBus
-from facesearch.storage.bus_messages import EmbeddingsMessage
-from facesearch.storage.local_blob import LocalBlobStore
+from facesearch.storage.local.blob import LocalBlobStore
+from facesearch.storage.local.bus import InProcessBus
+from facesearch.storage.local.metadata import SqliteMetadataStore
+from facesearch.storage.messages import EmbeddingsMessage
 from facesearch.storage.metadata import ImageStatus
-from facesearch.storage.metadata_sqlite import SqliteMetadataStore
 from facesearch.vision.pipeline import FacePipeline
 
 ROOT = Path(__file__).resolve().parents[2]

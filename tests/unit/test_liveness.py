@@ -361,7 +361,7 @@ def noise_scores(model: LivenessModel) -> dict[str, np.ndarray]:
 def test_real_faces_score_live(
     model: LivenessModel, real_photos: list[Photo], real_scores: np.ndarray
 ) -> None:
-    threshold = load_settings().liveness_threshold
+    threshold = load_settings().vision.liveness_threshold
     portraits = [model.score(p.rgb, p.faces)[0] for p in real_photos if p.portrait]
     assert len(portraits) == 5 and min(portraits) >= threshold, portraits
     assert len(real_scores) >= 25
@@ -385,7 +385,7 @@ def test_score_table(
     noise_scores: dict[str, np.ndarray],
 ) -> None:
     """Prints the measured table (``pytest -s``); asserts only that it is complete."""
-    threshold = load_settings().liveness_threshold
+    threshold = load_settings().vision.liveness_threshold
     rows = {"real faces": real_scores, **attack_scores, **noise_scores}
     print(f"\nliveness-v1 scores (threshold {threshold})")
     print(f"{'condition':16s} {'n':>3s} {'mean':>6s} {'min':>6s} {'max':>6s} {'>=thr':>6s}")
@@ -406,7 +406,7 @@ def test_score_table(
     "detector does: none of these images yields a face.",
 )
 def test_noise_and_flat_images_score_below_threshold(noise_scores: dict[str, np.ndarray]) -> None:
-    threshold = load_settings().liveness_threshold
+    threshold = load_settings().vision.liveness_threshold
     for name, s in noise_scores.items():
         assert np.mean(s >= threshold) <= 0.1, name
 
@@ -420,7 +420,7 @@ def test_noise_and_flat_images_score_below_threshold(noise_scores: dict[str, np.
 def test_synthetic_attacks_score_below_threshold(
     attack: str, attack_scores: dict[str, np.ndarray]
 ) -> None:
-    threshold = load_settings().liveness_threshold
+    threshold = load_settings().vision.liveness_threshold
     assert np.mean(attack_scores[attack] >= threshold) <= 0.5
 
 

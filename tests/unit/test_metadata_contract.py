@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from facesearch.errors import NotFound, TransientError
+from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.metadata import (
     Conflict,
     FaceRecord,
@@ -25,7 +26,6 @@ from facesearch.storage.metadata import (
     embedding_bytes,
     iter_faces,
 )
-from facesearch.storage.metadata_sqlite import SqliteMetadataStore
 
 
 def make_face(

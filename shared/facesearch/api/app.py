@@ -114,7 +114,7 @@ class QueryApp:
             [Rule(r.rule, endpoint=r.name, methods=[r.method]) for r in ROUTES],
             strict_slashes=False,
         )
-        self.max_body_bytes = 2 * (settings.max_image_bytes * 4 // 3) + BODY_OVERHEAD_BYTES
+        self.max_body_bytes = 2 * (settings.vision.max_image_bytes * 4 // 3) + BODY_OVERHEAD_BYTES
 
     # --- WSGI ----------------------------------------------------------------------------
 

@@ -40,7 +40,8 @@ def _add_key_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_sign(args: argparse.Namespace) -> int:
     """Print the signature headers for one request (or a ready curl command)."""
-    from facesearch.auth import client_key_from_settings, sign_request
+    from facesearch.auth import sign_request
+    from facesearch.client import client_key_from_settings
 
     key = client_key_from_settings(_settings(args))
     body = b""
@@ -74,14 +75,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the query API on localhost (threaded WSGI server); models load before serving."""
     from werkzeug.serving import run_simple
 
-    from facesearch.api import build_app
-    from facesearch.logs import configure
+    from facesearch.backends import backend_for
+    from facesearch.backends.services import query_app
+    from facesearch.logs import configure_for
 
     settings = load_settings()
-    configure(settings.log_level, json_output=settings.log_json)
-    app = build_app(settings)
+    configure_for(settings)
+    app = query_app(backend_for(settings))
     health = app.service.health()
-    if not settings.signing_keys and not settings.signing_keys_secret:
+    if not settings.api.signing_keys and not settings.api.signing_keys_secret:
         print(
             'facesearch serve: no signing keys (set FACESEARCH_SIGNING_KEYS=\'{"id": "secret"}\')'
             "; every signed route will answer 403",

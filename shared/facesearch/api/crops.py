@@ -113,7 +113,7 @@ class GcsCropUrls:
         ttl_s: int,
         *,
         service_account: str | None,
-        client: Any = None,
+        client: Callable[[], Any],
         credentials: Any = None,
     ) -> None:
         self.ttl_s = ttl_s
@@ -123,13 +123,7 @@ class GcsCropUrls:
         self._lock = threading.Lock()
 
     def _storage(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import importlib
-
-                storage = importlib.import_module("google.cloud.storage")
-                self._client = storage.Client()
-            return self._client
+        return self._client()
 
     def _token(self) -> str | None:
         """A fresh access token for signBlob (None when the credentials sign locally)."""

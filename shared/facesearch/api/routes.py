@@ -69,14 +69,14 @@ def _query(call: Call, model: type[BaseModel]) -> Any:
 
 def search(call: Call) -> s.SearchResponse:
     probe, params = parse_search(
-        call.request, call.body, max_bytes=call.settings.max_image_bytes, fetch=call.fetch
+        call.request, call.body, max_bytes=call.settings.vision.max_image_bytes, fetch=call.fetch
     )
     return call.service.search(probe, params, base_url=call.base_url)
 
 
 def match(call: Call) -> s.MatchResponse:
     a, b, req = parse_match(
-        call.request, call.body, max_bytes=call.settings.max_image_bytes, fetch=call.fetch
+        call.request, call.body, max_bytes=call.settings.vision.max_image_bytes, fetch=call.fetch
     )
     return call.service.match(
         a, b, face_a=req.face_a, face_b=req.face_b, largest=req.largest, threshold=req.threshold

@@ -51,7 +51,7 @@ from facesearch.errors import (
     NoFace,
     NotFound,
 )
-from facesearch.index import IndexReader
+from facesearch.index.reader import IndexReader
 from facesearch.index.vectors import normalise
 from facesearch.logs import log_fields
 from facesearch.storage.metadata import FaceRecord, ImageRecord, MetadataStore, PersonRecord
@@ -113,7 +113,8 @@ class QueryService:
         store: MetadataStore,
         crops: CropUrls,
         forget_index: IndexForgetter,
-        pipeline: FacePipeline | None = None,
+        pipeline: FacePipeline,
+        open_reader: Callable[[str], IndexReader] | None = None,
         reader: IndexReader | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -121,12 +122,13 @@ class QueryService:
         self.store = store
         self.crops = crops
         self._forget_index = forget_index
-        self.pipeline = pipeline or FacePipeline(settings)
+        self.pipeline = pipeline
+        self._open_reader = open_reader
         self._reader = reader
         self._reader_lock = threading.Lock()
         self._clock = clock
         self._refreshed_at = clock()
-        self._image_slots = threading.BoundedSemaphore(settings.query_max_concurrent_images)
+        self._image_slots = threading.BoundedSemaphore(settings.api.query_max_concurrent_images)
 
     # --- shared pieces -------------------------------------------------------------------
 
@@ -135,12 +137,12 @@ class QueryService:
         """The index, opened on first use and re-read every index_refresh_interval_s."""
         with self._reader_lock:
             if self._reader is None:
-                self._reader = IndexReader.from_settings(
-                    self.settings, expected_model=self.pipeline.embedder.model_id
-                )
+                if self._open_reader is None:
+                    raise ConfigError("the query service was built without an index")
+                self._reader = self._open_reader(self.pipeline.embedder.model_id)
                 self._refreshed_at = self._clock()
             reader = self._reader
-            due = self._clock() - self._refreshed_at >= self.settings.index_refresh_interval_s
+            due = self._clock() - self._refreshed_at >= self.settings.index.refresh_interval_s
             if due:
                 self._refreshed_at = self._clock()
         if due:
@@ -157,7 +159,7 @@ class QueryService:
 
     @property
     def default_threshold(self) -> float:
-        chosen = self.settings.match_threshold
+        chosen = self.settings.vision.match_threshold
         if chosen is None:
             chosen = self.pipeline.embedder.match_threshold
         if chosen is None:
@@ -185,9 +187,9 @@ class QueryService:
 
     def search(self, probe: Probe, params: SearchParams, *, base_url: str) -> SearchResponse:
         start = time.perf_counter()
-        k = params.k or self.settings.search_default_k
-        if k > self.settings.search_max_k:
-            raise BadRequest(f"k must be <= {self.settings.search_max_k}")
+        k = params.k or self.settings.api.search_default_k
+        if k > self.settings.api.search_max_k:
+            raise BadRequest(f"k must be <= {self.settings.api.search_max_k}")
         threshold = params.threshold if params.threshold is not None else self.default_threshold
         timings: dict[str, float] = {}
         exclude: str | None = None
@@ -508,7 +510,7 @@ class QueryService:
         return {
             "embedder": self.pipeline.embedder.model_id,
             "detector": "mtcnn",
-            "liveness": self.settings.liveness_model,
+            "liveness": self.settings.vision.liveness_model,
         }
 
     def stats(self) -> Stats:

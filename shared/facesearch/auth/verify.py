@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from facesearch.api.settings import ApiSettings
 from facesearch.auth.keys import KeyRing
-from facesearch.auth.nonces import NonceStore
 from facesearch.auth.signing import (
     HEADER_KEY_ID,
     HEADER_NONCE,
@@ -34,10 +34,12 @@ from facesearch.auth.signing import (
 )
 from facesearch.errors import Forbidden, SignatureError
 from facesearch.logs import log_fields
+from facesearch.storage.nonces import NonceStore
 
 logger = logging.getLogger(__name__)
 
-MAX_SKEW_S = 300
+#: the settings' default (one source); the query service passes its configured value
+MAX_SKEW_S: int = ApiSettings.model_fields["signature_max_skew_s"].default
 _NONCE_RE = re.compile(r"^[A-Za-z0-9_\-]{16,128}$")
 _SIG_RE = re.compile(r"^[0-9a-f]{64}$")
 _TS_RE = re.compile(r"^[0-9]{1,12}$")

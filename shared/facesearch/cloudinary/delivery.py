@@ -53,14 +53,14 @@ def event_key(cloud_name: str, public_id: str, version: int) -> str:
 
 
 def require_cloud_name(settings: Settings) -> str:
-    if not settings.cloudinary_cloud_name:
+    if not settings.cloudinary.cloud_name:
         raise ConfigError("FACESEARCH_CLOUDINARY_CLOUD_NAME is not set")
-    return settings.cloudinary_cloud_name
+    return settings.cloudinary.cloud_name
 
 
 def delivery_host(settings: Settings) -> str:
     """The one host we fetch from: the custom CNAME if configured, else res.cloudinary.com."""
-    configured = settings.cloudinary_secure_distribution
+    configured = settings.cloudinary.secure_distribution
     if not configured:
         return SHARED_DELIVERY_HOST
     return (urlsplit(f"//{configured}").hostname or configured).lower()
@@ -78,7 +78,7 @@ def delivery_url(
     """The https URL of a derivative no larger than ``cloudinary_max_side_px`` on each side."""
     if delivery_type not in FETCHABLE_TYPES:
         raise ValueError(f"delivery type {delivery_type!r} cannot be fetched")
-    side = settings.cloudinary_max_side_px
+    side = settings.cloudinary.max_side_px
     options: dict[str, object] = {
         "cloud_name": require_cloud_name(settings),
         "resource_type": "image",
@@ -88,9 +88,9 @@ def delivery_url(
         "format": fmt if fmt in DECODABLE_FORMATS else "jpg",
         "transformation": [{"width": side, "height": side, "crop": "limit"}],
     }
-    if settings.cloudinary_secure_distribution:
+    if settings.cloudinary.secure_distribution:
         options.update(
-            private_cdn=True, secure_distribution=settings.cloudinary_secure_distribution
+            private_cdn=True, secure_distribution=settings.cloudinary.secure_distribution
         )
     if delivery_type == "authenticated":
         if not api_secret:
@@ -110,7 +110,7 @@ def check_delivery_url(url: str, settings: Settings) -> None:
     if posixpath.normpath(path) != path or "/./" in path or "/../" in path:
         raise UrlNotAllowed("delivery URL path has dot segments")
     prefix = "/image/"
-    if not settings.cloudinary_secure_distribution:
+    if not settings.cloudinary.secure_distribution:
         prefix = f"/{require_cloud_name(settings)}/image/"
     if not path.startswith(prefix):
         raise UrlNotAllowed("delivery URL is outside our Cloudinary cloud")
@@ -124,7 +124,7 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
 def cloudinary_fetcher(
     settings: Settings, *, policy: FetchPolicy | None = None
 ) -> Callable[[str], bytes]:
-    """A ``UrlFetcher`` for ``facesearch.ingest.factory``: Cloudinary URLs and nothing else.
+    """A ``UrlFetcher`` for ``facesearch.ingest.loader``: Cloudinary URLs and nothing else.
 
     Unreachable or failing delivery (timeouts, 5xx) is :class:`TransientError` so the
     ingest delivery is retried (bounded by the dead-letter policy); a URL outside the

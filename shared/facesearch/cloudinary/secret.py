@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from facesearch.auth.keys import SECRET_MANAGER_URL
-from facesearch.config import Settings
+from facesearch.cloudinary.settings import CloudinarySettings
 from facesearch.errors import ConfigError, TransientError
 from facesearch.logs import log_fields
 
@@ -107,15 +107,15 @@ def secret_manager_text(secret_name: str) -> Callable[[], str]:
     return load
 
 
-def secrets_from_settings(settings: Settings) -> Callable[[], tuple[str, ...]]:
+def secrets_from_settings(settings: CloudinarySettings) -> Callable[[], tuple[str, ...]]:
     """Secret Manager when ``cloudinary_secret_name`` is set, else ``cloudinary_api_secret``."""
-    if settings.cloudinary_secret_name:
+    if settings.secret_name:
         return RefreshingSecret(
-            secret_manager_text(settings.cloudinary_secret_name),
-            source=settings.cloudinary_secret_name,
+            secret_manager_text(settings.secret_name),
+            source=settings.secret_name,
         )
-    if settings.cloudinary_api_secret is not None:
-        return StaticSecrets(settings.cloudinary_api_secret.get_secret_value())
+    if settings.api_secret is not None:
+        return StaticSecrets(settings.api_secret.get_secret_value())
     raise ConfigError(
         "the Cloudinary webhook needs FACESEARCH_CLOUDINARY_SECRET_NAME "
         "(or FACESEARCH_CLOUDINARY_API_SECRET locally)"

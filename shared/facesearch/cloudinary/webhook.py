@@ -29,7 +29,6 @@ from facesearch.cloudinary.delivery import (
     require_cloud_name,
     source_id,
 )
-from facesearch.cloudinary.ledger import LEDGER_TTL_S, EventLedger
 from facesearch.cloudinary.notifications import (
     DeletedImage,
     DeletedImages,
@@ -42,6 +41,7 @@ from facesearch.config import Settings
 from facesearch.errors import NotFound, TransientError
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Bus, Message
+from facesearch.storage.ledger import LEDGER_TTL_S, EventLedger
 from facesearch.storage.metadata import ImageStatus, MetadataStore
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class CloudinaryWebhook:
             )
             body, attributes = ingest_request(self.settings, upload, url)
             message = Message(json.dumps(body, separators=(",", ":")).encode(), attributes)
-            self.bus.publish(self.settings.ingest_topic, [message])
+            self.bus.publish(self.settings.storage.ingest_topic, [message])
         except BaseException:
             # Not queued: give the claim back so Cloudinary's retry of this notification
             # (we answer 5xx) is not mistaken for a duplicate.

@@ -17,11 +17,10 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from facesearch.backends import backend_for
 from facesearch.config import get_settings
 from facesearch.errors import ConfigError, FaceSearchError
 from facesearch.index.maintenance import IndexStats, collect_stats, verify
-from facesearch.index.params import store_from_settings
-from facesearch.index.writer import IndexWriter
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
@@ -73,7 +72,7 @@ def _friendly(handler: Handler) -> Callable[..., int]:
 
 @_friendly
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
-    stats = collect_stats(store_from_settings(get_settings(), args.url))
+    stats = collect_stats(backend_for(get_settings()).index_store(args.url))
     if args.json:
         print(json.dumps(_stats_json(stats), indent=2), file=out)
     else:
@@ -83,8 +82,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
 
 @_friendly
 def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
-    settings = get_settings()
-    report = verify(store_from_settings(settings, args.url), deep=args.deep)
+    report = verify(backend_for(get_settings()).index_store(args.url), deep=args.deep)
     for check in report.checks:
         print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}", file=out)
     print("index is healthy" if report.ok else "index has problems", file=out)
@@ -93,7 +91,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
 
 @_friendly
 def cmd_compact(args: argparse.Namespace, out: TextIO) -> int:
-    writer = IndexWriter.from_settings(get_settings(), url=args.url)
+    writer = backend_for(get_settings()).index_writer(args.url)
     result = writer.compact(full=args.full, gc=False)
     print(
         f"merges: {result.merges}; segments {result.segments_before} -> "

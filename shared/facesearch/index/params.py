@@ -1,66 +1,63 @@
-"""Index tuning knobs in one frozen object, built from :class:`facesearch.config.Settings`.
+"""Index settings: where the index lives and its tuning knobs (``FACESEARCH_INDEX_*``).
 
-Names follow USearch; the HNSW paper's names are in brackets. The defaults in
-config.py were picked from ``python -m tests.bench.index`` runs (docs/index.md).
+Names follow USearch; the HNSW paper's names are in brackets. The defaults were
+picked from ``python -m tests.bench.index`` runs (docs/index.md) and are declared
+here only: writers and readers take an :class:`IndexParams`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from facesearch.config import Settings
+from pydantic import Field
+
 from facesearch.index.manifest import Dtype
-from facesearch.storage.blob import BlobStore, RetryPolicy, blob_store_from_url
+from facesearch.section import SettingsSection
 
 
-@dataclass(frozen=True, kw_only=True)
-class IndexParams:
-    dtype: Dtype = "f16"
-    connectivity: int = 32  # [M]
-    expansion_add: int = 128  # [efConstruction]
-    expansion_search: int = 64  # [ef]
-    build_threads: int = 0
-    search_threads: int = 1
-    compact_min_segment: int = 1024
-    compact_fanout: int = 4
-    compact_tombstone_ratio: float = 0.2
-    auto_compact: bool = True
-    gc_grace_s: float = 600.0
-    commit_attempts: int = 32
+class IndexParams(SettingsSection):
+    """How the segmented index is built, searched, compacted and refreshed."""
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> IndexParams:
-        return cls(
-            dtype=settings.index_dtype,
-            connectivity=settings.index_connectivity,
-            expansion_add=settings.index_expansion_add,
-            expansion_search=settings.index_expansion_search,
-            build_threads=settings.index_build_threads,
-            search_threads=settings.index_search_threads,
-            compact_min_segment=settings.index_compact_min_segment,
-            compact_fanout=settings.index_compact_fanout,
-            compact_tombstone_ratio=settings.index_compact_tombstone_ratio,
-            auto_compact=settings.index_auto_compact,
-            gc_grace_s=settings.index_gc_grace_s,
-            commit_attempts=settings.index_commit_attempts,
-        )
+    env_prefix = "index_"
 
-
-def index_url(settings: Settings) -> str:
-    return settings.index_url or str(settings.data_dir / "index")
-
-
-def cache_dir(settings: Settings) -> Path:
-    return settings.index_cache_dir or settings.data_dir / "index-cache"
-
-
-def store_from_settings(settings: Settings, url: str | None = None) -> BlobStore:
-    """The index's blob store, with the retry policy and timeout from settings."""
-    return blob_store_from_url(
-        url or index_url(settings),
-        retry=RetryPolicy(
-            attempts=settings.blob_retry_attempts, base_delay_s=settings.blob_retry_base_s
-        ),
-        timeout_s=settings.blob_timeout_s,
+    url: str | None = Field(
+        default=None,
+        description="Where the index lives: gs://bucket/prefix, file:///dir or a path. "
+        "None = <data_dir>/index.",
     )
+    cache_dir: Path | None = Field(
+        default=None, description="Local segment cache (mmapped). None = <data_dir>/index-cache."
+    )
+    dtype: Dtype = Field(
+        default="f16", description="Scalar type of stored vectors (new indexes only)."
+    )
+    connectivity: int = Field(default=32, ge=2, le=256, description="[M] graph degree")
+    expansion_add: int = Field(default=128, ge=1, description="[efConstruction]")
+    expansion_search: int = Field(default=64, ge=1, description="[ef] at query time")
+    build_threads: int = Field(default=0, ge=0, description="0 = all cores")
+    search_threads: int = Field(default=1, ge=0, description="per query batch; 0 = all")
+    compact_min_segment: int = Field(
+        default=1024, ge=1, description="Segments below this many live vectors form tier 0."
+    )
+    compact_fanout: int = Field(
+        default=4, ge=2, description="Merge a size tier once it holds this many segments."
+    )
+    compact_tombstone_ratio: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="Rewrite a segment once this share is deleted."
+    )
+    auto_compact: bool = Field(default=True, description="Writers compact after commits.")
+    gc_grace_s: float = Field(
+        default=600.0, ge=0.0, description="Age before unreferenced segment objects are deleted."
+    )
+    commit_attempts: int = Field(default=32, ge=1, description="Manifest swap retries.")
+    refresh_interval_s: float = Field(
+        default=30.0, ge=0.0, description="Query service: re-read the index manifest this often."
+    )
+
+    def location(self, data_dir: Path) -> str:
+        """The index URL, defaulting to ``<data_dir>/index`` in embedded mode."""
+        return self.url or str(data_dir / "index")
+
+    def cache_path(self, data_dir: Path) -> Path:
+        """The local segment cache, defaulting to ``<data_dir>/index-cache``."""
+        return self.cache_dir or data_dir / "index-cache"

@@ -29,12 +29,11 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from facesearch.config import Settings, get_settings
 from facesearch.errors import IndexCorrupt, NotFound
 from facesearch.index.ids import SegmentIds
 from facesearch.index.live import sorted_contains, tombstone_array
 from facesearch.index.manifest import MANIFEST_NAME, Manifest, ModelRef, SegmentEntry
-from facesearch.index.params import IndexParams, cache_dir, store_from_settings
+from facesearch.index.params import IndexParams
 from facesearch.index.segment import SegmentCache
 from facesearch.index.vectors import normalise
 from facesearch.logs import log_fields
@@ -86,22 +85,6 @@ class IndexReader:
         self._snapshot = _Snapshot(None, None, ())
         self._refresh_lock = threading.Lock()
         self.refresh()
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings | None = None,
-        *,
-        url: str | None = None,
-        expected_model: ModelRef | str | None = None,
-    ) -> IndexReader:
-        settings = settings or get_settings()
-        return cls(
-            store_from_settings(settings, url),
-            cache_dir=cache_dir(settings),
-            params=IndexParams.from_settings(settings),
-            expected_model=expected_model,
-        )
 
     # --- state ---------------------------------------------------------------------
 

@@ -33,7 +33,6 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-from facesearch.config import Settings, get_settings
 from facesearch.errors import (
     FaceSearchError,
     IndexCorrupt,
@@ -55,7 +54,7 @@ from facesearch.index.manifest import (
     segment_id_of,
     segment_object_names,
 )
-from facesearch.index.params import IndexParams, cache_dir, store_from_settings
+from facesearch.index.params import IndexParams
 from facesearch.index.segment import (
     BuiltSegment,
     SegmentCache,
@@ -129,17 +128,6 @@ class IndexWriter:
         self.cache = SegmentCache(store, cache_dir)
         self._clock = clock
         self._ids: dict[str, SegmentIds] = {}
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings | None = None, *, url: str | None = None
-    ) -> IndexWriter:
-        settings = settings or get_settings()
-        return cls(
-            store_from_settings(settings, url),
-            cache_dir=cache_dir(settings),
-            params=IndexParams.from_settings(settings),
-        )
 
     def read_manifest(self) -> tuple[Manifest | None, int]:
         return read_manifest(self.store)

@@ -27,7 +27,7 @@ from facesearch.indexer.group_commit import GroupCommitter
 from facesearch.indexer.service import Applied, IndexerService
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Message
-from facesearch.storage.bus_messages import KIND_DELETIONS, KIND_EMBEDDINGS, BadMessage
+from facesearch.storage.messages import KIND_DELETIONS, KIND_EMBEDDINGS, BadMessage
 
 logger = logging.getLogger(__name__)
 
@@ -36,23 +36,11 @@ _service: IndexerService | None = None
 _lock = threading.Lock()
 
 
-def build_indexer(settings: Settings) -> IndexerService:
-    from facesearch.index.writer import IndexWriter
-    from facesearch.ingest.factory import make_bus
-
-    return IndexerService(
-        IndexWriter.from_settings(settings),
-        make_bus(settings),
-        events_topic=settings.events_topic,
-        deletions_topic=settings.deletions_topic,
-    )
-
-
 def make_committer(service: IndexerService, settings: Settings) -> GroupCommitter[Message, Applied]:
     return GroupCommitter(
         service.apply,
-        window_s=settings.indexer_commit_window_ms / 1000.0,
-        max_weight=settings.indexer_commit_max_vectors,
+        window_s=settings.indexer.commit_window_ms / 1000.0,
+        max_weight=settings.indexer.commit_max_vectors,
     )
 
 
@@ -62,7 +50,10 @@ def default_committer(settings: Settings | None = None) -> GroupCommitter[Messag
     with _lock:
         if _committer is None:
             settings = settings or get_settings()
-            _service = build_indexer(settings)
+            from facesearch.backends import backend_for
+            from facesearch.backends.services import indexer_service
+
+            _service = indexer_service(backend_for(settings))
             _committer = make_committer(_service, settings)
         return _committer
 
@@ -103,7 +94,7 @@ def handle_push(
     settings = settings or get_settings()
     try:
         message = message_from_push(
-            data, deletions_topic=settings.deletions_topic, topic=topic_of(source)
+            data, deletions_topic=settings.storage.deletions_topic, topic=topic_of(source)
         )
     except BadMessage as error:
         logger.error(

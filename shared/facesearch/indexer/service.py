@@ -25,7 +25,7 @@ from facesearch.errors import FaceSearchError, InvalidEmbedding, ModelMismatch
 from facesearch.index.writer import IndexWriter
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Bus, Message
-from facesearch.storage.bus_messages import (
+from facesearch.storage.messages import (
     KIND_DELETIONS,
     KIND_EMBEDDINGS,
     BadMessage,

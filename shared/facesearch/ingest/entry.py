@@ -33,7 +33,7 @@ from facesearch.ingest.sources import (
     source_from_storage_object,
 )
 from facesearch.logs import log_fields
-from facesearch.storage.bus_messages import BadMessage
+from facesearch.storage.messages import BadMessage
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +46,10 @@ def default_service(settings: Settings | None = None) -> IngestService:
     global _service  # noqa: PLW0603 - per-instance singleton by design
     with _service_lock:
         if _service is None:
-            from facesearch.cloudinary import cloudinary_fetcher
-            from facesearch.ingest.factory import build_ingest_service
+            from facesearch.backends import backend_for
+            from facesearch.backends.services import cloud_ingest_service
 
-            settings = settings or get_settings()
-            # URL ingest requests come from the Cloudinary webhook: fetch them only from
-            # our Cloudinary delivery host (needs FACESEARCH_CLOUDINARY_CLOUD_NAME here too)
-            _service = build_ingest_service(settings, fetch_url=cloudinary_fetcher(settings))
+            _service = cloud_ingest_service(backend_for(settings or get_settings()))
         return _service
 
 
@@ -89,7 +86,17 @@ def handle_event(
     """Process one delivery; returns to acknowledge, raises to have it redelivered."""
     try:
         source = source_from_event(event_type, data)
-        return (service or default_service()).ingest(source)
+        service = service or default_service()
+        watched = service.settings.storage.uploads_bucket
+        if event_type == STORAGE_FINALIZED and watched and source.bucket != watched:
+            # the trigger filters on the uploads bucket: anything else is a misrouted
+            # event (a second trigger, a copied subscription); never ingest it
+            logger.error(
+                "finalize event from an unwatched bucket acknowledged without processing",
+                extra=_f(event_id, bucket=source.bucket, watched=watched),
+            )
+            return None
+        return service.ingest(source)
     except (ModelError, ConfigError):
         logger.exception(
             "instance broken or misconfigured: delivery will be retried", extra=_f(event_id)

@@ -42,7 +42,7 @@ from facesearch.ingest.sources import SourceRef, face_id_for
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Bus
-from facesearch.storage.bus_messages import EmbeddingsMessage, chunked
+from facesearch.storage.messages import EmbeddingsMessage, chunked
 from facesearch.storage.metadata import (
     FaceRecord,
     ImageRecord,
@@ -130,11 +130,11 @@ class IngestService:
         image_id = source.image_id
         fields = log_fields(image_id=image_id, source=source.display)
         if source.kind == "gcs" and source.name.startswith(
-            tuple(self.settings.ingest_skip_prefixes)
+            tuple(self.settings.ingest.skip_prefixes)
         ):
             logger.info("skipped: our own output prefix", extra=fields)
             return IngestOutcome(image_id, source.display, Outcome.SKIPPED, reason="own-output")
-        limit = self.settings.max_image_bytes
+        limit = self.settings.vision.max_image_bytes
         if source.size is not None and source.size > limit:
             return self._fail(
                 source, ImageTooLarge(f"{source.size} bytes is over the {limit}-byte cap"), None
@@ -288,14 +288,14 @@ class IngestService:
         if not faces:
             return
         messages = []
-        for chunk in chunked(faces, self.settings.ingest_faces_per_message):
+        for chunk in chunked(faces, self.settings.ingest.faces_per_message):
             vectors = np.stack([f.vector() for f in chunk])
             messages.append(
                 EmbeddingsMessage(
                     image_id, model, [f.face_id for f in chunk], vectors, source_time
                 ).encode()
             )
-        self.bus.publish(self.settings.embeddings_topic, messages)
+        self.bus.publish(self.settings.storage.embeddings_topic, messages)
 
     def _fail(
         self, source: SourceRef, error: FaceSearchError, existing: ImageRecord | None

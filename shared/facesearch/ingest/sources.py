@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from facesearch.storage.bus_messages import BadMessage
+from facesearch.storage.messages import BadMessage
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"

@@ -83,12 +83,12 @@ class FetchPolicy:
         cls, settings: Settings, *, allowed_hosts: Sequence[str] | None = None
     ) -> FetchPolicy:
         """The production policy; ``allowed_hosts`` overrides the setting (Cloudinary)."""
-        hosts = settings.fetch_allowed_hosts if allowed_hosts is None else allowed_hosts
+        hosts = settings.fetch.allowed_hosts if allowed_hosts is None else allowed_hosts
         return cls(
             allowed_hosts=tuple(hosts),
-            max_bytes=settings.max_image_bytes,
-            timeout_s=settings.fetch_timeout_s,
-            max_redirects=settings.fetch_max_redirects,
+            max_bytes=settings.vision.max_image_bytes,
+            timeout_s=settings.fetch.timeout_s,
+            max_redirects=settings.fetch.max_redirects,
         )
 
 

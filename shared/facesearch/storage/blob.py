@@ -5,7 +5,7 @@ whole-object reads and writes, a per-object *generation* that changes on every
 write, and a compare-and-swap write (``if_generation_match``). That is enough to
 build a lock-free, multi-writer index on top: the generation of ``manifest.json``
 is the serialisation point. Keeping the port this small is what lets a local
-directory give exactly the same guarantees (see :mod:`.local_blob`).
+directory give exactly the same guarantees (see :mod:`.local.blob`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
-from urllib.parse import unquote, urlparse
 
-from facesearch.errors import ConfigError, TransientError
+from facesearch.errors import TransientError
 
 T = TypeVar("T")
 
@@ -128,36 +127,3 @@ class RetryPolicy:
         raise TransientError(
             f"{what}: backend unavailable after {self.attempts} attempts: {last!r}"
         ) from last
-
-
-def blob_store_from_url(
-    url: str | Path,
-    *,
-    retry: RetryPolicy | None = None,
-    timeout_s: float = 60.0,
-) -> BlobStore:
-    """Build a store from ``gs://bucket/prefix``, ``file:///abs/dir`` or a plain path.
-
-    One string configures where the index lives, so Terraform, the CLI and tests
-    all speak the same language (``FACESEARCH_INDEX_URL``).
-    """
-    text = str(url)
-    if text.startswith("gs://"):
-        parsed = urlparse(text)
-        if not parsed.netloc:
-            raise ConfigError(f"blob store URL {text!r} has no bucket name")
-        from facesearch.storage.gcs_blob import GcsBlobStore  # lazy: local mode skips google
-
-        return GcsBlobStore(
-            parsed.netloc, parsed.path.strip("/"), retry=retry or RetryPolicy(), timeout_s=timeout_s
-        )
-    if text.startswith("file://"):
-        parsed = urlparse(text)
-        if parsed.netloc not in ("", "localhost"):
-            raise ConfigError(f"file URL {text!r} must be file:///absolute/path")
-        text = unquote(parsed.path)
-    elif "://" in text:
-        raise ConfigError(f"unsupported blob store URL {text!r} (use gs://, file:// or a path)")
-    from facesearch.storage.local_blob import LocalBlobStore
-
-    return LocalBlobStore(Path(text))

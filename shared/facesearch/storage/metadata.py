@@ -1,11 +1,12 @@
 """The metadata-store port: images, faces and persons, the system's source of truth.
 
-Two adapters implement it: :mod:`.metadata_sqlite` (embedded mode, one file)
-and :mod:`.metadata_firestore` (Cloud). The index is a rebuildable *view* of the
-faces kept here, so everything a face needs to be re-indexed (embedding bytes
-and model) lives on its record.
+Two adapters implement it: :mod:`.local.metadata` (SQLite, embedded mode)
+and :mod:`.gcp.metadata` (Firestore); :mod:`.records` maps records to
+documents. The index is a rebuildable *view* of the faces kept here, so
+everything a face needs to be re-indexed (embedding bytes and model) lives on
+its record.
 
-Contract shared by both adapters (``tests/unit/test_metadata_contract.py`` runs
+Contract shared by both adapters (``tests/contracts/test_metadata.py`` runs
 the same tests against each):
 
 * ids are caller-chosen and stable (image_id from the source, face_id from
@@ -37,7 +38,6 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.config import Settings
 from facesearch.errors import FaceSearchError
 
 T = TypeVar("T")
@@ -268,111 +268,6 @@ def embedding_bytes(vector: npt.ArrayLike) -> bytes:
     return np.asarray(vector, dtype="<f4").reshape(-1).tobytes()
 
 
-def image_to_dict(record: ImageRecord) -> dict[str, Any]:
-    return {
-        "image_id": record.image_id,
-        "source": record.source,
-        "status": str(record.status),
-        "source_info": dict(record.source_info),
-        "error_code": record.error_code,
-        "error_message": record.error_message,
-        "face_count": record.face_count,
-        "width": record.width,
-        "height": record.height,
-        "format": record.format,
-        "model": record.model,
-        "timings_ms": dict(record.timings_ms),
-        "attempts": record.attempts,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-    }
-
-
-def image_from_dict(data: Mapping[str, Any]) -> ImageRecord:
-    return ImageRecord(
-        image_id=data["image_id"],
-        source=data["source"],
-        status=ImageStatus(data["status"]),
-        source_info=dict(data.get("source_info") or {}),
-        error_code=data.get("error_code"),
-        error_message=data.get("error_message"),
-        face_count=int(data.get("face_count") or 0),
-        width=data.get("width"),
-        height=data.get("height"),
-        format=data.get("format"),
-        model=data.get("model"),
-        timings_ms={k: float(v) for k, v in (data.get("timings_ms") or {}).items()},
-        attempts=int(data.get("attempts") or 0),
-        created_at=float(data.get("created_at") or 0.0),
-        updated_at=float(data.get("updated_at") or 0.0),
-    )
-
-
-def face_to_dict(record: FaceRecord) -> dict[str, Any]:
-    """Plain JSON-able fields except ``embedding`` (bytes; each adapter stores it natively)."""
-    return {
-        "face_id": record.face_id,
-        "image_id": record.image_id,
-        "face_index": record.face_index,
-        "bbox": [float(v) for v in record.bbox],
-        # Firestore has no nested arrays: landmarks travel as a flat x,y,x,y,... list
-        "landmarks": [float(v) for point in record.landmarks for v in point],
-        "det_score": float(record.det_score),
-        "embedding": record.embedding,
-        "embedding_dims": record.dims,
-        "model": record.model,
-        "liveness": record.liveness,
-        "live": record.live,
-        "quality": dict(record.quality),
-        "crop_url": record.crop_url,
-        "person_id": record.person_id,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-    }
-
-
-def face_from_dict(data: Mapping[str, Any]) -> FaceRecord:
-    flat = [float(v) for v in data.get("landmarks") or []]
-    bbox = [float(v) for v in data["bbox"]]
-    return FaceRecord(
-        face_id=data["face_id"],
-        image_id=data["image_id"],
-        face_index=int(data["face_index"]),
-        bbox=(bbox[0], bbox[1], bbox[2], bbox[3]),
-        landmarks=tuple((flat[i], flat[i + 1]) for i in range(0, len(flat), 2)),
-        det_score=float(data["det_score"]),
-        embedding=bytes(data["embedding"]),
-        model=data["model"],
-        liveness=data.get("liveness"),
-        live=data.get("live"),
-        quality=dict(data.get("quality") or {}),
-        crop_url=data.get("crop_url"),
-        person_id=data.get("person_id"),
-        created_at=float(data.get("created_at") or 0.0),
-        updated_at=float(data.get("updated_at") or 0.0),
-    )
-
-
-def person_to_dict(record: PersonRecord) -> dict[str, Any]:
-    return {
-        "person_id": record.person_id,
-        "name": record.name,
-        "metadata": dict(record.metadata),
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-    }
-
-
-def person_from_dict(data: Mapping[str, Any]) -> PersonRecord:
-    return PersonRecord(
-        person_id=data["person_id"],
-        name=data["name"],
-        metadata=dict(data.get("metadata") or {}),
-        created_at=float(data.get("created_at") or 0.0),
-        updated_at=float(data.get("updated_at") or 0.0),
-    )
-
-
 def check_id(kind: str, value: str) -> str:
     """Ids become Firestore document names: no slashes, not empty, not ``.``/``..``."""
     if not value or "/" in value or value in (".", "..") or len(value.encode()) > 1500:
@@ -391,16 +286,3 @@ def iter_faces(store: MetadataStore, *, page_size: int = 500) -> Iterator[FaceRe
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
-
-
-def metadata_store_from_settings(settings: Settings) -> MetadataStore:
-    """Firestore for the ``gcp`` backend, SQLite under ``data_dir`` for the embedded one."""
-    if settings.backend == "gcp":
-        from facesearch.storage.metadata_firestore import FirestoreMetadataStore
-
-        return FirestoreMetadataStore(
-            project=settings.project, database=settings.firestore_database
-        )
-    from facesearch.storage.metadata_sqlite import SqliteMetadataStore
-
-    return SqliteMetadataStore(settings.data_dir / "metadata.sqlite3")

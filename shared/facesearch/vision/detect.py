@@ -373,18 +373,18 @@ class MtcnnDetector:
         """The production detector: hash-verified manifest models, knobs from settings."""
         from facesearch.models import verified_path
 
-        pnet, rnet, onet = (verified_path(settings.models_dir, name) for name in MODEL_NAMES)
+        pnet, rnet, onet = (verified_path(settings.vision.models_dir, name) for name in MODEL_NAMES)
         return cls.from_paths(
             pnet,
             rnet,
             onet,
-            providers=settings.onnx_providers,
-            threads=settings.onnx_threads,
-            min_face_px=settings.min_face_px,
-            thresholds=settings.detect_thresholds,
-            scale_factor=settings.detect_scale_factor,
-            max_side_px=settings.detect_max_side_px,
-            max_faces=settings.max_faces_per_image,
+            providers=settings.vision.onnx_providers,
+            threads=settings.vision.onnx_threads,
+            min_face_px=settings.vision.min_face_px,
+            thresholds=settings.vision.detect_thresholds,
+            scale_factor=settings.vision.detect_scale_factor,
+            max_side_px=settings.vision.detect_max_side_px,
+            max_faces=settings.vision.max_faces_per_image,
         )
 
     # -- public ---------------------------------------------------------------------------

@@ -154,41 +154,43 @@ class FaceEmbedder:
     def from_settings(
         cls, settings: Settings, *, session: ModelSession | None = None
     ) -> FaceEmbedder:
-        """Manifest model ``settings.embedder``, or ``settings.embedder_path`` (+ sha256).
+        """Manifest model ``vision.embedder``, or ``vision.embedder_path`` (+ sha256).
 
         A custom path is an ArcFace-class model unless ``input`` overrides say otherwise
         (:data:`InputSpec.arcface_112` defaults); its model id is ``<file stem>@<sha12>``
         so embeddings of two different files can never be mixed in one index.
         """
-        if settings.embedder_path is not None:
-            if not settings.embedder_sha256:
+        if settings.vision.embedder_path is not None:
+            if not settings.vision.embedder_sha256:
                 raise ModelError(
                     "FACESEARCH_EMBEDDER_PATH is set without FACESEARCH_EMBEDDER_SHA256;"
                     " a model is only loaded when its hash is pinned"
                 )
-            path = Path(settings.embedder_path)
-            sha = settings.embedder_sha256.lower()
-            spec = custom_spec(settings.embedder_input or {}, label=str(path))
+            path = Path(settings.vision.embedder_path)
+            sha = settings.vision.embedder_sha256.lower()
+            spec = custom_spec(settings.vision.embedder_input or {}, label=str(path))
             if session is None:
                 verify_file(path, sha, label=str(path))
                 session = open_session(
-                    path, providers=settings.onnx_providers, threads=settings.onnx_threads
+                    path,
+                    providers=settings.vision.onnx_providers,
+                    threads=settings.vision.onnx_threads,
                 )
             return cls(
                 session,
                 spec,
                 model_id=f"{path.stem}@{sha[:12]}",
-                batch_size=settings.embed_batch_size,
-                match_threshold=settings.match_threshold,
+                batch_size=settings.vision.embed_batch_size,
+                match_threshold=settings.vision.match_threshold,
             )
         return cls.from_manifest(
-            settings.models_dir,
-            settings.embedder,
+            settings.vision.models_dir,
+            settings.vision.embedder,
             session=session,
-            providers=settings.onnx_providers,
-            threads=settings.onnx_threads,
-            batch_size=settings.embed_batch_size,
-            match_threshold=settings.match_threshold,
+            providers=settings.vision.onnx_providers,
+            threads=settings.vision.onnx_threads,
+            batch_size=settings.vision.embed_batch_size,
+            match_threshold=settings.vision.match_threshold,
         )
 
     @classmethod

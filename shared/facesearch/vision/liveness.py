@@ -213,13 +213,13 @@ class LivenessModel:
     def from_settings(
         cls, settings: Settings, *, session: ModelSession | None = None
     ) -> LivenessModel:
-        """The production model: ``settings.liveness_model`` from the manifest."""
+        """The production model: ``settings.vision.liveness_model`` from the manifest."""
         return cls.from_manifest(
-            settings.models_dir,
-            settings.liveness_model,
+            settings.vision.models_dir,
+            settings.vision.liveness_model,
             session=session,
-            providers=settings.onnx_providers,
-            threads=settings.onnx_threads,
+            providers=settings.vision.onnx_providers,
+            threads=settings.vision.onnx_threads,
         )
 
     # --- inference ----------------------------------------------------------------------

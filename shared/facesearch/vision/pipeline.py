@@ -21,7 +21,7 @@ from facesearch.vision.decode import DecodedImage, decode_image
 from facesearch.vision.detect import MtcnnDetector
 from facesearch.vision.embed import FaceEmbedder
 from facesearch.vision.liveness import LivenessModel
-from facesearch.vision.quality import QualityPolicy, assess
+from facesearch.vision.quality import assess
 from facesearch.vision.types import Detection, Face, ImageArray, ImageResult
 
 STAGES = ("decode", "detect", "liveness", "align", "quality", "embed")
@@ -59,7 +59,7 @@ class FacePipeline:
         self._detector = detector
         self._liveness = liveness
         self._embedder = embedder
-        self.policy = QualityPolicy.from_settings(self.settings)
+        self.policy = self.settings.quality
 
     # Models load on first use so that importing the module (cold start) stays cheap.
     @property
@@ -87,9 +87,9 @@ class FacePipeline:
     def decode(self, data: bytes) -> DecodedImage:
         return decode_image(
             data,
-            max_bytes=self.settings.max_image_bytes,
-            max_pixels=self.settings.max_image_pixels,
-            min_side_px=self.settings.min_image_side_px,
+            max_bytes=self.settings.vision.max_image_bytes,
+            max_pixels=self.settings.vision.max_image_pixels,
+            min_side_px=self.settings.vision.min_image_side_px,
         )
 
     def process(self, data: bytes) -> ImageResult:
@@ -134,9 +134,9 @@ class FacePipeline:
         minimum (e.g. 14 px playing cards in a group photo); a face smaller than
         the minimum the operator asked for is not reported.
         """
-        minimum = self.settings.min_face_px
+        minimum = self.settings.vision.min_face_px
         detections = [d for d in self.detector.detect(image) if min(d.width, d.height) >= minimum]
-        return detections[: self.settings.max_faces_per_image]
+        return detections[: self.settings.vision.max_faces_per_image]
 
     def _detect_and_align(self, decoded: DecodedImage, timings: dict[str, float]) -> _Pending:
         image = decoded.rgb
@@ -160,7 +160,7 @@ class FacePipeline:
                     index=index,
                     detection=detection,
                     liveness=float(live),
-                    live=bool(live >= self.settings.liveness_threshold),
+                    live=bool(live >= self.settings.vision.liveness_threshold),
                     quality=quality,
                 )
             )

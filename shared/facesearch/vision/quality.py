@@ -9,42 +9,16 @@ Measured on the aligned face crop, so values are comparable across photo sizes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from facesearch.config import Settings
+from facesearch.vision.settings import QualityPolicy
 from facesearch.vision.types import Detection, FloatArray, ImageArray, Quality
 
 # Where the nose tip sits between the eye line and the mouth line on a frontal
 # face: (71.74 - 51.60) / (92.28 - 51.60) on the ArcFace 5-point template.
 _FRONTAL_NOSE_RATIO = 0.495
-
-
-@dataclass(frozen=True)
-class QualityPolicy:
-    min_face_px: float = 40.0
-    min_sharpness: float = 30.0
-    min_brightness: float = 40.0
-    max_brightness: float = 220.0
-    min_contrast: float = 15.0
-    max_yaw_deg: float = 45.0
-    max_pitch_deg: float = 40.0
-    max_roll_deg: float = 45.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> QualityPolicy:
-        return cls(
-            min_face_px=settings.quality_min_face_px,
-            min_sharpness=settings.quality_min_sharpness,
-            min_brightness=settings.quality_min_brightness,
-            max_brightness=settings.quality_max_brightness,
-            min_contrast=settings.quality_min_contrast,
-            max_yaw_deg=settings.quality_max_yaw_deg,
-            max_pitch_deg=settings.quality_max_pitch_deg,
-            max_roll_deg=settings.quality_max_roll_deg,
-        )
 
 
 def estimate_pose(landmarks: FloatArray) -> tuple[float, float, float]:

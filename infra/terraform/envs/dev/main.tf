@@ -35,7 +35,6 @@ module "facesearch" {
 
   cloudinary_cloud_name          = var.cloudinary_cloud_name
   cloudinary_secure_distribution = var.cloudinary_secure_distribution
-  cloudinary_api_key             = var.cloudinary_api_key
   cloudinary_api_secret          = var.cloudinary_api_secret
   cloudinary_api_secret_version  = var.cloudinary_api_secret_version
   signing_keys                   = var.signing_keys

@@ -56,12 +56,6 @@ variable "cloudinary_secure_distribution" {
   default     = ""
 }
 
-variable "cloudinary_api_key" {
-  description = "Cloudinary API key (not secret)."
-  type        = string
-  default     = ""
-}
-
 variable "cloudinary_api_secret" {
   description = "Cloudinary API secret, only with cloudinary_api_secret_version > 0 (pass as TF_VAR_cloudinary_api_secret; never stored in state)."
   type        = string

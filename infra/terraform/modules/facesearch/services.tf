@@ -53,7 +53,6 @@ locals {
 
     cloudinary = merge(local.common_env, local.cloudinary_delivery_env, {
       FACESEARCH_CLOUDINARY_SECRET_NAME = module.cloudinary_secret.id
-      FACESEARCH_CLOUDINARY_API_KEY     = var.cloudinary_api_key
     }, var.cloudinary.env)
   }
 }

@@ -451,12 +451,6 @@ variable "cloudinary_secure_distribution" {
   }
 }
 
-variable "cloudinary_api_key" {
-  description = "Cloudinary API key (public half of the key pair, not secret)."
-  type        = string
-  default     = ""
-}
-
 # ---------------------------------------------------------------------------- monitoring
 variable "notification_channels" {
   description = "Monitoring notification channel ids for all alerts."

@@ -18,7 +18,6 @@ with anonymous credentials; nothing here is emulator-specific.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -50,18 +49,6 @@ _TRANSIENT_TRANSPORT = (
     TimeoutError,
 )
 
-_client_lock = threading.Lock()
-_client: storage.Client | None = None
-
-
-def default_client() -> storage.Client:
-    """One client per process (Cloud Run instances reuse it across requests)."""
-    global _client  # noqa: PLW0603 - process-wide lazy singleton by design
-    with _client_lock:
-        if _client is None:
-            _client = storage.Client()
-        return _client
-
 
 def is_transient(exc: BaseException) -> bool:
     """Errors where trying again later can succeed."""
@@ -76,7 +63,7 @@ class GcsBlobStore:
         bucket: str,
         prefix: str = "",
         *,
-        client: storage.Client | None = None,
+        client: Callable[[], storage.Client],
         retry: RetryPolicy | None = None,
         timeout_s: float = 60.0,
     ) -> None:
@@ -172,9 +159,7 @@ class GcsBlobStore:
     # --- internals ---------------------------------------------------------------
 
     def _get_client(self) -> storage.Client:
-        if self._client is None:
-            self._client = default_client()
-        return self._client
+        return self._client()
 
     def _bucket(self) -> storage.Bucket:
         return self._get_client().bucket(self.bucket_name)

@@ -14,15 +14,14 @@ asks the platform to retry; everything else propagates.
 
 from __future__ import annotations
 
-import functools
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 
-from facesearch.errors import NotFound, TransientError
+from facesearch.errors import NotFound
+from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
 from facesearch.storage.metadata import (
     Conflict,
     FaceRecord,
@@ -35,31 +34,20 @@ from facesearch.storage.metadata import (
     clamp_limit,
     decode_cursor,
     encode_cursor,
+    new_person_id,
+    now,
+    stamped,
+)
+from facesearch.storage.records import (
     face_from_dict,
     face_to_dict,
     image_from_dict,
     image_to_dict,
-    new_person_id,
-    now,
     person_from_dict,
     person_to_dict,
-    stamped,
 )
 
 T = TypeVar("T")
-# Imported dynamically on purpose: google-cloud-firestore ships type information, and a
-# static import makes mypy resolve the ``google.cloud`` namespace from it, which then
-# hides the untyped ``google.cloud.storage`` used by the blob adapter.
-firestore: Any = importlib.import_module("google.cloud.firestore")
-_TRANSIENT = (
-    gexc.ServiceUnavailable,
-    gexc.DeadlineExceeded,
-    gexc.InternalServerError,
-    gexc.Aborted,
-    gexc.TooManyRequests,
-    gexc.RetryError,
-    ConnectionError,
-)
 #: Firestore caps a write batch / transaction at 500 writes.
 _BATCH = 450
 _NAME = "__name__"
@@ -67,38 +55,11 @@ _NAME = "__name__"
 _TX_ATTEMPTS = 20
 
 
-def _data(snapshot: Any) -> dict[str, Any]:
-    data = snapshot.to_dict()
-    return dict(data) if data else {}
-
-
-def _transient(fn: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except _TRANSIENT as exc:
-            raise TransientError(f"firestore {fn.__name__}: {exc}") from exc
-        except ValueError as exc:  # the client's "failed to commit transaction in N attempts"
-            if isinstance(exc.__cause__, gexc.Aborted):
-                raise TransientError(f"firestore {fn.__name__}: contended: {exc}") from exc
-            raise
-
-    return wrapper
-
-
 class FirestoreMetadataStore:
-    """Metadata in Firestore (native mode). The client is created once per instance."""
+    """Metadata in Firestore (native mode), on the instance's one client."""
 
-    def __init__(
-        self,
-        *,
-        project: str | None = None,
-        database: str | None = None,
-        client: Any | None = None,
-        prefix: str = "",
-    ) -> None:
-        self.client = client or firestore.Client(project=project, database=database or "(default)")
+    def __init__(self, client: Any, *, prefix: str = "") -> None:
+        self.client = client
         self._images = self.client.collection(f"{prefix}images")
         self._faces = self.client.collection(f"{prefix}faces")
         self._persons = self.client.collection(f"{prefix}persons")
@@ -113,7 +74,7 @@ class FirestoreMetadataStore:
 
     # --- images -----------------------------------------------------------------------
 
-    @_transient
+    @transient
     def put_image(self, record: ImageRecord) -> ImageRecord:
         check_id("image", record.image_id)
         ref = self._images.document(record.image_id)
@@ -128,12 +89,12 @@ class FirestoreMetadataStore:
         result: ImageRecord = self._in_transaction(run)
         return result
 
-    @_transient
+    @transient
     def get_image(self, image_id: str) -> ImageRecord | None:
         snap = self._images.document(image_id).get()
-        return image_from_dict(_data(snap)) if snap.exists else None
+        return image_from_dict(snapshot_data(snap)) if snap.exists else None
 
-    @_transient
+    @transient
     def list_images(
         self, *, status: ImageStatus | None = None, cursor: str | None = None, limit: int = 100
     ) -> Page[ImageRecord]:
@@ -152,7 +113,7 @@ class FirestoreMetadataStore:
             )
             if cursor:
                 query = query.start_after(decode_cursor(kind, cursor, 2))
-        items = [image_from_dict(_data(s)) for s in query.limit(limit).stream()]
+        items = [image_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
         next_cursor = None
         if len(items) == limit:
             last = items[-1]
@@ -162,7 +123,7 @@ class FirestoreMetadataStore:
             next_cursor = encode_cursor(kind, values)
         return Page(items, next_cursor)
 
-    @_transient
+    @transient
     def delete_image(self, image_id: str) -> list[str]:
         query = self._faces.where(filter=firestore.FieldFilter("image_id", "==", image_id))
         face_ids = sorted(s.id for s in query.select([]).stream())
@@ -176,7 +137,7 @@ class FirestoreMetadataStore:
 
     # --- faces ------------------------------------------------------------------------
 
-    @_transient
+    @transient
     def put_faces(self, image_id: str, faces: Sequence[FaceRecord]) -> None:
         check_id("image", image_id)
         for face in faces:
@@ -200,12 +161,12 @@ class FirestoreMetadataStore:
 
         self._in_transaction(run)
 
-    @_transient
+    @transient
     def get_face(self, face_id: str) -> FaceRecord | None:
         snap = self._faces.document(face_id).get()
-        return face_from_dict(_data(snap)) if snap.exists else None
+        return face_from_dict(snapshot_data(snap)) if snap.exists else None
 
-    @_transient
+    @transient
     def get_faces(self, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
         ids = list(dict.fromkeys(face_ids))
         out: dict[str, FaceRecord] = {}
@@ -213,10 +174,10 @@ class FirestoreMetadataStore:
             refs = [self._faces.document(i) for i in ids[start : start + 300]]
             for snap in self.client.get_all(refs):
                 if snap.exists:
-                    out[snap.id] = face_from_dict(_data(snap))
+                    out[snap.id] = face_from_dict(snapshot_data(snap))
         return out
 
-    @_transient
+    @transient
     def list_faces(
         self,
         *,
@@ -248,7 +209,7 @@ class FirestoreMetadataStore:
             query = self._faces.order_by(_NAME)
         if cursor:
             query = query.start_after(decode_cursor(kind, cursor, arity))
-        items = [face_from_dict(_data(s)) for s in query.limit(limit).stream()]
+        items = [face_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
         next_cursor = None
         if len(items) == limit:
             last = items[-1]
@@ -262,7 +223,7 @@ class FirestoreMetadataStore:
             next_cursor = encode_cursor(kind, values)
         return Page(items, next_cursor)
 
-    @_transient
+    @transient
     def set_face_person(self, face_id: str, person_id: str | None) -> FaceRecord:
         face_ref = self._faces.document(face_id)
 
@@ -274,7 +235,9 @@ class FirestoreMetadataStore:
                 person = self._persons.document(person_id).get(transaction=tx)
                 if not person.exists:
                     raise NotFound(f"person {person_id} does not exist")
-            record = replace(face_from_dict(_data(snap)), person_id=person_id, updated_at=now())
+            record = replace(
+                face_from_dict(snapshot_data(snap)), person_id=person_id, updated_at=now()
+            )
             tx.update(face_ref, {"person_id": person_id, "updated_at": record.updated_at})
             return record
 
@@ -283,7 +246,7 @@ class FirestoreMetadataStore:
 
     # --- persons ----------------------------------------------------------------------
 
-    @_transient
+    @transient
     def create_person(
         self,
         name: str,
@@ -300,12 +263,12 @@ class FirestoreMetadataStore:
             raise Conflict(f"person {person_id} already exists") from exc
         return record
 
-    @_transient
+    @transient
     def get_person(self, person_id: str) -> PersonRecord | None:
         snap = self._persons.document(person_id).get()
-        return person_from_dict(_data(snap)) if snap.exists else None
+        return person_from_dict(snapshot_data(snap)) if snap.exists else None
 
-    @_transient
+    @transient
     def update_person(
         self,
         person_id: str,
@@ -319,7 +282,7 @@ class FirestoreMetadataStore:
             snap = ref.get(transaction=tx)
             if not snap.exists:
                 raise NotFound(f"person {person_id} does not exist")
-            record = person_from_dict(_data(snap))
+            record = person_from_dict(snapshot_data(snap))
             record = replace(
                 record,
                 name=record.name if name is None else name,
@@ -332,19 +295,19 @@ class FirestoreMetadataStore:
         result: PersonRecord = self._in_transaction(run)
         return result
 
-    @_transient
+    @transient
     def list_persons(self, *, cursor: str | None = None, limit: int = 100) -> Page[PersonRecord]:
         limit = clamp_limit(limit)
         query = self._persons.order_by(_NAME)
         if cursor:
             query = query.start_after(decode_cursor("persons", cursor, 1))
-        items = [person_from_dict(_data(s)) for s in query.limit(limit).stream()]
+        items = [person_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
         next_cursor = (
             encode_cursor("persons", [items[-1].person_id]) if len(items) == limit else None
         )
         return Page(items, next_cursor)
 
-    @_transient
+    @transient
     def delete_person(self, person_id: str) -> list[str]:
         query = self._faces.where(filter=firestore.FieldFilter("person_id", "==", person_id))
         face_ids = sorted(s.id for s in query.select([]).stream())
@@ -363,7 +326,7 @@ class FirestoreMetadataStore:
         result = query.count().get()
         return int(result[0][0].value)
 
-    @_transient
+    @transient
     def counts(self) -> StoreCounts:
         by_status = {
             str(s): self._count(

@@ -30,15 +30,17 @@ from facesearch.storage.metadata import (
     clamp_limit,
     decode_cursor,
     encode_cursor,
+    new_person_id,
+    now,
+    stamped,
+)
+from facesearch.storage.records import (
     face_from_dict,
     face_to_dict,
     image_from_dict,
     image_to_dict,
-    new_person_id,
-    now,
     person_from_dict,
     person_to_dict,
-    stamped,
 )
 
 _SCHEMA = """

@@ -1,0 +1,54 @@
+"""Knobs of the query API (signing, crop URLs, limits) and of its client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from facesearch.section import SettingsSection
+
+
+class ApiSettings(SettingsSection):
+    """Signature checks, crop URL lifetime and per-request limits (flat names)."""
+
+    signing_keys: dict[str, SecretStr] = Field(
+        default={},
+        description="Local signing keys, JSON {key_id: secret} (cloud: the Secret Manager secret).",
+    )
+    signing_keys_secret: str | None = Field(
+        default=None,
+        description="projects/P/secrets/NAME holding JSON {key_id: secret}; read versions/latest.",
+    )
+    signature_max_skew_s: int = Field(
+        default=300, ge=1, le=3600, description="Signed requests older/newer than this are refused."
+    )
+    nonce_db: Path | None = Field(
+        default=None,
+        description="SQLite replay-guard file (local). None = <data_dir>/nonces.sqlite3.",
+    )
+    signing_service_account: str | None = Field(
+        default=None, description="Service account that signs V4 crop URLs via IAM signBlob."
+    )
+    signed_url_ttl_s: int = Field(
+        default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of signed crop URLs."
+    )
+    search_default_k: int = Field(default=10, ge=1, le=1000, description="Matches per face.")
+    search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest k accepted.")
+    query_max_concurrent_images: int = Field(
+        default=4, ge=1, description="Requests running detection at once; more get HTTP 429."
+    )
+
+
+class ClientSettings(SettingsSection):
+    """Where the Python client and ``--remote`` CLI commands send signed requests."""
+
+    env_prefix = "client_"
+
+    url: str | None = Field(
+        default=None, description="Client/CLI: base URL of the query API (--remote)."
+    )
+    key_id: str | None = Field(
+        default=None, description="Client/CLI: key id to sign with (default: the only local key)."
+    )
+    secret: SecretStr | None = Field(default=None, description="Client/CLI: secret of key_id.")

@@ -1,0 +1,243 @@
+"""The composition root: every client and adapter is built here, once per instance.
+
+A :class:`Backend` turns :class:`~facesearch.config.Settings` into the objects
+the services need — metadata store, bus, blob stores, nonce store, Cloudinary
+ledger, crop URLs, key ring, the face pipeline — creating each on first use and
+reusing it afterwards (a Cloud Run instance serves many requests with one set of
+clients). :mod:`.gcp` wires Firestore, Cloud Storage and Pub/Sub (one client of
+each); :mod:`.local` wires SQLite files, a directory and the in-process bus.
+:mod:`.services` assembles the ingest, indexer, query and webhook services from a
+backend. Ports and adapters never read settings or import each other; this is
+the only package that knows which adapter goes with which port.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlparse
+
+from facesearch.config import Settings
+from facesearch.errors import ConfigError
+from facesearch.storage.blob import BlobStore, RetryPolicy
+
+if TYPE_CHECKING:
+    from facesearch.api.crops import CropUrls
+    from facesearch.auth.keys import KeyRing
+    from facesearch.index.reader import IndexReader
+    from facesearch.index.writer import IndexWriter
+    from facesearch.storage.bus import Bus
+    from facesearch.storage.ledger import EventLedger
+    from facesearch.storage.metadata import MetadataStore
+    from facesearch.storage.nonces import NonceStore
+    from facesearch.vision.pipeline import FacePipeline
+
+T = TypeVar("T")
+
+#: forget the index entries of these face ids; returns "tombstoned" or "queued"
+IndexForgetter = Callable[[list[str]], str]
+
+
+class Backend(ABC):
+    """Lazily built, cached collaborators for one process (thread-safe)."""
+
+    kind: str = ""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._built: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    def once(self, name: str, build: Callable[[], T]) -> T:
+        """Build ``name`` on first use; later calls (any thread) get the same object."""
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = build()
+            value: T = self._built[name]
+            return value
+
+    def override(self, **objects: Any) -> Backend:
+        """Use these objects instead of building them (tests, embedded injection).
+
+        Keys are method names (``bus=``, ``metadata=``, ``pipeline=``...); call before
+        anything asks for them.
+        """
+        with self._lock:
+            for name, value in objects.items():
+                if not callable(getattr(self, name, None)):
+                    raise AttributeError(f"{type(self).__name__} builds no {name!r}")
+                if name in self._built:
+                    raise RuntimeError(f"{name!r} was already built; override it earlier")
+                self._built[name] = value
+        return self
+
+    # --- adapters that differ per backend -------------------------------------------------
+
+    @abstractmethod
+    def metadata(self) -> MetadataStore:
+        """The source of truth: images, faces, persons."""
+
+    @abstractmethod
+    def bus(self) -> Bus:
+        """Where services publish messages (Pub/Sub, or the in-process bus)."""
+
+    @abstractmethod
+    def nonces(self) -> NonceStore:
+        """The signed API's replay guard."""
+
+    @abstractmethod
+    def cloudinary_ledger(self) -> EventLedger:
+        """The webhook's create-if-absent dedupe ledger."""
+
+    @abstractmethod
+    def crop_urls(self) -> CropUrls:
+        """Time-limited URLs for crops, and their deletion."""
+
+    @abstractmethod
+    def index_forgetter(self) -> IndexForgetter:
+        """Remove face ids from the index: queued for the indexer, or tombstoned now."""
+
+    # --- shared ---------------------------------------------------------------------------
+
+    def gcs_client(self) -> Any:
+        """The one Cloud Storage client (``gs://`` URLs work on either backend)."""
+
+        def build() -> Any:
+            # importlib: keeps mypy from resolving google.cloud from a typed sibling package
+            storage = importlib.import_module("google.cloud.storage")
+            return storage.Client(project=self.settings.project)
+
+        return self.once("gcs_client", build)
+
+    def retry_policy(self) -> RetryPolicy:
+        storage = self.settings.storage
+        return RetryPolicy(
+            attempts=storage.blob_retry_attempts, base_delay_s=storage.blob_retry_base_s
+        )
+
+    def blob_store(self, url: str | Path) -> BlobStore:
+        """A store for ``gs://bucket/prefix``, ``file:///abs/dir`` or a plain path (cached)."""
+        return self.once(f"blob:{url}", lambda: self._open_blob_store(str(url)))
+
+    def _open_blob_store(self, text: str) -> BlobStore:
+        if text.startswith("gs://"):
+            parsed = urlparse(text)
+            if not parsed.netloc:
+                raise ConfigError(f"blob store URL {text!r} has no bucket name")
+            from facesearch.storage.gcp.blob import GcsBlobStore
+
+            return GcsBlobStore(
+                parsed.netloc,
+                parsed.path.strip("/"),
+                client=self.gcs_client,  # created on first use, then shared
+                retry=self.retry_policy(),
+                timeout_s=self.settings.storage.blob_timeout_s,
+            )
+        if text.startswith("file://"):
+            parsed = urlparse(text)
+            if parsed.netloc not in ("", "localhost"):
+                raise ConfigError(f"file URL {text!r} must be file:///absolute/path")
+            text = unquote(parsed.path)
+        elif "://" in text:
+            raise ConfigError(f"unsupported blob store URL {text!r} (use gs://, file:// or a path)")
+        from facesearch.storage.local.blob import LocalBlobStore
+
+        return LocalBlobStore(Path(text))
+
+    def crops(self) -> BlobStore:
+        """Where ingest stores aligned face crops: the crops bucket, else ``<data_dir>/crops``."""
+        bucket = self.settings.storage.crops_bucket
+        return self.blob_store(f"gs://{bucket}" if bucket else self.settings.data_dir / "crops")
+
+    def bucket(self, name: str) -> BlobStore:
+        """A whole bucket (ingest reads uploaded objects through this)."""
+        return self.blob_store(f"gs://{name}")
+
+    def index_store(self, url: str | None = None) -> BlobStore:
+        return self.blob_store(url or self.settings.index.location(self.settings.data_dir))
+
+    def index_cache_dir(self) -> Path:
+        return self.settings.index.cache_path(self.settings.data_dir)
+
+    def index_writer(self, url: str | None = None) -> IndexWriter:
+        from facesearch.index.writer import IndexWriter
+
+        return self.once(
+            "index_writer" if url is None else f"index_writer:{url}",
+            lambda: IndexWriter(
+                self.index_store(url), cache_dir=self.index_cache_dir(), params=self.settings.index
+            ),
+        )
+
+    def index_reader(
+        self, *, expected_model: str | None = None, url: str | None = None
+    ) -> IndexReader:
+        """A new reader (each keeps its own snapshot; callers hold on to it)."""
+        from facesearch.index.reader import IndexReader
+
+        return IndexReader(
+            self.index_store(url),
+            cache_dir=self.index_cache_dir(),
+            params=self.settings.index,
+            expected_model=expected_model,
+        )
+
+    def pipeline(self) -> FacePipeline:
+        """The vision pipeline; its models load on first use."""
+        from facesearch.vision.pipeline import FacePipeline
+
+        return self.once("pipeline", lambda: FacePipeline(self.settings))
+
+    def keyring(self) -> KeyRing:
+        """Secret Manager when ``signing_keys_secret`` is set, else ``FACESEARCH_SIGNING_KEYS``."""
+
+        def build() -> KeyRing:
+            from facesearch.auth.keys import (
+                RefreshingKeyRing,
+                StaticKeyRing,
+                secret_manager_loader,
+            )
+
+            api = self.settings.api
+            if api.signing_keys_secret:
+                return RefreshingKeyRing(
+                    secret_manager_loader(api.signing_keys_secret), source=api.signing_keys_secret
+                )
+            return StaticKeyRing(
+                {key_id: secret.get_secret_value() for key_id, secret in api.signing_keys.items()},
+                source="FACESEARCH_SIGNING_KEYS",
+            )
+
+        return self.once("keyring", build)
+
+    def cloudinary_secrets(self) -> Callable[[], tuple[str, ...]]:
+        from facesearch.cloudinary.secret import secrets_from_settings
+
+        return self.once(
+            "cloudinary_secrets", lambda: secrets_from_settings(self.settings.cloudinary)
+        )
+
+
+def backend_for(settings: Settings) -> Backend:
+    """The backend ``settings.backend`` names (``gcp`` or ``local``)."""
+    if settings.backend == "gcp":
+        from facesearch.backends.gcp import GcpBackend
+
+        return GcpBackend(settings)
+    from facesearch.backends.local import LocalBackend
+
+    return LocalBackend(settings)
+
+
+def open_blob_store(url: str | Path, settings: Settings | None = None) -> BlobStore:
+    """A blob store for a URL, outside any service (CLI tools, tests, scripts)."""
+    from facesearch.config import load_settings
+
+    return backend_for(settings or load_settings()).blob_store(url)
+
+
+__all__ = ["Backend", "IndexForgetter", "backend_for", "open_blob_store"]

@@ -1,0 +1,91 @@
+"""Google Cloud wiring: one Firestore, one Cloud Storage and one Pub/Sub client per instance.
+
+The clients honour the emulator variables (``FIRESTORE_EMULATOR_HOST``,
+``STORAGE_EMULATOR_HOST``, ``PUBSUB_EMULATOR_HOST``), which is how the
+integration tests run this exact wiring.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from facesearch.backends import Backend, IndexForgetter
+from facesearch.config import Settings
+from facesearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from facesearch.api.crops import CropUrls
+    from facesearch.storage.bus import Bus
+    from facesearch.storage.ledger import EventLedger
+    from facesearch.storage.metadata import MetadataStore
+    from facesearch.storage.nonces import NonceStore
+
+
+class GcpBackend(Backend):
+    kind = "gcp"
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.project:
+            # refused at start, not on the first request that needs a topic path
+            raise ConfigError("the gcp backend needs FACESEARCH_PROJECT")
+        super().__init__(settings)
+
+    # --- clients --------------------------------------------------------------------------
+
+    def firestore_client(self) -> Any:
+        def build() -> Any:
+            # importlib: a static import of the typed google.cloud.firestore makes mypy
+            # resolve the google.cloud namespace from it and lose google.cloud.storage.
+            firestore = importlib.import_module("google.cloud.firestore")
+            return firestore.Client(
+                project=self.settings.project, database=self.settings.storage.firestore_database
+            )
+
+        return self.once("firestore_client", build)
+
+    # --- adapters -------------------------------------------------------------------------
+
+    def metadata(self) -> MetadataStore:
+        from facesearch.storage.gcp.metadata import FirestoreMetadataStore
+
+        return self.once("metadata", lambda: FirestoreMetadataStore(self.firestore_client()))
+
+    def bus(self) -> Bus:
+        from facesearch.storage.gcp.bus import PubSubBus
+
+        return self.once("bus", lambda: PubSubBus(self.settings.project))
+
+    def nonces(self) -> NonceStore:
+        from facesearch.storage.gcp.nonces import FirestoreNonceStore
+
+        return self.once("nonces", lambda: FirestoreNonceStore(self.firestore_client()))
+
+    def cloudinary_ledger(self) -> EventLedger:
+        from facesearch.storage.gcp.ledger import FirestoreEventLedger
+
+        return self.once("cloudinary_ledger", lambda: FirestoreEventLedger(self.firestore_client()))
+
+    def crop_urls(self) -> CropUrls:
+        from facesearch.api.crops import GcsCropUrls
+
+        return self.once(
+            "crop_urls",
+            lambda: GcsCropUrls(
+                self.settings.api.signed_url_ttl_s,
+                service_account=self.settings.api.signing_service_account,
+                client=self.gcs_client,
+            ),
+        )
+
+    def index_forgetter(self) -> IndexForgetter:
+        """The query service only reads the index: deletions go to the indexer by Pub/Sub."""
+        from facesearch.storage.messages import DeletionsMessage
+
+        bus, topic = self.bus(), self.settings.storage.deletions_topic
+
+        def queue(face_ids: list[str]) -> str:
+            bus.publish(topic, [DeletionsMessage(face_ids, reason="api forget").encode()])
+            return "queued"
+
+        return queue

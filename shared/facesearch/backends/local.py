@@ -1,0 +1,68 @@
+"""Embedded wiring: SQLite files and folders under ``data_dir``, one in-process bus.
+
+Nothing here needs a network or a service. ``gs://`` URLs still work (through
+one Cloud Storage client) for mixed setups such as the emulator tests.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from facesearch.backends import Backend, IndexForgetter
+
+if TYPE_CHECKING:
+    from facesearch.api.crops import CropUrls
+    from facesearch.storage.ledger import EventLedger
+    from facesearch.storage.local.bus import InProcessBus
+    from facesearch.storage.metadata import MetadataStore
+    from facesearch.storage.nonces import NonceStore
+
+
+class LocalBackend(Backend):
+    kind = "local"
+
+    def metadata(self) -> MetadataStore:
+        from facesearch.storage.local.metadata import SqliteMetadataStore
+
+        return self.once(
+            "metadata", lambda: SqliteMetadataStore(self.settings.data_dir / "metadata.sqlite3")
+        )
+
+    def bus(self) -> InProcessBus:
+        from facesearch.storage.local.bus import InProcessBus
+
+        return self.once("bus", InProcessBus)
+
+    def nonces(self) -> NonceStore:
+        from facesearch.storage.local.nonces import SqliteNonceStore
+
+        path = self.settings.api.nonce_db or self.settings.data_dir / "nonces.sqlite3"
+        return self.once("nonces", lambda: SqliteNonceStore(path))
+
+    def cloudinary_ledger(self) -> EventLedger:
+        from facesearch.storage.local.ledger import SqliteEventLedger
+
+        return self.once(
+            "ledger",
+            lambda: SqliteEventLedger(self.settings.data_dir / "cloudinary-events.sqlite3"),
+        )
+
+    def crop_urls(self) -> CropUrls:
+        from facesearch.api.crops import LocalCropUrls
+
+        return self.once(
+            "crop_urls",
+            lambda: LocalCropUrls.from_data_dir(
+                self.settings.data_dir, self.settings.api.signed_url_ttl_s
+            ),
+        )
+
+    def index_forgetter(self) -> IndexForgetter:
+        """Embedded mode owns the index: tombstones are written right away."""
+        writer = self.index_writer()
+
+        def tombstone(face_ids: list[str]) -> str:
+            writer.delete(face_ids)
+            return "tombstoned"
+
+        return tombstone

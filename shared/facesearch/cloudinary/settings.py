@@ -1,0 +1,49 @@
+"""Knobs of the Cloudinary webhook and delivery fetcher (``FACESEARCH_CLOUDINARY_*``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from facesearch.section import SettingsSection
+
+
+class CloudinarySettings(SettingsSection):
+    """Which cloud we accept notifications from and fetch images of."""
+
+    env_prefix = "cloudinary_"
+
+    cloud_name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,128}$",
+        description="Cloudinary cloud name; images are fetched only from its delivery host.",
+    )
+    secret_name: str | None = Field(
+        default=None,
+        description="projects/P/secrets/NAME holding the Cloudinary API secret (plain text);"
+        " read versions/latest, refreshed every 5 min.",
+    )
+    api_secret: SecretStr | None = Field(
+        default=None,
+        description="Local/test Cloudinary API secret (cloud: cloudinary_secret_name).",
+    )
+    signature_max_age_s: int = Field(
+        default=7200,
+        ge=1,
+        le=86400,
+        description="Notifications whose X-Cld-Timestamp is older than this are refused.",
+    )
+    signature_algorithm: Literal["sha1", "sha256"] = Field(
+        default="sha1", description="The account's notification signature algorithm."
+    )
+    secure_distribution: str | None = Field(
+        default=None,
+        description="Custom delivery host (private CDN CNAME) instead of res.cloudinary.com.",
+    )
+    max_side_px: int = Field(
+        default=2048,
+        ge=64,
+        le=10000,
+        description="Ingest asks Cloudinary for a derivative no larger than this (c_limit).",
+    )

@@ -1,0 +1,119 @@
+"""Knobs of the vision pipeline: models, decode limits, detection, liveness, quality.
+
+Flat environment names without a section prefix (``FACESEARCH_EMBEDDER``,
+``FACESEARCH_MIN_FACE_PX``; quality knobs ``FACESEARCH_QUALITY_*``). Defaults are
+declared here once; the models read them from the section they are given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from facesearch.section import SettingsSection
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_MODELS_DIR = REPO_ROOT / "models"
+
+
+class VisionSettings(SettingsSection):
+    """Which models run, on which ONNX providers, and the detector's limits."""
+
+    # --- models ----------------------------------------------------------------------
+    models_dir: Path = Field(
+        default=DEFAULT_MODELS_DIR, description="Folder holding manifest.json and the model files."
+    )
+    embedder: str = Field(default="dlib-resnet-v1", description="Name in models/manifest.json")
+    embedder_path: Path | None = Field(
+        default=None, description="Override: path to another ONNX embedder (e.g. ArcFace R100)."
+    )
+    embedder_sha256: str | None = Field(
+        default=None, description="Required with embedder_path: the file's pinned sha256."
+    )
+    embedder_input: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON overrides of the custom embedder's input spec (size, layout, channels,"
+        " mean, std, template); defaults are ArcFace 112x112.",
+    )
+    onnx_providers: str = Field(
+        default="auto", description="Comma list of ORT providers, or 'auto' (CUDA if present)."
+    )
+    onnx_threads: int = Field(default=0, ge=0, description="intra-op threads; 0 = ORT default")
+    embed_batch_size: int = Field(
+        default=32, ge=1, le=1024, description="Faces per embedder call (GPU: larger is faster)."
+    )
+
+    # --- decode ----------------------------------------------------------------------
+    max_image_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1, description="Larger uploads are refused (image-too-large)."
+    )
+    max_image_pixels: int = Field(
+        default=50_000_000, ge=1, description="Pixel cap checked from the header before decoding."
+    )
+    min_image_side_px: int = Field(
+        default=16, ge=1, description="Smaller images are refused (image-too-small)."
+    )
+
+    # --- detection -------------------------------------------------------------------
+    detect_max_side_px: int = Field(
+        default=1600, ge=64, description="Images are downscaled to this for detection."
+    )
+    min_face_px: int = Field(
+        default=20, ge=8, description="Smallest face reported (shorter box side, detection px)."
+    )
+    detect_thresholds: tuple[float, float, float] = Field(
+        default=(0.6, 0.7, 0.8), description="MTCNN P/R/O-Net score thresholds (JSON list)."
+    )
+    detect_scale_factor: float = Field(
+        default=0.709, gt=0.1, lt=1.0, description="MTCNN image-pyramid step."
+    )
+    max_faces_per_image: int = Field(
+        default=256, ge=1, description="Keep at most this many faces (highest scores first)."
+    )
+
+    # --- liveness & matching ---------------------------------------------------------
+    liveness_model: str = Field(
+        default="liveness-v1", description="Liveness model name in models/manifest.json"
+    )
+    liveness_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Faces scoring below are flagged live=false."
+    )
+    match_threshold: float | None = Field(
+        default=None,
+        description="Cosine similarity above which two faces are the same person. "
+        "None = the calibrated default recorded for the embedder in models/manifest.json.",
+    )
+
+    @field_validator("onnx_providers")
+    @classmethod
+    def _providers(cls, value: str) -> str:
+        return value.strip() or "auto"
+
+
+class QualityPolicy(SettingsSection):
+    """Which faces count as usable; each limit becomes a human-readable reject reason."""
+
+    env_prefix = "quality_"
+
+    min_face_px: int = Field(default=40, ge=1, description="Smaller faces are rejected.")
+    min_sharpness: float = Field(
+        default=30.0, ge=0.0, description="Variance of the Laplacian of the aligned face."
+    )
+    min_brightness: float = Field(
+        default=40.0, ge=0.0, le=255.0, description="Mean grey level, 0..255."
+    )
+    max_brightness: float = Field(
+        default=220.0, ge=0.0, le=255.0, description="Mean grey level, 0..255."
+    )
+    min_contrast: float = Field(default=15.0, ge=0.0, description="Grey-level standard deviation.")
+    max_yaw_deg: float = Field(
+        default=45.0, ge=0.0, le=90.0, description="Head turn estimated from landmarks."
+    )
+    max_pitch_deg: float = Field(
+        default=40.0, ge=0.0, le=90.0, description="Head tilt estimated from landmarks."
+    )
+    max_roll_deg: float = Field(
+        default=45.0, ge=0.0, le=180.0, description="In-plane rotation of the eye line."
+    )
