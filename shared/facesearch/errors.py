@@ -8,6 +8,8 @@ Entry points map these in exactly one place; library code only raises them.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FaceSearchError(Exception):
     """Base class: a failure we understand and can explain to a human."""
@@ -129,3 +131,22 @@ class InvalidEmbedding(FaceSearchError):
 
     code = "invalid-embedding"
     http_status = 422
+
+
+class BadRequest(FaceSearchError):
+    """The request is malformed: bad JSON, a field out of range, a missing part."""
+
+    code = "invalid-request"
+    http_status = 400
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class RateLimited(FaceSearchError):
+    """Too many expensive requests at once on this instance; retry shortly."""
+
+    code = "rate-limited"
+    http_status = 429
+    retryable = True

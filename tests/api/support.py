@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from facesearch.storage.metadata import (
     ImageRecord,
     ImageStatus,
     MetadataStore,
-    embedding_bytes,
 )
 from facesearch.vision.pipeline import FacePipeline
 from tests.data.image_corpus import PHOTOS
@@ -67,21 +66,12 @@ def add_image(
         buffer = io.BytesIO()
         Image.fromarray(face.crop).save(buffer, format="JPEG")
         crop.write_bytes(buffer.getvalue())
-        quality = asdict(face.quality) if face.quality else {}
-        quality["reasons"] = list(quality.get("reasons", []))
         records.append(
-            FaceRecord(
+            FaceRecord.from_face(
+                face,
                 face_id=face_id,
                 image_id=image_id,
-                face_index=face.index,
-                bbox=tuple(float(v) for v in face.detection.box),  # type: ignore[arg-type]
-                landmarks=tuple((float(x), float(y)) for x, y in face.detection.landmarks),
-                det_score=face.detection.score,
-                embedding=embedding_bytes(face.embedding),
                 model=result.model,
-                liveness=face.liveness,
-                live=face.live,
-                quality=quality,
                 crop_url=crop.as_uri(),
             )
         )
@@ -133,7 +123,9 @@ def build_env(
         )
         for image_id, path in images.items()
     }
-    crops = LocalCropUrls.from_data_dir(settings.data_dir, settings.api.signed_url_ttl_s)
+    crops = LocalCropUrls.from_data_dir(
+        settings.data_dir, settings.api.signed_url_ttl_s, base_url="http://localhost"
+    )
 
     def tombstone(face_ids: list[str]) -> str:
         writer.delete(face_ids)

@@ -175,7 +175,7 @@ def test_threshold_filters_matches(client: SignedClient, env: Env) -> None:
     vec = env.store.get_face(env.faces["obama-1"][0]).vector().tolist()  # type: ignore[union-attr]
     loose = client.post("/v1/search", json_body={"embedding": vec, "k": 20, "threshold": -1.0})
     strict = client.post("/v1/search", json_body={"embedding": vec, "k": 20, "threshold": 0.9999})
-    assert len(loose.get_json()["faces"][0]["matches"]) == env.service.reader.live_count
+    assert len(loose.get_json()["faces"][0]["matches"]) == env.service.index.reader.live_count
     assert len(strict.get_json()["faces"][0]["matches"]) == 1
 
 
@@ -253,7 +253,7 @@ def test_anonymous_large_body_is_refused_before_it_is_read(
 
 
 def test_busy_instance_answers_429(client: SignedClient, env: Env) -> None:
-    slots = env.service._image_slots
+    slots = env.service.searcher._image_slots
     taken = [
         slots.acquire(blocking=False) for _ in range(env.settings.api.query_max_concurrent_images)
     ]
@@ -433,7 +433,7 @@ def test_forget_image_removes_records_crops_and_index_entries(small: Env) -> Non
     forgotten = client.call("DELETE", "/v1/images/obama-1").get_json()
     assert forgotten == {"deleted_faces": [face_id], "crops_deleted": 1, "index": "tombstoned"}
     assert face_id not in _found(client, record.vector().tolist())
-    assert face_id not in small.service.reader.face_ids()  # tombstoned, not just filtered
+    assert face_id not in small.service.index.reader.face_ids()  # tombstoned, not just filtered
     assert not crop_path.exists()
     _problem(client.get(f"/v1/faces/{face_id}"), 404, "not-found")
     _problem(client.call("DELETE", "/v1/images/obama-1"), 404, "not-found")
@@ -458,13 +458,13 @@ def test_forget_person_removes_their_faces_everywhere(small: Env) -> None:
 def test_forgotten_but_not_yet_tombstoned_faces_are_already_unsearchable(small: Env) -> None:
     """Cloud path: the tombstone is queued for the indexer; search must not wait for it."""
     queued: list[list[str]] = []
-    small.service._forget_index = lambda ids: queued.append(ids) or "queued"  # type: ignore[method-assign]
+    small.service.forgetter._forget_index = lambda ids: queued.append(ids) or "queued"  # type: ignore[method-assign]
     client = SignedClient(small.app)
     face_id = small.faces["biden-1"][0]
     vector = small.store.get_face(face_id).vector().tolist()  # type: ignore[union-attr]
     assert client.call("DELETE", "/v1/images/biden-1").get_json()["index"] == "queued"
     assert queued == [[face_id]]
-    assert face_id in small.service.reader.face_ids()  # still in the index...
+    assert face_id in small.service.index.reader.face_ids()  # still in the index...
     assert face_id not in _found(client, vector)  # ...but never returned
 
 

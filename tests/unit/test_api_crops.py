@@ -21,8 +21,8 @@ class Clock:
 
 def test_local_urls_expire_and_are_bound_to_the_face(tmp_path: Path) -> None:
     clock = Clock()
-    crops = LocalCropUrls(b"k" * 32, 900, clock=clock)
-    url = crops.url("img-0", "file:///x/0.jpg", "http://api.test")
+    crops = LocalCropUrls(b"k" * 32, 900, base_url="http://api.test", clock=clock)
+    url = crops.url("img-0", "file:///x/0.jpg")
     assert url is not None
     parts = urlsplit(url)
     assert parts.path == "/v1/crops/img-0"
@@ -35,13 +35,13 @@ def test_local_urls_expire_and_are_bound_to_the_face(tmp_path: Path) -> None:
     clock.t += 901
     with pytest.raises(Forbidden):
         crops.check("img-0", query["expires"], query["sig"])
-    assert crops.url("img-0", None, "http://api.test") is None
+    assert crops.url("img-0", None) is None
 
 
 def test_local_key_persists_across_restarts(tmp_path: Path) -> None:
-    a = LocalCropUrls.from_data_dir(tmp_path, 60)
-    b = LocalCropUrls.from_data_dir(tmp_path, 60)
-    url = a.url("f-0", "/c.jpg", "http://x")
+    a = LocalCropUrls.from_data_dir(tmp_path, 60, base_url="http://x")
+    b = LocalCropUrls.from_data_dir(tmp_path, 60, base_url="http://x")
+    url = a.url("f-0", "/c.jpg")
     assert url is not None
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     b.check("f-0", query["expires"], query["sig"])
@@ -71,7 +71,7 @@ def test_gcs_urls_are_v4_signed(tmp_path: Path) -> None:
     )
     client = storage.Client(project="p", credentials=creds)
     crops = GcsCropUrls(900, service_account=None, client=lambda: client)
-    url = crops.url("img-0", "gs://crops-bucket/img/0.jpg", "http://ignored")
+    url = crops.url("img-0", "gs://crops-bucket/img/0.jpg")
     assert url is not None
     parts = urlsplit(url)
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -80,4 +80,4 @@ def test_gcs_urls_are_v4_signed(tmp_path: Path) -> None:
     assert query["X-Goog-Expires"] == "900"
     assert query["X-Goog-Credential"].startswith("query@p.iam.gserviceaccount.com/")
     assert len(query["X-Goog-Signature"]) == 512  # hex RSA-2048
-    assert crops.url("img-0", "file:///local.jpg", "http://x") is None
+    assert crops.url("img-0", "file:///local.jpg") is None

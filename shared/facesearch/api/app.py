@@ -69,10 +69,6 @@ class Call:
     def settings(self) -> Settings:
         return self.app.settings
 
-    @property
-    def base_url(self) -> str:
-        return self.app.public_url or self.request.host_url.rstrip("/")
-
     def fetch(self, url: str) -> bytes:
         start = time.perf_counter()
         data = self.app.fetch(url)
@@ -101,14 +97,12 @@ class QueryApp:
         verifier: Verifier,
         *,
         fetch: Callable[[str], bytes] | None = None,
-        public_url: str | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
         self.verifier = verifier
         policy = FetchPolicy.from_settings(settings)
         self.fetch = fetch or (lambda url: fetch_image(url, policy).data)
-        self.public_url = public_url
         self.routes = {route.name: route for route in ROUTES}
         self.url_map = Map(
             [Rule(r.rule, endpoint=r.name, methods=[r.method]) for r in ROUTES],

@@ -80,9 +80,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from facesearch.logs import configure_for
 
     settings = load_settings()
+    if not settings.api.public_url:  # links point at where we listen, not at a Host header
+        settings = settings.with_overrides(public_url=f"http://{args.host}:{args.port}")
     configure_for(settings)
     app = query_app(backend_for(settings))
-    health = app.service.health()
+    health = app.service.operations.health()
     if not settings.api.signing_keys and not settings.api.signing_keys_secret:
         print(
             'facesearch serve: no signing keys (set FACESEARCH_SIGNING_KEYS=\'{"id": "secret"}\')'

@@ -19,10 +19,10 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request
 
-from facesearch.api.problems import BadRequest, UnsupportedMediaType
+from facesearch.api.problems import UnsupportedMediaType
 from facesearch.api.schemas import MatchRequest, SearchParams, SearchRequest
-from facesearch.api.service import EmbeddingProbe, FaceIdProbe, ImageProbe, Probe
-from facesearch.errors import ImageTooLarge, InvalidImage
+from facesearch.api.search import EmbeddingProbe, FaceIdProbe, ImageProbe, Probe
+from facesearch.errors import BadRequest, ImageTooLarge, InvalidImage
 
 M = TypeVar("M", bound=BaseModel)
 Fetch = Callable[[str], bytes]

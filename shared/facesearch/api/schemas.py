@@ -7,9 +7,13 @@ server and the client cannot drift apart.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from facesearch.storage.metadata import FaceRecord, ImageRecord, PersonRecord
+    from facesearch.vision.types import Face
 
 _STRICT = ConfigDict(extra="forbid")
 _OPEN = ConfigDict(extra="ignore")
@@ -105,8 +109,12 @@ class Match(BaseModel):
     crop_url: str | None = Field(default=None, description="Time-limited URL of the face crop.")
 
 
-class QueryFace(BaseModel):
-    """One face of the query (an image face, or the stored face / embedding searched with)."""
+class FaceSummary(BaseModel):
+    """What answers say about one face: where it is, how sure, how live, how usable.
+
+    Built from a detected face (:meth:`from_face`) or a stored one (:meth:`from_record`),
+    so every response that shows a face shows the same fields, rounded the same way.
+    """
 
     face_index: int | None = None
     bbox: list[float] | None = None
@@ -115,6 +123,38 @@ class QueryFace(BaseModel):
     live: bool | None = None
     quality: float | None = None
     quality_reasons: list[str] = []
+
+    @classmethod
+    def from_face(cls, face: Face, **extra: Any) -> Self:
+        quality = face.quality
+        return cls(
+            face_index=face.index,
+            bbox=[round(float(v), 1) for v in face.detection.box],
+            det_score=round(face.detection.score, 4),
+            liveness=None if face.liveness is None else round(face.liveness, 4),
+            live=face.live,
+            quality=None if quality is None else quality.score,
+            quality_reasons=list(quality.reasons) if quality else [],
+            **extra,
+        )
+
+    @classmethod
+    def from_record(cls, record: FaceRecord, **extra: Any) -> Self:
+        return cls(
+            face_index=record.face_index,
+            bbox=[float(v) for v in record.bbox],
+            det_score=record.det_score,
+            liveness=record.liveness,
+            live=record.live,
+            quality=record.quality.get("score"),
+            quality_reasons=list(record.quality.get("reasons") or []),
+            **extra,
+        )
+
+
+class QueryFace(FaceSummary):
+    """One face of the query (an image face, or the stored face / embedding searched with)."""
+
     skipped: str | None = Field(
         default=None, description="Why this face was not searched (below min_liveness, ...)."
     )
@@ -147,15 +187,46 @@ class MatchRequest(BaseModel):
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
 
 
-class MatchFace(BaseModel):
+class MatchFace(FaceSummary):
+    """The face of one image that a match compared."""
+
     face_index: int
     face_count: int
     bbox: list[float]
     det_score: float
-    liveness: float | None
-    live: bool | None
-    quality: float | None
-    quality_reasons: list[str]
+
+
+class QualityOut(BaseModel):
+    """The quality measurements behind a face's score (``facesearch detect --json``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    score: float
+    sharpness: float
+    brightness: float
+    contrast: float
+    face_px: float
+    yaw_deg: float
+    pitch_deg: float
+    roll_deg: float
+    reasons: list[str]
+
+
+class DetectedFace(FaceSummary):
+    """A detected face with its landmarks and quality measurements (``detect --json``)."""
+
+    landmarks: list[list[float]]
+    quality_metrics: QualityOut | None = None
+
+    @classmethod
+    def from_detection(cls, face: Face) -> Self:
+        points = face.detection.landmarks
+        return cls.from_face(
+            face,
+            landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in points],
+            quality_metrics=None
+            if face.quality is None
+            else QualityOut.model_validate(face.quality, from_attributes=True),
+        )
 
 
 class MatchResponse(BaseModel):
@@ -172,6 +243,7 @@ class MatchResponse(BaseModel):
 
 
 class FaceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     face_id: str
     image_id: str
     face_index: int
@@ -188,6 +260,14 @@ class FaceOut(BaseModel):
     created_at: float
     updated_at: float
 
+    @classmethod
+    def from_record(
+        cls, record: FaceRecord, *, crop_url: str | None, person_name: str | None
+    ) -> FaceOut:
+        """Every stored field, but the crop *location* never: only its time-limited URL."""
+        out = cls.model_validate(record, from_attributes=True)
+        return out.model_copy(update={"crop_url": crop_url, "person_name": person_name})
+
 
 class ImageOut(BaseModel):
     image_id: str
@@ -203,6 +283,12 @@ class ImageOut(BaseModel):
     created_at: float
     updated_at: float
     faces: list[FaceOut]
+
+    @classmethod
+    def from_record(cls, record: ImageRecord, faces: list[FaceOut]) -> ImageOut:
+        return cls.model_validate(
+            {**_fields(record, cls, skip={"faces"}), "status": str(record.status), "faces": faces}
+        )
 
 
 class FacePage(BaseModel):
@@ -230,11 +316,16 @@ class FacePersonPut(BaseModel):
 
 
 class PersonOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     person_id: str
     name: str
     metadata: dict[str, Any]
     created_at: float
     updated_at: float
+
+    @classmethod
+    def from_record(cls, record: PersonRecord) -> PersonOut:
+        return cls.model_validate(record, from_attributes=True)
 
 
 class PersonPage(BaseModel):
@@ -278,3 +369,8 @@ class Health(BaseModel):
     index_readable: bool
     index_faces: int | None
     problems: list[str]
+
+
+def _fields(record: object, model: type[BaseModel], *, skip: set[str]) -> dict[str, Any]:
+    """The attributes of ``record`` that ``model`` declares (records carry more)."""
+    return {name: getattr(record, name) for name in model.model_fields if name not in skip}

@@ -12,6 +12,13 @@ from facesearch.section import SettingsSection
 class ApiSettings(SettingsSection):
     """Signature checks, crop URL lifetime and per-request limits (flat names)."""
 
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Base URL clients reach the API at; links (crop URLs) are built from it,"
+        " never from a request's Host header. Required with the gcp backend; `facesearch"
+        " serve` defaults it to its own address.",
+    )
     signing_keys: dict[str, SecretStr] = Field(
         default={},
         description="Local signing keys, JSON {key_id: secret} (cloud: the Secret Manager secret).",

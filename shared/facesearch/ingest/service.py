@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
@@ -48,7 +48,6 @@ from facesearch.storage.metadata import (
     ImageRecord,
     ImageStatus,
     MetadataStore,
-    embedding_bytes,
 )
 from facesearch.vision.decode import sniff_format
 from facesearch.vision.pipeline import FacePipeline
@@ -253,9 +252,6 @@ class IngestService:
         return IngestOutcome(image_id, source.display, Outcome.DONE, len(faces), timings_ms=timings)
 
     def _face_record(self, image_id: str, face: Face, model: str) -> FaceRecord:
-        if face.embedding is None:
-            raise ValueError("pipeline returned a face without an embedding")
-        face_id = face_id_for(image_id, face.index)
         crop_url = None
         if face.crop is not None:
             buffer = io.BytesIO()
@@ -263,22 +259,11 @@ class IngestService:
             name = f"{image_id}/{face.index}.jpg"
             self.crops.write(name, buffer.getvalue())
             crop_url = f"{self.crops.url}/{name}"
-        quality = asdict(face.quality) if face.quality is not None else {}
-        if "reasons" in quality:
-            quality["reasons"] = list(quality["reasons"])
-        det = face.detection
-        return FaceRecord(
-            face_id=face_id,
+        return FaceRecord.from_face(
+            face,
+            face_id=face_id_for(image_id, face.index),
             image_id=image_id,
-            face_index=face.index,
-            bbox=(float(det.box[0]), float(det.box[1]), float(det.box[2]), float(det.box[3])),
-            landmarks=tuple((float(x), float(y)) for x, y in det.landmarks),
-            det_score=float(det.score),
-            embedding=embedding_bytes(face.embedding),
             model=model,
-            liveness=face.liveness,
-            live=face.live,
-            quality=quality,
             crop_url=crop_url,
         )
 

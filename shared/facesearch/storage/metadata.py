@@ -31,14 +31,17 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from facesearch.errors import FaceSearchError
+
+if TYPE_CHECKING:
+    from facesearch.vision.types import Face
 
 T = TypeVar("T")
 
@@ -105,6 +108,32 @@ class FaceRecord:
     @property
     def dims(self) -> int:
         return len(self.embedding) // 4
+
+    @classmethod
+    def from_face(
+        cls, face: Face, *, face_id: str, image_id: str, model: str, crop_url: str | None
+    ) -> FaceRecord:
+        """The stored form of a detected, embedded face (ingest, and tests that seed)."""
+        if face.embedding is None:
+            raise ValueError("a face needs its embedding to be stored")
+        quality: dict[str, Any] = asdict(face.quality) if face.quality is not None else {}
+        if "reasons" in quality:
+            quality["reasons"] = list(quality["reasons"])
+        box = [float(v) for v in face.detection.box]
+        return cls(
+            face_id=face_id,
+            image_id=image_id,
+            face_index=face.index,
+            bbox=(box[0], box[1], box[2], box[3]),
+            landmarks=tuple((float(x), float(y)) for x, y in face.detection.landmarks),
+            det_score=float(face.detection.score),
+            embedding=embedding_bytes(face.embedding),
+            model=model,
+            liveness=face.liveness,
+            live=face.live,
+            quality=quality,
+            crop_url=crop_url,
+        )
 
     def vector(self) -> npt.NDArray[np.float32]:
         return np.frombuffer(self.embedding, dtype="<f4").astype(np.float32)
