@@ -66,8 +66,11 @@ test: ## the full test suite (unit + integration with emulators) and static chec
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
-test-unit: ## unit tests only
-	$(PY) -m pytest tests/unit
+test-unit: ## unit tests and the embedded adapters' contracts (no emulators)
+	$(PY) -m pytest tests/unit tests/contracts tests/functions -m "not integration"
+
+test-integration: ## tests on the GCS / Pub/Sub / Firestore emulators (started by the tests)
+	$(PY) -m pytest tests -m integration
 
 lint: ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff check shared functions tests models infra

@@ -41,7 +41,7 @@ from facesearch.auth.verify import Verifier
 from facesearch.config import Settings
 from facesearch.errors import FaceSearchError, NotFound
 from facesearch.logs import log_fields
-from facesearch.net import FetchPolicy, fetch_image
+from facesearch.net.fetch import FetchPolicy, fetch_image
 from facesearch.storage.metadata import check_id
 
 logger = logging.getLogger("facesearch.api")

@@ -15,7 +15,7 @@ endpoint:
   the secret explicitly, so a rotation (two secrets valid for a while) needs no
   global state shared between concurrent requests.
 
-``tests/unit/test_cloudinary_signature.py`` checks that we accept exactly what the
+``tests/unit/cloudinary/test_signature.py`` checks that we accept exactly what the
 SDK's own verifier accepts on valid, tampered and stale notifications.
 """
 
