@@ -16,9 +16,7 @@ import pytest
 from facesearch.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
-QUOTED = re.compile(
-    r"(?:``?|\(|\brun |\$ )facesearch ((?:[a-z][a-z-]*)(?:[ |][a-z][a-z-]*)*)"
-)
+QUOTED = re.compile(r"(?:``?|\(|\brun |\$ )facesearch ((?:[a-z][a-z-]*)(?:[ |][a-z][a-z-]*)*)")
 
 
 def command_tree(parser: argparse.ArgumentParser) -> dict[str, dict[str, object]]:
