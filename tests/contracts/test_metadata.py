@@ -15,15 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesearch.errors import NotFound, TransientError
+from facesearch.errors import Conflict, InvalidCursor, NotFound, TransientError
 from facesearch.storage.gcp.metadata import FirestoreMetadataStore
 from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.metadata import (
-    Conflict,
     FaceRecord,
     ImageRecord,
     ImageStatus,
-    InvalidCursor,
     MetadataStore,
     embedding_bytes,
     iter_faces,

@@ -27,12 +27,7 @@ from facesearch.config import Settings
 from facesearch.index.writer import IndexWriter
 from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.local.nonces import SqliteNonceStore
-from facesearch.storage.metadata import (
-    FaceRecord,
-    ImageRecord,
-    ImageStatus,
-    MetadataStore,
-)
+from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, MetadataStore
 from facesearch.vision.pipeline import FacePipeline
 from tests.data.image_corpus import PHOTOS
 

@@ -27,19 +27,13 @@ from werkzeug.wrappers import Request, Response
 
 from facesearch.api.crops import LocalCropUrls
 from facesearch.api.openapi import openapi_document
-from facesearch.api.problems import (
-    MethodNotAllowed,
-    RouteNotFound,
-    log_unexpected,
-    problem_response,
-    to_error,
-)
+from facesearch.api.problems import log_unexpected, problem_response, to_error
 from facesearch.api.routes import ROUTES, Route
 from facesearch.api.service import QueryService
 from facesearch.auth.signing import SIGNATURE_HEADERS, query_pairs
 from facesearch.auth.verify import Verifier
 from facesearch.config import Settings
-from facesearch.errors import FaceSearchError, NotFound
+from facesearch.errors import FaceSearchError, MethodNotAllowed, NotFound
 from facesearch.logs import log_fields
 from facesearch.net.fetch import FetchPolicy, fetch_image
 from facesearch.storage.metadata import check_id
@@ -129,7 +123,7 @@ class QueryApp:
             except WzMethodNotAllowed as exc:
                 raise MethodNotAllowed(f"{request.method} is not allowed here") from exc
             except WzNotFound as exc:
-                raise RouteNotFound(f"no route {request.path}") from exc
+                raise NotFound(f"no route {request.path}") from exc
             route = self.routes[str(endpoint)]
             if route.auth and not has_credentials(request.headers):
                 # before reading the body: anonymous callers cannot make us buffer 50 MB

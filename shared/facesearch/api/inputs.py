@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,10 +18,10 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request
 
-from facesearch.api.problems import UnsupportedMediaType
+from facesearch import jsonsafe
 from facesearch.api.schemas import MatchRequest, SearchParams, SearchRequest
 from facesearch.api.search import EmbeddingProbe, FaceIdProbe, ImageProbe, Probe
-from facesearch.errors import BadRequest, ImageTooLarge, InvalidImage
+from facesearch.errors import BadRequest, ImageTooLarge, InvalidImage, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
 Fetch = Callable[[str], bytes]
@@ -55,9 +54,9 @@ def json_body(request: Request, body: bytes) -> Any:
     if media_type(request) != "application/json":
         raise UnsupportedMediaType("expected Content-Type: application/json")
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("request body is not valid JSON") from exc
+        return jsonsafe.loads(body)
+    except ValueError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
 
 
 def json_model(request: Request, body: bytes, model: type[M]) -> M:

@@ -17,33 +17,19 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from facesearch.errors import BadRequest, FaceSearchError, RateLimited, SignatureError
+from facesearch.errors import (
+    BadRequest,
+    FaceSearchError,
+    RateLimited,
+    RequestTooLarge,
+    SignatureError,
+)
 from facesearch.logs import log_fields
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE_PREFIX = "urn:facesearch:problem:"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-
-
-class UnsupportedMediaType(FaceSearchError):
-    code = "unsupported-media-type"
-    http_status = 415
-
-
-class RequestTooLarge(FaceSearchError):
-    code = "request-too-large"
-    http_status = 413
-
-
-class RouteNotFound(FaceSearchError):
-    code = "not-found"
-    http_status = 404
-
-
-class MethodNotAllowed(FaceSearchError):
-    code = "method-not-allowed"
-    http_status = 405
 
 
 def problem_type(code: str) -> str:

@@ -78,9 +78,7 @@ def match(call: Call) -> s.MatchResponse:
     a, b, req = parse_match(
         call.request, call.body, max_bytes=call.settings.vision.max_image_bytes, fetch=call.fetch
     )
-    return call.service.searcher.match(
-        a, b, face_a=req.face_a, face_b=req.face_b, largest=req.largest, threshold=req.threshold
-    )
+    return call.service.searcher.match(a, b, req)
 
 
 def get_face(call: Call) -> s.FaceOut:

@@ -173,18 +173,23 @@ class SearchResponse(BaseModel):
 # --- match -------------------------------------------------------------------------------
 
 
-class MatchRequest(BaseModel):
-    """JSON body of ``POST /v1/match``; multipart uses files ``image_a`` / ``image_b``."""
+class MatchOptions(BaseModel):
+    """Which faces a match compares, and the threshold that decides."""
 
     model_config = _STRICT
-    image_a_base64: str | None = None
-    image_b_base64: str | None = None
-    image_a_url: str | None = Field(default=None, max_length=2048)
-    image_b_url: str | None = Field(default=None, max_length=2048)
     face_a: int | None = Field(default=None, ge=0, description="Face index in image A.")
     face_b: int | None = Field(default=None, ge=0, description="Face index in image B.")
     largest: bool = Field(default=False, description="With several faces, use the largest.")
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+
+
+class MatchRequest(MatchOptions):
+    """JSON body of ``POST /v1/match``; multipart uses files ``image_a`` / ``image_b``."""
+
+    image_a_base64: str | None = None
+    image_b_base64: str | None = None
+    image_a_url: str | None = Field(default=None, max_length=2048)
+    image_b_url: str | None = Field(default=None, max_length=2048)
 
 
 class MatchFace(FaceSummary):

@@ -22,6 +22,7 @@ from facesearch.api.index_view import IndexView
 from facesearch.api.schemas import (
     Match,
     MatchFace,
+    MatchOptions,
     MatchResponse,
     QueryFace,
     SearchParams,
@@ -225,23 +226,18 @@ class SearchService:
     # --- match ----------------------------------------------------------------------------
 
     def match(
-        self,
-        image_a: bytes,
-        image_b: bytes,
-        *,
-        face_a: int | None = None,
-        face_b: int | None = None,
-        largest: bool = False,
-        threshold: float | None = None,
+        self, image_a: bytes, image_b: bytes, options: MatchOptions | None = None
     ) -> MatchResponse:
         start = time.perf_counter()
+        options = options or MatchOptions()
         results = [self._process(image_a), self._process(image_b)]
         faces = [
-            pick_face(result, choice, label=label, largest=largest)
+            pick_face(result, choice, label=label, largest=options.largest)
             for result, choice, label in zip(
-                results, (face_a, face_b), ("image A", "image B"), strict=True
+                results, (options.face_a, options.face_b), ("image A", "image B"), strict=True
             )
         ]
+        threshold = options.threshold
         chosen = threshold if threshold is not None else self.default_threshold
         verdict = compare_faces(faces[0], faces[1], self.pipeline.embedder, chosen)
         return MatchResponse(

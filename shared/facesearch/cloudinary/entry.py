@@ -20,7 +20,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from facesearch.cloudinary.webhook import CloudinaryWebhook
-from facesearch.errors import FaceSearchError, SignatureError
+from facesearch.errors import FaceSearchError, MethodNotAllowed, RequestTooLarge, SignatureError
 from facesearch.logs import log_fields
 
 logger = logging.getLogger("facesearch.cloudinary")
@@ -30,23 +30,13 @@ MAX_NOTIFICATION_BYTES = 1 << 20
 UNAUTHORIZED_DETAIL = "the notification signature could not be verified"
 
 
-class MethodNotAllowed(FaceSearchError):
-    code = "method-not-allowed"
-    http_status = 405
-
-
-class NotificationTooLarge(FaceSearchError):
-    code = "request-too-large"
-    http_status = 413
-
-
 def _read_body(request: Request) -> bytes:
     length = request.content_length
     if length is not None and length > MAX_NOTIFICATION_BYTES:
-        raise NotificationTooLarge(f"notification of {length} bytes is over the limit")
+        raise RequestTooLarge(f"notification of {length} bytes is over the limit")
     body = request.stream.read(MAX_NOTIFICATION_BYTES + 1)
     if len(body) > MAX_NOTIFICATION_BYTES:
-        raise NotificationTooLarge("notification body is over the limit")
+        raise RequestTooLarge("notification body is over the limit")
     return bytes(body)
 
 

@@ -21,22 +21,14 @@ version (see :mod:`facesearch.cloudinary.delivery`).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from facesearch.errors import FaceSearchError
-
-
-class BadNotification(FaceSearchError):
-    """A correctly signed body that is not a notification we can read (JSON, fields)."""
-
-    code = "bad-notification"
-    http_status = 400
-
+from facesearch import jsonsafe
+from facesearch.errors import BadNotification
 
 #: Longest public_id accepted (Cloudinary's own limit is 255 characters).
 MAX_PUBLIC_ID_CHARS = 255
@@ -185,12 +177,7 @@ def _delete(body: Mapping[str, Any]) -> Notification:
 
 def parse_notification(body: str) -> Notification:
     """Turn a verified body into an action; :class:`BadNotification` when unreadable."""
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise BadNotification("notification body is not JSON") from exc
-    if not isinstance(data, dict):
-        raise BadNotification("notification body is not a JSON object")
+    data = jsonsafe.loads_object(body, error=BadNotification, what="notification body")
     kind = data.get("notification_type")
     if not isinstance(kind, str) or not kind:
         raise BadNotification("notification_type missing")

@@ -37,18 +37,14 @@ from facesearch.errors import (
     ImageTooLarge,
     ModelError,
     NotFound,
+    TooManyAttempts,
 )
 from facesearch.ingest.sources import SourceRef, face_id_for
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Bus
 from facesearch.storage.messages import EmbeddingsMessage, chunked
-from facesearch.storage.metadata import (
-    FaceRecord,
-    ImageRecord,
-    ImageStatus,
-    MetadataStore,
-)
+from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, MetadataStore
 from facesearch.vision.decode import sniff_format
 from facesearch.vision.pipeline import FacePipeline
 from facesearch.vision.types import Face, ImageResult
@@ -86,34 +82,18 @@ class IngestOutcome:
         return True  # every outcome returned (not raised) is final
 
 
-class TooManyAttempts(FaceSearchError):
-    """The image crashed or timed out its processing this many times: give up on it."""
-
-    code = "too-many-attempts"
-    http_status = 500
-
-
+@dataclass(eq=False)
 class IngestService:
     """Stateless per request; holds per-instance clients and the loaded models."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        pipeline: FacePipeline,
-        metadata: MetadataStore,
-        crops: BlobStore,
-        bus: Bus,
-        loader: Loader,
-    ) -> None:
-        self.settings = settings
-        self.pipeline = pipeline
-        self.metadata = metadata
-        self.crops = crops
-        self.bus = bus
-        self.loader = loader
-        self._model_lock = threading.Lock()
-        self._model: str | None = None
+    settings: Settings
+    pipeline: FacePipeline = field(kw_only=True)
+    metadata: MetadataStore = field(kw_only=True)
+    crops: BlobStore = field(kw_only=True)
+    bus: Bus = field(kw_only=True)
+    loader: Loader = field(kw_only=True)
+    _model_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _model: str | None = field(init=False, default=None)
 
     @property
     def model(self) -> str:

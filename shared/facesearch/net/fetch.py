@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 from facesearch.config import Settings
-from facesearch.errors import FaceSearchError, ImageTooLarge
+from facesearch.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -40,20 +40,6 @@ Resolver = Callable[[str, int], list[str]]
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK_BYTES = 64 * 1024
 USER_AGENT = "facesearch-fetch/1"
-
-
-class UrlNotAllowed(FaceSearchError):
-    """The URL breaks the fetch policy (scheme, host, port or a non-public address)."""
-
-    code = "url-not-allowed"
-    http_status = 400
-
-
-class FetchFailed(FaceSearchError):
-    """The allowed URL could not be fetched (timeout, refused, upstream error status)."""
-
-    code = "fetch-failed"
-    http_status = 422
 
 
 def system_resolver(host: str, port: int) -> list[str]:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_check
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.errors import FaceSearchError
+from facesearch.errors import InvalidCursor
 
 if TYPE_CHECKING:
     from facesearch.vision.types import Face
@@ -55,13 +55,6 @@ class ImageStatus(StrEnum):
     PROCESSING = "processing"
     DONE = "done"
     FAILED = "failed"
-
-
-class InvalidCursor(FaceSearchError):
-    """A page cursor that this store did not issue (or for another listing)."""
-
-    code = "invalid-cursor"
-    http_status = 400
 
 
 @dataclass(frozen=True)
@@ -244,13 +237,6 @@ class MetadataStore(Protocol):
 
     # stats
     def counts(self) -> StoreCounts: ...
-
-
-class Conflict(FaceSearchError):
-    """A record that must be new already exists."""
-
-    code = "conflict"
-    http_status = 409
 
 
 # --- helpers shared by the adapters ------------------------------------------------------------

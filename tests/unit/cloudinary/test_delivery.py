@@ -22,8 +22,7 @@ from facesearch.cloudinary.delivery import (
     fetch_policy,
 )
 from facesearch.config import Settings, load_settings
-from facesearch.errors import ConfigError, ImageTooLarge, TransientError
-from facesearch.net.fetch import UrlNotAllowed
+from facesearch.errors import ConfigError, ImageTooLarge, TransientError, UrlNotAllowed
 from tests.support.cloudinary import CLOUD, DeliveryHost
 from tests.support.cloudinary import delivery_host as serve
 

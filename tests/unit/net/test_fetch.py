@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from facesearch.errors import ImageTooLarge
-from facesearch.net.fetch import FetchFailed, FetchPolicy, UrlNotAllowed, fetch_image, host_allowed
+from facesearch.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
+from facesearch.net.fetch import FetchPolicy, fetch_image, host_allowed
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 1000
 

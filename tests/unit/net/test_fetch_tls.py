@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from facesearch.net.fetch import FetchFailed, FetchPolicy, fetch_image
+from facesearch.errors import FetchFailed
+from facesearch.net.fetch import FetchPolicy, fetch_image
 
 BODY = b"\x89PNG\r\n\x1a\n" + b"t" * 100
 

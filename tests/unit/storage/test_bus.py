@@ -5,14 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facesearch.errors import BadMessage
 from facesearch.storage.bus import Bus, Message
 from facesearch.storage.local.bus import InProcessBus
-from facesearch.storage.messages import (
-    BadMessage,
-    DeletionsMessage,
-    EmbeddingsMessage,
-    FaceEvent,
-)
+from facesearch.storage.messages import DeletionsMessage, EmbeddingsMessage, FaceEvent
 
 
 def test_in_process_bus_is_a_bus() -> None:

@@ -17,10 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from facesearch.errors import NotFound, TransientError
+from facesearch.errors import Conflict, NotFound, TransientError
 from facesearch.storage.local.sqlite import private_file
 from facesearch.storage.metadata import (
-    Conflict,
     FaceRecord,
     ImageRecord,
     ImageStatus,
