@@ -187,6 +187,18 @@ class RequestTooLarge(FaceSearchError):
     code, http_status = "request-too-large", 413
 
 
+class LengthRequired(FaceSearchError):
+    """A body without a Content-Length (chunked): refused before it is read."""
+
+    code, http_status = "length-required", 411
+
+
+class RequestTimeout(FaceSearchError):
+    """The client sent its body too slowly (the read deadline passed)."""
+
+    code, http_status = "request-timeout", 408
+
+
 class MethodNotAllowed(FaceSearchError):
     """The route exists but not for this HTTP method."""
 

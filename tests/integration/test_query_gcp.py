@@ -77,6 +77,7 @@ def test_signed_api_on_firestore_with_queued_forget(
         crops=LocalCropUrls(b"k" * 32, 60, base_url="http://localhost"),
         forget_index=backend.index_forgetter(),
         pipeline=pipeline,
+        fetch=lambda url: b"",
         open_reader=lambda model: backend.index_reader(expected_model=model),
     )
     verifier = Verifier(

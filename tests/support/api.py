@@ -25,6 +25,7 @@ from facesearch.auth import SigningKey, StaticKeyRing, Verifier, sign_request
 from facesearch.backends.local import LocalBackend
 from facesearch.config import Settings
 from facesearch.index.writer import IndexWriter
+from facesearch.net.fetch import FetchPolicy, fetch_image
 from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.local.nonces import SqliteNonceStore
 from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, MetadataStore
@@ -132,6 +133,7 @@ def build_env(
         crops=crops,
         forget_index=tombstone,
         pipeline=pipeline,
+        fetch=lambda url: fetch_image(url, FetchPolicy.from_settings(settings)).data,
         open_reader=lambda model: backend.index_reader(expected_model=model),
     )
     verifier = Verifier(

@@ -73,8 +73,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the query API on localhost (threaded WSGI server); models load before serving."""
-    from werkzeug.serving import run_simple
-
+    from facesearch.api.server import make_wsgi_server
     from facesearch.backends import backend_for
     from facesearch.backends.services import query_app
     from facesearch.logs import configure_for
@@ -96,7 +95,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"({health.status}, {health.index_faces or 0} faces indexed)",
         file=sys.stderr,
     )
-    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    server = make_wsgi_server(app, args.host, args.port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 

@@ -20,7 +20,14 @@ from werkzeug.wrappers import Request
 
 from facesearch import jsonsafe
 from facesearch.api.schemas import MatchRequest, SearchParams, SearchRequest
-from facesearch.api.search import EmbeddingProbe, FaceIdProbe, ImageProbe, Probe
+from facesearch.api.search import (
+    EmbeddingProbe,
+    FaceIdProbe,
+    ImageInput,
+    ImageProbe,
+    Probe,
+    UrlProbe,
+)
 from facesearch.errors import BadRequest, ImageTooLarge, InvalidImage, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
@@ -86,9 +93,7 @@ def _upload(request: Request, name: str, max_bytes: int) -> bytes | None:
     return data
 
 
-def parse_search(
-    request: Request, body: bytes, *, max_bytes: int, fetch: Fetch
-) -> tuple[Probe, SearchParams]:
+def parse_search(request: Request, body: bytes, *, max_bytes: int) -> tuple[Probe, SearchParams]:
     kind = media_type(request)
     query = _flat(request.args)
     if kind == "application/json":
@@ -112,7 +117,7 @@ def parse_search(
                 decode_base64(req.image_base64, max_bytes=max_bytes, field="image_base64")
             )
         elif req.image_url is not None:
-            probe = ImageProbe(fetch(req.image_url))
+            probe = UrlProbe(req.image_url)  # fetched under the detection slot
         elif req.embedding is not None:
             probe = EmbeddingProbe(req.embedding)
         else:
@@ -135,15 +140,15 @@ def parse_search(
 
 
 def parse_match(
-    request: Request, body: bytes, *, max_bytes: int, fetch: Fetch
-) -> tuple[bytes, bytes, MatchRequest]:
+    request: Request, body: bytes, *, max_bytes: int
+) -> tuple[ImageInput, ImageInput, MatchRequest]:
     kind = media_type(request)
     if kind == "application/json":
         raw = json_body(request, body)
         if not isinstance(raw, dict):
             raise BadRequest("the JSON body must be an object")
         req = parse_model(MatchRequest, raw)
-        images = []
+        images: list[ImageInput] = []
         for side in ("a", "b"):
             b64 = getattr(req, f"image_{side}_base64")
             url = getattr(req, f"image_{side}_url")
@@ -152,7 +157,7 @@ def parse_match(
             images.append(
                 decode_base64(b64, max_bytes=max_bytes, field=f"image_{side}_base64")
                 if b64 is not None
-                else fetch(url)
+                else UrlProbe(url)
             )
         return images[0], images[1], req
     if kind == "multipart/form-data":

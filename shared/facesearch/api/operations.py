@@ -60,8 +60,8 @@ class OperationsService:
         readable, faces = False, None
         if not problems:
             try:
+                # the view's snapshot, refreshed on its own interval: a probe is no storage read
                 reader = self.index.reader
-                reader.refresh()
                 readable, faces = True, reader.live_count
             except FaceSearchError as exc:
                 problems.append(f"index: {exc.code}")

@@ -69,15 +69,13 @@ def _query(call: Call, model: type[BaseModel]) -> Any:
 
 def search(call: Call) -> s.SearchResponse:
     probe, params = parse_search(
-        call.request, call.body, max_bytes=call.settings.vision.max_image_bytes, fetch=call.fetch
+        call.request, call.body, max_bytes=call.settings.vision.max_image_bytes
     )
     return call.service.searcher.search(probe, params)
 
 
 def match(call: Call) -> s.MatchResponse:
-    a, b, req = parse_match(
-        call.request, call.body, max_bytes=call.settings.vision.max_image_bytes, fetch=call.fetch
-    )
+    a, b, req = parse_match(call.request, call.body, max_bytes=call.settings.vision.max_image_bytes)
     return call.service.searcher.match(a, b, req)
 
 

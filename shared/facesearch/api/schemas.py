@@ -7,9 +7,12 @@ server and the client cannot drift apart.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from facesearch import jsonsafe
 
 if TYPE_CHECKING:
     from facesearch.storage.metadata import FaceRecord, ImageRecord, PersonRecord
@@ -276,7 +279,9 @@ class FaceOut(BaseModel):
 
 class ImageOut(BaseModel):
     image_id: str
-    source: str
+    source: str = Field(
+        description="The object name in its bucket, the Cloudinary public_id or the file name."
+    )
     status: str
     error_code: str | None
     error_message: str | None
@@ -291,8 +296,14 @@ class ImageOut(BaseModel):
 
     @classmethod
     def from_record(cls, record: ImageRecord, faces: list[FaceOut]) -> ImageOut:
+        fields = _fields(record, cls, skip={"faces", "source"})
         return cls.model_validate(
-            {**_fields(record, cls, skip={"faces"}), "status": str(record.status), "faces": faces}
+            {
+                **fields,
+                "source": public_source(record.source),
+                "status": str(record.status),
+                "faces": faces,
+            }
         )
 
 
@@ -301,16 +312,38 @@ class FacePage(BaseModel):
     next_cursor: str | None
 
 
+#: person metadata: small, shallow JSON (Firestore refuses maps nested deeper than 20)
+MAX_METADATA_DEPTH = 8
+MAX_METADATA_BYTES = 16 * 1024
+
+
+def _small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    text = json.dumps(value, separators=(",", ":")).encode()
+    if len(text) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is over {MAX_METADATA_BYTES} bytes as JSON")
+    if jsonsafe.depth(text) > MAX_METADATA_DEPTH:
+        raise ValueError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+    return value
+
+
 class PersonCreate(BaseModel):
     model_config = _STRICT
     name: str = Field(min_length=1, max_length=256)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form JSON, at most 16 KiB and 8 levels deep."
+    )
+    _metadata = field_validator("metadata")(_small_metadata)
 
 
 class PersonPatch(BaseModel):
     model_config = _STRICT
     name: str | None = Field(default=None, min_length=1, max_length=256)
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Replaces the metadata (at most 16 KiB, 8 levels deep)."
+    )
+    _metadata = field_validator("metadata")(_small_metadata)
 
 
 class FacePersonPut(BaseModel):
@@ -374,6 +407,18 @@ class Health(BaseModel):
     index_readable: bool
     index_faces: int | None
     problems: list[str]
+
+
+def public_source(source: str) -> str:
+    """What a caller sees of where an image came from: the object name within its bucket,
+    the Cloudinary public_id, a file's name — never bucket names, local paths or versions
+    (deployment internals; docs/security.md)."""
+    identity = source.split("#", 1)[0]
+    for scheme in ("gs://", "cloudinary://"):
+        if identity.startswith(scheme):
+            rest = identity[len(scheme) :]
+            return rest.split("/", 1)[1] if "/" in rest else rest
+    return identity.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _fields(record: object, model: type[BaseModel], *, skip: set[str]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -55,6 +55,13 @@ class ImageProbe:
 
 
 @dataclass(frozen=True)
+class UrlProbe:
+    """An image to fetch first (SSRF-safe), inside the same concurrency slot as detection."""
+
+    url: str
+
+
+@dataclass(frozen=True)
 class EmbeddingProbe:
     vector: list[float]
 
@@ -64,7 +71,9 @@ class FaceIdProbe:
     face_id: str
 
 
-Probe = ImageProbe | EmbeddingProbe | FaceIdProbe
+Probe = ImageProbe | UrlProbe | EmbeddingProbe | FaceIdProbe
+#: one side of a match: the image's bytes, or a URL to fetch
+ImageInput = bytes | UrlProbe
 
 
 def _ms(start: float) -> float:
@@ -90,8 +99,10 @@ class SearchService:
         crops: CropUrls,
         pipeline: FacePipeline,
         index: IndexView,
+        fetch: Callable[[str], bytes],
     ) -> None:
         self.settings = settings
+        self.fetch = fetch
         self.store = store
         self.crops = crops
         self.pipeline = pipeline
@@ -120,9 +131,14 @@ class SearchService:
         finally:
             self._image_slots.release()
 
-    def _process(self, data: bytes) -> ImageResult:
+    def _process(self, image: ImageInput, timings: dict[str, float]) -> ImageResult:
+        """Fetch (for a URL) and detect inside one slot: slow URLs count against the limit."""
         with self._image_slot():
-            return self.pipeline.process(data)
+            if isinstance(image, UrlProbe):
+                start = time.perf_counter()
+                image = self.fetch(image.url)
+                timings["fetch"] = timings.get("fetch", 0.0) + _ms(start)
+            return self.pipeline.process(image)
 
     # --- search ---------------------------------------------------------------------------
 
@@ -134,8 +150,8 @@ class SearchService:
         threshold = params.threshold if params.threshold is not None else self.default_threshold
         timings: dict[str, float] = {}
         exclude: str | None = None
-        if isinstance(probe, ImageProbe):
-            result = self._process(probe.data)
+        if isinstance(probe, ImageProbe | UrlProbe):
+            result = self._process(probe.data if isinstance(probe, ImageProbe) else probe, timings)
             timings.update({name: round(ms, 3) for name, ms in result.timings_ms.items()})
             faces, vectors = self._select_faces(result, params)
         elif isinstance(probe, EmbeddingProbe):
@@ -226,11 +242,12 @@ class SearchService:
     # --- match ----------------------------------------------------------------------------
 
     def match(
-        self, image_a: bytes, image_b: bytes, options: MatchOptions | None = None
+        self, image_a: ImageInput, image_b: ImageInput, options: MatchOptions | None = None
     ) -> MatchResponse:
         start = time.perf_counter()
         options = options or MatchOptions()
-        results = [self._process(image_a), self._process(image_b)]
+        timings: dict[str, float] = {}
+        results = [self._process(image_a, timings), self._process(image_b, timings)]
         faces = [
             pick_face(result, choice, label=label, largest=options.largest)
             for result, choice, label in zip(
@@ -250,7 +267,7 @@ class SearchService:
                 MatchFace.from_face(face, face_count=len(result.faces))
                 for result, face in zip(results, faces, strict=True)
             ],
-            timings_ms={"total": _ms(start)},
+            timings_ms={**timings, "total": _ms(start)},
         )
 
 

@@ -42,6 +42,7 @@ class QueryService:
         crops: CropUrls,
         forget_index: IndexForgetter,
         pipeline: FacePipeline,
+        fetch: Callable[[str], bytes],
         open_reader: ReaderFactory | None = None,
         reader: IndexReader | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -58,7 +59,7 @@ class QueryService:
             clock=clock,
         )
         self.searcher = SearchService(
-            settings, store=store, crops=crops, pipeline=pipeline, index=self.index
+            settings, store=store, crops=crops, pipeline=pipeline, index=self.index, fetch=fetch
         )
         self.records = RecordService(store, crops)
         self.forgetter = ForgetService(store, crops, forget_index, self.index)

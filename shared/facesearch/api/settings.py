@@ -40,6 +40,12 @@ class ApiSettings(SettingsSection):
     signed_url_ttl_s: int = Field(
         default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of signed crop URLs."
     )
+    body_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=600.0,
+        description="Whole-body read deadline: a client that sends its body slower gets 408.",
+    )
     search_default_k: int = Field(default=10, ge=1, le=1000, description="Matches per face.")
     search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest k accepted.")
     query_max_concurrent_images: int = Field(

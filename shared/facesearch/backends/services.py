@@ -70,6 +70,9 @@ def verifier(backend: Backend) -> Verifier:
 
 def query_service(backend: Backend) -> QueryService:
     from facesearch.api.service import QueryService
+    from facesearch.net.fetch import FetchPolicy, fetch_image
+
+    policy = FetchPolicy.from_settings(backend.settings)
 
     return backend.once(  # one per backend: the webhook's forget reuses it
         "query_service",
@@ -79,6 +82,7 @@ def query_service(backend: Backend) -> QueryService:
             crops=backend.crop_urls(),
             forget_index=backend.index_forgetter(),
             pipeline=backend.pipeline(),
+            fetch=lambda url: fetch_image(url, policy).data,
             open_reader=lambda model: backend.index_reader(expected_model=model),
         ),
     )

@@ -77,14 +77,16 @@ def check_public_id(public_id: object) -> str:
     """A public_id we are willing to put into a delivery URL path.
 
     Refuses empty and over-long ids, control characters, backslashes and ``.``/``..``
-    path segments: the last would let a crafted id climb out of our cloud's path.
+    path segments, also percent-encoded (``%2e%2e``) since the delivery host decodes
+    them: either would let a crafted id climb out of our cloud's path.
     """
     if not isinstance(public_id, str) or not public_id or len(public_id) > MAX_PUBLIC_ID_CHARS:
         raise BadNotification("public_id missing or too long")
-    if _CONTROL.search(public_id) or "\\" in public_id:
-        raise BadNotification("public_id contains control characters or backslashes")
-    if any(part in ("", ".", "..") for part in public_id.split("/")):
-        raise BadNotification("public_id has empty, '.' or '..' path segments")
+    for form in (public_id, unquote(public_id)):
+        if _CONTROL.search(form) or "\\" in form:
+            raise BadNotification("public_id contains control characters or backslashes")
+        if any(part in ("", ".", "..") for part in form.split("/")):
+            raise BadNotification("public_id has empty, '.' or '..' path segments")
     return public_id
 
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_check
 import numpy as np
 import numpy.typing as npt
 
+from facesearch import jsonsafe
 from facesearch.errors import InvalidCursor
 
 if TYPE_CHECKING:
@@ -263,11 +264,14 @@ def encode_cursor(kind: str, values: Sequence[Any]) -> str:
 def decode_cursor(kind: str, cursor: str, arity: int) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        got_kind, values = json.loads(raw)
+        got_kind, values = jsonsafe.loads(raw, max_depth=2)
     except (ValueError, binascii.Error, TypeError) as exc:
         raise InvalidCursor("malformed page cursor") from exc
     if got_kind != kind or not isinstance(values, list) or len(values) != arity:
         raise InvalidCursor(f"page cursor does not belong to this {kind} listing")
+    # only the scalar sort keys we put there: a list or object would reach the store's query
+    if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
+        raise InvalidCursor("page cursor values must be strings or numbers")
     return values
 
 

@@ -292,3 +292,22 @@ def test_delete_before_upload_blocks_the_late_upload(hook: Harness) -> None:
     assert response.status_code == 200 and _json(response)["image_ids"] == []
     assert _json(hook.post(raw(sample("upload"))))["outcome"] == "duplicate"
     assert hook.queued == [] and hook.forgotten == []
+
+
+@pytest.mark.parametrize(
+    "public_id",
+    ["a/%2e%2e/%2e%2e/othercloud/x", "a/%2E%2E/x", "%2e/x", "a%2f..%2fx/%2e%2e/y"],
+)
+def test_percent_encoded_dot_segments_are_refused_at_the_webhook(
+    hook: Harness, public_id: str
+) -> None:
+    """Regression: these used to be queued, stopped only by the download's path check."""
+    response = hook.post(raw(sample("upload", public_id=public_id)))
+    assert response.status_code == 400 and _json(response)["code"] == "bad-notification"
+    assert hook.queued == []
+
+
+def test_deeply_nested_signed_notification_is_a_400(hook: Harness) -> None:
+    body = b'{"notification_type": "upload", "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    response = hook.post(body)
+    assert response.status_code == 400 and _json(response)["code"] == "bad-notification"

@@ -42,6 +42,20 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/slow":
             time.sleep(2.0)
             self._send(200, PNG)
+        elif path == "/drip-headers":  # one header byte every 0.2 s: 60 s of headers
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(300):
+                self.wfile.write(b"X")
+                self.wfile.flush()
+                time.sleep(0.2)
+        elif path == "/drip-body":  # headers at once, then one body byte every 0.2 s
+            self.send_response(200)
+            self.send_header("Content-Length", "300")
+            self.end_headers()
+            for _ in range(300):
+                self.wfile.write(b"y")
+                self.wfile.flush()
+                time.sleep(0.2)
         elif path == "/loop":
             self.send_response(302)
             self.send_header("Location", "/loop")
@@ -201,6 +215,17 @@ def test_slow_server_hits_the_deadline(server: int) -> None:
     with pytest.raises(FetchFailed, match="timed out"):
         fetch_image(f"http://img.test:{server}/slow", _policy(server, timeout_s=0.3))
     assert time.monotonic() - start < 1.5
+
+
+@pytest.mark.parametrize("path", ["/drip-headers", "/drip-body"])
+def test_dripping_server_cannot_stretch_the_deadline(server: int, path: str) -> None:
+    """Regression: each read used to get the full timeout again, so a server sending a
+    byte at a time kept a 2 s download going for 8 s and more. The deadline is absolute."""
+    policy = replace(_policy(server), timeout_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(FetchFailed, match="timed out"):
+        fetch_image(f"http://img.test:{server}{path}", policy)
+    assert time.monotonic() - started < 1.6
 
 
 def test_upstream_errors_are_typed(server: int) -> None:
