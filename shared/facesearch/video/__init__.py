@@ -1,0 +1,30 @@
+"""Video ingest: sniff, probe, sample, detect, track, chunk and stitch (see docs/video.md).
+
+Public entry points (what ingest calls)::
+
+    info = probe(source, settings)                       # header-level caps, typed errors
+    plan = plan_chunks(video_id, info, settings)         # idempotent chunk ids
+    result = process_chunk(source, plan, chunk, pipeline=video_pipeline(base, settings),
+                           settings=settings)            # one instance, one chunk
+    video = stitch(plan, results, settings)              # the finisher
+    progress(plan, done_chunk_ids)                       # chunks done / total
+    process_video(source, video_id, pipeline=..., settings=...)  # embedded mode: all of it
+"""
+
+from facesearch.video.chunks import plan_chunks, progress, stitch
+from facesearch.video.probe import probe
+from facesearch.video.process import process_chunk, process_video, video_pipeline
+from facesearch.video.settings import VideoSettings
+from facesearch.video.sniff import sniff_container
+
+__all__ = [
+    "VideoSettings",
+    "plan_chunks",
+    "probe",
+    "process_chunk",
+    "process_video",
+    "progress",
+    "sniff_container",
+    "stitch",
+    "video_pipeline",
+]

@@ -1,0 +1,284 @@
+"""Faces of consecutive sampled frames → tracks; tracks → merged tracks.
+
+Two rules decide whether a detection continues a track (and, in the stitcher,
+whether two tracks are one person):
+
+- *continuity*: the track was seen at most ``track_max_missed`` samples ago, no
+  scene cut lies in between, the boxes overlap (IoU >= ``track_min_iou``) and the
+  embeddings agree loosely (cosine >= ``track_link_similarity``). Position does
+  most of the work; the loose embedding check stops a box from jumping to a
+  different person who steps into the same place.
+- *re-identification*: the embeddings agree strictly (cosine >=
+  ``track_reid_similarity``), whatever the position or time. This carries a track
+  across fast motion, a cut, an exit and re-entry, or a chunk boundary.
+
+Hard constraint for every merge: two tracks seen in the *same* sampled frame are
+two people, never one (a "cannot-link"), however similar they look. Candidate
+pairs are taken greedily, best score first (continuity before re-identification);
+at these sizes (a few faces per frame) greedy equals the optimal assignment in
+practice and keeps the code simple and deterministic.
+
+A track is reported once it has ``track_confirm_hits`` detections; a chunk also
+hands on shorter tracks that touch its first or last sample, because the
+neighbouring chunk may hold the rest of them (the stitcher confirms or drops them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from facesearch.video.settings import VideoSettings
+from facesearch.video.spans import max_gap_ms, spans_from_times
+from facesearch.video.types import Box, Observation, Track, TrackFace
+from facesearch.vision.types import Face, FloatArray
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes (0 for degenerate ones)."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _quality_key(face: TrackFace) -> tuple[bool, float, float]:
+    """Best face first: passes the quality policy, then quality score, then detector score."""
+    return (face.quality.acceptable, face.quality.score, face.det_score)
+
+
+def _box(face: Face) -> Box:
+    x1, y1, x2, y2 = (float(v) for v in face.detection.box)
+    return (x1, y1, x2, y2)
+
+
+def track_face(face: Face, *, video_id: str, track_id: str, t_ms: int) -> TrackFace:
+    """The parts of a pipeline ``Face`` a track keeps (the pipeline always fills them)."""
+    if face.embedding is None or face.crop is None or face.quality is None:
+        raise ValueError("a tracked face needs embedding, crop and quality")
+    return TrackFace(
+        video_id=video_id,
+        track_id=track_id,
+        t_ms=t_ms,
+        box=_box(face),
+        landmarks=face.detection.landmarks,
+        det_score=float(face.detection.score),
+        quality=face.quality,
+        liveness=face.liveness,
+        embedding=face.embedding,
+        crop=face.crop,
+    )
+
+
+@dataclass
+class _Building:
+    """A track while the tracker still extends it."""
+
+    number: int
+    observations: list[Observation]
+    embedding_sum: FloatArray
+    last_embedding: FloatArray
+    best: TrackFace
+    last_sample: int  # index of the sample it was last seen in
+
+    def mean(self) -> FloatArray:
+        out: FloatArray = self.embedding_sum / max(float(np.linalg.norm(self.embedding_sum)), 1e-12)
+        return out
+
+
+@dataclass
+class Tracker:
+    """Online tracker over the sampled frames of one chunk (call ``update`` in time order)."""
+
+    settings: VideoSettings
+    video_id: str
+    id_prefix: str  # local track ids are f"{id_prefix}-t{n}"
+    _active: list[_Building] = field(default_factory=list)
+    _done: list[_Building] = field(default_factory=list)
+    _samples: int = 0
+    _first_ms: int | None = None
+    _last_ms: int | None = None
+
+    def update(self, t_ms: int, faces: Sequence[Face], *, cut: bool = False) -> None:
+        """Assign the faces of one sampled frame to tracks (new ones for the unmatched)."""
+        index = self._samples
+        self._samples += 1
+        self._first_ms = t_ms if self._first_ms is None else self._first_ms
+        self._last_ms = t_ms
+        patience = self.settings.track_max_missed + 1
+        still = [b for b in self._active if index - b.last_sample <= patience]
+        self._done.extend(b for b in self._active if index - b.last_sample > patience)
+        self._active = still
+        usable = [f for f in faces if f.embedding is not None]
+        pairs: list[tuple[float, int, int]] = []
+        knobs = self.settings
+        for ti, building in enumerate(self._active):
+            mean = building.mean()
+            for fi, face in enumerate(usable):
+                assert face.embedding is not None
+                vector = face.embedding
+                sim = max(float(vector @ building.last_embedding), float(vector @ mean))
+                iou = 0.0 if cut else box_iou(building.observations[-1].box, _box(face))
+                continuous = iou >= knobs.track_min_iou and sim >= knobs.track_link_similarity
+                if continuous or sim >= knobs.track_reid_similarity:
+                    pairs.append((sim + iou + (1.0 if continuous else 0.0), ti, fi))
+        taken_tracks: set[int] = set()
+        taken_faces: set[int] = set()
+        for _, ti, fi in sorted(pairs, key=lambda p: (-p[0], p[1], p[2])):
+            if ti in taken_tracks or fi in taken_faces:
+                continue
+            taken_tracks.add(ti)
+            taken_faces.add(fi)
+            self._extend(self._active[ti], usable[fi], t_ms, index, cut)
+        for fi, face in enumerate(usable):
+            if fi not in taken_faces:
+                self._start(face, t_ms, index, cut)
+
+    def _start(self, face: Face, t_ms: int, index: int, cut: bool) -> None:
+        assert face.embedding is not None
+        number = len(self._active) + len(self._done)
+        best = track_face(face, video_id=self.video_id, track_id="", t_ms=t_ms)
+        self._active.append(
+            _Building(
+                number=number,
+                observations=[_observation(face, t_ms, cut)],
+                embedding_sum=face.embedding.astype(np.float32).copy(),
+                last_embedding=face.embedding,
+                best=best,
+                last_sample=index,
+            )
+        )
+
+    def _extend(self, building: _Building, face: Face, t_ms: int, index: int, cut: bool) -> None:
+        assert face.embedding is not None
+        building.observations.append(_observation(face, t_ms, cut))
+        building.embedding_sum = building.embedding_sum + face.embedding
+        building.last_embedding = face.embedding
+        building.last_sample = index
+        candidate = track_face(face, video_id=self.video_id, track_id="", t_ms=t_ms)
+        if _quality_key(candidate) > _quality_key(building.best):
+            building.best = candidate
+
+    def finish(self) -> list[Track]:
+        """Confirmed tracks, plus short ones touching the first or last sample (for stitching)."""
+        everything = sorted(self._done + self._active, key=lambda b: b.number)
+        out: list[Track] = []
+        for building in everything:
+            edge = building.observations[0].t_ms == self._first_ms or (
+                building.observations[-1].t_ms == self._last_ms
+            )
+            if len(building.observations) < self.settings.track_confirm_hits and not edge:
+                continue
+            track_id = f"{self.id_prefix}-t{building.number}"
+            out.append(
+                make_track(
+                    self.video_id,
+                    track_id,
+                    observations=building.observations,
+                    embedding_sum=building.embedding_sum,
+                    best=building.best,
+                    settings=self.settings,
+                )
+            )
+        return out
+
+
+def _observation(face: Face, t_ms: int, cut: bool) -> Observation:
+    return Observation(t_ms=t_ms, box=_box(face), score=float(face.detection.score), cut=cut)
+
+
+def make_track(
+    video_id: str,
+    track_id: str,
+    *,
+    observations: Iterable[Observation],
+    embedding_sum: FloatArray,
+    best: TrackFace,
+    settings: VideoSettings,
+) -> Track:
+    ordered = tuple(sorted(observations, key=lambda o: o.t_ms))
+    gap = max_gap_ms(settings.fps, settings.track_max_missed)
+    return Track(
+        video_id=video_id,
+        track_id=track_id,
+        observations=ordered,
+        embedding_sum=np.asarray(embedding_sum, dtype=np.float32),
+        best=replace(best, video_id=video_id, track_id=track_id),
+        spans=spans_from_times((o.t_ms for o in ordered), gap),
+    )
+
+
+def link_tracks(tracks: Sequence[Track], settings: VideoSettings) -> list[list[int]]:
+    """Groups of indices into ``tracks`` that are one person (each group sorted, time-disjoint).
+
+    Used inside a chunk (re-identification after cuts and exits) and by the
+    stitcher across chunks (continuity over the boundary, then re-identification).
+    """
+    count = len(tracks)
+    if count == 0:
+        return []
+    means = np.stack([t.mean_embedding for t in tracks])
+    sims = means @ means.T
+    gap = max_gap_ms(settings.fps, settings.track_max_missed)
+    pairs: list[tuple[float, int, int, bool]] = []
+    for i in range(count):
+        for j in range(count):
+            if i == j:
+                continue
+            a, b = tracks[i], tracks[j]
+            sim = float(sims[i, j])
+            if a.last.t_ms < b.first.t_ms <= a.last.t_ms + gap and not b.first.cut:
+                iou = box_iou(a.last.box, b.first.box)
+                if iou >= settings.track_min_iou and sim >= settings.track_link_similarity:
+                    pairs.append((2.0 + sim + iou, i, j, True))
+                    continue
+            if i < j and sim >= settings.track_reid_similarity:
+                pairs.append((sim, i, j, False))
+    parent = list(range(count))
+    members: dict[int, list[int]] = {i: [i] for i in range(count)}
+    times: dict[int, set[int]] = {i: {o.t_ms for o in tracks[i].observations} for i in range(count)}
+    sums: dict[int, FloatArray] = {i: tracks[i].embedding_sum.copy() for i in range(count)}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for _, i, j, continuity in sorted(pairs, key=lambda p: (-p[0], p[1], p[2])):
+        ri, rj = root(i), root(j)
+        if ri == rj or times[ri] & times[rj]:
+            continue  # already one group, or seen together in a frame: two people
+        if not continuity:
+            left = sums[ri] / max(float(np.linalg.norm(sums[ri])), 1e-12)
+            right = sums[rj] / max(float(np.linalg.norm(sums[rj])), 1e-12)
+            if float(left @ right) < settings.track_reid_similarity:
+                continue  # the groups as a whole have drifted apart
+        keep, drop = min(ri, rj), max(ri, rj)
+        parent[drop] = keep
+        members[keep] = sorted(members[keep] + members.pop(drop))
+        times[keep] |= times.pop(drop)
+        sums[keep] = sums[keep] + sums.pop(drop)
+    return sorted(members.values())
+
+
+def merge_group(
+    tracks: Sequence[Track], video_id: str, track_id: str, settings: VideoSettings
+) -> Track:
+    """One track from several (observations united, embeddings summed, best face kept)."""
+    observations = [o for t in tracks for o in t.observations]
+    embedding_sum = np.sum([t.embedding_sum for t in tracks], axis=0)
+    best = max((t.best for t in tracks), key=_quality_key)
+    return make_track(
+        video_id,
+        track_id,
+        observations=observations,
+        embedding_sum=embedding_sum,
+        best=best,
+        settings=settings,
+    )
