@@ -130,14 +130,16 @@ def _info(
     size: int,
 ) -> VideoInfo:
     context = stream.codec_context
-    codec = context.name if context is not None else "none"
+    if context is None or context.codec is None:
+        raise UnsupportedCodec("the video track's codec is unknown to this decoder build")
     rate = stream.average_rate or stream.guessed_rate
     return VideoInfo(
         container=family,
         format_name=container.format.name,
-        codec=codec,
-        width=int(context.width) if context is not None else 0,
-        height=int(context.height) if context is not None else 0,
+        codec=context.codec.canonical_name,
+        decoder=context.codec.name,
+        width=int(context.width),
+        height=int(context.height),
         duration_s=stream_duration_s(stream, container),
         frame_rate=float(rate) if rate else None,
         frames=int(stream.frames) if stream.frames else None,
@@ -154,10 +156,6 @@ def check_limits(info: VideoInfo, settings: VideoSettings) -> None:
             f"the video codec {info.codec!r} is not accepted; accepted: "
             f"{', '.join(settings.codecs)}"
         )
-    try:
-        av.codec.Codec(info.codec, "r")
-    except (av.error.FFmpegError, ValueError) as exc:
-        raise UnsupportedCodec(f"no decoder for the video codec {info.codec!r} here") from exc
     check_frame_size(info.width, info.height, settings)
     if info.duration_s is not None:
         if info.duration_s <= 0:

@@ -23,7 +23,8 @@ class VideoInfo:
 
     container: str  # sniffed family: mp4, mov, matroska, webm, avi, mpegts
     format_name: str  # FFmpeg's demuxer name(s)
-    codec: str  # FFmpeg codec name of the picture track
+    codec: str  # FFmpeg's canonical codec name of the picture track (h264, vp9, av1...)
+    decoder: str  # the FFmpeg decoder that will decode it (e.g. libdav1d for av1)
     width: int  # coded frame size, before rotation
     height: int
     duration_s: float | None  # None: the header does not say (e.g. some MPEG-TS)
