@@ -17,7 +17,7 @@ from facesearch.video.chunks import plan_chunks, stitch
 from facesearch.video.frames import DecodeStats, Sample, iter_samples
 from facesearch.video.probe import Source, probe
 from facesearch.video.settings import VideoSettings
-from facesearch.video.tracker import Tracker, link_tracks, merge_group
+from facesearch.video.tracker import Tracker, chunk_tracks
 from facesearch.video.types import Chunk, ChunkPlan, ChunkResult, VideoResult
 from facesearch.vision.decode import DecodedImage
 from facesearch.vision.pipeline import FacePipeline
@@ -71,11 +71,11 @@ def process_chunk(
         started = time.perf_counter()
     timings["decode"] += (time.perf_counter() - started) * 1000.0
     tick = time.perf_counter()
-    local = tracker.finish()
-    groups = link_tracks(local, settings)
-    tracks = tuple(
-        merge_group([local[i] for i in group], plan.video_id, f"{chunk.chunk_id}-t{n}", settings)
-        for n, group in enumerate(groups)
+    tracks = chunk_tracks(
+        tracker.finish(),
+        video_id=plan.video_id,
+        id_prefix=chunk.chunk_id,
+        settings=settings,
     )
     timings["track"] += (time.perf_counter() - tick) * 1000.0
     return ChunkResult(

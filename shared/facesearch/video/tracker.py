@@ -18,9 +18,9 @@ pairs are taken greedily, best score first (continuity before re-identification)
 at these sizes (a few faces per frame) greedy equals the optimal assignment in
 practice and keeps the code simple and deterministic.
 
-A track is reported once it has ``track_confirm_hits`` detections; a chunk also
-hands on shorter tracks that touch its first or last sample, because the
-neighbouring chunk may hold the rest of them (the stitcher confirms or drops them).
+A track is reported once it has ``track_confirm_hits`` detections, counted after
+stitching: a chunk hands on all its tracklets, because a lone detection may belong
+to a track that another chunk holds.
 """
 
 from __future__ import annotations
@@ -101,15 +101,11 @@ class Tracker:
     _active: list[_Building] = field(default_factory=list)
     _done: list[_Building] = field(default_factory=list)
     _samples: int = 0
-    _first_ms: int | None = None
-    _last_ms: int | None = None
 
     def update(self, t_ms: int, faces: Sequence[Face], *, cut: bool = False) -> None:
         """Assign the faces of one sampled frame to tracks (new ones for the unmatched)."""
         index = self._samples
         self._samples += 1
-        self._first_ms = t_ms if self._first_ms is None else self._first_ms
-        self._last_ms = t_ms
         patience = self.settings.track_max_missed + 1
         still = [b for b in self._active if index - b.last_sample <= patience]
         self._done.extend(b for b in self._active if index - b.last_sample > patience)
@@ -165,27 +161,24 @@ class Tracker:
             building.best = candidate
 
     def finish(self) -> list[Track]:
-        """Confirmed tracks, plus short ones touching the first or last sample (for stitching)."""
+        """Every tracklet, confirmed or not, in start order.
+
+        Confirmation waits until tracklets are linked (``link_tracks``): a single
+        detection that re-identifies into a long track belongs to it, and that must
+        not depend on where a chunk boundary happened to fall.
+        """
         everything = sorted(self._done + self._active, key=lambda b: b.number)
-        out: list[Track] = []
-        for building in everything:
-            edge = building.observations[0].t_ms == self._first_ms or (
-                building.observations[-1].t_ms == self._last_ms
+        return [
+            make_track(
+                self.video_id,
+                f"{self.id_prefix}-t{building.number}",
+                observations=building.observations,
+                embedding_sum=building.embedding_sum,
+                best=building.best,
+                settings=self.settings,
             )
-            if len(building.observations) < self.settings.track_confirm_hits and not edge:
-                continue
-            track_id = f"{self.id_prefix}-t{building.number}"
-            out.append(
-                make_track(
-                    self.video_id,
-                    track_id,
-                    observations=building.observations,
-                    embedding_sum=building.embedding_sum,
-                    best=building.best,
-                    settings=self.settings,
-                )
-            )
-        return out
+            for building in everything
+        ]
 
 
 def _observation(face: Face, t_ms: int, cut: bool) -> Observation:
@@ -281,4 +274,20 @@ def merge_group(
         embedding_sum=embedding_sum,
         best=best,
         settings=settings,
+    )
+
+
+def chunk_tracks(
+    local: Sequence[Track], *, video_id: str, id_prefix: str, settings: VideoSettings
+) -> tuple[Track, ...]:
+    """A chunk's tracklets, linked within the chunk but not yet confirmed.
+
+    Confirmation (``track_confirm_hits``) is left to the stitcher: a lone detection
+    may re-identify with a track in another chunk, and whether it counts must not
+    depend on where the chunk boundaries fell (the chunked result equals the
+    whole-video result; property-tested).
+    """
+    return tuple(
+        merge_group([local[i] for i in group], video_id, f"{id_prefix}-t{n}", settings)
+        for n, group in enumerate(link_tracks(local, settings))
     )

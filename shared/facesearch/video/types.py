@@ -155,7 +155,7 @@ class ChunkResult:
     video_id: str
     plan_id: str
     chunk: Chunk
-    tracks: tuple[Track, ...]  # confirmed tracks, plus tentative ones touching an edge
+    tracks: tuple[Track, ...]  # linked within the chunk; the stitcher confirms them
     samples: int  # frames sampled (grid + scene cuts)
     frames_decoded: int
     scene_cuts: int
