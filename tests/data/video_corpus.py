@@ -49,8 +49,10 @@ def write_video(
     with av.open(target, "w", format=container) as out:
         stream = out.add_stream(codec, rate=25)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        stream.codec_context.time_base = Fraction(1, 1000)
-        stream.time_base = Fraction(1, 1000)
+        # MPEG-1/2 allow only standard frame rates: those clips keep the 25 fps clock
+        clock = Fraction(1, 25) if codec in ("mpeg1video", "mpeg2video") else Fraction(1, 1000)
+        stream.codec_context.time_base = clock
+        stream.time_base = clock
         stream.options = options or ({"preset": "ultrafast"} if codec == "libx264" else {})
         if gop is not None:
             stream.codec_context.gop_size = gop
@@ -58,8 +60,8 @@ def write_video(
             stream.set_display_rotation(rotation)
         for t_ms, rgb in items:
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = t_ms
-            frame.time_base = Fraction(1, 1000)
+            frame.pts = round(Fraction(t_ms, 1000) / clock)
+            frame.time_base = clock
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():

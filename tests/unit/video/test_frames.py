@@ -1,0 +1,144 @@
+"""Frame sampling: the grid rule, chunk independence, VFR, scene cuts, rotation."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facesearch.video.errors import VideoTooLong
+from facesearch.video.frames import DecodeStats, Sample, covers_grid_point, iter_samples
+from facesearch.video.settings import VideoSettings
+from tests.data.video_corpus import pattern, steady, write_video
+
+NO_CUTS = VideoSettings(scene_cut_threshold=1.0)
+
+
+def grid_samples(times_ms: list[int], fps: float) -> list[int]:
+    """Brute force: for every grid point k/fps, the first frame at or after it."""
+    chosen = []
+    k = 0
+    while k / fps * 1000 <= times_ms[-1]:
+        t = next(t for t in times_ms if t >= k / fps * 1000 - 1e-9)
+        if not chosen or chosen[-1] != t:
+            chosen.append(t)
+        k += 1
+    return chosen
+
+
+def sample_times(samples: list[Sample]) -> list[int]:
+    return [s.t_ms for s in samples]
+
+
+@pytest.fixture(scope="module")
+def cfr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("frames") / "cfr.mp4"
+    write_video(path, steady(96, 64, 5.0, fps=25.0), gop=12)
+    return path
+
+
+@pytest.fixture(scope="module")
+def vfr(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]]:
+    rng = np.random.default_rng(3)
+    times, t = [], 0
+    while t < 6000:
+        times.append(t)
+        t += 900 if len(times) == 40 else int(rng.integers(7, 120))
+    path = tmp_path_factory.mktemp("frames") / "vfr.mkv"
+    frames = [(t, pattern(96, 64, 1, shift=i)) for i, t in enumerate(times)]
+    write_video(path, frames, container="matroska", gop=15)
+    return path, times
+
+
+def test_covers_grid_point() -> None:
+    fps = Fraction(2)
+    assert covers_grid_point(None, Fraction(7, 10), fps)
+    assert covers_grid_point(Fraction(48, 100), Fraction(52, 100), fps)  # 0.5 in (0.48, 0.52]
+    assert covers_grid_point(Fraction(46, 100), Fraction(1, 2), fps)  # grid point hit exactly
+    assert not covers_grid_point(Fraction(1, 2), Fraction(54, 100), fps)
+
+
+@pytest.mark.parametrize("fps", [2.0, 1.0, 3.0, 0.5])
+def test_constant_rate_sampling_follows_the_grid(cfr: Path, fps: float) -> None:
+    settings = VideoSettings(fps=fps, scene_cut_threshold=1.0)
+    samples = list(iter_samples(cfr, settings))
+    times = [round(i * 40) for i in range(125)]
+    assert sample_times(samples) == grid_samples(times, fps)
+    assert all(s.grid and not s.cut for s in samples)
+    assert samples[0].rgb.shape == (64, 96, 3) and samples[0].rgb.dtype == np.uint8
+
+
+def test_variable_frame_rate_is_sampled_by_time(vfr: tuple[Path, list[int]]) -> None:
+    path, times = vfr
+    samples = list(iter_samples(path, NO_CUTS))
+    assert sample_times(samples) == grid_samples(times, 2.0)
+    gaps = np.diff(sample_times(samples))
+    assert gaps.max() >= 900  # the frozen frame covers two grid points: one sample
+
+
+@pytest.mark.parametrize("bounds", [[0, 1000, 2300, None], [0, 40, 1960, 2000, 3500, None]])
+def test_chunks_sample_exactly_what_one_pass_samples(
+    cfr: Path, vfr: tuple[Path, list[int]], bounds: list[int | None]
+) -> None:
+    """Seek to a keyframe before each chunk, warm up, and pick the same frames: no drift."""
+    for path in (cfr, vfr[0]):
+        whole = [(s.t_ms, s.cut, s.grid) for s in iter_samples(path, VideoSettings())]
+        parts = []
+        for start, end in itertools.pairwise(bounds):
+            assert start is not None
+            chunk = list(iter_samples(path, VideoSettings(), start_ms=start, end_ms=end))
+            assert all(start <= s.t_ms and (end is None or s.t_ms < end) for s in chunk)
+            parts.extend((s.t_ms, s.cut, s.grid) for s in chunk)
+        assert parts == whole
+
+
+def test_scene_cut_frame_is_sampled_and_flagged(tmp_path: Path) -> None:
+    frames = [(t, pattern(96, 64, 1 if t < 1240 else 2, shift=t // 40)) for t in range(0, 3000, 40)]
+    path = tmp_path / "cut.mp4"
+    write_video(path, frames)
+    stats = DecodeStats()
+    samples = list(iter_samples(path, VideoSettings(), stats=stats))
+    cut = [s for s in samples if s.cut]
+    assert [(s.t_ms, s.grid) for s in cut] == [(1240, False)]  # between grid points 1000 and 1500
+    assert stats.scene_cuts == 1
+    assert sample_times(samples) == sorted([*grid_samples([t for t, _ in frames], 2.0), 1240])
+    # the panning before and after the cut scores far below the threshold
+    assert sorted(stats.cut_scores)[-2] < VideoSettings().scene_cut_threshold / 3
+
+
+def test_scene_cut_samples_are_rate_limited(tmp_path: Path) -> None:
+    """A strobe (a new picture every frame) does not turn into 25 samples a second."""
+    frames = [(t, pattern(96, 64, t // 40)) for t in range(0, 2000, 40)]
+    path = tmp_path / "strobe.mp4"
+    write_video(path, frames)
+    samples = list(iter_samples(path, VideoSettings()))
+    min_gap_ms = VideoSettings().scene_cut_min_gap_s * 1000
+    for previous, sample in itertools.pairwise(samples):
+        if not sample.grid:  # a cut-only sample keeps its distance; grid samples are owed
+            assert sample.t_ms - previous.t_ms >= min_gap_ms
+    assert len(samples) <= 4 + math.ceil(2000 / min_gap_ms)
+    assert sum(s.cut for s in samples) >= 5
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotation_metadata_turns_frames_upright(tmp_path: Path, rotation: int) -> None:
+    upright = pattern(64, 96, 5)  # portrait: 96 high, 64 wide
+    upright[:20, :20] = (255, 0, 0)  # a marker in the top-left corner
+    stored = np.ascontiguousarray(np.rot90(upright, -rotation // 90))  # what the phone writes
+    path = tmp_path / f"rot{rotation}.mp4"
+    write_video(path, [(0, stored), (40, stored)], rotation=rotation)
+    (sample,) = iter_samples(path, NO_CUTS)
+    assert sample.rotation == rotation
+    assert sample.rgb.shape == upright.shape
+    difference = np.abs(sample.rgb.astype(int) - upright.astype(int)).mean()
+    assert difference < 8, difference
+    assert sample.rgb[5:15, 5:15, 0].mean() > 200 and sample.rgb[5:15, 5:15, 2].mean() < 60
+
+
+def test_decoder_stops_at_the_duration_cap(cfr: Path) -> None:
+    with pytest.raises(VideoTooLong):
+        list(iter_samples(cfr, VideoSettings(max_duration_s=2.0)))
