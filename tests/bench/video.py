@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(clips)} clips, {video_s:.0f} s of video, {args.threads} thread(s)", file=sys.stderr
     )
 
+    load_before = os.getloadavg()[0]
     ours = _in_child(run_ours, clips, args.threads, passes)
     for clip in clips:
         clip["_frames"] = {f["t_ms"]: f["faces"] for f in clip["frames"]}
@@ -358,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         "samples": sum(c["samples"] for c in main_pass["clips"].values()),
         "scene_cuts": sum(c["scene_cuts"] for c in main_pass["clips"].values()),
         "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+        # other work on the machine slows both systems; the 1-minute load average says how much
+        "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     details = {
         "ours": ours,
