@@ -104,6 +104,7 @@ def run_ours(
                 "samples": result.samples,
                 "frames_decoded": result.frames_decoded,
                 "scene_cuts": result.scene_cuts,
+                "timings_ms": result.timings_ms,
                 "tracks": [_track_dict(t) for t in result.tracks],
             }
         out["passes"].append({"overrides": overrides, "clips": per_clip})
@@ -306,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     baseline_speed = None
     if baseline is not None:
         baseline_speed = subset_s / sum(c["seconds"] for c in baseline["clips"].values())
+    stage_ms: dict[str, float] = {}
+    for row in main_pass["clips"].values():
+        for stage, ms in row["timings_ms"].items():
+            stage_ms[stage] = stage_ms.get(stage, 0.0) + ms
     decoded = sum(d["frames"] for d in ours["decode"].values())
     decode_fps = decoded / sum(d["seconds"] for d in ours["decode"].values())
 
@@ -357,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             "tracks": chunked_score["tracks"],
         },
         "samples": sum(c["samples"] for c in main_pass["clips"].values()),
+        "stage_ms_per_video_s": {k: round(v / video_s, 1) for k, v in stage_ms.items()},
         "scene_cuts": sum(c["scene_cuts"] for c in main_pass["clips"].values()),
         "peak_rss_mb": round(ours["peak_rss_mb"], 1),
         # other work on the machine slows both systems; the 1-minute load average says how much

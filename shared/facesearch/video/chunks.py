@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -101,6 +102,7 @@ def stitch(plan: ChunkPlan, results: Sequence[ChunkResult], settings: VideoSetti
         raise IncompleteVideo(
             f"{len(missing)} of {plan.total} chunks have not reported yet (first: {missing[0]})"
         )
+    started = time.perf_counter()
     ordered = [by_id[c.chunk_id] for c in plan.chunks]
     models = {r.model for r in ordered}
     if len(models) > 1:
@@ -116,6 +118,11 @@ def stitch(plan: ChunkPlan, results: Sequence[ChunkResult], settings: VideoSetti
         merge_group([track], plan.video_id, f"{plan.video_id}-t{n}", settings)
         for n, track in enumerate(confirmed)
     )
+    timings: dict[str, float] = {}
+    for result in ordered:
+        for stage, ms in result.timings_ms.items():
+            timings[stage] = timings.get(stage, 0.0) + ms
+    timings["stitch"] = (time.perf_counter() - started) * 1000.0
     return VideoResult(
         video_id=plan.video_id,
         plan_id=plan.plan_id,
@@ -124,4 +131,5 @@ def stitch(plan: ChunkPlan, results: Sequence[ChunkResult], settings: VideoSetti
         frames_decoded=sum(r.frames_decoded for r in ordered),
         scene_cuts=sum(r.scene_cuts for r in ordered),
         model=ordered[0].model if ordered else "",
+        timings_ms={k: round(v, 3) for k, v in timings.items()},
     )

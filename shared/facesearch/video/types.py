@@ -176,6 +176,7 @@ class VideoResult:
     frames_decoded: int
     scene_cuts: int
     model: str
+    timings_ms: dict[str, float] = field(default_factory=dict)  # chunk stages summed + stitch
 
 
 @dataclass(frozen=True)
