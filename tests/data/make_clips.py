@@ -446,10 +446,10 @@ def clip_specs(people: dict[str, list[Portrait]]) -> list[ClipSpec]:
             w,
             h,
             (
-                Shot(0.0, 3.0, 2, (Actor(p(1), still(500, 330, 170)),)),
-                Shot(3.0, 6.0, 3, (Actor(p(2), still(520, 340, 180)),)),
-                Shot(6.0, 9.0, 4, (Actor(p(1, 1), still(760, 360, 150)),)),
-                Shot(9.0, 12.0, 5, (Actor(p(3), linear((300, 380, 130), (700, 340, 190), 3)),)),
+                Shot(0.0, 3.3, 2, (Actor(p(1), still(500, 330, 170)),)),
+                Shot(3.3, 6.2, 3, (Actor(p(2), still(520, 340, 180)),)),
+                Shot(6.2, 9.1, 4, (Actor(p(1, 1), still(760, 360, 150)),)),
+                Shot(9.1, 12.0, 5, (Actor(p(3), linear((300, 380, 130), (700, 340, 190), 3)),)),
             ),
             tags=("cuts", "reid"),
         ),
@@ -524,8 +524,8 @@ def clip_specs(people: dict[str, list[Portrait]]) -> list[ClipSpec]:
             w,
             h,
             (
-                Shot(0.0, 4.0, 9, (Actor(p(2, 1), still(640, 360, 180)),)),
-                Shot(4.0, 8.0, 10, (Actor(p(3, 1), linear((400, 340, 160), (800, 380, 160), 4)),)),
+                Shot(0.0, 4.3, 9, (Actor(p(2, 1), still(640, 360, 180)),)),
+                Shot(4.3, 8.0, 10, (Actor(p(3, 1), linear((400, 340, 160), (800, 380, 160), 4)),)),
             ),
             vfr_seed=11,
             tags=("vfr", "cuts"),
@@ -540,14 +540,14 @@ def clip_specs(people: dict[str, list[Portrait]]) -> list[ClipSpec]:
             (
                 Shot(
                     0.0,
-                    4.0,
+                    4.3,
                     12,
                     (
                         Actor(p(4, 1), still(380, 350, 150)),
                         Actor(p(6, 1), still(900, 360, 150)),
                     ),
                 ),
-                Shot(4.0, 8.0, 13, (Actor(p(6, 1), linear((640, 360, 140), (600, 330, 220), 4)),)),
+                Shot(4.3, 8.0, 13, (Actor(p(6, 1), linear((640, 360, 140), (600, 330, 220), 4)),)),
             ),
             tags=("vp9", "two-faces", "cuts"),
         ),
@@ -561,7 +561,7 @@ def clip_specs(people: dict[str, list[Portrait]]) -> list[ClipSpec]:
             (
                 Shot(
                     0.0,
-                    12.0,
+                    12.3,
                     14,
                     (
                         Actor(p(0), keyframes([(0, 400, 360, 150), (12, 700, 340, 170)])),
@@ -574,8 +574,8 @@ def clip_specs(people: dict[str, list[Portrait]]) -> list[ClipSpec]:
                     pan_px_s=(15.0, 0.0),
                 ),
                 Shot(
-                    12.0,
-                    21.0,
+                    12.3,
+                    21.7,
                     15,
                     (
                         Actor(p(2), still(640, 360, 190)),
@@ -583,7 +583,7 @@ def clip_specs(people: dict[str, list[Portrait]]) -> list[ClipSpec]:
                     ),
                 ),
                 Shot(
-                    21.0,
+                    21.7,
                     30.0,
                     16,
                     (

@@ -13,10 +13,14 @@ sampled by time, not by frame count.
 
 Scene cuts: a frame whose 64x36 luma thumbnail differs from its predecessor's
 by more than ``scene_cut_threshold`` (mean absolute difference, 0..1) starts a
-new shot. It is sampled too (unless a sample was taken less than
-``scene_cut_min_gap_s`` before) so that an appearance that starts at a cut
-starts at the cut, and it is flagged so the tracker does not carry boxes
-across it.
+new shot. Both sides of the cut are sampled too - the first frame of the new
+shot and the last frame of the old one - so an appearance that starts or ends
+at a cut starts or ends exactly there; the new shot's frame is flagged so the
+tracker does not carry boxes across it. Cuts closer than
+``scene_cut_min_gap_s`` to the previous sample add nothing (strobes and
+flashes would otherwise sample every frame). The decision again needs only a
+frame and its predecessor, so chunks agree: a chunk that meets a cut on the
+first frame past its end samples its own last frame before it stops.
 
 Rotation: phones store portrait video sideways plus a display matrix; FFmpeg
 exposes it per frame (``VideoFrame.rotation``, degrees counter-clockwise) and
@@ -138,8 +142,10 @@ def iter_samples(
                 container.seek(max(target, origin), stream=stream, backward=True)
             except av.error.FFmpegError:  # unseekable: decode the warm-up from the start
                 container.seek(0)
+        previous: av.video.frame.VideoFrame | None = None
         previous_t: Fraction | None = None
         previous_thumb: npt.NDArray[np.float32] | None = None
+        previous_taken = False
         last_sample: Fraction | None = None
         for frame in _decoded_frames(container, stream, settings, stats):
             if frame.pts is None:
@@ -147,39 +153,55 @@ def iter_samples(
             t = frame_time(frame.pts, origin, time_base)
             if previous_t is not None and t <= previous_t:
                 continue  # a duplicate or out-of-order timestamp (broken muxing)
-            if end is not None and t >= end:
-                break
             if t > settings.max_duration_s:
                 raise VideoTooLong(
                     f"frames run past {settings.max_duration_s:,.0f} s (the header said "
                     f"{float(declared) if declared else 'nothing'} s)"
                 )
+            thumb = thumbnail(frame)
+            score = None if previous_thumb is None else cut_score(previous_thumb, thumb)
+            cut = score is not None and score > settings.scene_cut_threshold
+            cut = cut and (last_sample is None or t - last_sample >= min_gap)
+            if cut and previous is not None and previous_t is not None and not previous_taken:
+                # the last frame of the old shot: its people are seen until exactly here
+                last_sample = previous_t
+                if previous_t >= start:
+                    yield _sample(previous, previous_t, False, False, settings, stats)
+            if end is not None and t >= end:
+                break  # (after the shot-end check: a cut right at the boundary is ours)
             stats.frames_decoded += 1
             stats.last_frame_ms = _ms(t)
-            thumb = thumbnail(frame)
-            cut = False
-            if previous_thumb is not None:
-                score = cut_score(previous_thumb, thumb)
-                cut = score > settings.scene_cut_threshold
-                if t >= start:
-                    stats.cut_scores.append(score)
+            if score is not None and t >= start:
+                stats.cut_scores.append(score)
             grid = covers_grid_point(previous_t, t, fps)
-            take = grid or (cut and (last_sample is None or t - last_sample >= min_gap))
-            previous_t, previous_thumb = t, thumb
-            if not take:
+            previous, previous_t, previous_thumb = frame, t, thumb
+            previous_taken = grid or cut
+            if not previous_taken:
                 continue
             last_sample = t
             if t < start:
                 continue  # warm-up frame: it only primes the rules above
-            rgb, rotation = upright(frame)
-            check_frame_size(rgb.shape[1], rgb.shape[0], settings)
-            stats.samples += 1
             stats.scene_cuts += int(cut)
-            if stats.first_sample_ms is None:
-                stats.first_sample_ms = _ms(t)
-            stats.last_sample_ms = _ms(t)
-            yield Sample(t_ms=_ms(t), rgb=rgb, grid=grid, cut=cut, rotation=rotation)
+            yield _sample(frame, t, grid, cut, settings, stats)
         _check_complete(declared, start, end, previous_t, stats)
+
+
+def _sample(  # noqa: PLR0917 - private helper of iter_samples
+    frame: av.video.frame.VideoFrame,
+    t: Fraction,
+    grid: bool,
+    cut: bool,
+    settings: VideoSettings,
+    stats: DecodeStats,
+) -> Sample:
+    """Pixels of a chosen frame, upright and size-checked; the counters follow."""
+    rgb, rotation = upright(frame)
+    check_frame_size(rgb.shape[1], rgb.shape[0], settings)
+    stats.samples += 1
+    if stats.first_sample_ms is None:
+        stats.first_sample_ms = _ms(t)
+    stats.last_sample_ms = _ms(t)
+    return Sample(t_ms=_ms(t), rgb=rgb, grid=grid, cut=cut, rotation=rotation)
 
 
 def _ms(t: Fraction) -> int:

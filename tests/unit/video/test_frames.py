@@ -42,6 +42,19 @@ def cfr(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def cuts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hard cuts at 1240 ms (between grid points), 2000 ms (on one) and 3480 ms."""
+    path = tmp_path_factory.mktemp("frames") / "cuts.mp4"
+    shots = [(0, 1), (1240, 2), (2000, 4), (3480, 5)]  # luma differences 0.28, 0.23, 0.27
+    frames = [
+        (t, pattern(96, 64, max(seed for start, seed in shots if start <= t), shift=t // 40))
+        for t in range(0, 5000, 40)
+    ]
+    write_video(path, frames, gop=12)
+    return path
+
+
+@pytest.fixture(scope="module")
 def vfr(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]]:
     rng = np.random.default_rng(3)
     times, t = [], 0
@@ -82,10 +95,11 @@ def test_variable_frame_rate_is_sampled_by_time(vfr: tuple[Path, list[int]]) -> 
 
 @pytest.mark.parametrize("bounds", [[0, 1000, 2300, None], [0, 40, 1960, 2000, 3500, None]])
 def test_chunks_sample_exactly_what_one_pass_samples(
-    cfr: Path, vfr: tuple[Path, list[int]], bounds: list[int | None]
+    cfr: Path, cuts: Path, vfr: tuple[Path, list[int]], bounds: list[int | None]
 ) -> None:
-    """Seek to a keyframe before each chunk, warm up, and pick the same frames: no drift."""
-    for path in (cfr, vfr[0]):
+    """Seek to a keyframe before each chunk, warm up, and pick the same frames: no drift,
+    even for a cut right on a chunk boundary (2000 ms)."""
+    for path in (cfr, cuts, vfr[0]):
         whole = [(s.t_ms, s.cut, s.grid) for s in iter_samples(path, VideoSettings())]
         parts = []
         for start, end in itertools.pairwise(bounds):
@@ -96,18 +110,18 @@ def test_chunks_sample_exactly_what_one_pass_samples(
         assert parts == whole
 
 
-def test_scene_cut_frame_is_sampled_and_flagged(tmp_path: Path) -> None:
-    frames = [(t, pattern(96, 64, 1 if t < 1240 else 2, shift=t // 40)) for t in range(0, 3000, 40)]
-    path = tmp_path / "cut.mp4"
-    write_video(path, frames)
+def test_both_sides_of_a_cut_are_sampled(cuts: Path) -> None:
     stats = DecodeStats()
-    samples = list(iter_samples(path, VideoSettings(), stats=stats))
-    cut = [s for s in samples if s.cut]
-    assert [(s.t_ms, s.grid) for s in cut] == [(1240, False)]  # between grid points 1000 and 1500
-    assert stats.scene_cuts == 1
-    assert sample_times(samples) == sorted([*grid_samples([t for t, _ in frames], 2.0), 1240])
-    # the panning before and after the cut scores far below the threshold
-    assert sorted(stats.cut_scores)[-2] < VideoSettings().scene_cut_threshold / 3
+    samples = list(iter_samples(cuts, VideoSettings(), stats=stats))
+    grid = grid_samples(list(range(0, 5000, 40)), 2.0)
+    # 1200/1240: last frame of shot 1, first of shot 2; 2000 is a grid sample, so only
+    # 1960 is added before it; 3440/3480 around the third cut
+    assert sample_times(samples) == sorted([*grid, 1200, 1240, 1960, 3440, 3480])
+    assert [s.t_ms for s in samples if s.cut] == [1240, 2000, 3480]
+    assert [s.t_ms for s in samples if not s.grid] == [1200, 1240, 1960, 3440, 3480]
+    assert stats.scene_cuts == 3
+    # panning inside a shot scores far below the threshold
+    assert sorted(stats.cut_scores)[-4] < VideoSettings().scene_cut_threshold / 3
 
 
 def test_scene_cut_samples_are_rate_limited(tmp_path: Path) -> None:
@@ -117,11 +131,10 @@ def test_scene_cut_samples_are_rate_limited(tmp_path: Path) -> None:
     write_video(path, frames)
     samples = list(iter_samples(path, VideoSettings()))
     min_gap_ms = VideoSettings().scene_cut_min_gap_s * 1000
-    for previous, sample in itertools.pairwise(samples):
-        if not sample.grid:  # a cut-only sample keeps its distance; grid samples are owed
-            assert sample.t_ms - previous.t_ms >= min_gap_ms
-    assert len(samples) <= 4 + math.ceil(2000 / min_gap_ms)
-    assert sum(s.cut for s in samples) >= 5
+    cut_times = [s.t_ms for s in samples if s.cut]
+    assert len(cut_times) >= 5
+    assert min(np.diff(cut_times)) >= min_gap_ms
+    assert len(samples) <= 4 + 2 * math.ceil(2000 / min_gap_ms)
 
 
 @pytest.mark.parametrize("rotation", [90, 180, 270])
