@@ -51,12 +51,13 @@ class VideoSettings(BaseModel):
         gt=0.0,
         le=1.0,
         description="Mean absolute luma difference (0..1) between consecutive 64x36 "
-        "thumbnails above which a frame starts a new shot and is sampled too.",
+        "thumbnails above which a frame starts a new shot; the frames on both sides of the "
+        "cut are sampled too.",
     )
     scene_cut_min_gap_s: float = Field(
         default=0.2,
         ge=0.0,
-        description="A cut frame closer than this to the previous sample is not sampled "
+        description="A cut closer than this to the previous sample adds no samples "
         "(bounds the cost of strobes and flashes).",
     )
     decode_threads: int = Field(
@@ -116,8 +117,8 @@ class VideoSettings(BaseModel):
     track_confirm_hits: int = Field(
         default=2,
         ge=1,
-        description="Detections before a track is reported (drops one-frame false faces). "
-        "Measured default: 2.",
+        description="Detections (counted after stitching) before a track is reported: a "
+        "face seen in one sampled frame only is dropped as a likely false detection.",
     )
     track_min_iou: float = Field(
         default=0.2,
@@ -127,17 +128,19 @@ class VideoSettings(BaseModel):
         "between consecutive samples.",
     )
     track_link_similarity: float = Field(
-        default=0.85,
+        default=0.90,
         ge=-1.0,
         le=1.0,
-        description="Cosine similarity needed, with overlap, to continue a track.",
+        description="Cosine similarity needed, with overlap, to continue a track. Measured "
+        "on faces-dev: every genuine pair passes, 1.8% of impostor pairs do.",
     )
     track_reid_similarity: float = Field(
         default=0.93,
         ge=-1.0,
         le=1.0,
         description="Cosine similarity of track means that joins two tracks without any "
-        "spatial cue (after a cut, a gap, or across chunks). Measured on faces-dev.",
+        "spatial cue (after a cut, a gap, or across chunks). Measured on faces-dev: 99.2% of "
+        "genuine pairs pass, 0.05% of impostor pairs (one look-alike pair) do.",
     )
     track_max_missed: int = Field(
         default=2,

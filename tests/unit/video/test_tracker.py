@@ -16,13 +16,25 @@ SETTINGS = VideoSettings()
 A, B = identity_vector(1), identity_vector(2)
 
 
-def run(frames: Sequence[Sequence[Face]], cuts: Sequence[int] = ()) -> list[Track]:
+def run(
+    frames: Sequence[Sequence[Face]],
+    cuts: Sequence[int] = (),
+    settings: VideoSettings = SETTINGS,
+) -> list[Track]:
     """Tracker + linking (as process_chunk does) + confirmation (as the stitcher does)."""
-    tracker = Tracker(settings=SETTINGS, video_id="v", id_prefix="c")
+    tracker = Tracker(settings=settings, video_id="v", id_prefix="c")
     for index, faces in enumerate(frames):
         tracker.update(index * 500, faces, cut=index in cuts)
-    local = chunk_tracks(tracker.finish(), video_id="v", id_prefix="c", settings=SETTINGS)
-    return [t for t in local if t.hits >= SETTINGS.track_confirm_hits]
+    local = chunk_tracks(tracker.finish(), video_id="v", id_prefix="c", settings=settings)
+    return [t for t in local if t.hits >= settings.track_confirm_hits]
+
+
+def at_cosine(vector: np.ndarray, cosine: float, seed: int) -> np.ndarray:
+    """A unit vector whose cosine with ``vector`` is exactly ``cosine``."""
+    other = identity_vector(seed)
+    other = other - float(other @ vector) * vector
+    other /= np.linalg.norm(other)
+    return cosine * vector + np.sqrt(1 - cosine**2) * other
 
 
 def owner(track: Track, truth: dict[int, dict[float, str]]) -> set[str]:
@@ -66,11 +78,15 @@ def test_swap_places_without_cut_does_not_swap_identities() -> None:
 
 
 def test_cut_to_another_person_in_the_same_place_starts_a_new_track() -> None:
-    lookalike = jittered(A, 999, amount=0.045)  # cosine 0.87-0.90 with A: links only with overlap
+    """A look-alike between the two thresholds: linked by overlap, never by similarity alone."""
+    settings = VideoSettings(track_link_similarity=0.80, track_reid_similarity=0.95)
+    lookalike = at_cosine(A, 0.88, seed=7)  # ~0.85 between jittered frames
     frames = [[face(box_at(200), jittered(A, i))] for i in range(4)]
-    frames += [[face(box_at(200), jittered(lookalike, i))] for i in range(4)]
-    assert len(run(frames, cuts=[4])) == 2  # the cut removes the overlap cue
-    assert len(run(frames)) == 1  # without the cut flag, overlap + loose similarity link them
+    frames += [[face(box_at(200), jittered(lookalike, 20 + i))] for i in range(4)]
+    assert len(run(frames, cuts=[4], settings=settings)) == 2  # the cut removes the overlap cue
+    assert len(run(frames, settings=settings)) == 1  # without it, overlap + loose similarity
+    elsewhere = [f if i < 4 else [face(box_at(600), f[0].embedding)] for i, f in enumerate(frames)]
+    assert len(run(elsewhere, settings=settings)) == 2  # no overlap: similarity alone is too low
 
 
 def test_fast_motion_is_carried_by_reidentification() -> None:
