@@ -20,7 +20,9 @@ tracker does not carry boxes across it. Cuts closer than
 ``scene_cut_min_gap_s`` to the previous sample add nothing (strobes and
 flashes would otherwise sample every frame). The decision again needs only a
 frame and its predecessor, so chunks agree: a chunk that meets a cut on the
-first frame past its end samples its own last frame before it stops.
+first frame past its end samples its own last frame before it stops. The last
+frame of the stream is sampled as well, so a span that runs to the end of the
+video ends exactly there.
 
 Rotation: phones store portrait video sideways plus a display matrix; FFmpeg
 exposes it per frame (``VideoFrame.rotation``, degrees counter-clockwise) and
@@ -183,6 +185,10 @@ def iter_samples(
                 continue  # warm-up frame: it only primes the rules above
             stats.scene_cuts += int(cut)
             yield _sample(frame, t, grid, cut, settings, stats)
+        else:  # the stream ended (no break): its last frame closes every open span exactly
+            ended = previous is not None and previous_t is not None and not previous_taken
+            if ended and previous is not None and previous_t is not None and previous_t >= start:
+                yield _sample(previous, previous_t, False, False, settings, stats)
         _check_complete(declared, start, end, previous_t, stats)
 
 

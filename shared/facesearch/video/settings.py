@@ -47,12 +47,12 @@ class VideoSettings(BaseModel):
         "(plus scene-cut frames). Measured default: 2.",
     )
     scene_cut_threshold: float = Field(
-        default=0.15,
+        default=0.10,
         gt=0.0,
         le=1.0,
         description="Mean absolute luma difference (0..1) between consecutive 64x36 "
         "thumbnails above which a frame starts a new shot; the frames on both sides of the "
-        "cut are sampled too.",
+        "cut are sampled too. Measured on the clips: motion inside a shot <= 0.053, cuts >= 0.141.",
     )
     scene_cut_min_gap_s: float = Field(
         default=0.2,

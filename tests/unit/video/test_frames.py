@@ -19,7 +19,8 @@ NO_CUTS = VideoSettings(scene_cut_threshold=1.0)
 
 
 def grid_samples(times_ms: list[int], fps: float) -> list[int]:
-    """Brute force: for every grid point k/fps, the first frame at or after it."""
+    """Brute force: for every grid point k/fps, the first frame at or after it; and the
+    stream's last frame."""
     chosen = []
     k = 0
     while k / fps * 1000 <= times_ms[-1]:
@@ -27,7 +28,7 @@ def grid_samples(times_ms: list[int], fps: float) -> list[int]:
         if not chosen or chosen[-1] != t:
             chosen.append(t)
         k += 1
-    return chosen
+    return chosen if chosen[-1] == times_ms[-1] else [*chosen, times_ms[-1]]
 
 
 def sample_times(samples: list[Sample]) -> list[int]:
@@ -81,7 +82,7 @@ def test_constant_rate_sampling_follows_the_grid(cfr: Path, fps: float) -> None:
     samples = list(iter_samples(cfr, settings))
     times = [round(i * 40) for i in range(125)]
     assert sample_times(samples) == grid_samples(times, fps)
-    assert all(s.grid and not s.cut for s in samples)
+    assert all(s.grid and not s.cut for s in samples[:-1])  # the last: the stream's end
     assert samples[0].rgb.shape == (64, 96, 3) and samples[0].rgb.dtype == np.uint8
 
 
@@ -116,9 +117,9 @@ def test_both_sides_of_a_cut_are_sampled(cuts: Path) -> None:
     grid = grid_samples(list(range(0, 5000, 40)), 2.0)
     # 1200/1240: last frame of shot 1, first of shot 2; 2000 is a grid sample, so only
     # 1960 is added before it; 3440/3480 around the third cut
-    assert sample_times(samples) == sorted([*grid, 1200, 1240, 1960, 3440, 3480])
+    assert sample_times(samples) == sorted([*grid, 1200, 1240, 1960, 3440, 3480])  # + 4960
     assert [s.t_ms for s in samples if s.cut] == [1240, 2000, 3480]
-    assert [s.t_ms for s in samples if not s.grid] == [1200, 1240, 1960, 3440, 3480]
+    assert [s.t_ms for s in samples if not s.grid] == [1200, 1240, 1960, 3440, 3480, 4960]
     assert stats.scene_cuts == 3
     # panning inside a shot scores far below the threshold
     assert sorted(stats.cut_scores)[-4] < VideoSettings().scene_cut_threshold / 3
@@ -144,7 +145,8 @@ def test_rotation_metadata_turns_frames_upright(tmp_path: Path, rotation: int) -
     stored = np.ascontiguousarray(np.rot90(upright, -rotation // 90))  # what the phone writes
     path = tmp_path / f"rot{rotation}.mp4"
     write_video(path, [(0, stored), (40, stored)], rotation=rotation)
-    (sample,) = iter_samples(path, NO_CUTS)
+    sample, last = iter_samples(path, NO_CUTS)  # the grid sample and the stream's last frame
+    assert last.t_ms == 40
     assert sample.rotation == rotation
     assert sample.rgb.shape == upright.shape
     difference = np.abs(sample.rgb.astype(int) - upright.astype(int)).mean()

@@ -51,7 +51,7 @@ def compose(portrait: np.ndarray, x: int, t_ms: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def clip_frames(portraits: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
-    """4 s at 25 fps: Obama for 2 s, a hard cut, Biden for 2 s (samples 0, 520, 1000 ... 1960)."""
+    """4 s at 25 fps: Obama 2 s, a hard cut, Biden 2 s (samples 0, 520 ... 1960, 2000 ... 3960)."""
     frames = []
     for t in range(0, 4000, 40):
         if t < 2000:
@@ -85,9 +85,9 @@ def test_two_people_two_tracks(clip: Path, base_pipeline: FacePipeline, photos_d
     settings = VideoSettings()
     pipeline = video_pipeline(base_pipeline, settings)
     result = process_video(clip, "vid", pipeline=pipeline, settings=settings)
-    assert spans(result) == [[(0, 1960)], [(2000, 3520)]]
+    assert spans(result) == [[(0, 1960)], [(2000, 3960)]]
     assert [t.track_id for t in result.tracks] == ["vid-t0", "vid-t1"]
-    assert result.samples == 9 and result.scene_cuts == 1  # 8 on the grid + the shot's end
+    assert result.samples == 10 and result.scene_cuts == 1  # 8 on the grid, 2 shot ends
     still = base_pipeline.process((photos_dir / "labelled/obama/obama_1.jpg").read_bytes())
     obama, biden = result.tracks
     assert float(obama.mean_embedding @ still.faces[0].embedding) > 0.9
@@ -111,17 +111,17 @@ def test_chunks_give_the_same_tracks(clip: Path, base_pipeline: FacePipeline) ->
         process_chunk(clip, plan, chunk, pipeline=pipeline, settings=settings)
         for chunk in reversed(plan.chunks)  # instances finish in any order
     ]
-    assert sum(r.samples for r in results) == 9
+    assert sum(r.samples for r in results) == 10
     assert all(set(r.timings_ms) == {"decode", "detect", "embed", "track"} for r in results)
     stitched = stitch(plan, results, settings)
-    assert spans(stitched) == [[(0, 1960)], [(2000, 3520)]]
+    assert spans(stitched) == [[(0, 1960)], [(2000, 3960)]]
 
 
 def test_rotated_video_is_turned_upright(rotated_clip: Path, base_pipeline: FacePipeline) -> None:
     settings = VideoSettings()
     pipeline = video_pipeline(base_pipeline, settings)
     result = process_video(rotated_clip, "rot", pipeline=pipeline, settings=settings)
-    assert spans(result) == [[(0, 1960)], [(2000, 3520)]]
+    assert spans(result) == [[(0, 1960)], [(2000, 3960)]]
     box = result.tracks[0].best.box
     assert box[2] <= WIDTH and box[3] <= HEIGHT  # upright frame coordinates
 
