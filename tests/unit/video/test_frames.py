@@ -7,11 +7,18 @@ import math
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
 from facesearch.video.errors import VideoTooLong
-from facesearch.video.frames import DecodeStats, Sample, covers_grid_point, iter_samples
+from facesearch.video.frames import (
+    DecodeStats,
+    Sample,
+    covers_grid_point,
+    iter_samples,
+    thumbnail,
+)
 from facesearch.video.settings import VideoSettings
 from tests.data.video_corpus import pattern, steady, write_video
 
@@ -157,3 +164,17 @@ def test_rotation_metadata_turns_frames_upright(tmp_path: Path, rotation: int) -
 def test_decoder_stops_at_the_duration_cap(cfr: Path) -> None:
     with pytest.raises(VideoTooLong):
         list(iter_samples(cfr, VideoSettings(max_duration_s=2.0)))
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (96, 64), (33, 47)])
+def test_fast_thumbnail_matches_swscale(size: tuple[int, int]) -> None:
+    """The in-place luma thumbnail agrees with FFmpeg's own grey downscale."""
+    width, height = size
+    rgb = pattern(width, height, 9)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    fast = thumbnail(frame)
+    reference = frame.reformat(width=64, height=36, format="gray").to_ndarray() / 255.0
+    assert fast.shape == (36, 64)
+    assert float(np.abs(fast - reference).mean()) < 0.02
+    # another pixel format takes the swscale path and gives the same picture
+    assert float(np.abs(thumbnail(frame.reformat(format="rgb24")) - fast).mean()) < 0.02
