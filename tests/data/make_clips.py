@@ -398,7 +398,10 @@ def clip_specs(people: dict[str, list[Portrait]]) -> list[ClipSpec]:
     """The bench/test clips. People are taken from the roster in order (no cherry-picking)."""
     names = list(people)
     if len(names) < PEOPLE:
-        raise SystemExit(f"need {PEOPLE} identities with 2 single-face photos, found {len(names)}")
+        raise SystemExit(
+            f"need {PEOPLE} identities with 2 single-face photos, found {len(names)}: are "
+            f"{PHOTOS} (make photos) and {FACES_DEV} (the faces-dev set) there?"
+        )
 
     def p(i: int, photo: int = 0) -> Portrait:
         return people[names[i]][photo]
