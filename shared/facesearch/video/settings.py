@@ -145,8 +145,9 @@ class VideoSettings(BaseModel):
     track_max_missed: int = Field(
         default=2,
         ge=0,
-        description="Sampled frames a track may miss and still continue by overlap; the "
-        "same count bridges a span (so one missed detection does not split it).",
+        description="Grid samples a face may be missed (not detected) and its track still "
+        "continue by overlap; the same window ((missed + 1) / fps) bridges a span, so one "
+        "missed detection does not split it.",
     )
 
     @field_validator("codecs")

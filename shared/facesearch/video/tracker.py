@@ -3,7 +3,7 @@
 Two rules decide whether a detection continues a track (and, in the stitcher,
 whether two tracks are one person):
 
-- *continuity*: the track was seen at most ``track_max_missed`` samples ago, no
+- *continuity*: the track was seen at most ``track_max_missed`` grid intervals ago, no
   scene cut lies in between, the boxes overlap (IoU >= ``track_min_iou``) and the
   embeddings agree loosely (cosine >= ``track_link_similarity``). Position does
   most of the work; the loose embedding check stops a box from jumping to a
@@ -84,7 +84,6 @@ class _Building:
     embedding_sum: FloatArray
     last_embedding: FloatArray
     best: TrackFace
-    last_sample: int  # index of the sample it was last seen in
 
     def mean(self) -> FloatArray:
         out: FloatArray = self.embedding_sum / max(float(np.linalg.norm(self.embedding_sum)), 1e-12)
@@ -100,15 +99,14 @@ class Tracker:
     id_prefix: str  # local track ids are f"{id_prefix}-t{n}"
     _active: list[_Building] = field(default_factory=list)
     _done: list[_Building] = field(default_factory=list)
-    _samples: int = 0
 
     def update(self, t_ms: int, faces: Sequence[Face], *, cut: bool = False) -> None:
         """Assign the faces of one sampled frame to tracks (new ones for the unmatched)."""
-        index = self._samples
-        self._samples += 1
-        patience = self.settings.track_max_missed + 1
-        still = [b for b in self._active if index - b.last_sample <= patience]
-        self._done.extend(b for b in self._active if index - b.last_sample > patience)
+        # the same time window as the spans and the stitcher's continuity rule, so a track
+        # continues (or not) the same way inside a chunk and across a chunk boundary
+        patience_ms = max_gap_ms(self.settings.fps, self.settings.track_max_missed)
+        still = [b for b in self._active if t_ms - b.observations[-1].t_ms <= patience_ms]
+        self._done.extend(b for b in self._active if t_ms - b.observations[-1].t_ms > patience_ms)
         self._active = still
         usable = [f for f in faces if f.embedding is not None]
         pairs: list[tuple[float, int, int]] = []
@@ -130,12 +128,12 @@ class Tracker:
                 continue
             taken_tracks.add(ti)
             taken_faces.add(fi)
-            self._extend(self._active[ti], usable[fi], t_ms, index, cut)
+            self._extend(self._active[ti], usable[fi], t_ms, cut)
         for fi, face in enumerate(usable):
             if fi not in taken_faces:
-                self._start(face, t_ms, index, cut)
+                self._start(face, t_ms, cut)
 
-    def _start(self, face: Face, t_ms: int, index: int, cut: bool) -> None:
+    def _start(self, face: Face, t_ms: int, cut: bool) -> None:
         assert face.embedding is not None
         number = len(self._active) + len(self._done)
         best = track_face(face, video_id=self.video_id, track_id="", t_ms=t_ms)
@@ -146,16 +144,14 @@ class Tracker:
                 embedding_sum=face.embedding.astype(np.float32).copy(),
                 last_embedding=face.embedding,
                 best=best,
-                last_sample=index,
             )
         )
 
-    def _extend(self, building: _Building, face: Face, t_ms: int, index: int, cut: bool) -> None:
+    def _extend(self, building: _Building, face: Face, t_ms: int, cut: bool) -> None:
         assert face.embedding is not None
         building.observations.append(_observation(face, t_ms, cut))
         building.embedding_sum = building.embedding_sum + face.embedding
         building.last_embedding = face.embedding
-        building.last_sample = index
         candidate = track_face(face, video_id=self.video_id, track_id="", t_ms=t_ms)
         if _quality_key(candidate) > _quality_key(building.best):
             building.best = candidate
