@@ -186,6 +186,12 @@ def build_corpus(folder: Path) -> list[VideoCase]:
             "invalid-video",
             "MP4 with its index first, cut short: frames stop before the declared end",
         ),
+        VideoCase(
+            "header_only",
+            fast[: fast.find(b"mdat") + 4],
+            "invalid-video",
+            "a complete index that promises 4 s, and no media data: zero frames",
+        ),
         VideoCase("audio_only", audio_only_m4a(), "no-video-stream", "AAC in MP4, no picture"),
         VideoCase(
             "unsupported_codec",

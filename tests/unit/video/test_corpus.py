@@ -32,6 +32,7 @@ CASES = [
     "ebml_then_garbage",
     "truncated_index_at_end",
     "truncated_faststart",
+    "header_only",
     "audio_only",
     "unsupported_codec",
     "unknown_fourcc",
