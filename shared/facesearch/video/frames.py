@@ -16,9 +16,9 @@ by more than ``scene_cut_threshold`` (mean absolute difference, 0..1) starts a
 new shot. Both sides of the cut are sampled too - the first frame of the new
 shot and the last frame of the old one - so an appearance that starts or ends
 at a cut starts or ends exactly there; the new shot's frame is flagged so the
-tracker does not carry boxes across it. Cuts closer than
-``scene_cut_min_gap_s`` to the previous sample add nothing (strobes and
-flashes would otherwise sample every frame). The decision again needs only a
+tracker does not carry boxes across it. A cut closer than
+``scene_cut_min_gap_s`` to the previous cut adds nothing (strobes and flashes
+would otherwise sample every frame). The decision again needs only a
 frame and its predecessor, so chunks agree: a chunk that meets a cut on the
 first frame past its end samples its own last frame before it stops. The last
 frame of the stream is sampled as well, so a span that runs to the end of the
@@ -170,7 +170,7 @@ def iter_samples(
         previous_t: Fraction | None = None
         previous_thumb: npt.NDArray[np.float32] | None = None
         previous_taken = False
-        last_sample: Fraction | None = None
+        last_cut: Fraction | None = None
         for frame in _decoded_frames(container, stream, settings, stats):
             if frame.pts is None:
                 continue  # no timestamp, no place on the timeline
@@ -185,12 +185,11 @@ def iter_samples(
             thumb = thumbnail(frame)
             score = None if previous_thumb is None else cut_score(previous_thumb, thumb)
             cut = score is not None and score > settings.scene_cut_threshold
-            cut = cut and (last_sample is None or t - last_sample >= min_gap)
-            if cut and previous is not None and previous_t is not None and not previous_taken:
+            cut = cut and (last_cut is None or t - last_cut >= min_gap)
+            shot_end = cut and previous is not None and not previous_taken
+            if shot_end and previous is not None and previous_t is not None and previous_t >= start:
                 # the last frame of the old shot: its people are seen until exactly here
-                last_sample = previous_t
-                if previous_t >= start:
-                    yield _sample(previous, previous_t, False, False, settings, stats)
+                yield _sample(previous, previous_t, False, False, settings, stats)
             if end is not None and t >= end:
                 break  # (after the shot-end check: a cut right at the boundary is ours)
             stats.frames_decoded += 1
@@ -200,9 +199,9 @@ def iter_samples(
             grid = covers_grid_point(previous_t, t, fps)
             previous, previous_t, previous_thumb = frame, t, thumb
             previous_taken = grid or cut
+            last_cut = t if cut else last_cut
             if not previous_taken:
                 continue
-            last_sample = t
             if t < start:
                 continue  # warm-up frame: it only primes the rules above
             stats.scene_cuts += int(cut)

@@ -57,7 +57,7 @@ class VideoSettings(BaseModel):
     scene_cut_min_gap_s: float = Field(
         default=0.2,
         ge=0.0,
-        description="A cut closer than this to the previous sample adds no samples "
+        description="A cut closer than this to the previous cut adds no samples "
         "(bounds the cost of strobes and flashes).",
     )
     decode_threads: int = Field(

@@ -51,9 +51,10 @@ def cfr(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def cuts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Hard cuts at 1240 ms (between grid points), 2000 ms (on one) and 3480 ms."""
+    """Hard cuts at 1240 ms (between grid points), 2000 ms (on one), 3480 ms, and 4120 ms
+    (120 ms after a grid sample)."""
     path = tmp_path_factory.mktemp("frames") / "cuts.mp4"
-    shots = [(0, 1), (1240, 2), (2000, 4), (3480, 5)]  # luma differences 0.28, 0.23, 0.27
+    shots = [(0, 1), (1240, 2), (2000, 4), (3480, 5), (4120, 6)]  # luma differences >= 0.23
     frames = [
         (t, pattern(96, 64, max(seed for start, seed in shots if start <= t), shift=t // 40))
         for t in range(0, 5000, 40)
@@ -123,13 +124,14 @@ def test_both_sides_of_a_cut_are_sampled(cuts: Path) -> None:
     samples = list(iter_samples(cuts, VideoSettings(), stats=stats))
     grid = grid_samples(list(range(0, 5000, 40)), 2.0)
     # 1200/1240: last frame of shot 1, first of shot 2; 2000 is a grid sample, so only
-    # 1960 is added before it; 3440/3480 around the third cut
-    assert sample_times(samples) == sorted([*grid, 1200, 1240, 1960, 3440, 3480])  # + 4960
-    assert [s.t_ms for s in samples if s.cut] == [1240, 2000, 3480]
-    assert [s.t_ms for s in samples if not s.grid] == [1200, 1240, 1960, 3440, 3480, 4960]
-    assert stats.scene_cuts == 3
+    # 1960 is added before it; 3440/3480 and 4080/4120 around the last two cuts
+    extra = [1200, 1240, 1960, 3440, 3480, 4080, 4120]
+    assert sample_times(samples) == sorted([*grid, *extra])  # grid includes the last, 4960
+    assert [s.t_ms for s in samples if s.cut] == [1240, 2000, 3480, 4120]
+    assert [s.t_ms for s in samples if not s.grid] == [*extra, 4960]
+    assert stats.scene_cuts == 4
     # panning inside a shot scores far below the threshold
-    assert sorted(stats.cut_scores)[-4] < VideoSettings().scene_cut_threshold / 3
+    assert sorted(stats.cut_scores)[-5] < VideoSettings().scene_cut_threshold / 3
 
 
 def test_scene_cut_samples_are_rate_limited(tmp_path: Path) -> None:
