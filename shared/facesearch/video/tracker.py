@@ -25,6 +25,7 @@ to a track that another chunk holds.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -34,6 +35,8 @@ from facesearch.video.settings import VideoSettings
 from facesearch.video.spans import max_gap_ms, spans_from_times
 from facesearch.video.types import Box, Observation, Track, TrackFace
 from facesearch.vision.types import Face, FloatArray
+
+_SIMILARITY_BLOCK = 1024  # rows of the track-similarity matrix computed at once
 
 
 def box_iou(a: Box, b: Box) -> float:
@@ -212,22 +215,30 @@ def link_tracks(tracks: Sequence[Track], settings: VideoSettings) -> list[list[i
     if count == 0:
         return []
     means = np.stack([t.mean_embedding for t in tracks])
-    sims = means @ means.T
     gap = max_gap_ms(settings.fps, settings.track_max_missed)
     pairs: list[tuple[float, int, int, bool]] = []
-    for i in range(count):
-        for j in range(count):
-            if i == j:
+    # continuity: b starts within the gap after a ends (sorted starts: no all-pairs scan)
+    order = sorted(range(count), key=lambda k: tracks[k].first.t_ms)
+    starts = [tracks[k].first.t_ms for k in order]
+    for i, a in enumerate(tracks):
+        low = bisect.bisect_right(starts, a.last.t_ms)
+        high = bisect.bisect_right(starts, a.last.t_ms + gap)
+        for j in order[low:high]:
+            b = tracks[j]
+            if b.first.cut:
                 continue
-            a, b = tracks[i], tracks[j]
-            sim = float(sims[i, j])
-            if a.last.t_ms < b.first.t_ms <= a.last.t_ms + gap and not b.first.cut:
-                iou = box_iou(a.last.box, b.first.box)
-                if iou >= settings.track_min_iou and sim >= settings.track_link_similarity:
-                    pairs.append((2.0 + sim + iou, i, j, True))
-                    continue
-            if i < j and sim >= settings.track_reid_similarity:
-                pairs.append((sim, i, j, False))
+            sim = float(means[i] @ means[j])
+            iou = box_iou(a.last.box, b.first.box)
+            if iou >= settings.track_min_iou and sim >= settings.track_link_similarity:
+                pairs.append((2.0 + sim + iou, i, j, True))
+    # re-identification: all pairs above the threshold, a block of rows at a time so memory
+    # stays O(block x count) however many tracklets a long video has
+    for first in range(0, count, _SIMILARITY_BLOCK):
+        block = means[first : first + _SIMILARITY_BLOCK] @ means.T
+        for row, col in zip(*np.nonzero(block >= settings.track_reid_similarity), strict=True):
+            i, j = first + int(row), int(col)
+            if i < j:
+                pairs.append((float(block[row, col]), i, j, False))
     parent = list(range(count))
     members: dict[int, list[int]] = {i: [i] for i in range(count)}
     times: dict[int, set[int]] = {i: {o.t_ms for o in tracks[i].observations} for i in range(count)}

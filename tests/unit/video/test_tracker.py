@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
 from facesearch.video.settings import VideoSettings
-from facesearch.video.tracker import Tracker, box_iou, chunk_tracks
-from facesearch.video.types import Track
+from facesearch.video.tracker import Tracker, box_iou, chunk_tracks, link_tracks
+from facesearch.video.types import Observation, Track
 from facesearch.vision.types import Face
 from tests.unit.video.synthetic import box_at, face, identity_vector, jittered
 
@@ -150,3 +151,35 @@ def test_mean_embedding_is_the_normalised_mean() -> None:
     expected = np.sum(vectors, axis=0)
     expected /= np.linalg.norm(expected)
     assert np.allclose(track.mean_embedding, expected, atol=1e-5)
+
+
+def test_linking_scales_to_a_long_video() -> None:
+    """3000 tracklets (300 people, each seen 10 separate times): linked in seconds."""
+    from facesearch.video.tracker import make_track, track_face
+
+    tracks = []
+    for person in range(300):
+        vector = identity_vector(person)
+        for visit in range(10):
+            t = (visit * 300 + person) * 10_000  # visits far apart: only re-identification joins
+            f = face(box_at(100), jittered(vector, person * 10 + visit))
+            assert f.embedding is not None
+            best = track_face(f, video_id="v", track_id="", t_ms=t)
+            observations = [
+                Observation(t_ms=t + k * 500, box=best.box, score=best.det_score) for k in range(3)
+            ]
+            tracks.append(
+                make_track(
+                    "v",
+                    f"c-t{len(tracks)}",
+                    observations=observations,
+                    embedding_sum=f.embedding * 3,
+                    best=best,
+                    settings=SETTINGS,
+                )
+            )
+    start = time.perf_counter()
+    groups = link_tracks(tracks, SETTINGS)
+    assert time.perf_counter() - start < 10
+    assert len(groups) == 300
+    assert all(len(group) == 10 for group in groups)
