@@ -7,7 +7,10 @@ real portraits (``tests/data/photos/labelled`` and the LFW-layout faces-dev set
 beside the project) are cut out around the face and moved over synthetic
 backgrounds - pans, zooms, hard cuts between people, two people in frame, a
 face leaving and re-entering, rotation metadata (a portrait phone video stored
-sideways), variable frame rate - and encoded with PyAV (H.264 and VP9).
+sideways), variable frame rate - and encoded with PyAV (H.264 and VP9). Each
+appearance also changes from frame to frame (head roll, lighting drift, the odd
+blurred frame), so a track is not one frozen picture. One extra "stress" clip
+puts the two look-alike actors of faces-dev in successive shots.
 
 Ground truth is exact because we place every face: for each frame we know each
 identity's face box (the face's position in its photo, mapped through the
@@ -247,6 +250,7 @@ class Renderer:
             )
             patch = cv2.resize(portrait.image, size, interpolation=cv2.INTER_LINEAR)
             fcx, fcy = (fx1 + fx2) / 2 * scale, (fy1 + fy2) / 2 * scale
+            patch = vary(patch, (fcx, fcy), portrait, t)
             x, y = round(cx - fcx), round(cy - fcy)
             paste(frame, patch, x, y)
             box = [x + fx1 * scale, y + fy1 * scale, x + fx2 * scale, y + fy2 * scale]
@@ -259,6 +263,29 @@ class Renderer:
                 }
             )
         return frame, faces
+
+
+def vary(patch: RGB, centre: tuple[float, float], portrait: Portrait, t: float) -> RGB:
+    """Frame-to-frame change of one appearance, so a track is not one frozen picture.
+
+    Slow head roll (+-7 degrees about the face centre), lighting drift (+-12 %), and
+    now and then a blurred frame (as from motion). Deterministic in (photo, t).
+    """
+    phase = (sum(portrait.photo.encode()) % 628) / 100.0
+    angle = 7.0 * math.sin(2 * math.pi * t / 4.3 + phase)
+    gain = 1.0 + 0.12 * math.sin(2 * math.pi * t / 3.1 + 2 * phase)
+    matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
+    turned = cv2.warpAffine(
+        patch,
+        matrix,
+        (patch.shape[1], patch.shape[0]),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    lit = cv2.convertScaleAbs(turned, alpha=gain, beta=0.0)
+    if abs(math.sin(2 * math.pi * t / 2.7 + 3 * phase)) > 0.93:
+        lit = cv2.GaussianBlur(lit, (0, 0), 1.6)
+    return np.asarray(lit, dtype=np.uint8)
 
 
 def frame_times_ms(spec: ClipSpec) -> list[int]:
@@ -600,6 +627,41 @@ def clip_specs(people: dict[str, list[Portrait]]) -> list[ClipSpec]:
     ]
 
 
+LOOKALIKES = ("deepface_person_09", "deepface_person_10")  # faces-dev README: look-alike actors
+
+
+def stress_specs() -> list[ClipSpec]:
+    """Clips beyond the issue's scenarios, reported apart: known hard cases."""
+    people: dict[str, list[Portrait]] = {}
+    for identity in LOOKALIKES:
+        folder = FACES_DEV / identity
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if len(people.setdefault(identity, [])) >= 2:
+                break
+            portrait = load_portrait(identity, path, str(path.relative_to(FACES_DEV.parent)))
+            if portrait is not None:
+                people[identity].append(portrait)
+    if len(people.get(LOOKALIKES[0], [])) < 2 or not people.get(LOOKALIKES[1]):
+        raise SystemExit(f"the look-alike pair {LOOKALIKES} is missing from {FACES_DEV}")
+    first, second = people[LOOKALIKES[0]], people[LOOKALIKES[1]]
+    return [
+        ClipSpec(
+            "lookalikes",
+            "stress: two look-alike actors in successive shots, the first returning",
+            "libx264",
+            "mp4",
+            1280,
+            720,
+            (
+                Shot(0.0, 4.2, 21, (Actor(first[0], still(600, 350, 170)),)),
+                Shot(4.2, 8.1, 22, (Actor(second[0], still(660, 360, 170)),)),
+                Shot(8.1, 12.0, 23, (Actor(first[1], still(620, 350, 160)),)),
+            ),
+            tags=("stress", "lookalikes", "cuts", "reid"),
+        )
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=OUT)
@@ -610,7 +672,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     people = roster()
-    specs = [s for s in clip_specs(people) if not args.only or s.name in args.only]
+    specs = [
+        s for s in [*clip_specs(people), *stress_specs()] if not args.only or s.name in args.only
+    ]
     index = []
     for spec in specs:
         tick = time.perf_counter()
