@@ -9,16 +9,22 @@ Public entry points (what ingest calls)::
     video = stitch(plan, results, settings)              # the finisher
     progress(plan, done_chunk_ids)                       # chunks done / total
     process_video(source, video_id, pipeline=..., settings=...)  # embedded mode: all of it
+    chunk_result_to_dict(result) / chunk_result_from_dict(record)  # between instances
+
+``source`` is a path or a seekable binary file object (each chunk re-opens it and seeks).
 """
 
 from facesearch.video.chunks import plan_chunks, progress, stitch
 from facesearch.video.probe import probe
 from facesearch.video.process import process_chunk, process_video, video_pipeline
+from facesearch.video.records import chunk_result_from_dict, chunk_result_to_dict
 from facesearch.video.settings import VideoSettings
 from facesearch.video.sniff import sniff_container
 
 __all__ = [
     "VideoSettings",
+    "chunk_result_from_dict",
+    "chunk_result_to_dict",
     "plan_chunks",
     "probe",
     "process_chunk",
