@@ -49,6 +49,35 @@ def cfr(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module", params=["mpegts", "webm", "avi"])
+def other_container(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The cut clip in containers whose seeking works differently (byte offsets, cues, index)."""
+    container = request.param
+    codec = {"mpegts": "libx264", "webm": "libvpx-vp9", "avi": "mpeg4"}[container]
+    shots = [(0, 1), (1240, 2), (2000, 4), (3480, 5)]
+    frames = [
+        (t, pattern(96, 64, max(seed for start, seed in shots if start <= t), shift=t // 40))
+        for t in range(0, 4000, 40)
+    ]
+    path = tmp_path_factory.mktemp("frames") / f"cuts.{container}"
+    options = {"cpu-used": "8"} if codec == "libvpx-vp9" else None
+    write_video(path, frames, codec=codec, container=container, gop=12, options=options)
+    return path
+
+
+def test_chunks_agree_in_other_containers(other_container: Path) -> None:
+    whole = [(s.t_ms, s.cut, s.grid) for s in iter_samples(other_container, VideoSettings())]
+    parts = []
+    for start, end in itertools.pairwise([0, 40, 1960, 2000, 3500, None]):
+        assert start is not None
+        chunk = iter_samples(other_container, VideoSettings(), start_ms=start, end_ms=end)
+        parts.extend((s.t_ms, s.cut, s.grid) for s in chunk)
+    assert parts == whole
+    assert [t for t, cut, _ in whole if cut] == [1240, 2000, 3480]
+
+
 @pytest.fixture(scope="module")
 def cuts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Hard cuts at 1240 ms (between grid points), 2000 ms (on one), 3480 ms, and 4120 ms
