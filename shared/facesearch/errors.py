@@ -230,3 +230,48 @@ class FetchFailed(FaceSearchError):
     """The allowed URL could not be fetched (timeout, refused, upstream error status)."""
 
     code, http_status = "fetch-failed", 422
+
+
+# --- videos (a bad video stays bad however often it is redelivered: never retryable) --------
+
+
+class InvalidVideo(FaceSearchError):
+    """Not a usable video: empty, not a container, corrupt or truncated."""
+
+    code, http_status = "invalid-video", 400
+
+
+class UnsupportedCodec(InvalidVideo):
+    """A real video whose codec is not in the accepted list (or has no decoder here)."""
+
+    code, http_status = "unsupported-codec", 415
+
+
+class NoVideoStream(InvalidVideo):
+    """A container with no picture track (audio-only, or only cover art)."""
+
+    code, http_status = "no-video-stream", 422
+
+
+class VideoTooLarge(InvalidVideo):
+    """Too many bytes, or frames with too many pixels."""
+
+    code, http_status = "video-too-large", 413
+
+
+class VideoTooLong(InvalidVideo):
+    """Longer than the configured maximum duration."""
+
+    code, http_status = "video-too-long", 413
+
+
+class VideoTooSmall(InvalidVideo):
+    """Frames too small (or too thin) to hold a detectable face."""
+
+    code, http_status = "video-too-small", 422
+
+
+class IncompleteVideo(FaceSearchError):
+    """The finisher was asked to stitch before every chunk reported (retry later)."""
+
+    code, http_status, retryable = "video-incomplete", 409, True
