@@ -132,6 +132,18 @@ class Conflict(FaceSearchError):
     code, http_status = "conflict", 409
 
 
+class CollectionClosed(FaceSearchError):
+    """The collection is being (or has been) erased: nothing may be written into it."""
+
+    code, http_status = "collection-closed", 409
+
+
+class CannotErase(FaceSearchError):
+    """The default collection holds the data from before collections: forget, don't erase."""
+
+    code, http_status = "cannot-erase", 409
+
+
 class InvalidCursor(FaceSearchError):
     """A page cursor that this store did not issue (or for another listing)."""
 
@@ -163,6 +175,12 @@ class Forbidden(FaceSearchError):
     """Credentials were checked and refused (or a signed URL is invalid or expired)."""
 
     code, http_status = "forbidden", 403
+
+
+class ScopeForbidden(Forbidden):
+    """The key is valid but not for this collection or this kind of action."""
+
+    code = "forbidden-scope"
 
 
 class BadRequest(FaceSearchError):
@@ -203,6 +221,16 @@ class MethodNotAllowed(FaceSearchError):
     """The route exists but not for this HTTP method."""
 
     code, http_status = "method-not-allowed", 405
+
+
+class QuotaExceeded(FaceSearchError):
+    """A collection's quota (faces held, requests per second) is used up."""
+
+    code, http_status = "quota-exceeded", 429
+
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class RateLimited(FaceSearchError):

@@ -120,6 +120,20 @@ class BlobStoreContract:
             with pytest.raises(ValueError):
                 store.write(bad, b"x")
 
+    def test_versions_listed_and_deleted_one_by_one(self, store: BlobStore) -> None:
+        """What an erase uses: every version under a prefix, each deleted for good."""
+        g_a = store.write("c/a", b"1")
+        store.write("c/b", b"2")
+        store.write("other", b"3")
+        listed = store.list_versions("c/")
+        assert [i.name for i in listed][-2:] == ["c/a", "c/b"]
+        assert ("c/a", g_a) in {(i.name, i.generation) for i in listed}
+        for info in listed:
+            store.delete_version(info.name, info.generation)
+        store.delete_version("c/a", g_a)  # already gone: not an error
+        assert store.list_versions("c/") == [] and store.list("c/") == []
+        assert [i.name for i in store.list()] == ["other"]
+
     def test_cas_across_processes(self, store_url: str) -> None:
         assert run_cas_race(store_url, processes=3, increments=15) == 45
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from facesearch.backends.local import LocalBackend
 from facesearch.config import load_settings
 from facesearch.errors import TransientError
 from facesearch.index.params import IndexParams
@@ -23,7 +24,6 @@ from facesearch.ingest.service import IngestService
 from facesearch.ingest.sources import SourceRef
 from facesearch.storage.local.blob import LocalBlobStore
 from facesearch.storage.local.bus import InProcessBus
-from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.messages import EmbeddingsMessage
 from facesearch.storage.metadata import ImageStatus
 from facesearch.vision.pipeline import FacePipeline
@@ -61,10 +61,13 @@ def ingest_service(
     def load(source: SourceRef) -> tuple[bytes, int | None]:
         return objects[source.name]
 
+    settings = load_settings(data_dir=tmp_path)
+    backend = LocalBackend(settings).override(pipeline=FacePipeline(load_settings()))
     service = IngestService(
-        load_settings(data_dir=tmp_path),
-        pipeline=FacePipeline(load_settings()),
-        metadata=SqliteMetadataStore(tmp_path / "m.sqlite3"),
+        settings,
+        stores=backend.metadata,
+        pipelines=backend.pipeline,
+        collections=backend.collections(),
         crops=LocalBlobStore(tmp_path / "crops"),
         bus=InProcessBus(),
         loader=load,
@@ -110,7 +113,7 @@ def test_indexer_function_acks_after_commit(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path / "index")
     params = IndexParams(dtype="f32", build_threads=1, auto_compact=False)
     writer = IndexWriter(store, cache_dir=tmp_path / "cache", params=params)
-    service = IndexerService(writer, InProcessBus())
+    service = IndexerService(lambda collection_id: writer, InProcessBus())
     settings = load_settings(data_dir=tmp_path, indexer_commit_window_ms=0)
     indexer_entry._committer = indexer_entry.make_committer(service, settings)
     try:

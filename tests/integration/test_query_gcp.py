@@ -71,7 +71,7 @@ def test_signed_api_on_firestore_with_queued_forget(
         )
         for image_id in ("obama-1", "obama-2")
     }
-    service = QueryService(
+    service = QueryService.single(
         settings,
         store=store,
         crops=LocalCropUrls(b"k" * 32, 60, base_url="http://localhost"),

@@ -21,13 +21,11 @@ from werkzeug.test import TestResponse
 from facesearch.api.app import QueryApp
 from facesearch.api.crops import LocalCropUrls
 from facesearch.api.service import QueryService
-from facesearch.auth import SigningKey, StaticKeyRing, Verifier, sign_request
+from facesearch.auth import SigningKey, StaticKeyRing, sign_request
+from facesearch.backends import services
 from facesearch.backends.local import LocalBackend
 from facesearch.config import Settings
 from facesearch.index.writer import IndexWriter
-from facesearch.net.fetch import FetchPolicy, fetch_image
-from facesearch.storage.local.metadata import SqliteMetadataStore
-from facesearch.storage.local.nonces import SqliteNonceStore
 from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, MetadataStore
 from facesearch.vision.pipeline import FacePipeline
 from tests.data.image_corpus import PHOTOS
@@ -93,19 +91,34 @@ class Env:
     settings: Settings
     app: QueryApp
     service: QueryService
-    store: SqliteMetadataStore
+    store: MetadataStore
     writer: IndexWriter
     pipeline: FacePipeline
     crops: LocalCropUrls
     crops_dir: Path
     faces: dict[str, list[str]]
+    backend: LocalBackend
 
 
 def build_env(
-    settings: Settings, pipeline: FacePipeline, *, images: Mapping[str, Path] = COLLECTION
+    settings: Settings,
+    pipeline: FacePipeline,
+    *,
+    images: Mapping[str, Path] = COLLECTION,
+    keys: Mapping[str, object] | None = None,
 ) -> Env:
-    store = SqliteMetadataStore(settings.data_dir / "metadata.sqlite3")
-    backend = LocalBackend(settings)
+    """The API as ``facesearch serve`` wires it (same composition root), with the test's
+    pipeline, keys (``keys``: more, e.g. scoped ones) and crop base URL put in, over a small
+    real collection."""
+    crops = LocalCropUrls.from_data_dir(
+        settings.data_dir, settings.api.signed_url_ttl_s, base_url="http://localhost"
+    )
+    backend = LocalBackend(settings).override(
+        pipeline=pipeline,
+        crop_urls=crops,
+        keyring=StaticKeyRing({KEY.key_id: KEY.secret, **(keys or {})}),
+    )
+    store = backend.metadata()
     writer = backend.index_writer()
     crops_dir = settings.data_dir / "crops"
     faces = {
@@ -119,29 +132,19 @@ def build_env(
         )
         for image_id, path in images.items()
     }
-    crops = LocalCropUrls.from_data_dir(
-        settings.data_dir, settings.api.signed_url_ttl_s, base_url="http://localhost"
-    )
-
-    def tombstone(face_ids: list[str]) -> str:
-        writer.delete(face_ids)
-        return "tombstoned"
-
-    service = QueryService(
+    app = services.query_app(backend)
+    return Env(
         settings,
-        store=store,
-        crops=crops,
-        forget_index=tombstone,
-        pipeline=pipeline,
-        fetch=lambda url: fetch_image(url, FetchPolicy.from_settings(settings)).data,
-        open_reader=lambda model: backend.index_reader(expected_model=model),
+        app,
+        services.query_service(backend),
+        store,
+        writer,
+        pipeline,
+        crops,
+        crops_dir,
+        faces,
+        backend,
     )
-    verifier = Verifier(
-        StaticKeyRing({KEY.key_id: KEY.secret}),
-        SqliteNonceStore(settings.data_dir / "nonces.sqlite3"),
-    )
-    app = QueryApp(settings, service, verifier)
-    return Env(settings, app, service, store, writer, pipeline, crops, crops_dir, faces)
 
 
 class SignedClient:

@@ -30,6 +30,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from facesearch.errors import Forbidden, NotFound
 from facesearch.logs import log_fields
+from facesearch.storage.metadata import DEFAULT_COLLECTION
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ CROP_KEY_FILE = "crop-url.key"
 class CropUrls(Protocol):
     """Turns a stored crop location into a link a client may fetch for a while."""
 
-    def url(self, face_id: str, crop_location: str | None) -> str | None:
+    def url(
+        self, face_id: str, crop_location: str | None, collection_id: str = DEFAULT_COLLECTION
+    ) -> str | None:
         """A time-limited URL for the crop, or None when the face has no stored crop."""
         ...
 
@@ -82,23 +85,34 @@ class LocalCropUrls:
             tmp.replace(path)
         return cls(path.read_bytes(), ttl_s, base_url=base_url)
 
-    def _sig(self, face_id: str, expires: int) -> str:
-        return hmac.new(self._key, f"{face_id}\n{expires}".encode(), hashlib.sha256).hexdigest()
+    def _sig(self, face_id: str, expires: int, collection_id: str) -> str:
+        scoped = "" if collection_id == DEFAULT_COLLECTION else f"{collection_id}\n"
+        message = f"{scoped}{face_id}\n{expires}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
-    def url(self, face_id: str, crop_location: str | None) -> str | None:
+    def url(
+        self, face_id: str, crop_location: str | None, collection_id: str = DEFAULT_COLLECTION
+    ) -> str | None:
         if not crop_location:
             return None
         expires = int(self._clock()) + self.ttl_s
+        where = "" if collection_id == DEFAULT_COLLECTION else f"&collection={collection_id}"
         return (
             f"{self.base_url}/v1/crops/{quote(face_id, safe='')}"
-            f"?expires={expires}&sig={self._sig(face_id, expires)}"
+            f"?expires={expires}{where}&sig={self._sig(face_id, expires, collection_id)}"
         )
 
-    def check(self, face_id: str, expires: str | None, sig: str | None) -> None:
-        """Raise Forbidden for a forged, altered or expired crop URL."""
+    def check(
+        self,
+        face_id: str,
+        expires: str | None,
+        sig: str | None,
+        collection_id: str = DEFAULT_COLLECTION,
+    ) -> None:
+        """Raise Forbidden for a forged, altered or expired crop URL (or another collection)."""
         if not expires or not sig or not expires.isdigit() or len(expires) > 12:
             raise Forbidden("invalid crop URL")
-        if not hmac.compare_digest(self._sig(face_id, int(expires)), sig):
+        if not hmac.compare_digest(self._sig(face_id, int(expires), collection_id), sig):
             raise Forbidden("invalid crop URL")
         if int(expires) < self._clock():
             raise Forbidden("crop URL expired")
@@ -156,7 +170,9 @@ class GcsCropUrls:
             token: str | None = creds.token
             return token
 
-    def url(self, face_id: str, crop_location: str | None) -> str | None:
+    def url(
+        self, face_id: str, crop_location: str | None, collection_id: str = DEFAULT_COLLECTION
+    ) -> str | None:
         if not crop_location or not crop_location.startswith("gs://"):
             return None
         parts = urlsplit(crop_location)

@@ -63,6 +63,11 @@ class IndexView:
                 )
         return reader
 
+    @property
+    def opened(self) -> IndexReader | None:
+        """The reader if this view has opened one (never opens it)."""
+        return self._reader
+
     def refresh(self) -> None:
         """Re-read the manifest now (after a local forget, so it shows at once)."""
         self.reader.refresh()

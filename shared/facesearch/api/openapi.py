@@ -20,7 +20,8 @@ from pydantic.json_schema import models_json_schema
 from facesearch import __version__
 from facesearch.api import schemas as s
 from facesearch.api.problems import PROBLEM_MEDIA_TYPE
-from facesearch.api.routes import ROUTES, Route
+from facesearch.api.route import Route
+from facesearch.api.routes import ROUTES
 from facesearch.auth.signing import (
     HEADER_KEY_ID,
     HEADER_NONCE,

@@ -63,7 +63,10 @@ def problem_response(
     response = Response(json.dumps(body), status=error.http_status, content_type=PROBLEM_MEDIA_TYPE)
     if isinstance(error, SignatureError):
         response.headers["WWW-Authenticate"] = 'FacesearchHMAC realm="facesearch"'
-    if isinstance(error, RateLimited) or error.http_status == 503:
+    retry_after = getattr(error, "retry_after_s", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    elif isinstance(error, RateLimited) or error.http_status == 503:
         response.headers["Retry-After"] = "1"
     return response
 

@@ -15,7 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from facesearch import jsonsafe
 
 if TYPE_CHECKING:
-    from facesearch.storage.metadata import FaceRecord, ImageRecord, PersonRecord
+    from facesearch.storage.metadata import (
+        FaceRecord,
+        ImageRecord,
+        PersonRecord,
+    )
     from facesearch.vision.types import Face
 
 _STRICT = ConfigDict(extra="forbid")

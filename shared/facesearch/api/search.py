@@ -100,9 +100,11 @@ class SearchService:
         pipeline: FacePipeline,
         index: IndexView,
         fetch: Callable[[str], bytes],
+        threshold: float | None = None,
     ) -> None:
         self.settings = settings
         self.fetch = fetch
+        self._threshold = threshold
         self.store = store
         self.crops = crops
         self.pipeline = pipeline
@@ -111,7 +113,10 @@ class SearchService:
 
     @property
     def default_threshold(self) -> float:
-        chosen = self.settings.vision.match_threshold
+        """The collection's threshold, else the settings', else the embedder's calibrated one."""
+        chosen = self._threshold
+        if chosen is None:
+            chosen = self.settings.vision.match_threshold
         if chosen is None:
             chosen = self.pipeline.embedder.match_threshold
         if chosen is None:
@@ -191,7 +196,7 @@ class SearchService:
                         similarity=round(float(hit.similarity), 6),
                         person_id=found.person_id,
                         person_name=names.get(found.person_id or ""),
-                        crop_url=self.crops.url(found.face_id, found.crop_url),
+                        crop_url=self.crops.url(found.face_id, found.crop_url, found.collection_id),
                     )
                 )
                 if len(matches) == k:

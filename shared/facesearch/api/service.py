@@ -1,41 +1,104 @@
 """The query service: one object per process that owns what every request shares.
 
-It holds the collaborators (metadata store, crop URLs, the vision pipeline, the
-index view) and hands them to the four services the routes call:
+Per collection it opens (on first use) a :class:`CollectionQuery` — that
+collection's store, index view, embedder pipeline and policy — holding the four
+services the routes call:
 
-* :attr:`QueryService.searcher` — search and match (:mod:`.search`)
-* :attr:`QueryService.records` — faces, images, persons (:mod:`.records`)
-* :attr:`QueryService.forgetter` — forget an image or a person (:mod:`.forget`)
-* :attr:`QueryService.operations` — models, stats, health (:mod:`.operations`)
+* ``searcher`` — search and match (:mod:`.search`)
+* ``records`` — faces, images, persons (:mod:`.records`)
+* ``forgetter`` — forget an image or a person (:mod:`.forget`)
+* ``operations`` — models, stats, health (:mod:`.operations`)
+
+Open collections are kept in an LRU within a budget (how many, and how many bytes
+of index segments they map): a deployment with hundreds of event collections keeps
+the busy ones warm and cold-opens the rest on demand (segments are mmapped, so a
+cold open reads the manifest and maps files; it does not load vectors).
 
 Transport-free: inputs are decoded values, outputs are the response models of
-:mod:`.schemas`, failures are typed errors (:mod:`facesearch.errors`). The HTTP
-layer (:mod:`.app`) parses, authenticates and renders; the CLI and tests can
-call the services directly. Built by :func:`facesearch.backends.services.query_service`.
+:mod:`.schemas`, failures are typed errors (:mod:`facesearch.errors`). Built by
+:func:`facesearch.backends.services.query_service`.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from facesearch.api.crops import CropUrls
 from facesearch.api.forget import ForgetService, IndexForgetter
-from facesearch.api.index_view import IndexView, ReaderFactory
+from facesearch.api.index_view import IndexView
 from facesearch.api.operations import OperationsService
 from facesearch.api.records import RecordService
 from facesearch.api.search import SearchService
+from facesearch.collections.policy import CollectionSettings
 from facesearch.config import Settings
 from facesearch.index.reader import IndexReader
-from facesearch.storage.metadata import MetadataStore
+from facesearch.storage.metadata import DEFAULT_COLLECTION, MetadataStore
 from facesearch.vision.pipeline import FacePipeline
+
+#: opens a collection's index for a model: (collection_id, model_id) -> reader
+CollectionReaderFactory = Callable[[str, str], IndexReader]
+#: a collection's settings (the policy stored on its record)
+PolicyLookup = Callable[[str], CollectionSettings]
+
+
+@dataclass
+class CollectionQuery:
+    """One collection's services over its store, index view, pipeline and policy."""
+
+    collection_id: str
+    store: MetadataStore
+    index: IndexView
+    pipeline: FacePipeline
+    searcher: SearchService
+    records: RecordService
+    forgetter: ForgetService
+    operations: OperationsService
+
+    def mapped_bytes(self) -> int:
+        """Index segment bytes this collection has open (0 until its index is opened)."""
+        reader = self.index.opened
+        manifest = reader.manifest if reader is not None else None
+        return sum(s.index_bytes for s in manifest.segments) if manifest else 0
 
 
 class QueryService:
-    """One per process (Cloud Run instance): models, index view and stores load once."""
+    """One per process (Cloud Run instance): models, index views and stores load once."""
 
     def __init__(
         self,
+        settings: Settings,
+        *,
+        stores: Callable[[str], MetadataStore],
+        crops: CropUrls,
+        forget_index: Callable[[str], IndexForgetter],
+        pipelines: Callable[[str | None], FacePipeline],
+        fetch: Callable[[str], bytes],
+        open_reader: CollectionReaderFactory | None = None,
+        policies: PolicyLookup | None = None,
+        drop_cache: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.stores = stores
+        self.crops = crops
+        self._forget_index = forget_index
+        self.pipelines = pipelines
+        self._fetch = fetch
+        self._open_reader = open_reader
+        self._policies = policies or (lambda collection_id: CollectionSettings())
+        self._drop_cache = drop_cache
+        self._clock = clock
+        self._open: OrderedDict[str, CollectionQuery] = OrderedDict()
+        self._lock = threading.Lock()
+        self._readers: dict[str, IndexReader] = {}
+
+    @classmethod
+    def single(
+        cls,
         settings: Settings,
         *,
         store: MetadataStore,
@@ -43,26 +106,120 @@ class QueryService:
         forget_index: IndexForgetter,
         pipeline: FacePipeline,
         fetch: Callable[[str], bytes],
-        open_reader: ReaderFactory | None = None,
+        open_reader: Callable[[str], IndexReader] | None = None,
         reader: IndexReader | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.crops = crops
-        self.pipeline = pipeline
-        self.index = IndexView(
-            open_reader,
+    ) -> QueryService:
+        """A service over one store and index (tests, and tools without collections)."""
+        service = cls(
+            settings,
+            stores=lambda collection_id: store,
+            crops=crops,
+            forget_index=lambda collection_id: forget_index,
+            pipelines=lambda embedder: pipeline,
+            fetch=fetch,
+            open_reader=None if open_reader is None else (lambda cid, model: open_reader(model)),
+        )
+        if reader is not None:
+            service._readers[DEFAULT_COLLECTION] = reader
+        return service
+
+    # --- collections ------------------------------------------------------------------
+
+    def collection(self, collection_id: str = DEFAULT_COLLECTION) -> CollectionQuery:
+        """The collection's services, opened on first use, kept while the budget allows."""
+        with self._lock:
+            query = self._open.get(collection_id)
+            if query is not None:
+                self._open.move_to_end(collection_id)
+                return query
+        query = self._build(collection_id)
+        with self._lock:
+            query = self._open.setdefault(collection_id, query)
+            self._open.move_to_end(collection_id)
+            self._evict()
+        return query
+
+    def close(self, collection_id: str, *, erased: bool = False) -> None:
+        """Drop a collection's services (its index unmapped); once it is being erased,
+        also this instance's cached copies of its index segments (embeddings)."""
+        with self._lock:
+            self._open.pop(collection_id, None)
+        if erased and self._drop_cache is not None and collection_id != DEFAULT_COLLECTION:
+            self._drop_cache(collection_id)
+
+    def open_collections(self) -> list[str]:
+        with self._lock:
+            return list(self._open)
+
+    def _evict(self) -> None:
+        """Least recently used first, never the one just opened (caller holds the lock)."""
+        api = self.settings.api
+        budget = api.open_index_budget_mb * 1024 * 1024
+        while len(self._open) > 1 and (
+            len(self._open) > api.open_collections_max
+            or sum(q.mapped_bytes() for q in self._open.values()) > budget
+        ):
+            self._open.popitem(last=False)
+
+    def _build(self, collection_id: str) -> CollectionQuery:
+        policy = self._policies(collection_id)
+        store = self.stores(collection_id)
+        pipeline = self.pipelines(policy.embedder)
+        opener = self._open_reader
+        index = IndexView(
+            None if opener is None else (lambda model: opener(collection_id, model)),
             model_id=lambda: pipeline.embedder.model_id,
-            refresh_interval_s=settings.index.refresh_interval_s,
-            reader=reader,
-            clock=clock,
+            refresh_interval_s=self.settings.index.refresh_interval_s,
+            reader=self._readers.get(collection_id),
+            clock=self._clock,
         )
-        self.searcher = SearchService(
-            settings, store=store, crops=crops, pipeline=pipeline, index=self.index, fetch=fetch
+        return CollectionQuery(
+            collection_id=collection_id,
+            store=store,
+            index=index,
+            pipeline=pipeline,
+            searcher=SearchService(
+                self.settings,
+                store=store,
+                crops=self.crops,
+                pipeline=pipeline,
+                index=index,
+                fetch=self._fetch,
+                threshold=policy.match_threshold,
+            ),
+            records=RecordService(store, self.crops),
+            forgetter=ForgetService(store, self.crops, self._forget_index(collection_id), index),
+            operations=OperationsService(
+                self.settings, store=store, pipeline=pipeline, index=index
+            ),
         )
-        self.records = RecordService(store, crops)
-        self.forgetter = ForgetService(store, crops, forget_index, self.index)
-        self.operations = OperationsService(
-            settings, store=store, pipeline=pipeline, index=self.index
-        )
+
+    # --- the default collection (the API's unscoped routes, embedded tools) -------------
+
+    @property
+    def searcher(self) -> SearchService:
+        return self.collection().searcher
+
+    @property
+    def records(self) -> RecordService:
+        return self.collection().records
+
+    @property
+    def forgetter(self) -> ForgetService:
+        return self.collection().forgetter
+
+    @property
+    def operations(self) -> OperationsService:
+        return self.collection().operations
+
+    @property
+    def index(self) -> IndexView:
+        return self.collection().index
+
+    @property
+    def store(self) -> MetadataStore:
+        return self.collection().store
+
+    @property
+    def pipeline(self) -> FacePipeline:
+        return self.collection().pipeline

@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from facesearch.section import SettingsSection
+
+
+class SigningKeySpec(BaseModel):
+    """A key limited to some collections and scopes (a plain secret string allows all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    secret: SecretStr
+    collections: list[str] | Literal["*"] = "*"
+    scopes: list[str] = Field(default_factory=lambda: ["search", "ingest", "manage", "erase"])
+
+    def as_ring_entry(self) -> dict[str, Any]:
+        """The ``{secret, collections, scopes}`` object a key ring parses."""
+        return {
+            "secret": self.secret.get_secret_value(),
+            "collections": self.collections,
+            "scopes": self.scopes,
+        }
+
+
+def key_secret(value: SecretStr | SigningKeySpec) -> str:
+    return (value.secret if isinstance(value, SigningKeySpec) else value).get_secret_value()
 
 
 class ApiSettings(SettingsSection):
@@ -19,9 +41,10 @@ class ApiSettings(SettingsSection):
         " never from a request's Host header. Required with the gcp backend; `facesearch"
         " serve` defaults it to its own address.",
     )
-    signing_keys: dict[str, SecretStr] = Field(
+    signing_keys: dict[str, SecretStr | SigningKeySpec] = Field(
         default={},
-        description="Local signing keys, JSON {key_id: secret} (cloud: the Secret Manager secret).",
+        description="Local signing keys, JSON {key_id: secret or {secret, collections, scopes}}"
+        " (cloud: the Secret Manager secret).",
     )
     signing_keys_secret: str | None = Field(
         default=None,
@@ -45,6 +68,15 @@ class ApiSettings(SettingsSection):
         gt=0.0,
         le=600.0,
         description="Whole-body read deadline: a client that sends its body slower gets 408.",
+    )
+    open_collections_max: int = Field(
+        default=64, ge=1, description="Collections a query instance keeps open (LRU)."
+    )
+    open_index_budget_mb: int = Field(
+        default=2048,
+        ge=1,
+        description="Index segment megabytes the open collections may map; beyond it the least"
+        " recently used collection is closed (and cold-opened again on demand).",
     )
     search_default_k: int = Field(default=10, ge=1, le=1000, description="Matches per face.")
     search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest k accepted.")

@@ -29,7 +29,9 @@ def faces_out(
     names = person_names(store, (r.person_id for r in records if r.person_id))
     return [
         FaceOut.from_record(
-            r, crop_url=crops.url(r.face_id, r.crop_url), person_name=names.get(r.person_id or "")
+            r,
+            crop_url=crops.url(r.face_id, r.crop_url, r.collection_id),
+            person_name=names.get(r.person_id or ""),
         )
         for r in records
     ]

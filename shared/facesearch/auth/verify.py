@@ -24,10 +24,10 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from facesearch.api.settings import ApiSettings
-from facesearch.auth.keys import KeyRing
+from facesearch.auth.keys import KeyGrant, KeyRing, Scope
 from facesearch.auth.signing import (
     HEADER_KEY_ID,
     HEADER_NONCE,
@@ -38,7 +38,7 @@ from facesearch.auth.signing import (
     compute_signature,
     header,
 )
-from facesearch.errors import Forbidden, SignatureError
+from facesearch.errors import Forbidden, ScopeForbidden, SignatureError
 from facesearch.logs import log_fields
 from facesearch.storage.nonces import NonceStore
 
@@ -84,6 +84,13 @@ class Verified:
     key_id: str
     timestamp: int
     nonce: str
+    grant: KeyGrant = field(default_factory=lambda: KeyGrant(b""), repr=False)
+
+    def check(self, scope: Scope, collection_id: str | None) -> None:
+        """Raise :class:`ScopeForbidden` (403) unless this key may do ``scope`` there."""
+        if not self.grant.allows(scope, collection_id):
+            where = f"collection {collection_id!r}" if collection_id else "this deployment"
+            raise ScopeForbidden(f"key {self.key_id!r} may not {scope} in {where}")
 
 
 class Verifier:
@@ -150,7 +157,8 @@ class Verifier:
         request_id: str = "",
     ) -> Verified:
         key_id, timestamp, nonce, signature = self._headers(headers, request_id)
-        secret = self.keys.secret(key_id)
+        grant = self.keys.grant(key_id)
+        secret = None if grant is None else grant.secret
         canonical = canonical_string(
             method, path, query, timestamp=timestamp, nonce=nonce, body_sha256=body_digest(body)
         )
@@ -170,7 +178,8 @@ class Verifier:
             self._log("replayed nonce", request_id, key_id)
             raise Forbidden("request rejected")
         self._recent.add(key_id, nonce, expires_at)
-        return Verified(key_id=key_id, timestamp=ts, nonce=nonce)
+        assert grant is not None  # a missing key was refused above
+        return Verified(key_id=key_id, timestamp=ts, nonce=nonce, grant=grant)
 
     @staticmethod
     def _log(reason: str, request_id: str, key_id: str | None, **extra: object) -> None:

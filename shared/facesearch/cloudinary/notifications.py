@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 from facesearch import jsonsafe
 from facesearch.errors import BadNotification
+from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id
 
 #: Longest public_id accepted (Cloudinary's own limit is 255 characters).
 MAX_PUBLIC_ID_CHARS = 255
@@ -50,6 +51,9 @@ class UploadedImage:
     size_bytes: int | None
     created_at: str | None
     api_key: str | None
+    tags: tuple[str, ...] = ()
+    context: tuple[tuple[str, str], ...] = ()  # the asset's custom context, key-value pairs
+    asset_folder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,50 @@ def _upload(body: Mapping[str, Any]) -> Notification:
         size_bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
         created_at=_str(body, "created_at"),
         api_key=_str(body, "api_key") or _str(body, "signature_key"),
+        tags=_tags(body.get("tags")),
+        context=_context(body.get("context")),
+        asset_folder=_str(body, "asset_folder"),
     )
+
+
+def _tags(value: object) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _context(value: object) -> tuple[tuple[str, str], ...]:
+    """Cloudinary sends custom context as ``{"custom": {key: value}}``."""
+    custom = value.get("custom") if isinstance(value, Mapping) else None
+    if not isinstance(custom, Mapping):
+        return ()
+    return tuple((str(k), v) for k, v in custom.items() if isinstance(v, str))
+
+
+def collection_for_upload(upload: UploadedImage, rule: str) -> str:
+    """The collection a Cloudinary upload goes to, by the configured ``rule``.
+
+    ``folder``: the first segment of the asset folder (or of the public_id's path);
+    ``tag``: a tag ``collection:<id>``; ``context``: the custom context key
+    ``collection``; ``none``: always ``default``. A value that is not a valid
+    collection id sends the image to ``default``, which is logged by the webhook.
+    """
+    candidate: str | None = None
+    if rule == "folder":
+        folder = upload.asset_folder or (
+            upload.public_id.rsplit("/", 1)[0] if "/" in upload.public_id else ""
+        )
+        candidate = folder.split("/", 1)[0] if folder else None
+    elif rule == "tag":
+        candidate = next(
+            (t.split(":", 1)[1] for t in upload.tags if t.startswith("collection:")), None
+        )
+    elif rule == "context":
+        candidate = dict(upload.context).get("collection")
+    if candidate:
+        try:
+            return check_collection_id(candidate)
+        except ValueError:
+            pass
+    return DEFAULT_COLLECTION
 
 
 def _eager(body: Mapping[str, Any]) -> Notification:

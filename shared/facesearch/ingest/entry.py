@@ -29,6 +29,7 @@ from facesearch.ingest.sources import (
     PUBSUB_PUBLISHED,
     STORAGE_FINALIZED,
     SourceRef,
+    collection_for_object,
     source_from_ingest_request,
     source_from_storage_object,
 )
@@ -82,6 +83,9 @@ def handle_event(
         source = source_from_event(event_type, data)
         service = service or default_service()
         watched = service.settings.storage.uploads_bucket
+        if event_type == STORAGE_FINALIZED:  # the object's name says which collection
+            pattern = service.settings.ingest.collection_pattern
+            source = source.in_collection(collection_for_object(source.name, pattern))
         if event_type == STORAGE_FINALIZED and watched and source.bucket != watched:
             # the trigger filters on the uploads bucket: anything else is a misrouted
             # event (a second trigger, a copied subscription); never ingest it

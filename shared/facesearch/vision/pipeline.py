@@ -22,6 +22,7 @@ from facesearch.vision.detect import MtcnnDetector
 from facesearch.vision.embed import FaceEmbedder
 from facesearch.vision.liveness import LivenessModel
 from facesearch.vision.quality import assess
+from facesearch.vision.settings import QualityPolicy
 from facesearch.vision.types import Detection, Face, ImageArray, ImageResult
 
 STAGES = ("decode", "detect", "liveness", "align", "quality", "embed")
@@ -92,9 +93,12 @@ class FacePipeline:
             min_side_px=self.settings.vision.min_image_side_px,
         )
 
-    def process(self, data: bytes) -> ImageResult:
-        """Run the whole pipeline on one image; raises a typed error for a bad image."""
-        result = self.process_batch([data])[0]
+    def process(self, data: bytes, *, policy: QualityPolicy | None = None) -> ImageResult:
+        """Run the whole pipeline on one image; raises a typed error for a bad image.
+
+        ``policy`` judges quality with other limits than the settings' (a collection's own).
+        """
+        result = self.process_batch([data], policy=policy)[0]
         if isinstance(result, FaceSearchError):
             raise result
         return result
@@ -115,7 +119,9 @@ class FacePipeline:
         pending = [self._detect_and_align(decoded, {"decode": 0.0}) for decoded in images]
         return self._embed_pending(pending)
 
-    def process_batch(self, images: Sequence[bytes]) -> list[ImageResult | FaceSearchError]:
+    def process_batch(
+        self, images: Sequence[bytes], *, policy: QualityPolicy | None = None
+    ) -> list[ImageResult | FaceSearchError]:
         """Process several images; faces of all images share batched embedder calls.
 
         A bad image yields its typed error in its slot and does not fail the others.
@@ -128,7 +134,7 @@ class FacePipeline:
             try:
                 with _timed(timings, "decode"):
                     decoded = self.decode(data)
-                pending.append((position, self._detect_and_align(decoded, timings)))
+                pending.append((position, self._detect_and_align(decoded, timings, policy)))
             except FaceSearchError as error:
                 slots[position] = error
         for (position, _), result in zip(
@@ -148,7 +154,12 @@ class FacePipeline:
         detections = [d for d in self.detector.detect(image) if min(d.width, d.height) >= minimum]
         return detections[: self.settings.vision.max_faces_per_image]
 
-    def _detect_and_align(self, decoded: DecodedImage, timings: dict[str, float]) -> _Pending:
+    def _detect_and_align(
+        self,
+        decoded: DecodedImage,
+        timings: dict[str, float],
+        policy: QualityPolicy | None = None,
+    ) -> _Pending:
         image = decoded.rgb
         with _timed(timings, "detect"):
             detections = self.detect(image)
@@ -164,7 +175,7 @@ class FacePipeline:
             with _timed(timings, "align"):
                 crop = self.embedder.align(image, detection.landmarks)
             with _timed(timings, "quality"):
-                quality = assess(detection, crop, self.policy)
+                quality = assess(detection, crop, policy or self.policy)
             faces.append(
                 Face(
                     index=index,

@@ -50,6 +50,31 @@ def test_each_adapter_is_built_once_and_overrides_win(tmp_path: Path) -> None:
         other.override(bus=InProcessBus())  # already built: too late to swap
 
 
+@pytest.mark.parametrize("kind", ["local", "gcp"])
+def test_every_adapter_without_arguments_can_be_overridden(kind: str, tmp_path: Path) -> None:
+    """``override(name=...)`` must reach the cache key the builder uses (a mismatch once
+    left a test's ledger unused while the backend built its own)."""
+    import inspect
+
+    settings = load_settings(data_dir=tmp_path, backend=kind, project="proj")
+    names = [
+        name
+        for name, member in inspect.getmembers(type(backend_for(settings)), inspect.isfunction)
+        if not name.startswith("_")
+        and name not in ("once", "override")
+        and "self.once(" in inspect.getsource(member)  # a cached builder
+        and all(
+            p.default is not inspect.Parameter.empty
+            for p in list(inspect.signature(member).parameters.values())[1:]
+        )
+    ]
+    assert {"bus", "catalog", "cloudinary_ledger", "nonces", "keyring", "pipeline"} <= set(names)
+    for name in names:
+        sentinel = object()
+        backend = backend_for(settings).override(**{name: sentinel})
+        assert getattr(backend, name)() is sentinel, name
+
+
 def test_embedded_files_are_private(tmp_path: Path) -> None:
     """Biometric data (embeddings in the metadata store) and security state stay 0600/0700."""
     backend = backend_for(load_settings(data_dir=tmp_path / "state"))

@@ -61,18 +61,21 @@ class Harness:
         self.metadata = SqliteMetadataStore(tmp_path / "metadata.sqlite3")
         self.ledger = SqliteEventLedger(tmp_path / "events.sqlite3")
         self.forgotten: list[str] = []
-        backend = LocalBackend(self.settings).override(
+        self.forgotten_in: list[str] = []  # the collection of each forget
+        self.backend = LocalBackend(self.settings).override(
             bus=self.bus, metadata=self.metadata, cloudinary_ledger=self.ledger
         )
         self.webhook: CloudinaryWebhook = services.cloudinary_webhook(
-            backend, forget_image=self._forget
+            self.backend, forget_image=self._forget
         )
 
-    def _forget(self, image_id: str) -> int:
-        if self.metadata.get_image(image_id) is None:
+    def _forget(self, collection_id: str, image_id: str) -> int:
+        store = self.backend.metadata(collection_id)
+        if store.get_image(image_id) is None:
             raise NotFound(image_id)
         self.forgotten.append(image_id)
-        self.metadata.delete_image(image_id)
+        self.forgotten_in.append(collection_id)
+        store.delete_image(image_id)
         return 3
 
     def post(
@@ -106,6 +109,7 @@ def test_upload_queues_one_ingest_request_that_ingest_understands(hook: Harness)
     assert message.attributes == {
         "kind": "ingest-request",
         "source": "cloudinary",
+        "collection": "default",
         "image_id": IMAGE_ID,
     }
     # SDK-built, size-bounded derivative of *our* cloud, not the URL in the notification

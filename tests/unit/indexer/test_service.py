@@ -44,7 +44,7 @@ class Rig:
         self.store = LocalBlobStore(tmp / "index")
         self.writer = IndexWriter(self.store, cache_dir=tmp / "cache", params=PARAMS)
         self.bus = InProcessBus()
-        self.service = IndexerService(self.writer, self.bus)
+        self.service = IndexerService(lambda collection_id: self.writer, self.bus)
         self.tmp = tmp
 
     def reader(self) -> IndexReader:

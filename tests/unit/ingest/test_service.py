@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facesearch.backends.local import LocalBackend
 from facesearch.config import Settings, load_settings
 from facesearch.errors import TransientError
 from facesearch.ingest.entry import handle_event
@@ -24,7 +25,6 @@ from facesearch.ingest.sources import (
 from facesearch.storage.bus import Message
 from facesearch.storage.local.blob import LocalBlobStore
 from facesearch.storage.local.bus import InProcessBus
-from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.messages import EmbeddingsMessage
 from facesearch.storage.metadata import ImageStatus
 from facesearch.vision.pipeline import FacePipeline
@@ -46,14 +46,16 @@ class World:
     def __init__(self, tmp: Path, pipeline: FacePipeline, **overrides: object) -> None:
         self.settings: Settings = load_settings(data_dir=tmp, **overrides)
         self.objects: dict[str, tuple[bytes, int]] = {}
-        self.metadata = SqliteMetadataStore(tmp / "meta.sqlite3")
         self.crops = LocalBlobStore(tmp / "crops")
         self.bus = InProcessBus()
+        self.backend = LocalBackend(self.settings).override(pipeline=pipeline, bus=self.bus)
+        self.metadata = self.backend.metadata()
         self.loads = 0
         self.service = IngestService(
             self.settings,
-            pipeline=pipeline,
-            metadata=self.metadata,
+            stores=self.backend.metadata,
+            pipelines=self.backend.pipeline,
+            collections=self.backend.collections(),
             crops=self.crops,
             bus=self.bus,
             loader=self._load,
@@ -91,7 +93,7 @@ def test_photo_becomes_records_crops_and_embeddings(world: World, photos_dir: Pa
     image = world.metadata.get_image(outcome.image_id)
     assert image is not None and image.status is ImageStatus.DONE
     assert image.face_count == 6 and (image.width, image.height) == (1280, 886)
-    assert image.model == world.service.model and image.attempts == 1
+    assert image.model == world.service.pipeline.embedder.model_id and image.attempts == 1
     assert {"detect", "embed", "publish", "metadata"} <= set(image.timings_ms)
     faces = world.metadata.list_faces(image_id=outcome.image_id).items
     assert [f.face_id for f in faces] == [face_id_for(outcome.image_id, i) for i in range(6)]
@@ -102,7 +104,7 @@ def test_photo_becomes_records_crops_and_embeddings(world: World, photos_dir: Pa
         assert crop[:3] == b"\xff\xd8\xff"  # a JPEG per face
     (message,) = world.bus.published["face-embeddings"]
     assert message.attributes["image_id"] == outcome.image_id
-    assert message.attributes["model"] == world.service.model
+    assert message.attributes["model"] == world.service.pipeline.embedder.model_id
     sent = world.embeddings()[0]
     assert sent.face_ids == [f.face_id for f in faces]
     assert np.allclose(sent.vectors, np.stack([f.vector() for f in faces]))
@@ -206,7 +208,7 @@ def test_image_that_keeps_crashing_is_failed_not_retried_forever(
 ) -> None:
     source = world.upload("d.jpg", (photos_dir / "labelled/obama/obama_3.jpg").read_bytes())
 
-    def crash(data: bytes) -> object:
+    def crash(data: bytes, **_: object) -> object:
         raise TransientError("instance ran out of memory")
 
     monkeypatch.setattr(world.service.pipeline, "process", crash)
@@ -244,10 +246,7 @@ def test_event_handler_maps_outcomes_to_ack_or_retry(world: World, photos_dir: P
     bad = base64.b64encode(b"{broken").decode()
     assert handle_event(PUBSUB_PUBLISHED, {"message": {"data": bad}}, service=world.service) is None
     # a transient failure propagates so the platform retries
-    world.metadata.close()
-    broken = SqliteMetadataStore(":memory:")
-    broken.close()
-    world.service.metadata = broken
+    world.metadata.close()  # the store's connection is gone: every read and write fails
     with pytest.raises(Exception):  # noqa: B017 - closed DB: any error must surface, not ack
         handle_event(STORAGE_FINALIZED, storage_event, service=world.service)
 
@@ -295,7 +294,7 @@ def test_function_service_fetches_url_requests_only_from_cloudinary(
         built = entry.default_service(
             load_settings(data_dir=tmp_path / str(cloud_name), cloudinary_cloud_name=cloud_name)
         )
-        built.pipeline = pipeline
+        built.pipelines = lambda embedder: pipeline
         entry._service = None
         return built
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -54,12 +56,30 @@ def test_unsubscribed_topic_keeps_its_messages() -> None:
 
 def test_embeddings_message_round_trip() -> None:
     vectors = np.random.default_rng(1).normal(size=(3, 128)).astype(np.float32)
-    msg = EmbeddingsMessage("img", "dlib-resnet-v1@1", ["img-0", "img-1", "img-2"], vectors, 12.5)
+    msg = EmbeddingsMessage(
+        "img", "dlib-resnet-v1@1", ["img-0", "img-1", "img-2"], vectors, 12.5, "wedding"
+    )
     wire = msg.encode()
-    assert wire.attributes == {"kind": "embeddings", "image_id": "img", "model": "dlib-resnet-v1@1"}
+    assert wire.attributes == {
+        "kind": "embeddings",
+        "image_id": "img",
+        "model": "dlib-resnet-v1@1",
+        "collection": "wedding",
+    }
     back = EmbeddingsMessage.decode(wire)
     assert back.face_ids == msg.face_ids and back.model == msg.model and back.source_time == 12.5
+    assert back.collection_id == "wedding"
     assert np.array_equal(back.vectors, vectors)
+
+
+def test_messages_from_before_collections_belong_to_the_default_collection() -> None:
+    """A message published by an older ingest (no collection field) is still applied."""
+    vectors = np.zeros((1, 4), dtype=np.float32)
+    wire = EmbeddingsMessage("img", "m@1", ["img-0"], vectors, 1.0).encode()
+    body = json.loads(wire.data)
+    body.pop("collection")
+    old = Message(json.dumps(body).encode(), {"kind": "embeddings"})
+    assert EmbeddingsMessage.decode(old).collection_id == "default"
 
 
 @pytest.mark.parametrize(

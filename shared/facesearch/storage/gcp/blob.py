@@ -17,6 +17,7 @@ with anonymous credentials; nothing here is emulator-specific.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
@@ -130,20 +131,27 @@ class GcsBlobStore:
         return self._call(op, name, "write")
 
     def list(self, prefix: str = "") -> list[BlobInfo]:
-        def op() -> list[BlobInfo]:
-            root = f"{self.prefix}/" if self.prefix else ""
-            out = []
-            for blob in self._get_client().list_blobs(
-                self.bucket_name, prefix=root + prefix, timeout=self.timeout_s, retry=None
-            ):
-                updated = blob.updated.timestamp() if blob.updated else 0.0
-                out.append(
-                    BlobInfo(blob.name[len(root) :], int(blob.generation), blob.size or 0, updated)
-                )
-            out.sort(key=lambda info: info.name)
-            return out
+        return self._call(lambda: self._listed(prefix, versions=False), prefix, "list")
 
-        return self._call(op, prefix, "list")
+    def list_versions(self, prefix: str = "") -> builtins.list[BlobInfo]:
+        return self._call(lambda: self._listed(prefix, versions=True), prefix, "list versions")
+
+    def _listed(self, prefix: str, *, versions: bool) -> builtins.list[BlobInfo]:
+        root = f"{self.prefix}/" if self.prefix else ""
+        out = []
+        for blob in self._get_client().list_blobs(
+            self.bucket_name,
+            prefix=root + prefix,
+            versions=versions,
+            timeout=self.timeout_s,
+            retry=None,
+        ):
+            updated = blob.updated.timestamp() if blob.updated else 0.0
+            out.append(
+                BlobInfo(blob.name[len(root) :], int(blob.generation), blob.size or 0, updated)
+            )
+        out.sort(key=lambda info: (info.name, info.generation))
+        return out
 
     def delete(self, name: str) -> None:
         def op() -> None:
@@ -151,6 +159,14 @@ class GcsBlobStore:
                 self._blob(name).delete(timeout=self.timeout_s, retry=None)
 
         self._call(op, name, "delete")
+
+    def delete_version(self, name: str, generation: int) -> None:
+        def op() -> None:
+            blob = self._bucket().blob(self._key(name), generation=generation)
+            with contextlib.suppress(gexc.NotFound):
+                blob.delete(timeout=self.timeout_s, retry=None)
+
+        self._call(op, name, "delete version")
 
     # --- internals ---------------------------------------------------------------
 

@@ -21,6 +21,7 @@ How the guarantee is kept across *processes*, not just threads:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import fcntl
@@ -108,6 +109,10 @@ class LocalBlobStore:
         out.sort(key=lambda info: info.name)
         return out
 
+    def list_versions(self, prefix: str = "") -> builtins.list[BlobInfo]:
+        """A directory keeps no history: the current objects are all there is."""
+        return self.list(prefix)
+
     # --- writes ----------------------------------------------------------------
 
     def write(self, name: str, data: bytes, *, if_generation_match: int | None = None) -> int:
@@ -138,6 +143,15 @@ class LocalBlobStore:
                 path.unlink()
             # Under the lock: a concurrent commit creates parent dirs under it too.
             self._prune_empty_dirs(path.parent)
+
+    def delete_version(self, name: str, generation: int) -> None:
+        """Delete ``name`` if ``generation`` is still its current one."""
+        path = self._path(name)
+        with self._locked():
+            if self.stat(name) == generation:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                self._prune_empty_dirs(path.parent)
 
     # --- internals -------------------------------------------------------------
 

@@ -41,6 +41,24 @@ class SqliteEventLedger(SqliteTable):
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
+    def purge_collection(self, collection_id: str, *, limit: int = 500) -> int:
+        with self._db.write(self._clock()) as conn:
+            cursor = conn.execute(
+                "DELETE FROM cloudinary_events WHERE id IN (SELECT id FROM cloudinary_events"
+                " WHERE json_extract(info, '$.collection') = ? LIMIT ?)",
+                (collection_id, max(limit, 0)),
+            )
+            return cursor.rowcount
+
+    def count_collection(self, collection_id: str) -> int:
+        with self._db.lock:
+            row = self._db.conn.execute(
+                "SELECT COUNT(*) FROM cloudinary_events"
+                " WHERE json_extract(info, '$.collection') = ?",
+                (collection_id,),
+            ).fetchone()
+        return int(row[0])
+
     def put(self, key: str, info: Mapping[str, str], expires_at: float) -> None:
         with self._db.write(self._clock()) as conn:
             conn.execute(
