@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _manifest_embedders() -> list[str]:
     from facesearch.config import get_settings
-    from facesearch.models import load_manifest
+    from facesearch.vision.registry import load_manifest
 
     settings = get_settings()
     names = [

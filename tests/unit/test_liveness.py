@@ -185,7 +185,7 @@ def test_malformed_crop_blocks_are_model_errors(block: dict[str, Any], message: 
 
 @pytest.fixture(scope="module")
 def model() -> LivenessModel:
-    return LivenessModel.from_settings(load_settings())
+    return LivenessModel.from_settings(load_settings().vision)
 
 
 def test_manifest_model_reads_its_size_and_recipe(model: LivenessModel) -> None:
@@ -220,7 +220,7 @@ class Photo:
 
 @pytest.fixture(scope="module")
 def real_photos(photos_dir: Path) -> list[Photo]:
-    detector = MtcnnDetector.from_settings(load_settings())
+    detector = MtcnnDetector.from_settings(load_settings().vision)
     photos: list[Photo] = []
     for path in sorted((photos_dir / "labelled").rglob("*.*")):
         rgb = decode_image(path.read_bytes()).rgb

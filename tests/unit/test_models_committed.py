@@ -23,7 +23,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from facesearch.config import DEFAULT_MODELS_DIR
-from facesearch.models import load_manifest, sha256_file
+from facesearch.vision.registry import load_manifest, sha256_file
 
 EXPORT_DIR = DEFAULT_MODELS_DIR / "export"
 

@@ -65,19 +65,19 @@ class FacePipeline:
     @property
     def detector(self) -> MtcnnDetector:
         if self._detector is None:
-            self._detector = MtcnnDetector.from_settings(self.settings)
+            self._detector = MtcnnDetector.from_settings(self.settings.vision)
         return self._detector
 
     @property
     def liveness(self) -> LivenessModel:
         if self._liveness is None:
-            self._liveness = LivenessModel.from_settings(self.settings)
+            self._liveness = LivenessModel.from_settings(self.settings.vision)
         return self._liveness
 
     @property
     def embedder(self) -> FaceEmbedder:
         if self._embedder is None:
-            self._embedder = FaceEmbedder.from_settings(self.settings)
+            self._embedder = FaceEmbedder.from_settings(self.settings.vision)
         return self._embedder
 
     def warm_up(self) -> None:
