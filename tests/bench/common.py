@@ -15,6 +15,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "bench-results"
 PHOTOS_DIR = ROOT / "tests" / "data" / "photos"
+DEV_SET_ENV = "FACESEARCH_DEV_SET"
+
+
+def dev_set() -> Path | None:
+    """The labelled faces-dev folder: $FACESEARCH_DEV_SET, else ``shared/datasets/faces-dev``
+    beside the checkout (or beside the folder holding a git worktree)."""
+    import os
+
+    if os.environ.get(DEV_SET_ENV):
+        return Path(os.environ[DEV_SET_ENV])
+    for base in (ROOT.parent, ROOT.parent.parent):
+        candidate = base / "shared" / "datasets" / "faces-dev"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic"}
 
 

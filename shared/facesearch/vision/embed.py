@@ -21,18 +21,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from facesearch.errors import ModelError
-from facesearch.vision.align import ARCFACE_112_TEMPLATE, align_face
+from facesearch.vision.align import ARCFACE_112_TEMPLATE, Aligner, TemplateAligner, align_face
 from facesearch.vision.inference import InferenceModel, Source, TensorSpec, single_io
 from facesearch.vision.ort import ModelSession
 from facesearch.vision.registry import ModelSpec
 from facesearch.vision.settings import VisionSettings
-from facesearch.vision.types import FloatArray, ImageArray
+from facesearch.vision.shape5 import DlibChipAligner, load_shape_predictor
+from facesearch.vision.types import Detection, FloatArray, ImageArray
 
 _NORM_EPS = 1e-12
 _LANDMARKS = 5
@@ -103,12 +105,16 @@ class FaceEmbedder(InferenceModel):
         model_id: str,
         batch_size: int = 32,
         match_threshold: float | None = None,
+        aligner: Aligner | None = None,
+        flip: bool = False,
         providers: str = "auto",
         threads: int = 0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.spec = spec
+        self.aligner: Aligner = aligner or TemplateAligner(spec.template_array, spec.size)
+        self.flip = flip
         self._wanted_batch = batch_size
         self._match_threshold = match_threshold
         self._batch_size = batch_size
@@ -139,6 +145,7 @@ class FaceEmbedder(InferenceModel):
                 session=session,
                 batch_size=vision.embed_batch_size,
                 match_threshold=vision.match_threshold,
+                flip=vision.embed_flip,
             )
         source, model_id = cls.custom_source(
             vision.embedder_path, vision.embedder_sha256, session, setting="EMBEDDER"
@@ -149,6 +156,7 @@ class FaceEmbedder(InferenceModel):
             model_id=model_id,
             batch_size=vision.embed_batch_size,
             match_threshold=vision.match_threshold,
+            flip=vision.embed_flip,
             providers=vision.onnx_providers,
             threads=vision.onnx_threads,
         )
@@ -159,13 +167,16 @@ class FaceEmbedder(InferenceModel):
         entry: ModelSpec,
         source: Source,
         *,
+        models_dir: Path,
         providers: str,
         threads: int,
         batch_size: int = 32,
         match_threshold: float | None = None,
+        flip: bool = False,
         **options: Any,
     ) -> FaceEmbedder:
-        """``input`` block → :class:`InputSpec`; the manifest's calibrated threshold by default."""
+        """``input`` → :class:`InputSpec`, ``alignment`` → the crop recipe; the manifest's
+        calibrated threshold unless one is given."""
         if options:
             raise TypeError(f"unknown embedder options {sorted(options)}")
         spec = InputSpec.from_mapping(cls.block(entry, "input"), label=entry.name)
@@ -178,6 +189,8 @@ class FaceEmbedder(InferenceModel):
             model_id=entry.model_id,
             batch_size=batch_size,
             match_threshold=threshold,
+            aligner=manifest_aligner(entry, spec, models_dir),
+            flip=flip,
             providers=providers,
             threads=threads,
         )
@@ -213,10 +226,29 @@ class FaceEmbedder(InferenceModel):
         height, width = self.spec.size
         return align_face(image, points, self.spec.template_array, (width, height))
 
+    def crops(self, image: ImageArray, detections: Sequence[Detection]) -> list[ImageArray]:
+        """The model's input crop of every detection (its alignment recipe), RGB, input_size."""
+        return self.aligner.crops(image, detections)
+
     def embed(self, crops: Sequence[ImageArray] | npt.NDArray[np.uint8]) -> FloatArray:
-        """(N, dim) float32, each row L2-normalised; one session call per batch."""
+        """(N, dim) float32, each row L2-normalised; one session call per batch.
+
+        With ``flip``, each face's vector is the mean of its crop's and its mirror
+        image's (test-time augmentation), then normalised.
+        """
         self.load()
         batch = self._stack(crops)
+        if self.flip and len(batch):
+            both = self._raw(np.concatenate([batch, batch[:, :, ::-1]]))
+            both /= np.maximum(np.linalg.norm(both, axis=1, keepdims=True), _NORM_EPS)
+            out = both[: len(batch)] + both[len(batch) :]
+        else:
+            out = self._raw(batch)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, _NORM_EPS)  # type: ignore[no-any-return]
+
+    def _raw(self, batch: npt.NDArray[np.uint8]) -> FloatArray:
+        """Unnormalised model outputs, one session call per batch."""
         out = np.empty((batch.shape[0], self._dim), dtype=np.float32)
         for start in range(0, batch.shape[0], self._batch_size):
             chunk = batch[start : start + self._batch_size]
@@ -226,8 +258,7 @@ class FaceEmbedder(InferenceModel):
                     f"{self.model_id} returned {vectors.shape[1]}-d vectors, expected {self._dim}"
                 )
             out[start : start + chunk.shape[0]] = vectors
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, _NORM_EPS)  # type: ignore[no-any-return]
+        return out
 
     def preprocess(self, crops: npt.NDArray[np.uint8]) -> FloatArray:
         """(N, H, W, 3) RGB uint8 → the model's input tensor."""
@@ -310,3 +341,17 @@ def with_template(spec: InputSpec, template: FloatArray) -> InputSpec:
     if points.shape != (_LANDMARKS, 2):
         raise ValueError(f"template must be (5, 2), got {points.shape}")
     return replace(spec, template=tuple((float(x), float(y)) for x, y in points))
+
+
+def manifest_aligner(entry: ModelSpec, spec: InputSpec, models_dir: Path) -> Aligner:
+    """The entry's ``alignment`` block: ``{"method": "dlib-chip", "landmarks": NAME,
+    "padding": P}`` (dlib's predictor + ``get_face_chip``), else the ``input`` template."""
+    block = entry.extra.get("alignment")
+    if block is None or block.get("method", "template") == "template":
+        return TemplateAligner(spec.template_array, spec.size)
+    if block.get("method") != "dlib-chip":
+        raise ModelError(f"embedder {entry.name!r}: unknown alignment method {block!r}")
+    if spec.size[0] != spec.size[1]:
+        raise ModelError(f"embedder {entry.name!r}: dlib chips are square, input is {spec.size}")
+    predictor = load_shape_predictor(models_dir, str(block["landmarks"]))
+    return DlibChipAligner(predictor, size=spec.size[0], padding=float(block.get("padding", 0.25)))

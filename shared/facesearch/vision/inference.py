@@ -252,7 +252,9 @@ class InferenceModel:
         ``options`` go to the subclass's :meth:`from_entry` (e.g. an embedder's batch size).
         """
         entry, source = cls.manifest_source(models_dir, name, session)
-        return cls.from_entry(entry, source, providers=providers, threads=threads, **options)
+        return cls.from_entry(
+            entry, source, models_dir=models_dir, providers=providers, threads=threads, **options
+        )
 
     @classmethod
     def from_section(
@@ -295,9 +297,17 @@ class InferenceModel:
 
     @classmethod
     def from_entry(
-        cls, entry: ModelSpec, source: Source, *, providers: str, threads: int, **options: Any
+        cls,
+        entry: ModelSpec,
+        source: Source,
+        *,
+        models_dir: Path,
+        providers: str,
+        threads: int,
+        **options: Any,
     ) -> Self:
-        """Build from one manifest entry; single-graph subclasses implement this."""
+        """Build from one manifest entry (``models_dir`` finds helper models it names);
+        single-graph subclasses implement this."""
         raise ModelError(f"{cls.__name__} is not built from a single manifest entry")
 
     @staticmethod

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
@@ -138,7 +139,14 @@ class LivenessModel(InferenceModel):
 
     @classmethod
     def from_entry(
-        cls, entry: ModelSpec, source: Source, *, providers: str, threads: int, **options: Any
+        cls,
+        entry: ModelSpec,
+        source: Source,
+        *,
+        models_dir: Path,
+        providers: str,
+        threads: int,
+        **options: Any,
     ) -> LivenessModel:
         """Crop recipe, normalisation and live column from the manifest entry."""
         if options:

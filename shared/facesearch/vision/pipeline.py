@@ -148,11 +148,12 @@ class FacePipeline:
                 if detections
                 else np.zeros(0, dtype=np.float32)
             )
+        with _timed(timings, "align"):
+            crops = self.embedder.crops(image, detections)
         faces: list[Face] = []
-        crops: list[ImageArray] = []
-        for index, (detection, live) in enumerate(zip(detections, scores, strict=True)):
-            with _timed(timings, "align"):
-                crop = self.embedder.align(image, detection.landmarks)
+        for index, (detection, live, crop) in enumerate(
+            zip(detections, scores, crops, strict=True)
+        ):
             with _timed(timings, "quality"):
                 quality = assess(detection, crop, self.policy)
             faces.append(
@@ -164,7 +165,6 @@ class FacePipeline:
                     quality=quality,
                 )
             )
-            crops.append(crop)
         return _Pending(decoded=decoded, faces=faces, crops=crops, timings=timings)
 
     def _embed_pending(self, batch: list[_Pending]) -> list[ImageResult]:

@@ -44,6 +44,11 @@ class VisionSettings(SettingsSection):
     embed_batch_size: int = Field(
         default=32, ge=1, le=1024, description="Faces per embedder call (GPU: larger is faster)."
     )
+    embed_flip: bool = Field(
+        default=False,
+        description="Test-time augmentation: embed each face and its mirror image, keep the"
+        " mean (2x embedder cost).",
+    )
 
     # --- decode ----------------------------------------------------------------------
     max_image_bytes: int = Field(
