@@ -110,9 +110,12 @@ class MtcnnDetector(InferenceModel):
         scale_factor: float = 0.709,
         max_side_px: int | None = None,
         max_faces: int | None = None,
+        min_face_ratio: float = 0.0,
         providers: str = "auto",
         threads: int = 0,
     ) -> None:
+        if not 0.0 <= min_face_ratio <= 0.5:
+            raise ModelError(f"min_face_ratio must be in [0, 0.5], got {min_face_ratio}")
         if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
             raise ModelError(f"need three detection thresholds in [0, 1], got {thresholds}")
         if not 0.1 < scale_factor < 1.0:
@@ -124,6 +127,7 @@ class MtcnnDetector(InferenceModel):
         self.scale_factor = float(scale_factor)
         self.max_side_px = max_side_px
         self.max_faces = max_faces
+        self.min_face_ratio = float(min_face_ratio)
         super().__init__([pnet, rnet, onet], model_id="mtcnn", providers=providers, threads=threads)
 
     def _on_load(self, sessions: tuple[ModelSession, ...]) -> None:
@@ -175,6 +179,7 @@ class MtcnnDetector(InferenceModel):
             scale_factor=vision.detect_scale_factor,
             max_side_px=vision.detect_max_side_px,
             max_faces=vision.max_faces_per_image,
+            min_face_ratio=vision.min_face_ratio,
         )
 
     # -- public ---------------------------------------------------------------------------
@@ -239,9 +244,8 @@ class MtcnnDetector(InferenceModel):
         height, width = image.shape[:2]
         session, name = self.sessions[0], self._inputs[0]
         per_scale: list[Boxes] = []
-        for scale, scaled_h, scaled_w in scale_pyramid(
-            height, width, self.min_face_px, self.scale_factor
-        ):
+        min_face = max(self.min_face_px, int(self.min_face_ratio * min(height, width)))
+        for scale, scaled_h, scaled_w in scale_pyramid(height, width, min_face, self.scale_factor):
             resized = cv2.resize(image, (scaled_w, scaled_h), interpolation=cv2.INTER_AREA)
             batch = np.ascontiguousarray(resized.transpose(2, 0, 1))[None]
             outputs = session.run(None, {name: batch})

@@ -35,6 +35,24 @@ from facesearch.vision.settings import VisionSettings
 from facesearch.vision.types import Detection, ImageArray
 
 ScoreArray = npt.NDArray[np.float32]
+
+#: Defaults for an operator-supplied liveness model (``FACESEARCH_LIVENESS_PATH``): the
+#: MiniFASNet family of minivision's Silent-Face-Anti-Spoofing, the usual production
+#: choice. Its ONNX exports take [N, 3, 80, 80] float32, BGR, raw 0..255 (no mean, no
+#: scaling), cut from the detection box enlarged 2.7x (``2.7_80x80_MiniFASNetV2``; the
+#: ``4_0_0_80x80_MiniFASNetV1SE`` model wants 4.0) and output 3 logits, column 1 = real
+#: face. Silent-Face keeps its enlarged box inside the image by shifting it; we pad the
+#: outside with zeros instead (the crop of a face well inside the photo is identical).
+MINIFASNET_INPUT: dict[str, Any] = {
+    "size": [80, 80],
+    "layout": "NCHW",
+    "channels": "BGR",
+    "mean": 0.0,
+    "std": 1.0,
+    "crop": {"square": False, "scale": 2.7, "center_shift": [0.0, 0.0]},
+    "live_index": 1,
+    "apply_softmax": True,
+}
 #: Liveness tensors: the tfjs defaults (NHWC, RGB / 255); kept as a name for callers.
 LivenessInput = TensorSpec
 
@@ -100,11 +118,13 @@ class LivenessModel(InferenceModel):
         input_spec: TensorSpec | None = None,
         crop: LivenessCrop | None = None,
         live_index: int = 0,
+        apply_softmax: bool = False,
         declared_size: Sequence[int] | None = None,
         providers: str = "auto",
         threads: int = 0,
     ) -> None:
         self.input_spec = input_spec or TensorSpec()
+        self.apply_softmax = bool(apply_softmax)
         self._declared = None if declared_size is None else tuple(int(v) for v in declared_size)
         self.crop = crop or LivenessCrop()
         self.live_index = int(live_index)
@@ -158,6 +178,9 @@ class LivenessModel(InferenceModel):
             input_spec=TensorSpec.from_mapping(input_block, label=f"liveness {entry.name!r}"),
             crop=LivenessCrop.from_mapping(cls.block(entry, "crop"), label=entry.name),
             live_index=int(cls.block(entry, "output", required=False).get("live_index", 0)),
+            apply_softmax=bool(
+                cls.block(entry, "output", required=False).get("apply_softmax", False)
+            ),
             declared_size=input_block.get("size"),
             providers=providers,
             threads=threads,
@@ -167,8 +190,32 @@ class LivenessModel(InferenceModel):
     def from_settings(
         cls, vision: VisionSettings, *, session: ModelSession | None = None
     ) -> LivenessModel:
-        """The production model: ``vision.liveness_model`` from the manifest."""
-        return cls.from_section(vision, vision.liveness_model, session=session)
+        """``vision.liveness_model`` from the manifest, or ``vision.liveness_path`` (+ sha256,
+        + ``liveness_input``, whose defaults are :data:`MINIFASNET_INPUT`)."""
+        if vision.liveness_path is None:
+            return cls.from_section(vision, vision.liveness_model, session=session)
+        source, model_id = cls.custom_source(
+            vision.liveness_path, vision.liveness_sha256, session, setting="LIVENESS"
+        )
+        label = f"liveness {str(vision.liveness_path)!r}"
+        block = {**MINIFASNET_INPUT, **(vision.liveness_input or {})}
+        unknown = set(block) - set(MINIFASNET_INPUT)
+        if unknown:
+            raise ModelError(f"{label}: unknown liveness_input keys {sorted(unknown)}")
+        crop = block["crop"]
+        if not isinstance(crop, Mapping):
+            raise ModelError(f"{label}: 'crop' must be an object, got {crop!r}")
+        return cls(
+            source,
+            model_id=model_id,
+            input_spec=TensorSpec.from_mapping(block, label=label),
+            crop=LivenessCrop.from_mapping(crop, label=label),
+            live_index=int(block["live_index"]),
+            apply_softmax=bool(block["apply_softmax"]),
+            declared_size=block["size"],
+            providers=vision.onnx_providers,
+            threads=vision.onnx_threads,
+        )
 
     # --- inference ----------------------------------------------------------------------
 
@@ -195,6 +242,9 @@ class LivenessModel(InferenceModel):
                 f"liveness {self.model_id}: output has {outputs.shape[1]} columns, "
                 f"live_index is {self.live_index}"
             )
+        if self.apply_softmax:
+            shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+            outputs = shifted / shifted.sum(axis=1, keepdims=True)
         return np.ascontiguousarray(outputs[:, self.live_index])
 
 

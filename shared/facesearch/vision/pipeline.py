@@ -40,7 +40,9 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 class _Pending:
     """An image that has been detected/aligned and waits for the batched embed call."""
 
-    decoded: DecodedImage
+    width: int
+    height: int
+    source_format: str  # the decoded pixels are not kept: a batch holds only crops
     faces: list[Face]
     crops: list[ImageArray]
     timings: dict[str, float]
@@ -134,7 +136,8 @@ class FacePipeline:
         minimum (e.g. 14 px playing cards in a group photo); a face smaller than
         the minimum the operator asked for is not reported.
         """
-        minimum = self.settings.vision.min_face_px
+        vision = self.settings.vision
+        minimum = max(vision.min_face_px, vision.min_face_ratio * min(image.shape[:2]))
         detections = [d for d in self.detector.detect(image) if min(d.width, d.height) >= minimum]
         return detections[: self.settings.vision.max_faces_per_image]
 
@@ -165,7 +168,14 @@ class FacePipeline:
                     quality=quality,
                 )
             )
-        return _Pending(decoded=decoded, faces=faces, crops=crops, timings=timings)
+        return _Pending(
+            width=decoded.width,
+            height=decoded.height,
+            source_format=decoded.format,
+            faces=faces,
+            crops=crops,
+            timings=timings,
+        )
 
     def _embed_pending(self, batch: list[_Pending]) -> list[ImageResult]:
         all_crops = [crop for item in batch for crop in item.crops]
@@ -188,12 +198,12 @@ class FacePipeline:
             offset += count
             results.append(
                 ImageResult(
-                    width=item.decoded.width,
-                    height=item.decoded.height,
+                    width=item.width,
+                    height=item.height,
                     faces=item.faces,
                     model=self.embedder.model_id,
                     timings_ms={stage: round(item.timings.get(stage, 0.0), 3) for stage in STAGES},
-                    source_format=item.decoded.format,
+                    source_format=item.source_format,
                 )
             )
         return results

@@ -68,6 +68,13 @@ class VisionSettings(SettingsSection):
     min_face_px: int = Field(
         default=20, ge=8, description="Smallest face reported (shorter box side, detection px)."
     )
+    min_face_ratio: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.5,
+        description="Smallest face as a share of the image's shorter side (0 = off); the"
+        " detector skips pyramid levels that could only find smaller faces.",
+    )
     detect_thresholds: tuple[float, float, float] = Field(
         default=(0.6, 0.7, 0.8), description="MTCNN P/R/O-Net score thresholds (JSON list)."
     )
@@ -81,6 +88,19 @@ class VisionSettings(SettingsSection):
     # --- liveness & matching ---------------------------------------------------------
     liveness_model: str = Field(
         default="liveness-v1", description="Liveness model name in models/manifest.json"
+    )
+    liveness_path: Path | None = Field(
+        default=None,
+        description="Override: path to another ONNX liveness model (e.g. a MiniFASNet export).",
+    )
+    liveness_sha256: str | None = Field(
+        default=None, description="Required with liveness_path: the file's pinned sha256."
+    )
+    liveness_input: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON overrides of the custom liveness model's input spec (size, layout,"
+        " channels, mean, std, crop, live_index, apply_softmax); defaults are MiniFASNet's"
+        " 80x80 BGR 0..255, crop 2.7x the box, softmax column 1.",
     )
     liveness_threshold: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Faces scoring below are flagged live=false."
