@@ -57,7 +57,8 @@ def write_result(name: str, summary: dict[str, Any], details: dict[str, Any] | N
     path = RESULTS_DIR / f"{name}.json"
     payload = {"summary": summary, "details": details or {}, "machine": machine()}
     path.write_text(json.dumps(payload, indent=2, default=_jsonable))
-    print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(f"wrote {shown}", file=sys.stderr)
     print(json.dumps(summary, default=_jsonable))
     return path
 
