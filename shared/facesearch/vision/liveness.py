@@ -221,13 +221,7 @@ class LivenessModel(InferenceModel):
 
     def crops(self, image: ImageArray, detections: Sequence[Detection]) -> ImageArray:
         """The (N, H, W, 3) uint8 RGB crops the model sees, in detection order."""
-        _check_image(image)
-        height, width = self.size
-        out = np.zeros((len(detections), height, width, 3), dtype=np.uint8)
-        for i, detection in enumerate(detections):
-            region = _cut_padded(image, self.crop.region(detection.box))
-            out[i] = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
-        return out
+        return box_crops(image, detections, self.crop, self.size)
 
     def score(self, image: ImageArray, detections: Sequence[Detection]) -> ScoreArray:
         """Live score in [0, 1] per detection, float32 (N,); higher means more live."""
@@ -246,6 +240,19 @@ class LivenessModel(InferenceModel):
             shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
             outputs = shifted / shifted.sum(axis=1, keepdims=True)
         return np.ascontiguousarray(outputs[:, self.live_index])
+
+
+def box_crops(
+    image: ImageArray, detections: Sequence[Detection], crop: LivenessCrop, size: tuple[int, int]
+) -> ImageArray:
+    """(N, H, W, 3) uint8 crops of ``crop``'s region around each box, zero-padded, area-resized."""
+    _check_image(image)
+    height, width = size
+    out = np.zeros((len(detections), height, width, 3), dtype=np.uint8)
+    for i, detection in enumerate(detections):
+        region = _cut_padded(image, crop.region(detection.box))
+        out[i] = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def _check_image(image: object) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from facesearch.config import Settings, get_settings
 from facesearch.errors import FaceSearchError
+from facesearch.vision.attributes import AttributeModel
 from facesearch.vision.decode import DecodedImage, decode_image
 from facesearch.vision.detect import MtcnnDetector
 from facesearch.vision.embed import FaceEmbedder
@@ -25,7 +26,7 @@ from facesearch.vision.memory import limit_heap_growth
 from facesearch.vision.quality import assess
 from facesearch.vision.types import Detection, Face, ImageArray, ImageResult
 
-STAGES = ("decode", "detect", "liveness", "align", "quality", "embed")
+STAGES = ("decode", "detect", "liveness", "attributes", "align", "quality", "embed")
 
 
 @contextmanager
@@ -57,12 +58,14 @@ class FacePipeline:
         detector: MtcnnDetector | None = None,
         liveness: LivenessModel | None = None,
         embedder: FaceEmbedder | None = None,
+        attributes: AttributeModel | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         limit_heap_growth()  # see facesearch.vision.memory: peak RSS -40 % on big photos
         self._detector = detector
         self._liveness = liveness
         self._embedder = embedder
+        self._attributes = attributes
         self.policy = self.settings.quality
 
     # Models load on first use so that importing the module (cold start) stays cheap.
@@ -84,9 +87,16 @@ class FacePipeline:
             self._embedder = FaceEmbedder.from_settings(self.settings.vision)
         return self._embedder
 
+    @property
+    def attributes(self) -> AttributeModel | None:
+        """The face-attribute model, or None when ``vision.face_attributes`` is off."""
+        if self._attributes is None and self.settings.vision.face_attributes:
+            self._attributes = AttributeModel.from_settings(self.settings.vision)
+        return self._attributes
+
     def warm_up(self) -> None:
         """Load every model now (e.g. at instance start) instead of on the first request."""
-        _ = self.detector, self.liveness, self.embedder
+        _ = self.detector, self.liveness, self.embedder, self.attributes
 
     def decode(self, data: bytes) -> DecodedImage:
         return decode_image(
@@ -153,11 +163,14 @@ class FacePipeline:
                 if detections
                 else np.zeros(0, dtype=np.float32)
             )
+        with _timed(timings, "attributes"):
+            model = self.attributes
+            attributes = model.predict(image, detections) if model else [None] * len(detections)
         with _timed(timings, "align"):
             crops = self.embedder.crops(image, detections)
         faces: list[Face] = []
-        for index, (detection, live, crop) in enumerate(
-            zip(detections, scores, crops, strict=True)
+        for index, (detection, live, crop, attribute) in enumerate(
+            zip(detections, scores, crops, attributes, strict=True)
         ):
             with _timed(timings, "quality"):
                 quality = assess(detection, crop, self.policy)
@@ -168,6 +181,7 @@ class FacePipeline:
                     liveness=float(live),
                     live=bool(live >= self.settings.vision.liveness_threshold),
                     quality=quality,
+                    attributes=attribute,
                 )
             )
         return _Pending(

@@ -105,6 +105,14 @@ class VisionSettings(SettingsSection):
     liveness_threshold: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Faces scoring below are flagged live=false."
     )
+    face_attributes: bool = Field(
+        default=False,
+        description="Add per-face attributes (gender) to every face; off by default: checked"
+        " on 70 faces only (README).",
+    )
+    attributes_model: str = Field(
+        default="faceres-deep-v1", description="Attribute model name in models/manifest.json"
+    )
     match_threshold: float | None = Field(
         default=None,
         description="Cosine similarity above which two faces are the same person. "
