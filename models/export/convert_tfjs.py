@@ -196,7 +196,7 @@ JOBS["faceres-deep"] = Job(
     },
 )
 JOBS["gear"] = Job(stem="gear", out="gear/gear.onnx", manifest_name=None, input_scale=1 / 255)
-DEFAULT_JOBS = ("mobileface", "liveness")
+DEFAULT_JOBS = ("mobileface", "liveness", "faceres-deep")
 
 
 # --------------------------------------------------------------------------- venv
