@@ -14,13 +14,12 @@ promise an error rate, and the model costs ~14 MB and one 224x224 CNN call per i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from facesearch.errors import ModelError
-from facesearch.vision.inference import InferenceModel, Source, TensorSpec
+from facesearch.vision.inference import InferenceModel, LoadContext, Source, TensorSpec
 from facesearch.vision.liveness import LivenessCrop, box_crops
 from facesearch.vision.ort import ModelSession
 from facesearch.vision.registry import ModelSpec
@@ -62,15 +61,10 @@ class AttributeModel(InferenceModel):
 
     @classmethod
     def from_entry(
-        cls,
-        entry: ModelSpec,
-        source: Source,
-        *,
-        models_dir: Path,
-        providers: str,
-        threads: int,
-        **options: Any,
+        cls, entry: ModelSpec, source: Source, ctx: LoadContext, **opts: Any
     ) -> AttributeModel:
+        if opts:
+            raise TypeError(f"unknown attribute-model options {sorted(opts)}")
         label = f"attributes {entry.name!r}"
         block = cls.block(entry, "input")
         output = cls.block(entry, "output")
@@ -87,8 +81,8 @@ class AttributeModel(InferenceModel):
             crop=LivenessCrop.from_mapping(cls.block(entry, "crop"), label=entry.name),
             gender_output=gender,
             male_above=float(output.get("gender_male_above", 0.5)),
-            providers=providers,
-            threads=threads,
+            providers=ctx.providers,
+            threads=ctx.threads,
         )
 
     @classmethod

@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from facesearch.errors import ModelError
 from facesearch.vision.align import ARCFACE_112_TEMPLATE, Aligner, TemplateAligner, align_face
-from facesearch.vision.inference import InferenceModel, Source, TensorSpec, single_io
+from facesearch.vision.inference import InferenceModel, LoadContext, Source, TensorSpec, single_io
 from facesearch.vision.ort import ModelSession
 from facesearch.vision.registry import ModelSpec
 from facesearch.vision.settings import VisionSettings
@@ -166,19 +166,17 @@ class FaceEmbedder(InferenceModel):
         cls,
         entry: ModelSpec,
         source: Source,
+        ctx: LoadContext,
         *,
-        models_dir: Path,
-        providers: str,
-        threads: int,
         batch_size: int = 32,
         match_threshold: float | None = None,
         flip: bool = False,
-        **options: Any,
+        **opts: Any,
     ) -> FaceEmbedder:
         """``input`` → :class:`InputSpec`, ``alignment`` → the crop recipe; the manifest's
         calibrated threshold unless one is given."""
-        if options:
-            raise TypeError(f"unknown embedder options {sorted(options)}")
+        if opts:
+            raise TypeError(f"unknown embedder options {sorted(opts)}")
         spec = InputSpec.from_mapping(cls.block(entry, "input"), label=entry.name)
         threshold = match_threshold
         if threshold is None and entry.extra.get("match_threshold") is not None:
@@ -189,10 +187,10 @@ class FaceEmbedder(InferenceModel):
             model_id=entry.model_id,
             batch_size=batch_size,
             match_threshold=threshold,
-            aligner=manifest_aligner(entry, spec, models_dir),
+            aligner=manifest_aligner(entry, spec, ctx.models_dir),
             flip=flip,
-            providers=providers,
-            threads=threads,
+            providers=ctx.providers,
+            threads=ctx.threads,
         )
 
     # --- properties -------------------------------------------------------------------

@@ -150,6 +150,15 @@ class ModelFile:
 Source = ModelSession | ModelFile
 
 
+@dataclass(frozen=True)
+class LoadContext:
+    """Where a manifest entry is being loaded: its models dir and the ORT session knobs."""
+
+    models_dir: Path
+    providers: str = "auto"
+    threads: int = 0
+
+
 class InferenceModel:
     """One or more ONNX graphs, opened lazily; subclasses add pre/post-processing.
 
@@ -252,9 +261,7 @@ class InferenceModel:
         ``options`` go to the subclass's :meth:`from_entry` (e.g. an embedder's batch size).
         """
         entry, source = cls.manifest_source(models_dir, name, session)
-        return cls.from_entry(
-            entry, source, models_dir=models_dir, providers=providers, threads=threads, **options
-        )
+        return cls.from_entry(entry, source, LoadContext(models_dir, providers, threads), **options)
 
     @classmethod
     def from_section(
@@ -296,17 +303,8 @@ class InferenceModel:
         return ModelFile.verified(Path(path), sha, label=str(path)), model_id
 
     @classmethod
-    def from_entry(
-        cls,
-        entry: ModelSpec,
-        source: Source,
-        *,
-        models_dir: Path,
-        providers: str,
-        threads: int,
-        **options: Any,
-    ) -> Self:
-        """Build from one manifest entry (``models_dir`` finds helper models it names);
+    def from_entry(cls, entry: ModelSpec, source: Source, ctx: LoadContext, **opts: Any) -> Self:
+        """Build from one manifest entry (``ctx.models_dir`` finds helper models it names);
         single-graph subclasses implement this."""
         raise ModelError(f"{cls.__name__} is not built from a single manifest entry")
 

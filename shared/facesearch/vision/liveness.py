@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
@@ -28,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.errors import InvalidImage, ModelError
-from facesearch.vision.inference import InferenceModel, Source, TensorSpec, single_io
+from facesearch.vision.inference import InferenceModel, LoadContext, Source, TensorSpec, single_io
 from facesearch.vision.ort import ModelSession
 from facesearch.vision.registry import ModelSpec
 from facesearch.vision.settings import VisionSettings
@@ -159,18 +158,11 @@ class LivenessModel(InferenceModel):
 
     @classmethod
     def from_entry(
-        cls,
-        entry: ModelSpec,
-        source: Source,
-        *,
-        models_dir: Path,
-        providers: str,
-        threads: int,
-        **options: Any,
+        cls, entry: ModelSpec, source: Source, ctx: LoadContext, **opts: Any
     ) -> LivenessModel:
         """Crop recipe, normalisation and live column from the manifest entry."""
-        if options:
-            raise TypeError(f"unknown liveness options {sorted(options)}")
+        if opts:
+            raise TypeError(f"unknown liveness options {sorted(opts)}")
         input_block = cls.block(entry, "input")
         return cls(
             source,
@@ -182,8 +174,8 @@ class LivenessModel(InferenceModel):
                 cls.block(entry, "output", required=False).get("apply_softmax", False)
             ),
             declared_size=input_block.get("size"),
-            providers=providers,
-            threads=threads,
+            providers=ctx.providers,
+            threads=ctx.threads,
         )
 
     @classmethod
