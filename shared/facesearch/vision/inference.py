@@ -14,8 +14,9 @@ Model input = (pixel - mean) / std.
 
 Subclasses: :class:`~facesearch.vision.detect.MtcnnDetector` (three graphs),
 :class:`~facesearch.vision.liveness.LivenessModel`,
-:class:`~facesearch.vision.embed.FaceEmbedder`. A new model (a second
-embedder, a face-attribute net) is a small subclass.
+:class:`~facesearch.vision.embed.FaceEmbedder`,
+:class:`~facesearch.vision.attributes.AttributeModel` (about 80 lines: a new model is a
+small subclass).
 """
 
 from __future__ import annotations
