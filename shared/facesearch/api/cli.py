@@ -73,16 +73,17 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the query API on localhost (threaded WSGI server); models load before serving."""
-    from werkzeug.serving import run_simple
-
+    from facesearch.api.server import make_wsgi_server
     from facesearch.backends import backend_for
     from facesearch.backends.services import query_app
     from facesearch.logs import configure_for
 
     settings = load_settings()
+    if not settings.api.public_url:  # links point at where we listen, not at a Host header
+        settings = settings.with_overrides(public_url=f"http://{args.host}:{args.port}")
     configure_for(settings)
     app = query_app(backend_for(settings))
-    health = app.service.health()
+    health = app.service.operations.health()
     if not settings.api.signing_keys and not settings.api.signing_keys_secret:
         print(
             'facesearch serve: no signing keys (set FACESEARCH_SIGNING_KEYS=\'{"id": "secret"}\')'
@@ -94,7 +95,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"({health.status}, {health.index_faces or 0} faces indexed)",
         file=sys.stderr,
     )
-    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    server = make_wsgi_server(app, args.host, args.port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 

@@ -17,7 +17,7 @@ from werkzeug.wrappers import Request
 
 from facesearch.api import schemas as s
 from facesearch.api.inputs import json_model, parse_match, parse_model, parse_search
-from facesearch.api.problems import BadRequest
+from facesearch.errors import BadRequest
 
 if TYPE_CHECKING:
     from facesearch.api.app import Call
@@ -69,83 +69,73 @@ def _query(call: Call, model: type[BaseModel]) -> Any:
 
 def search(call: Call) -> s.SearchResponse:
     probe, params = parse_search(
-        call.request, call.body, max_bytes=call.settings.vision.max_image_bytes, fetch=call.fetch
+        call.request, call.body, max_bytes=call.settings.vision.max_image_bytes
     )
-    return call.service.search(probe, params, base_url=call.base_url)
+    return call.service.searcher.search(probe, params)
 
 
 def match(call: Call) -> s.MatchResponse:
-    a, b, req = parse_match(
-        call.request, call.body, max_bytes=call.settings.vision.max_image_bytes, fetch=call.fetch
-    )
-    return call.service.match(
-        a, b, face_a=req.face_a, face_b=req.face_b, largest=req.largest, threshold=req.threshold
-    )
+    a, b, req = parse_match(call.request, call.body, max_bytes=call.settings.vision.max_image_bytes)
+    return call.service.searcher.match(a, b, req)
 
 
 def get_face(call: Call) -> s.FaceOut:
-    return call.service.get_face(call.args["face_id"], base_url=call.base_url)
+    return call.service.records.get_face(call.args["face_id"])
 
 
 def get_image(call: Call) -> s.ImageOut:
-    return call.service.get_image(call.args["image_id"], base_url=call.base_url)
+    return call.service.records.get_image(call.args["image_id"])
 
 
 def list_faces(call: Call) -> s.FacePage:
     q: FacesQuery = _query(call, FacesQuery)
     if q.person is not None and q.image is not None:
         raise BadRequest("filter by person or by image, not both")
-    return call.service.list_faces(
-        person_id=q.person,
-        image_id=q.image,
-        cursor=q.cursor,
-        limit=q.limit,
-        base_url=call.base_url,
+    return call.service.records.list_faces(
+        person_id=q.person, image_id=q.image, cursor=q.cursor, limit=q.limit
     )
 
 
 def create_person(call: Call) -> s.PersonOut:
     body = json_model(call.request, call.body, s.PersonCreate)
-    return call.service.create_person(body.name, body.metadata)
+    return call.service.records.create_person(body.name, body.metadata)
 
 
 def get_person(call: Call) -> s.PersonOut:
-    return call.service.get_person(call.args["person_id"])
+    return call.service.records.get_person(call.args["person_id"])
 
 
 def update_person(call: Call) -> s.PersonOut:
     body = json_model(call.request, call.body, s.PersonPatch)
-    return call.service.update_person(
+    return call.service.records.update_person(
         call.args["person_id"], name=body.name, metadata=body.metadata
     )
 
 
 def list_persons(call: Call) -> s.PersonPage:
     q: PageQuery = _query(call, PageQuery)
-    return call.service.list_persons(cursor=q.cursor, limit=q.limit)
+    return call.service.records.list_persons(cursor=q.cursor, limit=q.limit)
 
 
 def set_face_person(call: Call) -> s.FaceOut:
     body = json_model(call.request, call.body, s.FacePersonPut)
-    return call.service.set_face_person(
-        call.args["face_id"], body.person_id, base_url=call.base_url
-    )
+    return call.service.records.set_face_person(call.args["face_id"], body.person_id)
 
 
 def forget_image(call: Call) -> s.Forgotten:
-    return call.service.forget_image(call.args["image_id"])
+    return call.service.forgetter.forget_image(call.args["image_id"])
 
 
 def forget_person(call: Call) -> s.Forgotten:
-    return call.service.forget_person(call.args["person_id"])
+    return call.service.forgetter.forget_person(call.args["person_id"])
 
 
 def stats(call: Call) -> s.Stats:
-    return call.service.stats()
+    return call.service.operations.stats()
 
 
 def healthz(call: Call) -> s.Health:
-    return call.service.health()
+    return call.service.operations.health()
 
 
 def crop(call: Call) -> bytes:

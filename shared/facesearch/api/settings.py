@@ -12,6 +12,13 @@ from facesearch.section import SettingsSection
 class ApiSettings(SettingsSection):
     """Signature checks, crop URL lifetime and per-request limits (flat names)."""
 
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Base URL clients reach the API at; links (crop URLs) are built from it,"
+        " never from a request's Host header. Required with the gcp backend; `facesearch"
+        " serve` defaults it to its own address.",
+    )
     signing_keys: dict[str, SecretStr] = Field(
         default={},
         description="Local signing keys, JSON {key_id: secret} (cloud: the Secret Manager secret).",
@@ -32,6 +39,12 @@ class ApiSettings(SettingsSection):
     )
     signed_url_ttl_s: int = Field(
         default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of signed crop URLs."
+    )
+    body_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=600.0,
+        description="Whole-body read deadline: a client that sends its body slower gets 408.",
     )
     search_default_k: int = Field(default=10, ge=1, le=1000, description="Matches per face.")
     search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest k accepted.")

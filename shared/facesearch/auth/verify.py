@@ -9,6 +9,11 @@ a wrong key id from a wrong body hash.
 Order matters: the HMAC is checked before the nonce is claimed, so unsigned
 junk cannot burn other clients' nonces, and the unknown-key path still
 computes an HMAC so that it takes the same time as a wrong signature.
+
+:meth:`Verifier.precheck` runs what needs no body — header syntax, a known key
+id, the timestamp window, a nonce this instance has already accepted — so the
+HTTP layer can refuse a forged request before it reads (and waits for) a byte of
+its body. The HMAC and the durable nonce claim need the body and come after.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -46,6 +52,33 @@ _TS_RE = re.compile(r"^[0-9]{1,12}$")
 _DUMMY_SECRET = b"\x00" * 32
 
 
+class RecentNonces:
+    """Nonces this instance accepted lately: a replay is refused before its body is read.
+
+    In memory, bounded, per instance; the durable, cross-instance guard stays the
+    nonce store's atomic claim.
+    """
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._expiry: dict[tuple[str, str], float] = {}
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def add(self, key_id: str, nonce: str, expires_at: float) -> None:
+        with self._lock:
+            if len(self._expiry) >= self._max:
+                now = min(self._expiry.values(), default=0.0)
+                self._expiry = {k: t for k, t in self._expiry.items() if t > now}
+                if len(self._expiry) >= self._max:
+                    self._expiry.pop(next(iter(self._expiry)))
+            self._expiry[(key_id, nonce)] = expires_at
+
+    def seen(self, key_id: str, nonce: str, now: float) -> bool:
+        with self._lock:
+            expires = self._expiry.get((key_id, nonce))
+            return expires is not None and expires >= now
+
+
 @dataclass(frozen=True)
 class Verified:
     key_id: str
@@ -66,17 +99,21 @@ class Verifier:
         self.nonces = nonces
         self.max_skew_s = max_skew_s
         self._clock = clock
+        self._recent = RecentNonces()
 
-    def verify(
-        self,
-        method: str,
-        path: str,
-        query: Iterable[tuple[str, str]],
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        request_id: str = "",
-    ) -> Verified:
+    def precheck(self, headers: Mapping[str, str], *, request_id: str = "") -> None:
+        """Everything that needs no body; raises like :meth:`verify` (401 or 403)."""
+        key_id, timestamp, nonce, _ = self._headers(headers, request_id)
+        if self.keys.secret(key_id) is None:
+            self._log("unknown key id", request_id, key_id)
+            raise Forbidden("request rejected")
+        self._check_time(int(timestamp), request_id, key_id)
+        if self._recent.seen(key_id, nonce, self._clock()):
+            self._log("replayed nonce", request_id, key_id)
+            raise Forbidden("request rejected")
+
+    def _headers(self, headers: Mapping[str, str], request_id: str) -> tuple[str, str, str, str]:
+        """The four signature headers, well-formed, or SignatureError (401)."""
         key_id = header(headers, HEADER_KEY_ID)
         timestamp = header(headers, HEADER_TIMESTAMP)
         nonce = header(headers, HEADER_NONCE)
@@ -94,7 +131,25 @@ class Verifier:
         ):
             self._log("malformed signature headers", request_id, key_id)
             raise SignatureError("authentication required")
+        return key_id, timestamp, nonce, signature
 
+    def _check_time(self, ts: int, request_id: str, key_id: str) -> None:
+        now = self._clock()
+        if abs(now - ts) > self.max_skew_s:
+            self._log("timestamp outside the allowed skew", request_id, key_id, skew_s=now - ts)
+            raise Forbidden("request rejected")
+
+    def verify(
+        self,
+        method: str,
+        path: str,
+        query: Iterable[tuple[str, str]],
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        request_id: str = "",
+    ) -> Verified:
+        key_id, timestamp, nonce, signature = self._headers(headers, request_id)
         secret = self.keys.secret(key_id)
         canonical = canonical_string(
             method, path, query, timestamp=timestamp, nonce=nonce, body_sha256=body_digest(body)
@@ -108,14 +163,13 @@ class Verifier:
             self._log("signature mismatch", request_id, key_id)
             raise Forbidden("request rejected")
         ts = int(timestamp)
-        now = self._clock()
-        if abs(now - ts) > self.max_skew_s:
-            self._log("timestamp outside the allowed skew", request_id, key_id, skew_s=now - ts)
-            raise Forbidden("request rejected")
+        self._check_time(ts, request_id, key_id)
         # Keep the record until no timestamp that could carry this nonce is acceptable.
-        if not self.nonces.claim(key_id, nonce, float(ts + self.max_skew_s + 1)):
+        expires_at = float(ts + self.max_skew_s + 1)
+        if not self.nonces.claim(key_id, nonce, expires_at):
             self._log("replayed nonce", request_id, key_id)
             raise Forbidden("request rejected")
+        self._recent.add(key_id, nonce, expires_at)
         return Verified(key_id=key_id, timestamp=ts, nonce=nonce)
 
     @staticmethod

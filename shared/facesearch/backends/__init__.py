@@ -27,6 +27,7 @@ from facesearch.storage.blob import BlobStore, RetryPolicy
 
 if TYPE_CHECKING:
     from facesearch.api.crops import CropUrls
+    from facesearch.api.forget import IndexForgetter
     from facesearch.auth.keys import KeyRing
     from facesearch.index.reader import IndexReader
     from facesearch.index.writer import IndexWriter
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
     from facesearch.vision.pipeline import FacePipeline
 
 T = TypeVar("T")
-
-#: forget the index entries of these face ids; returns "tombstoned" or "queued"
-IndexForgetter = Callable[[list[str]], str]
 
 
 class Backend(ABC):
@@ -240,4 +238,4 @@ def open_blob_store(url: str | Path, settings: Settings | None = None) -> BlobSt
     return backend_for(settings or load_settings()).blob_store(url)
 
 
-__all__ = ["Backend", "IndexForgetter", "backend_for", "open_blob_store"]
+__all__ = ["Backend", "backend_for", "open_blob_store"]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from facesearch.backends import Backend, IndexForgetter
+from facesearch.backends import Backend
 from facesearch.config import Settings
 from facesearch.errors import ConfigError
 
 if TYPE_CHECKING:
     from facesearch.api.crops import CropUrls
+    from facesearch.api.forget import IndexForgetter
     from facesearch.storage.bus import Bus
     from facesearch.storage.ledger import EventLedger
     from facesearch.storage.metadata import MetadataStore

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facesearch.backends import Backend, IndexForgetter
+from facesearch.backends import Backend
 
 if TYPE_CHECKING:
     from facesearch.api.crops import CropUrls
+    from facesearch.api.forget import IndexForgetter
     from facesearch.storage.ledger import EventLedger
     from facesearch.storage.local.bus import InProcessBus
     from facesearch.storage.metadata import MetadataStore
     from facesearch.storage.nonces import NonceStore
+
+
+#: where ``facesearch serve`` listens by default; links use it when no public URL is set
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 
 
 class LocalBackend(Backend):
@@ -53,7 +58,9 @@ class LocalBackend(Backend):
         return self.once(
             "crop_urls",
             lambda: LocalCropUrls.from_data_dir(
-                self.settings.data_dir, self.settings.api.signed_url_ttl_s
+                self.settings.data_dir,
+                self.settings.api.signed_url_ttl_s,
+                base_url=self.settings.api.public_url or DEFAULT_PUBLIC_URL,
             ),
         )
 

@@ -11,6 +11,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from facesearch.backends import Backend
+from facesearch.errors import ConfigError
 
 if TYPE_CHECKING:
     from facesearch.api.app import QueryApp
@@ -69,6 +70,9 @@ def verifier(backend: Backend) -> Verifier:
 
 def query_service(backend: Backend) -> QueryService:
     from facesearch.api.service import QueryService
+    from facesearch.net.fetch import FetchPolicy, fetch_image
+
+    policy = FetchPolicy.from_settings(backend.settings)
 
     return backend.once(  # one per backend: the webhook's forget reuses it
         "query_service",
@@ -78,17 +82,22 @@ def query_service(backend: Backend) -> QueryService:
             crops=backend.crop_urls(),
             forget_index=backend.index_forgetter(),
             pipeline=backend.pipeline(),
+            fetch=lambda url: fetch_image(url, policy).data,
             open_reader=lambda model: backend.index_reader(expected_model=model),
         ),
     )
 
 
-def query_app(backend: Backend, *, public_url: str | None = None) -> QueryApp:
+def query_app(backend: Backend) -> QueryApp:
+    """The signed HTTP API. In the cloud it needs its public URL (links are built from it)."""
     from facesearch.api.app import QueryApp
 
-    return QueryApp(
-        backend.settings, query_service(backend), verifier(backend), public_url=public_url
-    )
+    if backend.kind == "gcp" and not backend.settings.api.public_url:
+        raise ConfigError(
+            "the query service needs FACESEARCH_PUBLIC_URL (its own https URL): links are"
+            " built from it, never from a request's Host header"
+        )
+    return QueryApp(backend.settings, query_service(backend), verifier(backend))
 
 
 def api_forgetter(backend: Backend) -> ImageForgetter:
@@ -99,7 +108,7 @@ def api_forgetter(backend: Backend) -> ImageForgetter:
     def forget(image_id: str) -> int:
         with lock:
             service = query_service(backend)
-        return len(service.forget_image(image_id).deleted_faces)
+        return len(service.forgetter.forget_image(image_id).deleted_faces)
 
     return forget
 

@@ -25,9 +25,9 @@ from urllib.parse import unquote, urlsplit
 from cloudinary.utils import cloudinary_url
 
 from facesearch.config import Settings
-from facesearch.errors import ConfigError, TransientError
+from facesearch.errors import ConfigError, FetchFailed, TransientError, UrlNotAllowed
 from facesearch.ingest.sources import image_id_for
-from facesearch.net import FetchFailed, FetchPolicy, UrlNotAllowed, fetch_image
+from facesearch.net.fetch import FetchPolicy, fetch_image
 
 SHARED_DELIVERY_HOST = "res.cloudinary.com"
 #: Formats the decoder reads; anything else (PSD, PDF, RAW...) is asked for as JPEG.

@@ -21,22 +21,14 @@ version (see :mod:`facesearch.cloudinary.delivery`).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from facesearch.errors import FaceSearchError
-
-
-class BadNotification(FaceSearchError):
-    """A correctly signed body that is not a notification we can read (JSON, fields)."""
-
-    code = "bad-notification"
-    http_status = 400
-
+from facesearch import jsonsafe
+from facesearch.errors import BadNotification
 
 #: Longest public_id accepted (Cloudinary's own limit is 255 characters).
 MAX_PUBLIC_ID_CHARS = 255
@@ -85,14 +77,16 @@ def check_public_id(public_id: object) -> str:
     """A public_id we are willing to put into a delivery URL path.
 
     Refuses empty and over-long ids, control characters, backslashes and ``.``/``..``
-    path segments: the last would let a crafted id climb out of our cloud's path.
+    path segments, also percent-encoded (``%2e%2e``) since the delivery host decodes
+    them: either would let a crafted id climb out of our cloud's path.
     """
     if not isinstance(public_id, str) or not public_id or len(public_id) > MAX_PUBLIC_ID_CHARS:
         raise BadNotification("public_id missing or too long")
-    if _CONTROL.search(public_id) or "\\" in public_id:
-        raise BadNotification("public_id contains control characters or backslashes")
-    if any(part in ("", ".", "..") for part in public_id.split("/")):
-        raise BadNotification("public_id has empty, '.' or '..' path segments")
+    for form in (public_id, unquote(public_id)):
+        if _CONTROL.search(form) or "\\" in form:
+            raise BadNotification("public_id contains control characters or backslashes")
+        if any(part in ("", ".", "..") for part in form.split("/")):
+            raise BadNotification("public_id has empty, '.' or '..' path segments")
     return public_id
 
 
@@ -185,12 +179,7 @@ def _delete(body: Mapping[str, Any]) -> Notification:
 
 def parse_notification(body: str) -> Notification:
     """Turn a verified body into an action; :class:`BadNotification` when unreadable."""
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise BadNotification("notification body is not JSON") from exc
-    if not isinstance(data, dict):
-        raise BadNotification("notification body is not a JSON object")
+    data = jsonsafe.loads_object(body, error=BadNotification, what="notification body")
     kind = data.get("notification_type")
     if not isinstance(kind, str) or not kind:
         raise BadNotification("notification_type missing")

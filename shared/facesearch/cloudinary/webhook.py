@@ -87,30 +87,22 @@ def ingest_request(
     return body, attributes
 
 
+@dataclass(eq=False)
 class CloudinaryWebhook:
     """One per instance: the verifier, the ledger, the bus and the forget path, reused."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        verifier: NotificationVerifier,
-        ledger: EventLedger,
-        bus: Bus,
-        metadata: MetadataStore,
-        forget_image: ImageForgetter,
-        secrets: Callable[[], Sequence[str]],
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.cloud_name = require_cloud_name(settings)
-        self.verifier = verifier
-        self.ledger = ledger
-        self.bus = bus
-        self.metadata = metadata
-        self.forget_image = forget_image
-        self._secrets = secrets
-        self._clock = clock
+    settings: Settings
+    verifier: NotificationVerifier = field(kw_only=True)
+    ledger: EventLedger = field(kw_only=True)
+    bus: Bus = field(kw_only=True)
+    metadata: MetadataStore = field(kw_only=True)
+    forget_image: ImageForgetter = field(kw_only=True)
+    secrets: Callable[[], Sequence[str]] = field(kw_only=True)
+    clock: Callable[[], float] = field(kw_only=True, default=time.time)
+    cloud_name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cloud_name = require_cloud_name(self.settings)  # refused at start when unset
 
     def handle(self, raw_body: bytes, headers: Mapping[str, str]) -> WebhookResult:
         verified = self.verifier.verify(raw_body, headers)
@@ -131,11 +123,11 @@ class CloudinaryWebhook:
         image_id = cloudinary_image_id(self.cloud_name, upload.public_id, upload.version)
         fields = {"image_id": image_id, "public_id": upload.public_id, "version": upload.version}
         info = {"public_id": upload.public_id, "version": str(upload.version), "image_id": image_id}
-        if not self.ledger.claim(key, info, self._clock() + LEDGER_TTL_S):
+        if not self.ledger.claim(key, info, self.clock() + LEDGER_TTL_S):
             logger.info("duplicate notification acknowledged", extra=log_fields(**fields))
             return WebhookResult("duplicate", kind, {"image_id": image_id})
         try:
-            secret = self._secrets()[0] if upload.delivery_type == "authenticated" else None
+            secret = self.secrets()[0] if upload.delivery_type == "authenticated" else None
             url = delivery_url(
                 self.settings,
                 upload.public_id,
@@ -190,7 +182,7 @@ class CloudinaryWebhook:
         image_id = cloudinary_image_id(self.cloud_name, image.public_id, image.version)
         fields = {"image_id": image_id, "public_id": image.public_id, "version": image.version}
         deleted = {"public_id": image.public_id, "version": str(image.version), "deleted": "1"}
-        expires_at = self._clock() + LEDGER_TTL_S
+        expires_at = self.clock() + LEDGER_TTL_S
         record = self.metadata.get_image(image_id)
         if record is None:
             claim = self.ledger.get(key)

@@ -21,14 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facesearch.errors import FaceSearchError, InvalidEmbedding, ModelMismatch
+from facesearch.errors import BadMessage, FaceSearchError, InvalidEmbedding, ModelMismatch
 from facesearch.index.writer import IndexWriter
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Bus, Message
 from facesearch.storage.messages import (
     KIND_DELETIONS,
     KIND_EMBEDDINGS,
-    BadMessage,
     DeletionsMessage,
     EmbeddingsMessage,
     FaceEvent,

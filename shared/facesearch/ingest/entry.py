@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
 
+from facesearch import jsonsafe
 from facesearch.config import Settings, get_settings
-from facesearch.errors import ConfigError, FaceSearchError, ModelError
+from facesearch.errors import BadMessage, ConfigError, FaceSearchError, ModelError
 from facesearch.ingest.service import IngestOutcome, IngestService
 from facesearch.ingest.sources import (
     PUBSUB_PUBLISHED,
@@ -33,7 +33,6 @@ from facesearch.ingest.sources import (
     source_from_storage_object,
 )
 from facesearch.logs import log_fields
-from facesearch.storage.messages import BadMessage
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +53,9 @@ def default_service(settings: Settings | None = None) -> IngestService:
 
 
 def _json_data(data: Any) -> Mapping[str, Any]:
-    if isinstance(data, bytes | str):
-        try:
-            data = json.loads(data)
-        except ValueError as exc:
-            raise BadMessage("event data is not JSON") from exc
-    if not isinstance(data, Mapping):
+    if not isinstance(data, bytes | str | Mapping):
         raise BadMessage("event data is not a JSON object")
-    return data
+    return jsonsafe.loads_object(data, error=BadMessage, what="event data")
 
 
 def source_from_event(event_type: str, data: Any) -> SourceRef:

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
@@ -37,19 +37,14 @@ from facesearch.errors import (
     ImageTooLarge,
     ModelError,
     NotFound,
+    TooManyAttempts,
 )
 from facesearch.ingest.sources import SourceRef, face_id_for
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Bus
 from facesearch.storage.messages import EmbeddingsMessage, chunked
-from facesearch.storage.metadata import (
-    FaceRecord,
-    ImageRecord,
-    ImageStatus,
-    MetadataStore,
-    embedding_bytes,
-)
+from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, MetadataStore
 from facesearch.vision.decode import sniff_format
 from facesearch.vision.pipeline import FacePipeline
 from facesearch.vision.types import Face, ImageResult
@@ -87,34 +82,18 @@ class IngestOutcome:
         return True  # every outcome returned (not raised) is final
 
 
-class TooManyAttempts(FaceSearchError):
-    """The image crashed or timed out its processing this many times: give up on it."""
-
-    code = "too-many-attempts"
-    http_status = 500
-
-
+@dataclass(eq=False)
 class IngestService:
     """Stateless per request; holds per-instance clients and the loaded models."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        pipeline: FacePipeline,
-        metadata: MetadataStore,
-        crops: BlobStore,
-        bus: Bus,
-        loader: Loader,
-    ) -> None:
-        self.settings = settings
-        self.pipeline = pipeline
-        self.metadata = metadata
-        self.crops = crops
-        self.bus = bus
-        self.loader = loader
-        self._model_lock = threading.Lock()
-        self._model: str | None = None
+    settings: Settings
+    pipeline: FacePipeline = field(kw_only=True)
+    metadata: MetadataStore = field(kw_only=True)
+    crops: BlobStore = field(kw_only=True)
+    bus: Bus = field(kw_only=True)
+    loader: Loader = field(kw_only=True)
+    _model_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _model: str | None = field(init=False, default=None)
 
     @property
     def model(self) -> str:
@@ -253,9 +232,6 @@ class IngestService:
         return IngestOutcome(image_id, source.display, Outcome.DONE, len(faces), timings_ms=timings)
 
     def _face_record(self, image_id: str, face: Face, model: str) -> FaceRecord:
-        if face.embedding is None:
-            raise ValueError("pipeline returned a face without an embedding")
-        face_id = face_id_for(image_id, face.index)
         crop_url = None
         if face.crop is not None:
             buffer = io.BytesIO()
@@ -263,22 +239,11 @@ class IngestService:
             name = f"{image_id}/{face.index}.jpg"
             self.crops.write(name, buffer.getvalue())
             crop_url = f"{self.crops.url}/{name}"
-        quality = asdict(face.quality) if face.quality is not None else {}
-        if "reasons" in quality:
-            quality["reasons"] = list(quality["reasons"])
-        det = face.detection
-        return FaceRecord(
-            face_id=face_id,
+        return FaceRecord.from_face(
+            face,
+            face_id=face_id_for(image_id, face.index),
             image_id=image_id,
-            face_index=face.index,
-            bbox=(float(det.box[0]), float(det.box[1]), float(det.box[2]), float(det.box[3])),
-            landmarks=tuple((float(x), float(y)) for x, y in det.landmarks),
-            det_score=float(det.score),
-            embedding=embedding_bytes(face.embedding),
             model=model,
-            liveness=face.liveness,
-            live=face.live,
-            quality=quality,
             crop_url=crop_url,
         )
 

@@ -9,7 +9,6 @@ for Cloudinary — so every redelivery of the same event lands on the same
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +16,8 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from facesearch.storage.messages import BadMessage
+from facesearch import jsonsafe
+from facesearch.errors import BadMessage
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -157,11 +157,8 @@ def source_from_ingest_request(body: bytes) -> SourceRef:
     object to (re-)ingest, or ``{"v": 1, "url": U, "source_id": S}`` for an image
     to fetch (``S`` is its stable identity, e.g. ``cloudinary://cloud/public_id#version``).
     """
-    try:
-        request = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadMessage("ingest request is not JSON") from exc
-    if not isinstance(request, dict) or request.get("v") != 1:
+    request = jsonsafe.loads_object(body, error=BadMessage, what="ingest request")
+    if request.get("v") != 1:
         raise BadMessage("ingest request: unknown schema version")
     if "bucket" in request:
         return source_from_storage_object(request)

@@ -21,20 +21,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.errors import FaceSearchError
+from facesearch import jsonsafe
+from facesearch.errors import BadMessage
 from facesearch.storage.bus import Message
 
 VERSION = 1
 KIND_EMBEDDINGS = "embeddings"
 KIND_DELETIONS = "deletions"
 KIND_EVENT = "face-event"
-
-
-class BadMessage(FaceSearchError):
-    """A message body that does not follow its topic's schema: ack it, log it, move on."""
-
-    code = "bad-message"
-    http_status = 400
 
 
 @dataclass(frozen=True)
@@ -136,11 +130,10 @@ class FaceEvent:
 
 
 def _json(message: Message) -> dict[str, Any]:
-    try:
-        body = json.loads(message.data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadMessage(f"message {message.message_id or '?'} is not JSON") from exc
-    if not isinstance(body, dict) or body.get("v") != VERSION:
+    body = jsonsafe.loads_object(
+        message.data, error=BadMessage, what=f"message {message.message_id or '?'}"
+    )
+    if body.get("v") != VERSION:
         raise BadMessage(f"message {message.message_id or '?'}: unknown schema version")
     return body
 

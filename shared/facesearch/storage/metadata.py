@@ -31,14 +31,18 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.errors import FaceSearchError
+from facesearch import jsonsafe
+from facesearch.errors import InvalidCursor
+
+if TYPE_CHECKING:
+    from facesearch.vision.types import Face
 
 T = TypeVar("T")
 
@@ -52,13 +56,6 @@ class ImageStatus(StrEnum):
     PROCESSING = "processing"
     DONE = "done"
     FAILED = "failed"
-
-
-class InvalidCursor(FaceSearchError):
-    """A page cursor that this store did not issue (or for another listing)."""
-
-    code = "invalid-cursor"
-    http_status = 400
 
 
 @dataclass(frozen=True)
@@ -105,6 +102,32 @@ class FaceRecord:
     @property
     def dims(self) -> int:
         return len(self.embedding) // 4
+
+    @classmethod
+    def from_face(
+        cls, face: Face, *, face_id: str, image_id: str, model: str, crop_url: str | None
+    ) -> FaceRecord:
+        """The stored form of a detected, embedded face (ingest, and tests that seed)."""
+        if face.embedding is None:
+            raise ValueError("a face needs its embedding to be stored")
+        quality: dict[str, Any] = asdict(face.quality) if face.quality is not None else {}
+        if "reasons" in quality:
+            quality["reasons"] = list(quality["reasons"])
+        box = [float(v) for v in face.detection.box]
+        return cls(
+            face_id=face_id,
+            image_id=image_id,
+            face_index=face.index,
+            bbox=(box[0], box[1], box[2], box[3]),
+            landmarks=tuple((float(x), float(y)) for x, y in face.detection.landmarks),
+            det_score=float(face.detection.score),
+            embedding=embedding_bytes(face.embedding),
+            model=model,
+            liveness=face.liveness,
+            live=face.live,
+            quality=quality,
+            crop_url=crop_url,
+        )
 
     def vector(self) -> npt.NDArray[np.float32]:
         return np.frombuffer(self.embedding, dtype="<f4").astype(np.float32)
@@ -217,13 +240,6 @@ class MetadataStore(Protocol):
     def counts(self) -> StoreCounts: ...
 
 
-class Conflict(FaceSearchError):
-    """A record that must be new already exists."""
-
-    code = "conflict"
-    http_status = 409
-
-
 # --- helpers shared by the adapters ------------------------------------------------------------
 
 
@@ -248,11 +264,14 @@ def encode_cursor(kind: str, values: Sequence[Any]) -> str:
 def decode_cursor(kind: str, cursor: str, arity: int) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        got_kind, values = json.loads(raw)
+        got_kind, values = jsonsafe.loads(raw, max_depth=2)
     except (ValueError, binascii.Error, TypeError) as exc:
         raise InvalidCursor("malformed page cursor") from exc
     if got_kind != kind or not isinstance(values, list) or len(values) != arity:
         raise InvalidCursor(f"page cursor does not belong to this {kind} listing")
+    # only the scalar sort keys we put there: a list or object would reach the store's query
+    if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
+        raise InvalidCursor("page cursor values must be strings or numbers")
     return values
 
 

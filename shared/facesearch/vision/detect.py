@@ -3,7 +3,7 @@
 The networks are the PyPI ``mtcnn`` 1.0.0 weights rebuilt as ONNX by
 ``models/export/build_mtcnn.py`` (NCHW). The pre/post-processing here reproduces
 that package's TensorFlow pipeline (``mtcnn/stages``, ``mtcnn/utils``) so our
-detections match its own within float noise; ``tests/unit/test_detect.py``
+detections match its own within float noise; ``tests/unit/vision/test_detect.py``
 checks that against reference output recorded with the real package. The maths,
 stage by stage:
 

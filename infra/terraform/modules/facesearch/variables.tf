@@ -469,3 +469,14 @@ variable "ingest_failures_threshold" {
   type        = number
   default     = 10
 }
+
+variable "query_public_url" {
+  description = "Public base URL of the query API (custom domain or load balancer); empty = Cloud Run's deterministic service URL."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.query_public_url == "" || can(regex("^https://[^/?#[:space:]]+(/[^?#[:space:]]*)?$", var.query_public_url))
+    error_message = "query_public_url: an https URL without query or fragment, or \"\"."
+  }
+}

@@ -106,24 +106,20 @@ class GcsBlobStore:
         return self._call(op, name, "stat")
 
     def write(self, name: str, data: bytes, *, if_generation_match: int | None = None) -> int:
-        def op() -> int:
-            blob = self._blob(name)
-            blob.upload_from_string(
-                data,
-                content_type="application/octet-stream",
-                if_generation_match=if_generation_match,
-                timeout=self.timeout_s,
-                retry=None,
-            )
-            return self._generation(blob, name)
-
-        return self._call(op, name, "write")
+        return self._upload(name, "upload_from_string", data, if_generation_match)
 
     def write_file(self, name: str, src: Path, *, if_generation_match: int | None = None) -> int:
+        return self._upload(name, "upload_from_filename", str(src), if_generation_match)
+
+    def _upload(
+        self, name: str, method: str, source: bytes | str, if_generation_match: int | None
+    ) -> int:
+        """One conditional upload (bytes or a file), our retries instead of the client's."""
+
         def op() -> int:
             blob = self._blob(name)
-            blob.upload_from_filename(
-                str(src),
+            getattr(blob, method)(
+                source,
                 content_type="application/octet-stream",
                 if_generation_match=if_generation_match,
                 timeout=self.timeout_s,

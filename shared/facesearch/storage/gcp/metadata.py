@@ -20,10 +20,9 @@ from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 
-from facesearch.errors import NotFound
+from facesearch.errors import Conflict, NotFound
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
 from facesearch.storage.metadata import (
-    Conflict,
     FaceRecord,
     ImageRecord,
     ImageStatus,

@@ -17,9 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from facesearch.errors import NotFound, TransientError
+from facesearch.errors import Conflict, NotFound, TransientError
+from facesearch.storage.local.sqlite import private_file
 from facesearch.storage.metadata import (
-    Conflict,
     FaceRecord,
     ImageRecord,
     ImageStatus,
@@ -63,8 +63,7 @@ class SqliteMetadataStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)  # embeddings are biometric data: 0600 in a 0700 folder
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
             self.path, check_same_thread=False, timeout=30.0, isolation_level=None
