@@ -8,6 +8,7 @@ both run it here.
 from __future__ import annotations
 
 import importlib
+import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,6 +144,58 @@ class MetadataContract:
         assert sorted(seen) == sorted(f"img{n}-{i}" for n in range(5) for i in range(3))
         assert seen == sorted(seen)
         assert [f.face_id for f in iter_faces(store, page_size=2)] == seen
+
+    def test_iter_faces_ranges_partition_the_faces(self, store: MetadataStore) -> None:
+        """Job tasks split faces into (after, until] ranges: together every face, once."""
+        for n in range(6):
+            store.put_faces(f"img{n}", [make_face(f"img{n}", i) for i in range(2)])
+        everything = [f.face_id for f in iter_faces(store, page_size=3)]
+        bounds = [None, "img1-1", "img3-0", "img4", None]
+        parts = [
+            [f.face_id for f in iter_faces(store, page_size=2, after=lo, until=hi)]
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+        assert [face for part in parts for face in part] == everything
+        assert parts[0][-1] == "img1-1" and parts[1][0] == "img2-0"
+        assert parts[2] == ["img3-1"] and parts[3][0] == "img4-0"
+
+    def test_put_embeddings_keeps_everything_else(self, store: MetadataStore) -> None:
+        """``reembed`` stores a second model's vector beside the face's own one."""
+        store.put_faces("img1", [make_face("img1", i) for i in range(3)])
+        person = store.create_person("Al")
+        store.set_face_person("img1-1", person.person_id)
+        before = store.get_face("img1-1")
+        assert before is not None and before.embeddings == {}
+        other = np.arange(256, dtype="<f4") / 256.0
+        n = store.put_embeddings(
+            "mobileface-v1@1",
+            {"img1-1": other.tobytes(), "img1-2": other[::-1].copy().tobytes(), "gone-0": b""},
+        )
+        assert n == 2  # the missing face is skipped
+        after = store.get_face("img1-1")
+        assert after is not None
+        assert after.person_id == person.person_id and after.embedding == before.embedding
+        assert after.model == before.model and after.bbox == before.bbox
+        own = after.vector_for(before.model)
+        assert own is not None and np.array_equal(own, before.vector())
+        alt = after.vector_for("mobileface-v1@1")
+        assert alt is not None and np.array_equal(alt, other)
+        assert after.vector_for("nobody@1") is None
+        batch = store.get_faces(["img1-1", "img1-2"])
+        assert set(batch["img1-2"].embeddings) == {"mobileface-v1@1"}
+        listed = {f.face_id: f for f in store.list_faces(image_id="img1").items}
+        assert listed["img1-1"].embeddings == after.embeddings
+        # the face's own model: its own vector is replaced, no second copy appears
+        own_model = (np.ones(128) / np.sqrt(128)).astype("<f4")
+        assert store.put_embeddings(before.model, {"img1-0": own_model.tobytes()}) == 1
+        replaced = store.get_face("img1-0")
+        assert replaced is not None and replaced.embeddings == {}
+        assert np.array_equal(replaced.vector(), own_model)
+        # re-processing the image drops other models' vectors (they were of old detections)
+        store.put_faces("img1", [make_face("img1", i, seed=9) for i in range(3)])
+        redone = store.get_face("img1-1")
+        assert redone is not None and redone.embeddings == {}
+        assert redone.person_id == person.person_id
 
     def test_list_faces_by_person_newest_first_with_cursor(self, store: MetadataStore) -> None:
         person = store.create_person("Bo", {"team": "blue"})

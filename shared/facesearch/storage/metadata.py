@@ -160,10 +160,25 @@ class FaceRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     collection_id: str = DEFAULT_COLLECTION
+    #: the same face embedded by other models (model id -> float32 LE bytes), written by
+    #: ``facesearch reembed``; ``embedding`` / ``model`` stay the ones ingest stored.
+    #: Re-processing the image (``put_faces``) drops them: they belonged to old detections.
+    embeddings: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def dims(self) -> int:
         return len(self.embedding) // 4
+
+    def vector_for(self, model: str) -> npt.NDArray[np.float32] | None:
+        """This face's embedding by ``model`` (its own or a re-embedded one), if it has one."""
+        raw = self.embedding if model == self.model else self.embeddings.get(model)
+        return None if raw is None else np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+    def with_embedding(self, model: str, raw: bytes) -> FaceRecord:
+        """The record holding ``raw`` as its ``model`` embedding (own slot if it is its model)."""
+        if model == self.model:
+            return replace(self, embedding=raw)
+        return replace(self, embeddings={**self.embeddings, model: raw})
 
     @classmethod
     def from_face(
@@ -281,6 +296,14 @@ class MetadataStore(Protocol):
 
     def set_face_person(self, face_id: str, person_id: str | None) -> FaceRecord:
         """Label a face (``None`` clears). NotFound for a missing face or person."""
+        ...
+
+    def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> int:
+        """Store ``model``'s embedding (float32 LE bytes) on these faces (``reembed``).
+
+        Nothing else of a face changes; a face that no longer exists is skipped (it was
+        forgotten meanwhile). Returns how many faces were updated.
+        """
         ...
 
     # persons
@@ -418,12 +441,31 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
-def iter_faces(store: MetadataStore, *, page_size: int = 500) -> Iterator[FaceRecord]:
-    """Every face, page by page (``rebuild`` re-indexes from this)."""
-    cursor: str | None = None
+def iter_faces(
+    store: MetadataStore,
+    *,
+    page_size: int = 500,
+    after: str | None = None,
+    until: str | None = None,
+) -> Iterator[FaceRecord]:
+    """Every face by face id, page by page (``rebuild`` and ``reembed`` read from this).
+
+    ``after`` / ``until``: only faces with ``after < face_id <= until`` (either bound
+    open when None), which is how job tasks split the faces into disjoint ranges and how
+    a task resumes after the last face it finished.
+    """
+    cursor = faces_cursor_after(after) if after else None
     while True:
         page = store.list_faces(cursor=cursor, limit=page_size)
-        yield from page.items
+        for face in page.items:
+            if until is not None and face.face_id > until:
+                return
+            yield face
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
+
+
+def faces_cursor_after(face_id: str) -> str:
+    """The ``list_faces`` cursor of the all-faces listing that continues after ``face_id``."""
+    return encode_cursor("faces", [face_id])

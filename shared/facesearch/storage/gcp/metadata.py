@@ -20,6 +20,7 @@ asks the platform to retry; everything else propagates.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -55,6 +56,8 @@ from facesearch.storage.records import (
 )
 
 T = TypeVar("T")
+#: dynamic for the same reason as ``firestore`` (typed package vs google.cloud namespace)
+_FIELD_PATH: Any = importlib.import_module("google.cloud.firestore_v1.field_path")
 #: Firestore caps a write batch / transaction at 500 writes.
 _BATCH = 450
 _NAME = "__name__"
@@ -262,6 +265,32 @@ class FirestoreMetadataStore:
             )
             next_cursor = encode_cursor(kind, values)
         return Page(items, next_cursor)
+
+    @transient
+    def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> int:
+        items = list(vectors.items())
+        field = _FIELD_PATH.FieldPath("embeddings", model).to_api_repr()
+        updated = 0
+        for start in range(0, len(items), _BATCH // 2):
+            chunk = items[start : start + _BATCH // 2]
+            refs = [self._faces.document(face_id) for face_id, _ in chunk]
+
+            def run(tx: Any, chunk: list[tuple[str, bytes]] = chunk, refs: list[Any] = refs) -> int:
+                self._check_open(tx)
+                snaps = {s.id: s for s in self.client.get_all(refs, transaction=tx)}
+                t = now()
+                count = 0
+                for (face_id, raw), ref in zip(chunk, refs, strict=True):
+                    snap = snaps.get(face_id)
+                    if snap is None or not snap.exists:
+                        continue  # forgotten meanwhile
+                    own = snapshot_data(snap).get("model") == model
+                    tx.update(ref, {"embedding" if own else field: bytes(raw), "updated_at": t})
+                    count += 1
+                return count
+
+            updated += self._in_transaction(run)
+        return updated
 
     @transient
     def set_face_person(self, face_id: str, person_id: str | None) -> FaceRecord:

@@ -15,6 +15,7 @@ collection records are in :mod:`.catalog`.
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
@@ -211,6 +212,10 @@ class SqliteMetadataStore:
     def _write_face(self, db: sqlite3.Connection, record: FaceRecord) -> None:
         data = face_to_dict(record)
         del data["embedding"]
+        # other models' embeddings ride in the JSON (base64); the own one is the BLOB column
+        data["embeddings"] = {
+            model: base64.b64encode(raw).decode() for model, raw in record.embeddings.items()
+        }
         db.execute(
             "INSERT OR REPLACE INTO faces (collection_id, face_id, image_id, face_index,"
             " person_id, created_at, embedding, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -230,6 +235,9 @@ class SqliteMetadataStore:
     def _face(row: sqlite3.Row) -> FaceRecord:
         data = json.loads(row["data"])
         data["embedding"] = bytes(row["embedding"])
+        data["embeddings"] = {
+            model: base64.b64decode(text) for model, text in (data.get("embeddings") or {}).items()
+        }
         data["person_id"] = row["person_id"]
         data["collection_id"] = row["collection_id"]
         return face_from_dict(data)
@@ -326,6 +334,22 @@ class SqliteMetadataStore:
             record = replace(self._face(row), person_id=person_id, updated_at=now())
             self._write_face(db, record)
         return record
+
+    def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> int:
+        updated = 0
+        t = now()
+        with self._write() as db:
+            for face_id, raw in vectors.items():
+                row = db.execute(
+                    "SELECT * FROM faces WHERE collection_id = ? AND face_id = ?",
+                    (self._cid, face_id),
+                ).fetchone()
+                if row is None:
+                    continue  # forgotten meanwhile
+                record = self._face(row).with_embedding(model, bytes(raw))
+                self._write_face(db, replace(record, updated_at=t))
+                updated += 1
+        return updated
 
     # --- persons ----------------------------------------------------------------------
 
