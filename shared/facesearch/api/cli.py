@@ -81,34 +81,54 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the query API on localhost (threaded WSGI server); models load before serving."""
-    from facesearch.api.server import make_wsgi_server
-    from facesearch.backends import backend_for
-    from facesearch.backends.services import query_app
-    from facesearch.logs import configure_for
+    """Run the query API on localhost on a production WSGI server (``--server``)."""
+    import os
 
-    settings = load_settings()
+    from facesearch.api.serving import default_threads, serve
+
+    overrides: dict[str, Any] = {}
+    for name in ("serve_server", "serve_workers", "serve_threads"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
+    settings = load_settings(**overrides)
     if not settings.api.public_url:  # links point at where we listen, not at a Host header
-        settings = settings.with_overrides(public_url=f"http://{args.host}:{args.port}")
-    configure_for(settings)
-    app = query_app(backend_for(settings))
-    health = app.service.operations.health()
-    if not settings.api.signing_keys and not settings.api.signing_keys_secret:
+        public_url = f"http://{args.host}:{args.port}"
+        settings = settings.with_overrides(public_url=public_url)
+        # worker processes read their settings from the environment
+        os.environ["FACESEARCH_PUBLIC_URL"] = public_url
+    api = settings.api
+    if not api.signing_keys and not api.signing_keys_secret:
         print(
             'facesearch serve: no signing keys (set FACESEARCH_SIGNING_KEYS=\'{"id": "secret"}\')'
             "; every signed route will answer 403",
             file=sys.stderr,
         )
+    threads = api.serve_threads or default_threads()
+    app = None
+    where = f"http://{args.host}:{args.port}"
+    if api.serve_server in ("werkzeug", "waitress"):  # one process: build the app here
+        from facesearch.backends import backend_for
+        from facesearch.backends.services import query_app
+        from facesearch.logs import configure_for
+
+        configure_for(settings)
+        app = query_app(backend_for(settings))
+        health = app.service.operations.health()
+        where += f" ({health.status}, {health.index_faces or 0} faces indexed)"
     print(
-        f"facesearch query API on http://{args.host}:{args.port} "
-        f"({health.status}, {health.index_faces or 0} faces indexed)",
+        f"facesearch query API on {where}: {api.serve_server}, {api.serve_workers} worker(s)"
+        f" x {threads} threads",
         file=sys.stderr,
     )
-    server = make_wsgi_server(app, args.host, args.port)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    serve(
+        api.serve_server,
+        host=args.host,
+        port=args.port,
+        workers=api.serve_workers,
+        threads=threads,
+        app=app,
+        settings=settings,
+    )
     return 0
 
 
@@ -217,6 +237,24 @@ def add_api_commands(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the signed query API on localhost")
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"bind address ({DEFAULT_HOST})")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT})")
+    serve.add_argument(
+        "--server",
+        dest="serve_server",
+        choices=["gunicorn", "granian", "waitress", "werkzeug"],
+        help="HTTP server (FACESEARCH_SERVE_SERVER; default gunicorn, see docs/api.md)",
+    )
+    serve.add_argument(
+        "--workers",
+        dest="serve_workers",
+        type=int,
+        help="worker processes (FACESEARCH_SERVE_WORKERS)",
+    )
+    serve.add_argument(
+        "--threads",
+        dest="serve_threads",
+        type=int,
+        help="threads per worker (FACESEARCH_SERVE_THREADS; default 2 per CPU)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     search = commands.add_parser(

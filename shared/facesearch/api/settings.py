@@ -69,6 +69,19 @@ class ApiSettings(SettingsSection):
         le=600.0,
         description="Whole-body read deadline: a client that sends its body slower gets 408.",
     )
+    serve_server: Literal["gunicorn", "granian", "waitress", "werkzeug"] = Field(
+        default="gunicorn",
+        description="facesearch serve: the HTTP server (chosen by measurement: docs/api.md).",
+    )
+    serve_workers: int = Field(
+        default=1, ge=1, le=64, description="facesearch serve: worker processes (pre-fork)."
+    )
+    serve_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="facesearch serve: request threads per worker (None: 2 per CPU).",
+    )
     open_collections_max: int = Field(
         default=64, ge=1, description="Collections a query instance keeps open (LRU)."
     )

@@ -186,6 +186,12 @@ class RefreshingKeyRing:
         logger.info("signing keys loaded", extra=log_fields(source=self._source, keys=len(keys)))
 
     def _current(self) -> dict[str, KeyGrant]:
+        # Hot path without the lock: the dict is replaced whole, never mutated, so a
+        # plain read sees either the old or the new keys. Only a due refresh locks
+        # (and re-checks, so one thread reloads while the others keep the old dict).
+        keys = self._keys
+        if keys is not None and self._clock() - self._loaded_at < self._refresh_s:
+            return keys
         with self._lock:
             if self._keys is None or self._clock() - self._loaded_at >= self._refresh_s:
                 self._reload()

@@ -74,9 +74,10 @@ class RecentNonces:
             self._expiry[(key_id, nonce)] = expires_at
 
     def seen(self, key_id: str, nonce: str, now: float) -> bool:
-        with self._lock:
-            expires = self._expiry.get((key_id, nonce))
-            return expires is not None and expires >= now
+        # no lock: one dict lookup is atomic, and ``add`` replaces the dict whole when
+        # it evicts, so this sees the old or the new one (every request calls this)
+        expires = self._expiry.get((key_id, nonce))
+        return expires is not None and expires >= now
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,14 @@ DROP TABLE persons_v1;
 
 
 class SqliteDb:
-    """The file, its one connection and lock, and the schema (migrated when older)."""
+    """The file, its writer connection and lock, and the schema (migrated when older).
+
+    Reads outside a transaction use a connection per thread instead of the writer's
+    lock: in WAL mode readers never block each other or the writer, so concurrent
+    searches do not queue behind one lock for their metadata (issue 16). A read in a
+    thread that holds the write transaction uses the writer's connection (it must see
+    its own uncommitted rows). ``:memory:`` files have one connection only.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
@@ -92,6 +99,10 @@ class SqliteDb:
             self.path, check_same_thread=False, timeout=30.0, isolation_level=None
         )
         self.conn.row_factory = sqlite3.Row
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()  # not ``lock``: a reader must not wait for it
+        self._closed = False
         with self.lock:
             if self.path != ":memory:":
                 self.conn.execute("PRAGMA journal_mode=WAL")
@@ -118,26 +129,55 @@ class SqliteDb:
     def tx(self) -> Iterator[sqlite3.Connection]:
         """One immediate transaction (serialises writers across processes too)."""
         with self.lock:
+            depth = getattr(self._local, "writing", 0)
+            self._local.writing = depth + 1
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:  # locked past the timeout
-                raise TransientError(f"metadata store busy: {exc}") from exc
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:  # locked past the timeout
+                    raise TransientError(f"metadata store busy: {exc}") from exc
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+            finally:
+                self._local.writing = depth
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self.lock:
-            try:
-                return list(self.conn.execute(sql, params))
-            except sqlite3.OperationalError as exc:
-                raise TransientError(f"metadata store busy: {exc}") from exc
+        reader = self._reader()
+        try:
+            if reader is None:
+                with self.lock:
+                    return list(self.conn.execute(sql, params))
+            return list(reader.execute(sql, params))
+        except sqlite3.OperationalError as exc:
+            raise TransientError(f"metadata store busy: {exc}") from exc
+
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's read connection (None: use the writer's, under its lock)."""
+        writing: int = getattr(self._local, "writing", 0)
+        if self.path == ":memory:" or writing > 0 or self._closed:
+            return None
+        reader: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = sqlite3.connect(
+                self.path, check_same_thread=False, timeout=30.0, isolation_level=None
+            )
+            reader.row_factory = sqlite3.Row
+            self._local.reader = reader
+            with self._readers_lock:
+                self._readers.append(reader)
+        return reader
 
     def close(self) -> None:
         with self.lock:
+            self._closed = True
+            with self._readers_lock:
+                for reader in self._readers:
+                    reader.close()
+                self._readers.clear()
             self.conn.close()
 
 

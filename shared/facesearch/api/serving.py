@@ -1,0 +1,154 @@
+"""Which HTTP server runs the query API's WSGI app, and how: ``facesearch serve --server``.
+
+The app (:class:`facesearch.api.app.QueryApp`) is a plain WSGI callable; this module
+only chooses the server around it. Measured with ``python -m tests.bench.query``
+(docs/api.md, *Serving*): the choice and the numbers behind it are written there, and the
+default here is the measured winner. Every server gets the same app factory, so each
+worker process builds its own app (models, index mapping, clients) after it starts:
+nothing that holds threads or sockets (onnxruntime sessions, gRPC channels) crosses a
+fork.
+
+* ``gunicorn``: gunicorn's ``gthread`` workers (one process per worker, a thread pool in
+  each); the pre-fork model Cloud Run's own functions-framework uses;
+* ``granian``: Granian's Rust HTTP stack in front of the WSGI app (blocking threads);
+* ``waitress``: one process, a thread pool, pure Python;
+* ``werkzeug``: the threaded development server (:mod:`.server`), kept for comparison.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from facesearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from facesearch.config import Settings
+
+ServerName = Literal["gunicorn", "granian", "waitress", "werkzeug"]
+SERVERS: tuple[ServerName, ...] = ("gunicorn", "granian", "waitress", "werkzeug")
+#: module:attribute of the app factory that worker processes import
+FACTORY_TARGET = "facesearch.api.serving:wsgi_app"
+
+WsgiApp = Callable[..., Any]
+
+
+def wsgi_app(settings: Settings | None = None) -> WsgiApp:
+    """The query API for this process: ``settings`` (a forked worker inherits them) or the
+    environment's (a worker that imports :data:`FACTORY_TARGET`)."""
+    from facesearch.backends import backend_for
+    from facesearch.backends.services import query_app
+    from facesearch.config import get_settings
+    from facesearch.logs import configure_for
+
+    settings = settings or get_settings()
+    configure_for(settings)
+    return query_app(backend_for(settings))
+
+
+def serve(
+    server: ServerName,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    app: WsgiApp | None = None,
+    settings: Settings | None = None,
+    socket_timeout_s: float = 10.0,
+) -> None:
+    """Run ``server`` until interrupted. ``app``: an app already built in this process
+    (single-process servers use it; pre-fork servers build one per worker instead, from
+    ``settings`` or the environment)."""
+    if workers < 1 or threads < 1:
+        raise ConfigError("serve needs at least one worker and one thread")
+    if server == "gunicorn":
+        _gunicorn(host, port, workers=workers, threads=threads, settings=settings)
+    elif server == "granian":
+        _granian(host, port, workers=workers, threads=threads)
+    elif server == "waitress":
+        _waitress(
+            app or wsgi_app(settings), host, port, threads=threads, timeout_s=socket_timeout_s
+        )
+    elif server == "werkzeug":
+        from facesearch.api.server import make_wsgi_server
+
+        httpd = make_wsgi_server(
+            app or wsgi_app(settings), host, port, socket_timeout_s=socket_timeout_s
+        )
+        try:
+            httpd.serve_forever()
+        finally:
+            httpd.server_close()
+    else:
+        raise ConfigError(f"unknown server {server!r} (one of {', '.join(SERVERS)})")
+
+
+def _gunicorn(
+    host: str, port: int, *, workers: int, threads: int, settings: Settings | None
+) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    options: dict[str, Any] = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        # the app logs every request itself (JSON, without query strings: crop URL
+        # signatures stay out of the logs); gunicorn's access log stays off
+        "accesslog": None,
+        "loglevel": "warning",
+        # a slow client holds a thread at most this long per socket operation
+        "keepalive": 5,
+        "timeout": 0,  # no worker heartbeat kill: detections may legitimately take seconds
+        "graceful_timeout": 10,
+        "limit_request_line": 8190,
+    }
+
+    class Application(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> WsgiApp:  # in each worker, after the fork
+            return wsgi_app(settings)
+
+    Application().run()
+
+
+def _granian(host: str, port: int, *, workers: int, threads: int) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        FACTORY_TARGET,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        factory=True,
+        workers=workers,
+        blocking_threads=threads,
+        log_access=False,
+        respawn_failed_workers=True,
+    ).serve()
+
+
+def _waitress(app: WsgiApp, host: str, port: int, *, threads: int, timeout_s: float) -> None:
+    from waitress import serve as waitress_serve
+
+    waitress_serve(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        channel_timeout=max(1, int(timeout_s)),
+        ident="facesearch",
+        _quiet=True,
+    )
+
+
+def default_threads() -> int:
+    """Threads per worker when not configured: enough to overlap I/O waits (metadata,
+    nonce claims) with the GIL-free parts (USearch, onnxruntime), per CPU."""
+    return max(2, 2 * (os.cpu_count() or 1))
