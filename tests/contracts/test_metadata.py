@@ -159,6 +159,16 @@ class MetadataContract:
         assert parts[0][-1] == "img1-1" and parts[1][0] == "img2-0"
         assert parts[2] == ["img3-1"] and parts[3][0] == "img4-0"
 
+    def test_existing_images_is_a_batched_membership_test(self, store: MetadataStore) -> None:
+        """Backfill asks which of a batch's image ids are known, in one read."""
+        for n in range(4):
+            store.put_image(make_image(f"img{n}"))
+        asked = [f"img{n}" for n in range(6)] + ["img1"]
+        assert store.existing_images(asked) == {"img0", "img1", "img2", "img3"}
+        assert store.existing_images([]) == set()
+        many = [f"x{n}" for n in range(700)] + ["img3"]  # past SQLite's / Firestore's chunk
+        assert store.existing_images(many) == {"img3"}
+
     def test_put_embeddings_keeps_everything_else(self, store: MetadataStore) -> None:
         """``reembed`` stores a second model's vector beside the face's own one."""
         store.put_faces("img1", [make_face("img1", i) for i in range(3)])

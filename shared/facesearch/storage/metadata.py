@@ -258,6 +258,10 @@ class MetadataStore(Protocol):
 
     def get_image(self, image_id: str) -> ImageRecord | None: ...
 
+    def existing_images(self, image_ids: Sequence[str]) -> set[str]:
+        """Which of these images have a record (one batched read: backfill skips them)."""
+        ...
+
     def list_images(
         self, *, status: ImageStatus | None = None, cursor: str | None = None, limit: int = 100
     ) -> Page[ImageRecord]:

@@ -131,6 +131,18 @@ class FirestoreMetadataStore:
         return image_from_dict(snapshot_data(snap)) if snap.exists else None
 
     @transient
+    def existing_images(self, image_ids: Sequence[str]) -> set[str]:
+        ids = list(dict.fromkeys(image_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), 300):
+            refs = [self._images.document(i) for i in ids[start : start + 300]]
+            # field_paths=[]: existence only, no document bodies over the wire
+            for snap in self.client.get_all(refs, field_paths=[]):
+                if snap.exists:
+                    found.add(snap.id)
+        return found
+
+    @transient
     def list_images(
         self, *, status: ImageStatus | None = None, cursor: str | None = None, limit: int = 100
     ) -> Page[ImageRecord]:

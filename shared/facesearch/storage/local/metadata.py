@@ -120,6 +120,19 @@ class SqliteMetadataStore:
         )
         return image_from_dict(json.loads(rows[0]["data"])) if rows else None
 
+    def existing_images(self, image_ids: Sequence[str]) -> set[str]:
+        ids = list(dict.fromkeys(image_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT image_id FROM images WHERE collection_id = ? AND image_id IN ({marks})",
+                [self._cid, *chunk],
+            )
+            found.update(row["image_id"] for row in rows)
+        return found
+
     def list_images(
         self, *, status: ImageStatus | None = None, cursor: str | None = None, limit: int = 100
     ) -> Page[ImageRecord]:

@@ -1,0 +1,1 @@
+"""Batch jobs over a whole collection: backfill, rebuild (``facesearch backfill|rebuild``)."""

@@ -1,0 +1,159 @@
+"""``facesearch backfill`` and ``facesearch rebuild`` (see :mod:`.backfill`, :mod:`.rebuild`).
+
+Both run as one task of a job: ``--task-index`` / ``--task-count``, else Cloud Run's
+``CLOUD_RUN_TASK_INDEX`` / ``CLOUD_RUN_TASK_COUNT``; ``rebuild --tasks N`` runs every
+task here in N processes and then switches. The JSON summary goes to stdout, the
+progress bar (rate, ETA) to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from facesearch.config import Settings, load_settings
+from facesearch.storage.metadata import DEFAULT_COLLECTION
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "local", False):
+        overrides["backend"] = "local"
+    return load_settings(**overrides)
+
+
+def _bar(total: int | None, unit: str, quiet: bool) -> Any:
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from facesearch.backends import backend_for
+    from facesearch.jobs.backfill import Backfill
+    from facesearch.jobs.tasks import TaskSlot
+
+    source = str(args.source)
+    if not source.startswith("gs://"):
+        args.local = True  # a folder is ingested here, in embedded mode
+    settings = _settings(args)
+    task = TaskSlot.from_env(index=args.task_index, count=args.task_count)
+    job = Backfill(
+        backend_for(settings),
+        source,
+        collection_id=args.collection,
+        task=task,
+        run_id=args.run_id,
+        batch_size=args.batch_size,
+    )
+    bar = _bar(None, "img", args.no_progress)
+
+    def tick(done: int, report: Any) -> None:
+        if bar is not None:
+            bar.total = report.owned
+            bar.update(done)
+            bar.set_postfix(published=report.published, skipped=report.already_ingested)
+
+    try:
+        report = job.run(restart=args.restart, progress=tick)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(json.dumps({"run_id": job.run_id, **report.to_dict()}, indent=2))
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from facesearch.backends import backend_for
+    from facesearch.jobs.rebuild import Rebuild, new_run_id, run_local_tasks
+    from facesearch.jobs.tasks import TaskSlot
+
+    settings = _settings(args)
+    backend = backend_for(settings)
+    if args.tasks is not None:  # every task here, then the switch
+        rebuild = Rebuild(
+            backend,
+            args.run_id or new_run_id(),
+            collection_id=args.collection,
+            segment_size=args.segment_size,
+            model=args.model,
+        )
+        rebuild.start()
+        results = run_local_tasks(rebuild, args.tasks)
+        count = args.tasks
+    else:  # one task of a job (all tasks share --run-id, e.g. the execution id)
+        if not args.run_id:
+            print("facesearch rebuild: a job task needs --run-id", file=sys.stderr)
+            return 2
+        task = TaskSlot.from_env(index=args.task_index, count=args.task_count)
+        rebuild = Rebuild(
+            backend,
+            args.run_id,
+            collection_id=args.collection,
+            segment_size=args.segment_size,
+            model=args.model,
+        )
+        rebuild.start()
+        bar = _bar(None, "face", args.no_progress)
+        try:
+            results = [rebuild.run_task(task, bar.update if bar is not None else None)]
+        finally:
+            if bar is not None:
+                bar.close()
+        count = task.count
+    summary: dict[str, Any] = {
+        "run_id": rebuild.run_id,
+        "tasks": [
+            {
+                "task": r.task.label,
+                "faces": r.faces,
+                "segments": r.segments,
+                "skipped_other_model": r.skipped_other_model,
+                "seconds": round(r.seconds, 3),
+                "faces_per_s": round(r.faces_per_s, 1),
+                "resumed": r.resumed,
+            }
+            for r in results
+        ],
+    }
+    if rebuild.tasks_done(count):
+        switched = rebuild.switch(count)
+        summary["switch"] = switched.__dict__
+    else:
+        summary["switch"] = "waiting for the other tasks (the last one switches)"
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def add_job_commands(commands: Any) -> None:
+    backfill = commands.add_parser(
+        "backfill", help="ingest every image of gs://BUCKET[/PREFIX] (or a local folder)"
+    )
+    backfill.add_argument("source", help="gs://BUCKET[/PREFIX] or a local folder")
+    backfill.add_argument("--batch-size", type=int, default=500, help="requests per publish")
+    backfill.add_argument("--restart", action="store_true", help="ignore the checkpoint")
+    backfill.set_defaults(handler=cmd_backfill)
+
+    rebuild = commands.add_parser(
+        "rebuild", help="rebuild the index from the metadata store, then switch atomically"
+    )
+    rebuild.add_argument("--tasks", type=int, help="run N tasks here in parallel, then switch")
+    rebuild.add_argument("--segment-size", type=int, default=50_000, help="faces per segment")
+    rebuild.add_argument("--model", help="embedding model to index (default: the index's)")
+    rebuild.set_defaults(handler=cmd_rebuild)
+
+    for sub in (backfill, rebuild):
+        sub.add_argument("--collection", default=DEFAULT_COLLECTION, help="default 'default'")
+        sub.add_argument("--run-id", help="checkpoint name (backfill: derived from the source)")
+        sub.add_argument("--task-index", type=int, help="this task (CLOUD_RUN_TASK_INDEX)")
+        sub.add_argument("--task-count", type=int, help="tasks in all (CLOUD_RUN_TASK_COUNT)")
+        sub.add_argument("--data-dir", type=Path, help="embedded state (FACESEARCH_DATA_DIR)")
+        sub.add_argument("--local", action="store_true", help="embedded mode (local backend)")
+        sub.add_argument("--no-progress", action="store_true", help="no progress bar")
