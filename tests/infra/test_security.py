@@ -69,11 +69,13 @@ def test_project_level_grants_are_the_few_justified_ones() -> None:
     grants = {r.name: r.body for r in stack().of_type("google_project_iam_member")}
     assert {n: g["role"] for n, g in grants.items()} == {
         "firestore_user": "roles/datastore.user",
+        "jobs_firestore_user": "roles/datastore.user",
         "eventarc_receiver": "roles/eventarc.eventReceiver",
         "gcs_agent_pubsub_publisher": "roles/pubsub.publisher",
     }
-    condition = first(grants["firestore_user"], "condition")
-    assert condition["expression"] == "${local.firestore_condition.expression}"
+    for name in ("firestore_user", "jobs_firestore_user"):
+        condition = first(grants[name], "condition")
+        assert condition["expression"] == "${local.firestore_condition.expression}"
     expression = stack().locals["firestore_condition"]["expression"]
     assert "resource.name ==" in expression and "/databases/" in expression
     for module in all_modules():
@@ -91,11 +93,13 @@ def test_least_privilege_per_service() -> None:
     uploads = calls["uploads"]["iam_members"]
     assert re.findall(r'role = "([^"]+)", member = ([^}]+)}', uploads) == [
         ("roles/storage.objectViewer", 'local.sa["ingest"]'),
+        ("roles/storage.objectViewer", "local.jobs_sa"),  # backfill lists the library
         ("roles/storage.objectCreator", "m"),
     ]
     assert grants["index"] == {
         ("roles/storage.objectUser", sa("indexer")),
         ("roles/storage.objectViewer", sa("query")),
+        ("roles/storage.objectUser", "${local.jobs_sa}"),  # rebuild, job checkpoints
     }
     crop_deleter = "${google_project_iam_custom_role.crop_deleter.name}"
     collection_eraser = "${google_project_iam_custom_role.collection_eraser.name}"
@@ -149,7 +153,18 @@ def test_least_privilege_per_service() -> None:
     assert calls["cloudinary_secret"]["accessors"] == {"cloudinary": sa("cloudinary")}
     # publishers per topic.
     assert calls["topic_embeddings"]["publishers"] == {"ingest": sa("ingest")}
-    assert calls["topic_ingest"]["publishers"] == {"cloudinary": sa("cloudinary")}
+    assert calls["topic_ingest"]["publishers"] == {
+        "cloudinary": sa("cloudinary"),
+        "backfill": "${local.jobs_sa}",
+    }
+    # the jobs identity: nothing on crops, no other topic, no secrets
+    jobs_refs = [s for s in walk_strings(stack().raw) if "jobs_sa" in s]
+    assert not any("jobs_sa" in str(calls[b]) for b in ("crops", "signing_keys"))
+    assert not any(
+        "jobs_sa" in str(calls[t]["publishers"])
+        for t in ("topic_embeddings", "topic_deletions", "topic_events")
+    )
+    assert len(jobs_refs) >= 4, jobs_refs
     # face-deletions: the forget path (query API, cloudinary "delete"), query's collection
     # erase, the indexer's own continuations, the retention scheduler, explicit extras.
     assert re.findall(r'(\w+) = local\.sa\["(\w+)"\]', deletion_publishers) == [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         results = run_local_tasks(rebuild, args.tasks)
         count = args.tasks
     else:  # one task of a job (all tasks share --run-id, e.g. the execution id)
+        # every task of a Cloud Run Job execution shares its name
+        args.run_id = args.run_id or os.environ.get("CLOUD_RUN_EXECUTION")
         if not args.run_id:
             print("facesearch rebuild: a job task needs --run-id", file=sys.stderr)
             return 2

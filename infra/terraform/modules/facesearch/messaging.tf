@@ -27,7 +27,7 @@ module "topic_ingest" {
   push_service_account_email = google_service_account.push["ingest"].email
   ack_deadline_seconds       = min(var.ingest.timeout_seconds, 600)
 
-  publishers = { cloudinary = local.sa["cloudinary"] }
+  publishers = { cloudinary = local.sa["cloudinary"], backfill = local.jobs_sa }
 
   depends_on = [google_kms_crypto_key_iam_member.cmek]
 }

@@ -29,6 +29,7 @@ module "uploads" {
 
   iam_members = merge(
     { ingest-read = { role = "roles/storage.objectViewer", member = local.sa["ingest"] } },
+    { jobs-read = { role = "roles/storage.objectViewer", member = local.jobs_sa } },
     { for k, m in var.uploaders : "uploader-${k}" => { role = "roles/storage.objectCreator", member = m } },
   )
 
@@ -60,6 +61,8 @@ module "index" {
   iam_members = {
     indexer-rw = { role = "roles/storage.objectUser", member = local.sa["indexer"] }
     query-read = { role = "roles/storage.objectViewer", member = local.sa["query"] }
+    # rebuild writes segments + the manifest, both jobs their checkpoints (jobs/)
+    jobs-rw = { role = "roles/storage.objectUser", member = local.jobs_sa }
   }
 
   depends_on = [google_kms_crypto_key_iam_member.cmek]

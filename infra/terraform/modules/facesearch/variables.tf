@@ -501,3 +501,31 @@ variable "query_public_url" {
     error_message = "query_public_url: an https URL without query or fragment, or \"\"."
   }
 }
+
+variable "backfill_job" {
+  description = "backfill Cloud Run Job: tasks split the listing (each lists and publishes its share; the ingest service does the work)."
+  type = object({
+    task_count      = optional(number, 4)
+    parallelism     = optional(number, 4)
+    cpu             = optional(string, "1")
+    memory          = optional(string, "1Gi")
+    timeout_seconds = optional(number, 3600)
+    max_retries     = optional(number, 3)
+    env             = optional(map(string), {})
+  })
+  default = {}
+}
+
+variable "rebuild_job" {
+  description = "rebuild Cloud Run Job: tasks build index segments from Firestore face-id ranges in parallel (HNSW builds are CPU-bound: cpu = build threads)."
+  type = object({
+    task_count      = optional(number, 4)
+    parallelism     = optional(number, 4)
+    cpu             = optional(string, "4")
+    memory          = optional(string, "4Gi")
+    timeout_seconds = optional(number, 3600)
+    max_retries     = optional(number, 3)
+    env             = optional(map(string), {})
+  })
+  default = {}
+}
