@@ -57,6 +57,10 @@ locals {
       FACESEARCH_SIGNING_SERVICE_ACCOUNT  = google_service_account.runtime["query"].email
       FACESEARCH_SIGNED_URL_TTL_S         = tostring(var.signed_url_ttl_seconds)
       FACESEARCH_INDEX_REFRESH_INTERVAL_S = tostring(var.index_refresh_interval_seconds)
+      # functions-framework serves with gunicorn gthread (1 worker x THREADS threads): one
+      # thread per request Cloud Run admits, so Cloud Run's concurrency is the only queue
+      # (docs/api.md, Serving)
+      THREADS = tostring(var.query.concurrency)
     }, var.query.env)
 
     cloudinary = merge(local.common_env, local.cloudinary_delivery_env, {
