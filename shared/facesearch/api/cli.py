@@ -253,7 +253,7 @@ def add_api_commands(commands: Any) -> None:
         "--threads",
         dest="serve_threads",
         type=int,
-        help="threads per worker (FACESEARCH_SERVE_THREADS; default 2 per CPU)",
+        help="threads per worker (FACESEARCH_SERVE_THREADS; default 4 per CPU)",
     )
     serve.set_defaults(handler=cmd_serve)
 

@@ -1,12 +1,15 @@
 """Which HTTP server runs the query API's WSGI app, and how: ``facesearch serve --server``.
 
 The app (:class:`facesearch.api.app.QueryApp`) is a plain WSGI callable; this module
-only chooses the server around it. Measured with ``python -m tests.bench.query``
-(docs/api.md, *Serving*): the choice and the numbers behind it are written there, and the
-default here is the measured winner. Every server gets the same app factory, so each
-worker process builds its own app (models, index mapping, clients) after it starts:
-nothing that holds threads or sockets (onnxruntime sessions, gRPC channels) crosses a
-fork.
+only chooses the server around it. Why gunicorn by default: it is what serves the query
+function on Cloud Run already (functions-framework runs gunicorn ``gthread``, one worker
+x ``THREADS``), so ``facesearch serve`` behaves like the deployed service; it bounds the
+threads (a burst queues instead of spawning a thread per connection), reaps slow
+clients, restarts workers gracefully, and can pre-fork workers, each with its own app
+(models, index mapping, clients) built after the fork: nothing that holds threads or
+sockets (onnxruntime sessions, gRPC channels) crosses a fork. ``tests.bench.query
+--servers`` compares the servers; its numbers are in docs/api.md (*Serving*), including
+where gunicorn did not beat the development server on the shared 2-core machine.
 
 * ``gunicorn``: gunicorn's ``gthread`` workers (one process per worker, a thread pool in
   each); the pre-fork model Cloud Run's own functions-framework uses;
@@ -149,6 +152,7 @@ def _waitress(app: WsgiApp, host: str, port: int, *, threads: int, timeout_s: fl
 
 
 def default_threads() -> int:
-    """Threads per worker when not configured: enough to overlap I/O waits (metadata,
-    nonce claims) with the GIL-free parts (USearch, onnxruntime), per CPU."""
-    return max(2, 2 * (os.cpu_count() or 1))
+    """Threads per worker when not configured: functions-framework's own default on Cloud
+    Run (4 per CPU), enough to overlap I/O waits (metadata, nonce claims) with the
+    GIL-free parts (USearch, onnxruntime)."""
+    return max(4, 4 * (os.cpu_count() or 1))

@@ -71,7 +71,7 @@ class ApiSettings(SettingsSection):
     )
     serve_server: Literal["gunicorn", "granian", "waitress", "werkzeug"] = Field(
         default="gunicorn",
-        description="facesearch serve: the HTTP server (chosen by measurement: docs/api.md).",
+        description="facesearch serve: the HTTP server (docs/api.md, Serving).",
     )
     serve_workers: int = Field(
         default=1, ge=1, le=64, description="facesearch serve: worker processes (pre-fork)."
@@ -80,7 +80,7 @@ class ApiSettings(SettingsSection):
         default=None,
         ge=1,
         le=256,
-        description="facesearch serve: request threads per worker (None: 2 per CPU).",
+        description="facesearch serve: request threads per worker (None: 4 per CPU).",
     )
     open_collections_max: int = Field(
         default=64, ge=1, description="Collections a query instance keeps open (LRU)."

@@ -133,8 +133,7 @@ class Rebuild:
             },
             "started_at": time.time(),
         }
-        self.checkpoints.write(START, record)
-        return record
+        return self.checkpoints.create(START, record)  # concurrent tasks: the first one wins
 
     def _first_model(self) -> str:
         for face in iter_faces(self.backend.metadata(self.collection_id), page_size=1):

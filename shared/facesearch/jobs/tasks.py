@@ -15,6 +15,7 @@ re-run task does exactly the same share again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from facesearch.errors import ConfigError, NotFound
+from facesearch.errors import ConfigError, NotFound, PreconditionFailed
 from facesearch.storage.blob import BlobStore
 
 #: a face id range bound sorts after every id with that 8-hex-digit prefix
@@ -106,6 +107,18 @@ class Checkpoints:
 
     def write(self, name: str, body: Mapping[str, Any]) -> None:
         self.store.write(self.prefix + name, json.dumps(body, sort_keys=True).encode())
+
+    def create(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Write ``body`` unless the document exists; either way, the one that is stored
+        (tasks starting at once agree on one)."""
+        with contextlib.suppress(PreconditionFailed):
+            self.store.write(
+                self.prefix + name, json.dumps(body, sort_keys=True).encode(), if_generation_match=0
+            )
+        stored = self.read(name)
+        if stored is None:
+            raise ConfigError(f"checkpoint {self.prefix}{name} vanished after it was written")
+        return stored
 
     def names(self) -> list[str]:
         return sorted(b.name[len(self.prefix) :] for b in self.store.list(self.prefix))

@@ -26,7 +26,7 @@ def test_serve_refuses_no_workers_or_threads() -> None:
 
 
 def test_default_threads_scale_with_cpus() -> None:
-    assert default_threads() >= 2 * (os.cpu_count() or 1) >= 2
+    assert default_threads() == max(4, 4 * (os.cpu_count() or 1))
 
 
 @pytest.mark.slow

@@ -122,3 +122,12 @@ def test_switch_refuses_before_every_task_finished(backend: Backend) -> None:
     rebuild.run_task(TaskSlot(0, 2))
     with pytest.raises(Exception, match="not every task"):
         rebuild.switch(2)
+
+
+def test_tasks_starting_at_once_agree_on_one_start_record(backend: Backend) -> None:
+    _put(backend, [_face(n) for n in range(10)])
+    first = Rebuild(backend, "rebuild-race", model=MODEL)
+    second = Rebuild(backend, "rebuild-race", model=MODEL)
+    record = first.checkpoints.create("start.json", {"model": MODEL, "segments": {}, "n": 1})
+    assert second.start() == record  # the later starter reads the stored record
+    assert second.checkpoints.create("start.json", {"n": 2}) == record
