@@ -160,9 +160,10 @@ class FaceRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     collection_id: str = DEFAULT_COLLECTION
-    #: the same face embedded by other models (model id -> float32 LE bytes), written by
-    #: ``facesearch reembed``; ``embedding`` / ``model`` stay the ones ingest stored.
-    #: Re-processing the image (``put_faces``) drops them: they belonged to old detections.
+    #: the same face embedded by other models (model id -> float32 LE bytes), written by a
+    #: re-embed job (docs/jobs.md: not built yet); ``embedding`` / ``model`` stay the ones
+    #: ingest stored. Re-processing the image (``put_faces``) drops them: they belonged to
+    #: old detections.
     embeddings: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
