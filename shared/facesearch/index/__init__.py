@@ -12,17 +12,13 @@ from typing import TYPE_CHECKING
 from facesearch.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from facesearch.index.commit import read_manifest
+    from facesearch.index.gc import GcResult
     from facesearch.index.manifest import Manifest, ModelRef, SegmentEntry
+    from facesearch.index.merge import CompactResult
     from facesearch.index.params import IndexParams
     from facesearch.index.reader import IndexReader, SearchHit
-    from facesearch.index.writer import (
-        AddResult,
-        CompactResult,
-        DeleteResult,
-        GcResult,
-        IndexWriter,
-        read_manifest,
-    )
+    from facesearch.index.writer import AddResult, DeleteResult, IndexWriter
 
 _EXPORTS = {
     "Manifest": "facesearch.index.manifest",
@@ -32,11 +28,11 @@ _EXPORTS = {
     "IndexReader": "facesearch.index.reader",
     "SearchHit": "facesearch.index.reader",
     "AddResult": "facesearch.index.writer",
-    "CompactResult": "facesearch.index.writer",
+    "CompactResult": "facesearch.index.merge",
     "DeleteResult": "facesearch.index.writer",
-    "GcResult": "facesearch.index.writer",
+    "GcResult": "facesearch.index.gc",
     "IndexWriter": "facesearch.index.writer",
-    "read_manifest": "facesearch.index.writer",
+    "read_manifest": "facesearch.index.commit",
 }
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [
