@@ -54,28 +54,45 @@ def compact(
     manifest, _ = log.read()
     before = len(manifest.segments) if manifest else 0
     merges = dropped = 0
-    for _ in range(params.commit_attempts):
+    for _ in range(params.commit_attempts if full else 0):
+        # every pack of a full plan once; re-planned only if a racing compaction took one
         manifest, _ = log.read()
         if manifest is None:
             break
-        groups = compaction.plan(
-            manifest.segments,
-            min_segment=params.compact_min_segment,
-            fanout=params.compact_fanout,
-            tombstone_ratio=params.compact_tombstone_ratio,
-            full=full,
-        )
+        abandoned = False
+        for group in _plan(manifest, params, full=True):
+            outcome = merge_group(log, params, manifest, group)
+            abandoned |= outcome is None
+            merges += outcome is not None
+            dropped += outcome or 0
+        if not abandoned:
+            break
+    for _ in range(params.commit_attempts):  # then ordinary tiering
+        manifest, _ = log.read()
+        if manifest is None:
+            break
+        groups = _plan(manifest, params, full=False)
         if not groups:
             break
         outcome = merge_group(log, params, manifest, groups[0])
         if outcome is not None:
             merges += 1
             dropped += outcome
-            full = False  # a full merge is done once; what follows is ordinary tiering
     manifest, _ = log.read()
     after = len(manifest.segments) if manifest else 0
     gc_result = run_gc() if run_gc is not None and merges else None
     return CompactResult(merges, before, after, dropped, gc_result)
+
+
+def _plan(manifest: Manifest, params: IndexParams, *, full: bool) -> list[list[SegmentEntry]]:
+    return compaction.plan(
+        manifest.segments,
+        min_segment=params.compact_min_segment,
+        fanout=params.compact_fanout,
+        tombstone_ratio=params.compact_tombstone_ratio,
+        full=full,
+        max_segment=params.segment_max_vectors,
+    )
 
 
 def merge_group(

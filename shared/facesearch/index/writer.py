@@ -36,19 +36,14 @@ from numpy.typing import ArrayLike
 
 from facesearch.errors import FaceSearchError, NotFound, TransientError
 from facesearch.index import merge
+from facesearch.index.build import build_segments, same_content
 from facesearch.index.commit import ManifestLog, read_manifest
 from facesearch.index.gc import GcResult, collect_garbage
 from facesearch.index.keys import check_face_id
 from facesearch.index.manifest import Manifest, ModelRef, segment_object_names
 from facesearch.index.merge import CompactResult
 from facesearch.index.params import IndexParams
-from facesearch.index.segment import (
-    BuiltSegment,
-    SegmentCache,
-    build_segment,
-    new_segment_id,
-    upload_segment,
-)
+from facesearch.index.segment import BuiltSegment, SegmentCache, new_segment_id, upload_segment
 from facesearch.index.vectors import normalise
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
@@ -60,9 +55,12 @@ logger = logging.getLogger(__name__)
 class AddResult:
     added: int
     already_live: int
+    #: the first new segment (None if nothing was added)
     segment_id: str | None
     manifest_version: int
     attempts: int
+    #: every new segment: a large add is split into several (``segment_max_vectors``)
+    segment_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +109,7 @@ class IndexWriter:
         for i, face_id in enumerate(ids):
             first.setdefault(face_id, i)
         ids, vecs = list(first), vecs[list(first.values())]
-        built: BuiltSegment | None = None
+        built: list[BuiltSegment] = []
         uploaded_at = 0.0
         log = self._log
         try:
@@ -120,10 +118,10 @@ class IndexWriter:
                 if manifest is None:
                     manifest = Manifest(dims=vecs.shape[1], dtype=self.params.dtype, model=model)
                 manifest.check_model(model, vecs.shape[1])
-                if built is not None and manifest.segment(built.entry.id) is not None:
+                if built and manifest.segment(built[0].entry.id) is not None:
                     # our previous swap landed although it reported a failure
                     result = self._added(built, manifest, len(ids), attempt)
-                    built = None
+                    built = []
                     return result
                 try:
                     live = log.live(manifest)
@@ -135,20 +133,16 @@ class IndexWriter:
                     return AddResult(0, len(ids), None, manifest.version, attempt)
                 todo_ids = [ids[i] for i in todo]
                 keys, max_probe = live.assign(todo_ids, manifest.max_probe)
-                if built is not None and not built.same_content(keys, todo_ids):
-                    log.discard([built])  # the race changed what this batch must add
-                    built = None
-                if built is not None and self._clock() - uploaded_at > self.params.gc_grace_s / 2:
-                    # GC may soon take our uncommitted upload for an orphan: upload a fresh copy
-                    old_names = segment_object_names(built.entry.id)
-                    built.entry = built.entry.model_copy(update={"id": new_segment_id()})
-                    upload_segment(self.store, built)
+                if built and not same_content(built, keys, todo_ids):
+                    log.discard(built)  # the race changed what this batch must add
+                    built = []
+                if built and self._clock() - uploaded_at > self.params.gc_grace_s / 2:
+                    # GC may soon take our uncommitted uploads for orphans: upload fresh copies
+                    for part in built:
+                        self._reupload(part)
                     uploaded_at = self._clock()
-                    for name in old_names:
-                        with contextlib.suppress(FaceSearchError):
-                            self.store.delete(name)
-                if built is None:
-                    built = build_segment(
+                if not built:
+                    built = build_segments(
                         keys,
                         vecs[todo],
                         todo_ids,
@@ -157,42 +151,57 @@ class IndexWriter:
                         params=self.params,
                         workdir=self.cache.directory,
                     )
-                    upload_segment(self.store, built)
+                    for part in built:
+                        upload_segment(self.store, part)
                     uploaded_at = self._clock()
-                entry = built.entry.model_copy(update={"created_at": self._clock()})
-                built.entry = entry
+                now = self._clock()
+                for part in built:
+                    part.entry = part.entry.model_copy(update={"created_at": now})
                 new = log.successor(
-                    manifest, segments=(*manifest.segments, entry), max_probe=max_probe
+                    manifest,
+                    segments=(*manifest.segments, *(part.entry for part in built)),
+                    max_probe=max_probe,
                 )
                 if not log.swap(new, generation, attempt, "add"):
                     continue
                 result = self._added(built, new, len(ids), attempt)
-                built = None  # committed: no longer ours to discard
+                built = []  # committed: no longer ours to discard
                 self._after_commit()
                 return result
         finally:
-            if built is not None:
-                log.discard([built])
+            log.discard(built)
         raise TransientError(
             f"add: manifest still contended after {self.params.commit_attempts} attempts"
         )
 
+    def _reupload(self, part: BuiltSegment) -> None:
+        old_names = segment_object_names(part.entry.id)
+        part.entry = part.entry.model_copy(update={"id": new_segment_id()})
+        upload_segment(self.store, part)
+        for name in old_names:
+            with contextlib.suppress(FaceSearchError):
+                self.store.delete(name)
+
     def _added(
-        self, built: BuiltSegment, manifest: Manifest, total: int, attempt: int
+        self, built: list[BuiltSegment], manifest: Manifest, total: int, attempt: int
     ) -> AddResult:
-        self.cache.adopt(built)
-        added = built.entry.count
+        for part in built:
+            self.cache.adopt(part)
+        added = sum(part.entry.count for part in built)
+        segment_ids = tuple(part.entry.id for part in built)
         logger.info(
             "index add committed",
             extra=log_fields(
-                segment_id=built.entry.id,
+                segment_ids=list(segment_ids),
                 added=added,
                 already_live=total - added,
                 manifest_version=manifest.version,
                 attempts=attempt,
             ),
         )
-        return AddResult(added, total - added, built.entry.id, manifest.version, attempt)
+        return AddResult(
+            added, total - added, segment_ids[0], manifest.version, attempt, segment_ids
+        )
 
     # --- delete --------------------------------------------------------------------
 
