@@ -104,9 +104,9 @@ class SegmentIds:
         if len(self.keys) == 0:
             return np.full(keys.shape, -1, dtype=np.int64)
         pos = np.searchsorted(self.keys, keys)
-        clipped = np.minimum(pos, len(self.keys) - 1)
-        found = self.keys[clipped] == keys
-        return np.where(found, clipped, -1).astype(np.int64)
+        np.minimum(pos, len(self.keys) - 1, out=pos)
+        pos[self.keys[pos] != keys] = -1
+        return pos
 
     def items(self) -> Iterator[tuple[int, str]]:
         for i in range(len(self)):

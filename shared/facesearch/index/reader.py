@@ -26,6 +26,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -48,8 +49,9 @@ OPEN_THREADS = 4
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SearchHit:
+class SearchHit(NamedTuple):
+    """One result. A named tuple: ten are built per query, at a third of a dataclass's cost."""
+
     face_id: str
     #: cosine similarity in [-1, 1] (approximate for f16/i8 storage)
     similarity: float
