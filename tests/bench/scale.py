@@ -57,7 +57,7 @@ from tests.bench.index import (
 
 MODEL = "bench-synthetic@1"
 K = 10
-EF_SWEEP = (32, 48, 64, 96, 128, 192, 256)
+EF_SWEEP = (32, 48, 64, 96, 128, 192, 256, 384)
 RECALL_TARGETS = (0.95, 0.98, 0.99)
 
 
@@ -173,25 +173,37 @@ def child_latency(work: Path, params: Any, rounds: int, with_faiss: bool) -> dic
 
     queries = np.load(work / "queries.npy")
     truth = np.load(work / "truth.npy")
+    from facesearch.native import MetricKind
+
     reader = open_reader(work, work / "cache-latency", True, params)
     segments = reader._snapshot.segments  # to set ef and time the raw usearch call
+    # "before": the same files searched with usearch's cos kernel, as the index did until now
+    before = open_reader(work, work / "cache-latency-cos", True, params)
+    for seg in before._snapshot.segments:
+        seg.index.metric = MetricKind.Cos
     findex = None
     if with_faiss:
         import faiss
 
         faiss.omp_set_num_threads(1)
         findex = faiss.read_index(str(work / "faiss.index"))
-    timings: dict[str, dict[int, dict[str, list[float]]]] = {"ours": {}, "faiss": {}, "raw": {}}
-    found: dict[str, dict[int, list[list[int]]]] = {"ours": {}, "faiss": {}}
+    timings: dict[str, dict[int, dict[str, list[float]]]] = {
+        "ours": {},
+        "ours_cos_kernel": {},
+        "faiss": {},
+        "raw": {},
+    }
+    found: dict[str, dict[int, list[list[int]]]] = {"ours": {}, "ours_cos_kernel": {}, "faiss": {}}
     for _ in range(rounds):
         for ef in EF_SWEEP:
-            for seg in segments:
-                seg.index.expansion_search = ef
-            for q in queries[:30]:  # warm the pages this ef touches
-                reader.search_one(q, K)
-            walls, cpus, hits = _time(lambda q: reader.search_one(q, K), queries)
-            _record(timings["ours"], ef, walls, cpus)
-            found["ours"][ef] = [[int(h.face_id[5:]) for h in row] for row in hits]
+            for name, which in (("ours", reader), ("ours_cos_kernel", before)):
+                for seg in which._snapshot.segments:
+                    seg.index.expansion_search = ef
+                for q in queries[:30]:  # warm the pages this ef touches
+                    which.search_one(q, K)
+                walls, cpus, hits = _time(lambda q, r=which: r.search_one(q, K), queries)
+                _record(timings[name], ef, walls, cpus)
+                found[name][ef] = [[int(h.face_id[5:]) for h in row] for row in hits]
             if len(segments) == 1:
                 seg = segments[0]
                 walls, cpus, _ = _time(
@@ -205,7 +217,7 @@ def child_latency(work: Path, params: Any, rounds: int, with_faiss: bool) -> dic
                 _record(timings["faiss"], ef, walls, cpus)
                 found["faiss"][ef] = [row.tolist() for row in rows]
     out: dict[str, Any] = {"segments": len(segments)}
-    for system in ("ours", "faiss", "raw"):
+    for system in ("ours", "ours_cos_kernel", "faiss", "raw"):
         if not timings[system]:
             continue
         out[system] = [
@@ -439,6 +451,10 @@ def summarise(  # noqa: PLR0917 - one call site
     if ef in raw:
         summary["usearch_raw_p50_ms"] = round(raw[ef]["p50_ms"], 3)
         summary["wrapper_overhead_cpu_ms"] = round(head["cpu_p50_ms"] - raw[ef]["cpu_p50_ms"], 3)
+    cos = {row["ef"]: row for row in latency.get("ours_cos_kernel", [])}
+    if ef in cos:
+        summary["cos_kernel_p50_ms"] = round(cos[ef]["p50_ms"], 3)
+        summary["cos_kernel_cpu_p50_ms"] = round(cos[ef]["cpu_p50_ms"], 3)
     if faiss_build is not None and "faiss" in latency:
         f_head = next(row for row in latency["faiss"] if row["ef"] == ef)
         summary.update(
@@ -489,13 +505,13 @@ def print_table(summary: dict[str, Any], latency: dict[str, Any]) -> None:
         file=out,
     )
     print("ef sweep (recall@10 / p50 ms / CPU p50 ms):", file=out)
-    for system in ("ours", "faiss"):
+    for system in ("ours", "ours_cos_kernel", "faiss"):
         if system in latency:
             cells = "  ".join(
                 f"{r['ef']}: {r['recall_at_10']:.3f}/{r['p50_ms']:.2f}/{r['cpu_p50_ms']:.2f}"
                 for r in latency[system]
             )
-            print(f"  {system:5s} {cells}", file=out)
+            print(f"  {system:15s} {cells}", file=out)
     for target in RECALL_TARGETS:
         row = summary.get(f"equal_recall_{target}")
         if row:
