@@ -140,10 +140,11 @@ def test_split_add_leaves_the_same_live_set_and_answers_as_one_segment(
         assert_same_answers(got, brute(live, queries, 5))
 
 
-def test_worker_processes_build_the_parts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dtype", ["f32", "f16"])  # f16 parts travel to workers as f16
+def test_worker_processes_build_the_parts(tmp_path: Path, dtype: str) -> None:
     """build_workers > 1 really runs parts in other interpreters, with the same outcome."""
     params = IndexParams(
-        dtype="f32",
+        dtype=dtype,  # type: ignore[arg-type]
         build_threads=1,
         build_workers=2,
         segment_max_vectors=25,
@@ -167,7 +168,8 @@ def test_worker_processes_build_the_parts(tmp_path: Path) -> None:
     assert len(result.segment_ids) == 3
     queries = unit(4, 9)
     live = {f"f{i}": vectors[i] for i in range(70)}
-    assert_same_answers(reader().search(queries, 6, exact=True), brute(live, queries, 6))
+    got = reader().search(queries, 6, exact=True)
+    assert_same_answers(got, brute(live, queries, 6), atol=1e-5 if dtype == "f32" else 2e-3)
     leftovers = [p.name for p in (tmp_path / "wcache").iterdir() if p.name.startswith(".")]
     assert leftovers == []  # shared vector file, job and result files are cleaned up
 
