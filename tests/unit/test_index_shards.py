@@ -14,13 +14,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from facesearch.errors import PreconditionFailed
 from facesearch.index import IndexParams, IndexReader, IndexWriter, SearchHit
 from facesearch.index.shards import (
     ShardMap,
     ShardSpec,
     fanout_search,
     merge_shard_results,
+    read_shard_map,
     route,
+    write_shard_map,
 )
 from facesearch.storage.local.blob import LocalBlobStore
 
@@ -164,3 +167,18 @@ def test_a_face_in_two_shards_mid_rebalance_is_returned_once_at_its_best() -> No
     new = [[SearchHit("x", 0.81), SearchHit("z", 0.60)]]
     merged = merge_shard_results([old, new], rows=1, k=3)
     assert merged == [[SearchHit("x", 0.81), SearchHit("y", 0.70), SearchHit("z", 0.60)]]
+
+
+def test_shard_map_is_swapped_by_generation_and_versions_only_go_up(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "collection")
+    assert read_shard_map(store) == (None, 0)
+    first = shard_map(2)
+    generation = write_shard_map(store, first, 0)
+    assert read_shard_map(store) == (first, generation)
+    grown = ShardMap(shards=shard_map(3).shards, version=2)
+    with pytest.raises(PreconditionFailed):
+        write_shard_map(store, grown, 0)  # a coordinator holding a stale generation loses
+    with pytest.raises(ValueError, match="not above"):
+        write_shard_map(store, shard_map(3), generation)
+    write_shard_map(store, grown, generation)
+    assert read_shard_map(store)[0] == grown

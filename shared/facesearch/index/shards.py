@@ -36,7 +36,9 @@ from typing import Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from facesearch.errors import NotFound
 from facesearch.index.reader import SearchHit
+from facesearch.storage.blob import BlobStore
 
 SHARD_MAP_NAME = "shardmap.json"
 
@@ -91,6 +93,26 @@ class ShardMap(BaseModel):
     @classmethod
     def from_bytes(cls, data: bytes) -> ShardMap:
         return cls.model_validate_json(data)
+
+
+def read_shard_map(store: BlobStore) -> tuple[ShardMap | None, int]:
+    """The collection's shard map and its generation; ``(None, 0)`` when not sharded."""
+    try:
+        data, generation = store.read(SHARD_MAP_NAME)
+    except NotFound:
+        return None, 0
+    return ShardMap.from_bytes(data), generation
+
+
+def write_shard_map(store: BlobStore, new: ShardMap, generation: int) -> int:
+    """Swap in ``new`` if the map is still at ``generation`` (PreconditionFailed otherwise).
+
+    Versions only go up, so a coordinator that cached an older map can tell.
+    """
+    current, _ = read_shard_map(store)
+    if current is not None and new.version <= current.version:
+        raise ValueError(f"shard map version {new.version} is not above {current.version}")
+    return store.write(SHARD_MAP_NAME, new.to_bytes(), if_generation_match=generation)
 
 
 def _score(face_id: str, shard: ShardSpec) -> float:
