@@ -90,7 +90,7 @@ bench-index:
 	$(PY) -m tests.bench.index
 
 SCALE_ARGS ?=
-bench-scale: ## index at scale, 100k x 128 by default; SCALE_ARGS="--faces 1000000 --compact" for 1M
+bench-scale: ## index at scale, 100k x 128 by default; SCALE_ARGS="--faces 1000000" for 1M
 	$(PY) -m tests.bench.scale $(SCALE_ARGS)
 
 bench-pipeline:

@@ -1,6 +1,6 @@
 """Sharding simulation: N shard processes on loopback, a coordinator that fans out and merges.
 
-    python -m tests.bench.shards [--faces 200000] [--dims 128] [--shards 4] [--queries 500]
+    python -m tests.bench.shards [--faces 100000] [--dims 128] [--shards 4] [--queries 500]
 
 Faces are routed to shards by the shard map (weighted rendezvous hashing,
 :mod:`facesearch.index.shards`); each shard is its own segmented index in its own
@@ -124,7 +124,7 @@ class HttpShards:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--faces", type=int, default=200_000)
+    parser.add_argument("--faces", type=int, default=100_000)
     parser.add_argument("--dims", type=int, default=128)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--queries", type=int, default=500)
