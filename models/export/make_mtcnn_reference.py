@@ -62,7 +62,7 @@ CAPPED_SIDE_PX = 960
 
 
 def apply_transform(rgb: np.ndarray, transform: str) -> np.ndarray:
-    """The variant transforms; ``tests/unit/test_detect.py`` has an identical copy."""
+    """The variant transforms; ``tests/unit/vision/test_detect.py`` has an identical copy."""
     import cv2
 
     if transform == "none":

@@ -15,11 +15,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facesearch import __version__
 from facesearch.config import REPO_ROOT, Settings, load_settings
 from facesearch.errors import AmbiguousFace, FaceSearchError, NoFace
+
+if TYPE_CHECKING:
+    from facesearch.vision.types import ImageResult
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -99,42 +102,17 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _result_json(result: Any, source: str) -> dict[str, Any]:
-    faces = []
-    for face in result.faces:
-        quality = face.quality
-        faces.append(
-            {
-                "index": face.index,
-                "box": [round(float(v), 1) for v in face.detection.box],
-                "score": round(face.detection.score, 4),
-                "landmarks": [
-                    [round(float(x), 1), round(float(y), 1)] for x, y in face.detection.landmarks
-                ],
-                "liveness": None if face.liveness is None else round(face.liveness, 4),
-                "live": face.live,
-                "quality": None
-                if quality is None
-                else {
-                    "score": quality.score,
-                    "sharpness": round(quality.sharpness, 1),
-                    "brightness": round(quality.brightness, 1),
-                    "contrast": round(quality.contrast, 1),
-                    "face_px": round(quality.face_px, 1),
-                    "yaw": round(quality.yaw_deg, 1),
-                    "pitch": round(quality.pitch_deg, 1),
-                    "roll": round(quality.roll_deg, 1),
-                    "reasons": list(quality.reasons),
-                },
-            }
-        )
+def _result_json(result: ImageResult, source: str) -> dict[str, Any]:
+    """The same face fields as the API's answers (:class:`DetectedFace`)."""
+    from facesearch.api.schemas import DetectedFace
+
     return {
         "image": source,
         "width": result.width,
         "height": result.height,
         "format": result.source_format,
         "model": result.model,
-        "faces": faces,
+        "faces": [DetectedFace.from_detection(face).model_dump() for face in result.faces],
         "timings_ms": result.timings_ms,
     }
 
@@ -178,7 +156,7 @@ def cmd_match(args: argparse.Namespace) -> int:
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
-    from facesearch.models import verify_all
+    from facesearch.vision.registry import verify_all
 
     settings = _settings(args)
     report = verify_all(settings.vision.models_dir)
@@ -292,6 +270,9 @@ def _extensions() -> list[Callable[[Any], None]]:
         registrars.append(add_index_commands)
     registrars.append(__import__("facesearch.ingest.cli", fromlist=["*"]).add_ingest_commands)
     registrars.append(__import__("facesearch.api.cli", fromlist=["*"]).add_api_commands)
+    registrars.append(
+        __import__("facesearch.collections.cli", fromlist=["*"]).add_collection_commands
+    )
     return registrars
 
 

@@ -6,6 +6,7 @@
     for face in result.faces:
         for match in face.matches:
             print(match.face_id, match.similarity, match.person_name)
+    event = client.in_collection("wedding-2026")   # /v1/collections/wedding-2026/...
 
 Errors come back as :class:`ApiError` carrying the problem+json body (``code``
 is the stable machine-readable part). The request body is serialised here,
@@ -17,12 +18,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import requests
 import requests.auth
 from pydantic import BaseModel
 
+from facesearch.api.collection_schemas import CollectionOut, CollectionPage
 from facesearch.api.schemas import (
     FaceOut,
     FacePage,
@@ -35,6 +37,7 @@ from facesearch.api.schemas import (
     SearchResponse,
     Stats,
 )
+from facesearch.api.settings import key_secret
 from facesearch.auth.signing import SigningKey, sign_request
 from facesearch.config import Settings
 from facesearch.errors import ConfigError, FaceSearchError, TransientError
@@ -103,19 +106,41 @@ class Client:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         session: requests.Session | None = None,
         extra_headers: dict[str, str] | None = None,
+        collection: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        #: data calls go to this collection (``None``: the default collection)
+        self.collection = collection
         self.key = key
         self.timeout_s = timeout_s
         self.session = session or requests.Session()
         self.extra_headers = dict(extra_headers or {})
 
     @classmethod
-    def from_settings(cls, settings: Settings, url: str | None = None) -> Client:
+    def from_settings(
+        cls, settings: Settings, url: str | None = None, *, collection: str | None = None
+    ) -> Client:
         base = url or settings.client.url
         if not base:
             raise ConfigError("no API URL: pass --remote URL or set FACESEARCH_CLIENT_URL")
-        return cls(base, client_key_from_settings(settings))
+        return cls(base, client_key_from_settings(settings), collection=collection)
+
+    def in_collection(self, collection: str | None) -> Client:
+        """The same connection, its data calls scoped to ``collection``."""
+        return Client(
+            self.base_url,
+            self.key,
+            timeout_s=self.timeout_s,
+            session=self.session,
+            extra_headers=self.extra_headers,
+            collection=collection,
+        )
+
+    def _data(self, path: str) -> str:
+        """``/v1/...`` of the client's collection (``/v1/collections/<id>/...``)."""
+        if self.collection is None:
+            return path
+        return f"/v1/collections/{quote(self.collection, safe='')}" + path.removeprefix("/v1")
 
     # --- transport -------------------------------------------------------------------------
 
@@ -192,7 +217,7 @@ class Client:
         )
         response = self.request(
             "POST",
-            "/v1/search",
+            self._data("/v1/search"),
             params=params,
             body=image,
             content_type="application/octet-stream",
@@ -201,7 +226,7 @@ class Client:
 
     def _search_json(self, payload: dict[str, Any], **params: Any) -> SearchResponse:
         payload.update({k: v for k, v in params.items() if v is not None})
-        return self._json(SearchResponse, "POST", "/v1/search", payload=payload)
+        return self._json(SearchResponse, "POST", self._data("/v1/search"), payload=payload)
 
     def search_url(self, image_url: str, **params: Any) -> SearchResponse:
         return self._search_json({"image_url": image_url}, **params)
@@ -226,16 +251,18 @@ class Client:
             {"image_a": image_a, "image_b": image_b},
             _params(face_a=face_a, face_b=face_b, largest=largest, threshold=threshold),
         )
-        response = self.request("POST", "/v1/match", body=body, content_type=content_type)
+        response = self.request(
+            "POST", self._data("/v1/match"), body=body, content_type=content_type
+        )
         return MatchResponse.model_validate_json(response.content)
 
     # --- records & persons --------------------------------------------------------------------
 
     def face(self, face_id: str) -> FaceOut:
-        return self._json(FaceOut, "GET", f"/v1/faces/{face_id}")
+        return self._json(FaceOut, "GET", self._data(f"/v1/faces/{face_id}"))
 
     def image(self, image_id: str) -> ImageOut:
-        return self._json(ImageOut, "GET", f"/v1/images/{image_id}")
+        return self._json(ImageOut, "GET", self._data(f"/v1/images/{image_id}"))
 
     def faces(
         self,
@@ -246,7 +273,7 @@ class Client:
         limit: int = 100,
     ) -> FacePage:
         params = _params(person=person, image=image, cursor=cursor, limit=limit)
-        return self._json(FacePage, "GET", "/v1/faces", params=params)
+        return self._json(FacePage, "GET", self._data("/v1/faces"), params=params)
 
     def iter_faces(self, **filters: Any) -> Iterator[FaceOut]:
         cursor = None
@@ -259,11 +286,14 @@ class Client:
 
     def create_person(self, name: str, metadata: dict[str, Any] | None = None) -> PersonOut:
         return self._json(
-            PersonOut, "POST", "/v1/persons", payload={"name": name, "metadata": metadata or {}}
+            PersonOut,
+            "POST",
+            self._data("/v1/persons"),
+            payload={"name": name, "metadata": metadata or {}},
         )
 
     def person(self, person_id: str) -> PersonOut:
-        return self._json(PersonOut, "GET", f"/v1/persons/{person_id}")
+        return self._json(PersonOut, "GET", self._data(f"/v1/persons/{person_id}"))
 
     def update_person(
         self, person_id: str, *, name: str | None = None, metadata: dict[str, Any] | None = None
@@ -273,28 +303,70 @@ class Client:
             payload["name"] = name
         if metadata is not None:
             payload["metadata"] = metadata
-        return self._json(PersonOut, "PATCH", f"/v1/persons/{person_id}", payload=payload)
+        return self._json(
+            PersonOut, "PATCH", self._data(f"/v1/persons/{person_id}"), payload=payload
+        )
 
     def persons(self, *, cursor: str | None = None, limit: int = 100) -> PersonPage:
         return self._json(
-            PersonPage, "GET", "/v1/persons", params=_params(cursor=cursor, limit=limit)
+            PersonPage, "GET", self._data("/v1/persons"), params=_params(cursor=cursor, limit=limit)
         )
 
     def set_face_person(self, face_id: str, person_id: str | None) -> FaceOut:
         return self._json(
-            FaceOut, "PUT", f"/v1/faces/{face_id}/person", payload={"person_id": person_id}
+            FaceOut,
+            "PUT",
+            self._data(f"/v1/faces/{face_id}/person"),
+            payload={"person_id": person_id},
         )
 
     def forget_image(self, image_id: str) -> Forgotten:
-        return self._json(Forgotten, "DELETE", f"/v1/images/{image_id}")
+        return self._json(Forgotten, "DELETE", self._data(f"/v1/images/{image_id}"))
 
     def forget_person(self, person_id: str) -> Forgotten:
-        return self._json(Forgotten, "DELETE", f"/v1/persons/{person_id}")
+        return self._json(Forgotten, "DELETE", self._data(f"/v1/persons/{person_id}"))
+
+    # --- collections ---------------------------------------------------------------------------
+
+    def collections(self, *, cursor: str | None = None, limit: int = 100) -> CollectionPage:
+        """The collections this key may see."""
+        return self._json(
+            CollectionPage, "GET", "/v1/collections", params=_params(cursor=cursor, limit=limit)
+        )
+
+    def create_collection(
+        self, collection_id: str, *, name: str = "", settings: dict[str, Any] | None = None
+    ) -> CollectionOut:
+        payload = {"collection_id": collection_id, "name": name, "settings": settings or {}}
+        return self._json(CollectionOut, "POST", "/v1/collections", payload=payload)
+
+    def get_collection(self, collection_id: str) -> CollectionOut:
+        return self._json(CollectionOut, "GET", f"/v1/collections/{quote(collection_id, safe='')}")
+
+    def update_collection(
+        self,
+        collection_id: str,
+        *,
+        name: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> CollectionOut:
+        payload: dict[str, Any] = {}
+        if name is not None:
+            payload["name"] = name
+        if settings is not None:
+            payload["settings"] = settings
+        path = f"/v1/collections/{quote(collection_id, safe='')}"
+        return self._json(CollectionOut, "PATCH", path, payload=payload)
+
+    def erase_collection(self, collection_id: str) -> CollectionOut:
+        """Starts the erase (202); poll :meth:`get_collection` for ``erased`` and its report."""
+        path = f"/v1/collections/{quote(collection_id, safe='')}"
+        return self._json(CollectionOut, "DELETE", path)
 
     # --- operations --------------------------------------------------------------------------
 
     def stats(self) -> Stats:
-        return self._json(Stats, "GET", "/v1/stats")
+        return self._json(Stats, "GET", self._data("/v1/stats"))
 
     def health(self) -> Health:
         """Unsigned; a 503 (unhealthy) still returns the Health body."""
@@ -308,10 +380,10 @@ def client_key_from_settings(settings: Settings) -> SigningKey:
     if client.key_id and client.secret is not None:
         return SigningKey(client.key_id, client.secret.get_secret_value())
     if client.key_id and client.key_id in keys:
-        return SigningKey(client.key_id, keys[client.key_id].get_secret_value())
+        return SigningKey(client.key_id, key_secret(keys[client.key_id]))
     if len(keys) == 1 and not client.key_id:
-        ((key_id, secret),) = keys.items()
-        return SigningKey(key_id, secret.get_secret_value())
+        ((key_id, value),) = keys.items()
+        return SigningKey(key_id, key_secret(value))
     raise ConfigError(
         "no signing key: set FACESEARCH_CLIENT_KEY_ID and FACESEARCH_CLIENT_SECRET "
         "(or exactly one key in FACESEARCH_SIGNING_KEYS)"

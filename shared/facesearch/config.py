@@ -43,6 +43,7 @@ from facesearch.ingest.settings import IngestSettings
 from facesearch.net.settings import FetchSettings
 from facesearch.section import SettingsSection
 from facesearch.storage.settings import StorageSettings
+from facesearch.video.settings import VideoSettings
 from facesearch.vision.settings import DEFAULT_MODELS_DIR, REPO_ROOT, QualityPolicy, VisionSettings
 
 ENV_PREFIX = "FACESEARCH_"
@@ -98,6 +99,7 @@ class Settings(BaseSettings):
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
     cloudinary: CloudinarySettings = Field(default_factory=CloudinarySettings)
+    video: VideoSettings = Field(default_factory=VideoSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -1,12 +1,15 @@
-"""Typed errors shared by every layer.
+"""Typed errors shared by every layer, all in this one table.
 
-Each error carries a stable machine-readable ``code`` (used as the problem+json
-``type`` suffix and in Firestore failure records), an HTTP status for the API,
-and whether retrying could help (Pub/Sub/Eventarc ack-vs-retry decisions).
-Entry points map these in exactly one place; library code only raises them.
+Each error carries a stable machine-readable ``code`` (the problem+json ``type``
+suffix, the code in Firestore failure records), an HTTP status for the API, and
+whether retrying could help (Pub/Sub/Eventarc ack-vs-retry decisions). Entry
+points map these in exactly one place each; library code only raises them. Kept
+together so that a code is never defined twice and a new one is one line.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class FaceSearchError(Exception):
@@ -24,65 +27,85 @@ class FaceSearchError(Exception):
         return {"code": self.code, "message": self.message, "retryable": self.retryable}
 
 
+# --- configuration and models --------------------------------------------------------------
+
+
 class ConfigError(FaceSearchError):
+    """This instance is misconfigured (a setting is missing or invalid)."""
+
     code = "config"
-
-
-class InvalidImage(FaceSearchError):
-    """The bytes are not a decodable image (empty, truncated, not an image)."""
-
-    code = "invalid-image"
-    http_status = 400
-
-
-class UnsupportedFormat(InvalidImage):
-    """A real image format we recognise but cannot decode (e.g. HEIC without a decoder)."""
-
-    code = "unsupported-format"
-    http_status = 415
-
-
-class ImageTooLarge(InvalidImage):
-    """Too many bytes or too many pixels (decompression-bomb guard)."""
-
-    code = "image-too-large"
-    http_status = 413
-
-
-class ImageTooSmall(InvalidImage):
-    code = "image-too-small"
-    http_status = 422
-
-
-class NoFace(FaceSearchError):
-    code = "no-face"
-    http_status = 422
-
-
-class AmbiguousFace(FaceSearchError):
-    """Several faces where exactly one was needed and the caller did not choose."""
-
-    code = "several-faces"
-    http_status = 422
 
 
 class ModelError(FaceSearchError):
     """A model file is missing, corrupt (hash mismatch) or cannot be loaded."""
 
-    code = "model-unavailable"
-    http_status = 503
+    code, http_status = "model-unavailable", 503
 
 
 class ModelMismatch(FaceSearchError):
     """Embeddings from different models must never be mixed in one index."""
 
-    code = "model-mismatch"
-    http_status = 409
+    code, http_status = "model-mismatch", 409
+
+
+# --- images and faces ----------------------------------------------------------------------
+
+
+class InvalidImage(FaceSearchError):
+    """The bytes are not a decodable image (empty, truncated, not an image)."""
+
+    code, http_status = "invalid-image", 400
+
+
+class UnsupportedFormat(InvalidImage):
+    """A real image format we recognise but cannot decode (e.g. HEIC without a decoder)."""
+
+    code, http_status = "unsupported-format", 415
+
+
+class ImageTooLarge(InvalidImage):
+    """Too many bytes or too many pixels (decompression-bomb guard)."""
+
+    code, http_status = "image-too-large", 413
+
+
+class ImageTooSmall(InvalidImage):
+    """Smaller than the smallest image a face could be found in."""
+
+    code, http_status = "image-too-small", 422
+
+
+class NoFace(FaceSearchError):
+    """No face was found where one was needed."""
+
+    code, http_status = "no-face", 422
+
+
+class AmbiguousFace(FaceSearchError):
+    """Several faces where exactly one was needed and the caller did not choose."""
+
+    code, http_status = "several-faces", 422
+
+
+class InvalidEmbedding(FaceSearchError):
+    """An embedding with the wrong dimension count, NaN/inf values or zero length."""
+
+    code, http_status = "invalid-embedding", 422
+
+
+class TooManyAttempts(FaceSearchError):
+    """The image crashed or timed out its processing this many times: give up on it."""
+
+    code, http_status = "too-many-attempts", 500
+
+
+# --- storage and the index ------------------------------------------------------------------
 
 
 class IndexStoreError(FaceSearchError):
+    """The index store could not be read or written consistently."""
+
     code = "index"
-    http_status = 500
 
 
 class IndexCorrupt(IndexStoreError):
@@ -94,38 +117,189 @@ class IndexCorrupt(IndexStoreError):
 class PreconditionFailed(FaceSearchError):
     """A generation precondition failed: somebody else wrote first; re-read and retry."""
 
-    code = "precondition-failed"
-    http_status = 412
-    retryable = True
+    code, http_status, retryable = "precondition-failed", 412, True
 
 
 class NotFound(FaceSearchError):
-    code = "not-found"
-    http_status = 404
+    """The record, object or route does not exist."""
+
+    code, http_status = "not-found", 404
 
 
-class SignatureError(FaceSearchError):
-    """Authentication failed. The message is logged, never returned to the caller."""
+class Conflict(FaceSearchError):
+    """A record that must be new already exists."""
 
-    code = "unauthorized"
-    http_status = 401
+    code, http_status = "conflict", 409
 
 
-class Forbidden(FaceSearchError):
-    code = "forbidden"
-    http_status = 403
+class CollectionClosed(FaceSearchError):
+    """The collection is being (or has been) erased: nothing may be written into it."""
+
+    code, http_status = "collection-closed", 409
+
+
+class CannotErase(FaceSearchError):
+    """The default collection holds the data from before collections: forget, don't erase."""
+
+    code, http_status = "cannot-erase", 409
+
+
+class InvalidCursor(FaceSearchError):
+    """A page cursor that this store did not issue (or for another listing)."""
+
+    code, http_status = "invalid-cursor", 400
 
 
 class TransientError(FaceSearchError):
     """A dependency is unavailable right now; the platform should retry."""
 
-    code = "unavailable"
-    http_status = 503
-    retryable = True
+    code, http_status, retryable = "unavailable", 503, True
 
 
-class InvalidEmbedding(FaceSearchError):
-    """An embedding with the wrong dimension count, NaN/inf values or zero length."""
+class BadMessage(FaceSearchError):
+    """A message body that does not follow its topic's schema: ack it, log it, move on."""
 
-    code = "invalid-embedding"
-    http_status = 422
+    code, http_status = "bad-message", 400
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+class SignatureError(FaceSearchError):
+    """Authentication failed. The message is logged, never returned to the caller."""
+
+    code, http_status = "unauthorized", 401
+
+
+class Forbidden(FaceSearchError):
+    """Credentials were checked and refused (or a signed URL is invalid or expired)."""
+
+    code, http_status = "forbidden", 403
+
+
+class ScopeForbidden(Forbidden):
+    """The key is valid but not for this collection or this kind of action."""
+
+    code = "forbidden-scope"
+
+
+class BadRequest(FaceSearchError):
+    """The request is malformed: bad JSON, a field out of range, a missing part."""
+
+    code, http_status = "invalid-request", 400
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class UnsupportedMediaType(FaceSearchError):
+    """A body of a content type this route does not take."""
+
+    code, http_status = "unsupported-media-type", 415
+
+
+class RequestTooLarge(FaceSearchError):
+    """A body over the route's byte cap (refused before it is read)."""
+
+    code, http_status = "request-too-large", 413
+
+
+class LengthRequired(FaceSearchError):
+    """A body without a Content-Length (chunked): refused before it is read."""
+
+    code, http_status = "length-required", 411
+
+
+class RequestTimeout(FaceSearchError):
+    """The client sent its body too slowly (the read deadline passed)."""
+
+    code, http_status = "request-timeout", 408
+
+
+class MethodNotAllowed(FaceSearchError):
+    """The route exists but not for this HTTP method."""
+
+    code, http_status = "method-not-allowed", 405
+
+
+class QuotaExceeded(FaceSearchError):
+    """A collection's quota (faces held, requests per second) is used up."""
+
+    code, http_status = "quota-exceeded", 429
+
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimited(FaceSearchError):
+    """Too many expensive requests at once on this instance; retry shortly."""
+
+    code, http_status, retryable = "rate-limited", 429, True
+
+
+class BadNotification(FaceSearchError):
+    """A correctly signed body that is not a Cloudinary notification we can read."""
+
+    code, http_status = "bad-notification", 400
+
+
+# --- outbound fetches ------------------------------------------------------------------------
+
+
+class UrlNotAllowed(FaceSearchError):
+    """The URL breaks the fetch policy (scheme, host, port or a non-public address)."""
+
+    code, http_status = "url-not-allowed", 400
+
+
+class FetchFailed(FaceSearchError):
+    """The allowed URL could not be fetched (timeout, refused, upstream error status)."""
+
+    code, http_status = "fetch-failed", 422
+
+
+# --- videos (a bad video stays bad however often it is redelivered: never retryable) --------
+
+
+class InvalidVideo(FaceSearchError):
+    """Not a usable video: empty, not a container, corrupt or truncated."""
+
+    code, http_status = "invalid-video", 400
+
+
+class UnsupportedCodec(InvalidVideo):
+    """A real video whose codec is not in the accepted list (or has no decoder here)."""
+
+    code, http_status = "unsupported-codec", 415
+
+
+class NoVideoStream(InvalidVideo):
+    """A container with no picture track (audio-only, or only cover art)."""
+
+    code, http_status = "no-video-stream", 422
+
+
+class VideoTooLarge(InvalidVideo):
+    """Too many bytes, or frames with too many pixels."""
+
+    code, http_status = "video-too-large", 413
+
+
+class VideoTooLong(InvalidVideo):
+    """Longer than the configured maximum duration."""
+
+    code, http_status = "video-too-long", 413
+
+
+class VideoTooSmall(InvalidVideo):
+    """Frames too small (or too thin) to hold a detectable face."""
+
+    code, http_status = "video-too-small", 422
+
+
+class IncompleteVideo(FaceSearchError):
+    """The finisher was asked to stitch before every chunk reported (retry later)."""
+
+    code, http_status, retryable = "video-incomplete", 409, True

@@ -23,7 +23,13 @@ from facesearch.config import Settings
 from facesearch.index.reader import IndexReader
 from facesearch.ingest.service import IngestOutcome, IngestService, Outcome
 from facesearch.ingest.sources import IMAGE_EXTENSIONS, SourceRef
-from facesearch.storage.metadata import FaceRecord, ImageRecord, MetadataStore
+from facesearch.storage.metadata import (
+    DEFAULT_COLLECTION,
+    FaceRecord,
+    ImageRecord,
+    MetadataStore,
+    check_collection_id,
+)
 from facesearch.vision.pipeline import FacePipeline
 from facesearch.vision.types import Face
 
@@ -93,21 +99,33 @@ def iter_image_files(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 class EmbeddedSystem:
-    """Ingest, index and search on this machine, with the cloud code paths."""
+    """Ingest, index and search one collection on this machine, with the cloud code paths.
 
-    def __init__(self, settings: Settings, *, pipeline: FacePipeline | None = None) -> None:
+    A collection other than ``default`` must exist (``facesearch collections create``):
+    ingest into an unknown or erasing one is skipped, as in the cloud.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pipeline: FacePipeline | None = None,
+        collection_id: str = DEFAULT_COLLECTION,
+    ) -> None:
         if settings.backend != "local":
             settings = settings.with_overrides(backend="local")
         self.settings = settings
         self.backend = LocalBackend(settings)
         if pipeline is not None:
             self.backend.override(pipeline=pipeline)
-        self.pipeline = self.backend.pipeline()
-        self.metadata: MetadataStore = self.backend.metadata()
+        self.collection_id = check_collection_id(collection_id)
+        policy = self.backend.collections().settings(self.collection_id)
+        self.pipeline = self.backend.pipeline(policy.embedder)
+        self.metadata: MetadataStore = self.backend.metadata(self.collection_id)
         self.bus = self.backend.bus()
         self.ingest_service: IngestService = services.ingest_service(self.backend)
-        self.index_store = self.backend.index_store()
-        self.writer = self.backend.index_writer()
+        self.index_store = self.backend.index_store(collection_id=self.collection_id)
+        self.writer = self.backend.index_writer(collection_id=self.collection_id)
         self.indexer = services.indexer_service(self.backend)
         self.bus.subscribe(settings.storage.embeddings_topic, self.indexer.handle_batch)
         self.bus.subscribe(settings.storage.deletions_topic, self.indexer.handle_batch)
@@ -144,11 +162,14 @@ class EmbeddedSystem:
                 "", str(path), Outcome.FAILED, error_code="unreadable", reason=str(exc)
             )
         source = SourceRef.local_file(str(path), data, created_time=time.time())
+        source = source.in_collection(self.collection_id)
         return self.ingest_service.ingest(source, data)
 
     def reader(self) -> IndexReader:
         if self._reader is None:
-            self._reader = self.backend.index_reader(expected_model=self.pipeline.embedder.model_id)
+            self._reader = self.backend.index_reader(
+                expected_model=self.pipeline.embedder.model_id, collection_id=self.collection_id
+            )
         else:
             self._reader.refresh()
         return self._reader

@@ -163,7 +163,8 @@ def rss_mb() -> tuple[float, float]:
 
 
 def child_ours(work: Path, dtype: str, view: bool, efs: tuple[int, ...], k: int) -> dict[str, Any]:
-    from facesearch.index import IndexParams, IndexReader
+    from facesearch.index.params import IndexParams
+    from facesearch.index.reader import IndexReader
     from facesearch.storage.local.blob import LocalBlobStore
 
     pin_to_one_core()
@@ -279,7 +280,8 @@ def run_child(work: Path, *args: str) -> dict[str, Any]:
 
 
 def build_ours(work: Path, base: np.ndarray, dtype: str, m: int, ef_add: int) -> dict[str, Any]:
-    from facesearch.index import IndexParams, IndexWriter
+    from facesearch.index.params import IndexParams
+    from facesearch.index.writer import IndexWriter
     from facesearch.storage.local.blob import LocalBlobStore
 
     bucket = work / f"bucket-{dtype}"

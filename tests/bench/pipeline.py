@@ -100,7 +100,6 @@ def wait_until(check: Any, timeout_s: float, poll_s: float = 0.05) -> bool:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from facesearch.config import load_settings
     from facesearch.vision.pipeline import FacePipeline
-    from tests.integration import emulators
     from tests.integration.pipeline_harness import (
         GCS_EVENTS_PROJECT,
         GCS_EVENTS_TOPIC,
@@ -108,6 +107,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         create_topics,
         small_jpeg,
     )
+    from tests.support import emulators
 
     photos = [small_jpeg(PHOTOS_DIR / rel, max_side=args.max_side) for rel in SAMPLES]
     pipeline = FacePipeline(load_settings())

@@ -43,8 +43,8 @@ from facesearch.config import load_settings
 from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, embedding_bytes
 from facesearch.vision.pipeline import FacePipeline
-from tests.api.support import add_image
 from tests.bench.common import PHOTOS_DIR, ROOT, list_images, write_result
+from tests.support.api import add_image
 
 KEY = SigningKey("bench", "bench-secret-" + "0123456789abcdef" * 2)
 FACES_PER_IMAGE = 1000  # synthetic images group faces so metadata writes stay batched

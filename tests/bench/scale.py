@@ -102,7 +102,7 @@ def params_from(args: argparse.Namespace) -> Any:
 
 
 def build_ours(work: Path, base: np.ndarray, params: Any) -> dict[str, Any]:
-    from facesearch.index import IndexWriter
+    from facesearch.index.writer import IndexWriter
     from facesearch.storage.local.blob import LocalBlobStore
 
     writer = IndexWriter(LocalBlobStore(work / "bucket"), cache_dir=work / "wcache", params=params)
@@ -148,7 +148,7 @@ def build_faiss(work: Path, base: np.ndarray, m: int, ef_add: int) -> dict[str, 
 
 
 def open_reader(work: Path, cache: Path, view: bool, params: Any) -> Any:
-    from facesearch.index import IndexReader
+    from facesearch.index.reader import IndexReader
     from facesearch.storage.local.blob import LocalBlobStore
 
     shutil.rmtree(cache, ignore_errors=True)
@@ -171,7 +171,7 @@ def child_open(work: Path, params: Any) -> dict[str, Any]:
         out[f"{mode}_cold_open_s"] = time.perf_counter() - started
         out[f"{mode}_rss_open_mb"] = rss_mb() - before
         started = time.perf_counter()  # warm: files already in the cache, only open + map
-        from facesearch.index import IndexReader
+        from facesearch.index.reader import IndexReader
         from facesearch.storage.local.blob import LocalBlobStore
 
         IndexReader(
@@ -294,7 +294,7 @@ def _stats(t: dict[str, list[float]]) -> dict[str, float]:
 
 def child_compact(work: Path, params: Any) -> dict[str, Any]:
     """Delete the tombstone-ratio share of the largest segment; search with it; compact."""
-    from facesearch.index import IndexWriter
+    from facesearch.index.writer import IndexWriter
     from facesearch.storage.local.blob import LocalBlobStore
 
     queries = np.load(work / "queries.npy")

@@ -56,7 +56,8 @@ def log(msg: str) -> None:
 
 
 def serve(index_dir: Path, port_file: Path, dims: int) -> None:
-    from facesearch.index import IndexParams, IndexReader
+    from facesearch.index.params import IndexParams
+    from facesearch.index.reader import IndexReader
     from facesearch.storage.local.blob import LocalBlobStore
 
     params = IndexParams(fanout_threads=1)
@@ -135,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         serve(Path(args.serve[0]), Path(args.serve[1]), args.dims)
         return 0
 
-    from facesearch.index import IndexParams, IndexReader, IndexWriter
+    from facesearch.index.params import IndexParams
+    from facesearch.index.reader import IndexReader
     from facesearch.index.shards import ShardMap, ShardSpec, fanout_search, route
+    from facesearch.index.writer import IndexWriter
     from facesearch.storage.local.blob import LocalBlobStore
 
     work = Path(tempfile.mkdtemp(prefix="bench-shards-"))

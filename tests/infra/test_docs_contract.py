@@ -73,3 +73,25 @@ def test_doc_names_the_commands_that_exist() -> None:
         assert (REPO / path).is_file(), path
     for env in ("dev", "prod"):
         assert f"infra/terraform/envs/{env}" in text or "envs/$ENV" in text
+
+
+def test_doc_describes_the_retention_job_and_the_collection_grants() -> None:
+    stack = load_module(MODULES / "facesearch")
+    text = DOC.read_text()
+    job = stack.resource("google_cloud_scheduler_job", "retention").body
+    assert job["name"] == "${local.prefix}-retention"
+    assert "`facesearch-<env>-retention`" in text
+    assert f"`{stack.variables['retention_schedule']['default']}`" in text
+    assert f"`{stack.variables['retention_time_zone']['default']}`" in text
+    assert "`retention_schedule = null`" in text
+    assert '{"v": 1, "action": "retention", "collection": null}' in text
+    assert "kind=control" in text and "gcp-sa-cloudscheduler" in text
+    roles = {r.name: r.body for r in stack.of_type("google_project_iam_custom_role")}
+    for name in roles:
+        assert f"`facesearch_<env>_{name}`" in text, name
+    assert "`storage.objects.list` + `storage.objects.delete`" in text
+    assert sorted(roles["collection_eraser"]["permissions"]) == [
+        "storage.objects.delete",
+        "storage.objects.list",
+    ]
+    assert "need no Terraform" in text

@@ -98,46 +98,69 @@ def test_least_privilege_per_service() -> None:
         ("roles/storage.objectViewer", sa("query")),
     }
     crop_deleter = "${google_project_iam_custom_role.crop_deleter.name}"
+    collection_eraser = "${google_project_iam_custom_role.collection_eraser.name}"
     assert grants["crops"] == {
         ("roles/storage.objectUser", sa("ingest")),
         ("roles/storage.objectViewer", sa("query")),
         # the forget path (query API, cloudinary "delete"): object delete and nothing else
         (crop_deleter, sa("query")),
         (crop_deleter, sa("cloudinary")),
+        # collection erase and retention (indexer): list + delete, no read, no create
+        (collection_eraser, sa("indexer")),
     }
+    assert {role for role, member in grants["crops"] if member == sa("indexer")} == {
+        collection_eraser
+    }, "the indexer gets nothing on crops beyond list + delete"
     custom_roles = {r.name: r.body for r in stack().of_type("google_project_iam_custom_role")}
-    assert set(custom_roles) == {"crop_deleter"}
+    assert set(custom_roles) == {"crop_deleter", "collection_eraser"}
     assert custom_roles["crop_deleter"]["permissions"] == ["storage.objects.delete"]
+    assert sorted(custom_roles["collection_eraser"]["permissions"]) == [
+        "storage.objects.delete",
+        "storage.objects.list",
+    ]
+    role_ids = {n: r["role_id"] for n, r in custom_roles.items()}
+    assert len(set(role_ids.values())) == len(role_ids), role_ids
     for module in all_modules():
         if module.name != "modules/facesearch":
             assert not module.of_type("google_project_iam_custom_role"), module.name
         for res in module.of_type("google_organization_iam_custom_role"):
             raise AssertionError(f"{res.address}: no organization-level roles")
-    # indexer touches nothing but the index bucket and announces commits on face-events.
+    # indexer: the index bucket, list + delete on crops (collection erase, retention),
+    # announces commits on face-events, re-publishes control messages on face-deletions.
     indexer_refs = sorted(
         s for s in walk_strings(stack().raw) if re.search(r'(sa|runtime)\["indexer"\]', s)
     )
-    assert indexer_refs == [
-        '${google_service_account.runtime["indexer"].email}',  # its own identity
-        '${local.sa["indexer"]}',  # index bucket objectUser
-        '${local.sa["indexer"]}',  # face-events publisher
-    ], indexer_refs
+    deletion_publishers = calls["topic_deletions"]["publishers"]
+    assert indexer_refs == sorted(
+        [
+            '${google_service_account.runtime["indexer"].email}',  # its own identity
+            '${local.sa["indexer"]}',  # index bucket objectUser
+            '${local.sa["indexer"]}',  # crops collection_eraser
+            '${local.sa["indexer"]}',  # face-events publisher
+            deletion_publishers,  # face-deletions publisher (checked below)
+        ]
+    ), indexer_refs
     assert calls["topic_events"]["publishers"] == {"indexer": sa("indexer")}
+    # Firestore: every runtime service; the indexer erases collections and applies retention.
     firestore = stack().resource("google_project_iam_member", "firestore_user").body
-    assert "indexer" not in firestore["for_each"]
+    assert set(re.findall(r'"(\w+)"', firestore["for_each"])) == set(SERVICES)
     # secrets: each readable by exactly its one consumer.
     assert calls["signing_keys"]["accessors"] == {"query": sa("query")}
     assert calls["cloudinary_secret"]["accessors"] == {"cloudinary": sa("cloudinary")}
     # publishers per topic.
     assert calls["topic_embeddings"]["publishers"] == {"ingest": sa("ingest")}
     assert calls["topic_ingest"]["publishers"] == {"cloudinary": sa("cloudinary")}
-    # face-deletions: the forget path (query API, cloudinary "delete") plus explicit extras.
-    deletion_publishers = calls["topic_deletions"]["publishers"]
+    # face-deletions: the forget path (query API, cloudinary "delete"), query's collection
+    # erase, the indexer's own continuations, the retention scheduler, explicit extras.
     assert re.findall(r'(\w+) = local\.sa\["(\w+)"\]', deletion_publishers) == [
         ("query", "query"),
         ("cloudinary", "cloudinary"),
+        ("indexer", "indexer"),
     ], deletion_publishers
-    assert deletion_publishers.count("local.sa[") == 2
+    assert deletion_publishers.count("local.sa[") == 3
+    scheduler = '{scheduler = "serviceAccount:${local.scheduler_agent}"}'
+    assert f"var.retention_schedule == null ? {{}} : {scheduler}" in deletion_publishers
+    assert deletion_publishers.count("serviceAccount:") == 1
     assert '{for k, m in var.deletion_publishers : "extra-${k}" => m}' in deletion_publishers
     # query signs URLs as itself only.
     sign = stack().resource("google_service_account_iam_member", "query_signs_as_itself").body

@@ -33,7 +33,7 @@ from typing import Any
 
 import requests
 
-from tests.integration import emulators
+from tests.support import emulators
 
 ROOT = Path(__file__).resolve().parents[2]
 GCS_EVENTS_PROJECT = "fs-gcs-events"

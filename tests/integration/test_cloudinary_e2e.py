@@ -31,8 +31,8 @@ from facesearch.ingest.entry import handle_event
 from facesearch.ingest.service import Outcome
 from facesearch.ingest.sources import PUBSUB_PUBLISHED
 from facesearch.storage.bus import Message
-from tests.integration import emulators
-from tests.unit.cloudinary_support import (
+from tests.support import emulators
+from tests.support.cloudinary import (
     CLOUD,
     TEST_SECRET,
     DeliveryHost,

@@ -8,7 +8,6 @@ killed mid-flight, corrupt objects, and transient errors surfacing as typed erro
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,28 +17,17 @@ from google.cloud import storage
 
 from facesearch.backends import open_blob_store
 from facesearch.errors import IndexCorrupt, TransientError
-from facesearch.index import IndexParams, IndexReader, IndexWriter, read_manifest
-from facesearch.storage.blob import BlobStore, RetryPolicy
+from facesearch.index.params import IndexParams
+from facesearch.index.reader import IndexReader
+from facesearch.index.writer import IndexWriter, read_manifest
+from facesearch.storage.blob import RetryPolicy
 from facesearch.storage.gcp.blob import GcsBlobStore
-from tests.integration import emulators
-from tests.unit.test_blob_store import BlobStoreContract
-from tests.unit.test_index_concurrency import run_crash_loop, run_parallel_writers
+from tests.support import emulators
+from tests.unit.index.test_concurrency import run_crash_loop, run_parallel_writers
 
 pytestmark = pytest.mark.integration
 
 PARAMS = IndexParams(dtype="f16", build_threads=1, compact_min_segment=8, compact_fanout=3)
-
-
-class TestGcsBlobStore(BlobStoreContract):
-    @pytest.fixture
-    def store_url(self, gcs_bucket: str) -> str:
-        return gcs_bucket
-
-    @pytest.fixture
-    def store(self, store_url: str) -> Iterator[BlobStore]:
-        store = open_blob_store(store_url)
-        assert isinstance(store, GcsBlobStore)
-        yield store
 
 
 def test_index_lifecycle_on_gcs(gcs_bucket: str, tmp_path: Path) -> None:

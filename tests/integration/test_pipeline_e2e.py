@@ -20,8 +20,8 @@ from facesearch.storage.messages import EmbeddingsMessage
 from facesearch.storage.metadata import ImageStatus
 from facesearch.vision.pipeline import FacePipeline
 from tests.data.image_corpus import build_corpus
-from tests.integration import emulators
 from tests.integration.pipeline_harness import Deployment, small_jpeg, wait_for
+from tests.support import emulators
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TERMINAL = {"done", "failed"}

@@ -9,9 +9,6 @@ indexer's format, and the face must be unsearchable at once.
 from __future__ import annotations
 
 import importlib
-import threading
-import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,45 +25,14 @@ from facesearch.storage.gcp.metadata import FirestoreMetadataStore
 from facesearch.storage.gcp.nonces import FirestoreNonceStore
 from facesearch.storage.messages import DeletionsMessage
 from facesearch.vision.pipeline import FacePipeline
-from tests.api.support import COLLECTION, KEY, SignedClient, add_image
-from tests.integration import emulators
+from tests.support import emulators
+from tests.support.api import COLLECTION, KEY, SignedClient, add_image
 
 pytestmark = pytest.mark.integration
 
 
 def _firestore(project: str) -> Any:
     return importlib.import_module("google.cloud.firestore").Client(project=project)
-
-
-def test_firestore_nonce_store_claims_once_even_under_races(
-    firestore_emulator: emulators.Emulator, gcp_project: str
-) -> None:
-    store = FirestoreNonceStore(_firestore(gcp_project))
-    expires = time.time() + 301
-    assert store.claim("k1", "n" * 24, expires)
-    assert not store.claim("k1", "n" * 24, expires)
-    assert store.claim("k2", "n" * 24, expires)  # per key id
-
-    outcomes: list[bool] = []
-    lock = threading.Lock()
-
-    def claim() -> None:
-        won = store.claim("k1", "race-" + "r" * 20, expires)
-        with lock:
-            outcomes.append(won)
-
-    threads = [threading.Thread(target=claim) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == [False] * 5 + [True]
-    docs = list(_firestore(gcp_project).collection("nonces").stream())
-    assert len(docs) == 3
-    data = docs[0].to_dict()
-    assert isinstance(data["expires_at"], datetime)  # the TTL policy's field
-    assert set(data) == {"key_id", "expires_at"}  # never the nonce itself
-    emulators.reset_firestore(firestore_emulator, gcp_project)
 
 
 def test_signed_api_on_firestore_with_queued_forget(
@@ -105,12 +71,13 @@ def test_signed_api_on_firestore_with_queued_forget(
         )
         for image_id in ("obama-1", "obama-2")
     }
-    service = QueryService(
+    service = QueryService.single(
         settings,
         store=store,
-        crops=LocalCropUrls(b"k" * 32, 60),
+        crops=LocalCropUrls(b"k" * 32, 60, base_url="http://localhost"),
         forget_index=backend.index_forgetter(),
         pipeline=pipeline,
+        fetch=lambda url: b"",
         open_reader=lambda model: backend.index_reader(expected_model=model),
     )
     verifier = Verifier(

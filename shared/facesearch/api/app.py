@@ -25,24 +25,23 @@ from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from facesearch.api.bodies import read_body
+from facesearch.api.collections import CollectionAdmin
 from facesearch.api.crops import LocalCropUrls
 from facesearch.api.openapi import openapi_document
-from facesearch.api.problems import (
-    MethodNotAllowed,
-    RouteNotFound,
-    log_unexpected,
-    problem_response,
-    to_error,
-)
-from facesearch.api.routes import ROUTES, Route
-from facesearch.api.service import QueryService
-from facesearch.auth.signing import SIGNATURE_HEADERS, query_pairs
-from facesearch.auth.verify import Verifier
+from facesearch.api.problems import log_unexpected, problem_response, to_error
+from facesearch.api.route import Route, Scoping
+from facesearch.api.routes import ROUTES
+from facesearch.api.service import CollectionQuery, QueryService
+from facesearch.auth.keys import KeyGrant, Scope
+from facesearch.auth.signing import query_pairs
+from facesearch.auth.verify import Verified, Verifier
+from facesearch.collections.directory import CollectionDirectory
+from facesearch.collections.quota import RequestQuota
 from facesearch.config import Settings
-from facesearch.errors import FaceSearchError, NotFound
+from facesearch.errors import CollectionClosed, FaceSearchError, MethodNotAllowed, NotFound
 from facesearch.logs import log_fields
-from facesearch.net import FetchPolicy, fetch_image
-from facesearch.storage.metadata import check_id
+from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id, check_id
 
 logger = logging.getLogger("facesearch.api")
 
@@ -52,13 +51,16 @@ BODY_OVERHEAD_BYTES = 1 << 20
 
 @dataclass
 class Call:
-    """What a handler gets: the request, its verified body, path args and the service."""
+    """What a handler gets: the request, its verified body, path args, its collection, the
+    caller's verified key, and the services."""
 
     request: Request
     body: bytes
     args: dict[str, str]
     app: QueryApp
     request_id: str
+    collection_id: str = DEFAULT_COLLECTION
+    verified: Verified | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -66,25 +68,44 @@ class Call:
         return self.app.service
 
     @property
+    def query(self) -> CollectionQuery:
+        """The services of this call's collection."""
+        return self.app.service.collection(self.collection_id)
+
+    @property
+    def admin(self) -> CollectionAdmin:
+        if self.app.admin is None:
+            raise NotFound("collections are not managed by this service")
+        return self.app.admin
+
+    @property
+    def grant(self) -> KeyGrant | None:
+        return None if self.verified is None else self.verified.grant
+
+    @property
     def settings(self) -> Settings:
         return self.app.settings
 
-    @property
-    def base_url(self) -> str:
-        return self.app.public_url or self.request.host_url.rstrip("/")
+    def authorize(
+        self, scope: Scope, collection_id: str | None, *, any_collection: bool = False
+    ) -> None:
+        """403 unless the caller's key may do ``scope`` in ``collection_id``.
 
-    def fetch(self, url: str) -> bytes:
-        start = time.perf_counter()
-        data = self.app.fetch(url)
-        self.timings["fetch"] = round((time.perf_counter() - start) * 1000.0, 3)
-        return data
+        ``any_collection``: enough that the key has the scope somewhere (listings then
+        show only the collections it may see).
+        """
+        if self.verified is None:
+            return
+        if any_collection and scope in self.verified.grant.scopes:
+            return
+        self.verified.check(scope, collection_id)
 
-    def crop_bytes(self, face_id: str, expires: str, sig: str) -> bytes:
+    def crop_bytes(self, face_id: str, expires: str, sig: str, collection_id: str) -> bytes:
         crops = self.service.crops
         if not isinstance(crops, LocalCropUrls):
             raise NotFound("crops are served from signed storage URLs in this deployment")
-        crops.check(face_id, expires, sig)
-        record = self.service.store.get_face(face_id)
+        crops.check(face_id, expires, sig, collection_id)
+        record = self.service.collection(collection_id).store.get_face(face_id)
         if record is None or not record.crop_url:
             raise NotFound("crop not found")
         return crops.read(record.crop_url)
@@ -100,15 +121,16 @@ class QueryApp:
         service: QueryService,
         verifier: Verifier,
         *,
-        fetch: Callable[[str], bytes] | None = None,
-        public_url: str | None = None,
+        admin: CollectionAdmin | None = None,
+        collections: CollectionDirectory | None = None,
+        quota: RequestQuota | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
         self.verifier = verifier
-        policy = FetchPolicy.from_settings(settings)
-        self.fetch = fetch or (lambda url: fetch_image(url, policy).data)
-        self.public_url = public_url
+        self.admin = admin
+        self.collections = collections
+        self.quota = quota
         self.routes = {route.name: route for route in ROUTES}
         self.url_map = Map(
             [Rule(r.rule, endpoint=r.name, methods=[r.method]) for r in ROUTES],
@@ -135,19 +157,21 @@ class QueryApp:
             except WzMethodNotAllowed as exc:
                 raise MethodNotAllowed(f"{request.method} is not allowed here") from exc
             except WzNotFound as exc:
-                raise RouteNotFound(f"no route {request.path}") from exc
+                raise NotFound(f"no route {request.path}") from exc
             route = self.routes[str(endpoint)]
-            if route.auth and not has_credentials(request.headers):
-                # before reading the body: anonymous callers cannot make us buffer 50 MB
-                self.verifier.verify(
-                    request.method, request.path, [], {}, b"", request_id=request_id
-                )
-            request.max_content_length = self.max_body_bytes
-            body = request.get_data(cache=True)
-            call = Call(request, body, _path_args(args), self, request_id)
+            if route.auth:
+                # before reading a byte of the body: no anonymous or forged caller (bad
+                # headers, unknown key, stale time, a nonce seen here) makes us buffer 50 MB
+                self.verifier.precheck(dict(request.headers), request_id=request_id)
+            body = read_body(
+                request, self.max_body_bytes, deadline_s=self.settings.api.body_read_timeout_s
+            )
+            path_args = _path_args(args)
+            collection_id = path_args.pop("collection_id", DEFAULT_COLLECTION)
+            call = Call(request, body, path_args, self, request_id, collection_id)
             if route.auth:
                 t = time.perf_counter()
-                verified = self.verifier.verify(
+                call.verified = self.verifier.verify(
                     request.method,
                     request.path,
                     query_pairs(request.query_string.decode("latin-1")),
@@ -155,8 +179,9 @@ class QueryApp:
                     body,
                     request_id=request_id,
                 )
-                key_id = verified.key_id
+                key_id = call.verified.key_id
                 call.timings["auth"] = round((time.perf_counter() - t) * 1000.0, 3)
+                self._admit(route, call)
             result = route.handler(call)
             stage_timings = getattr(result, "timings_ms", None)
             if isinstance(stage_timings, dict):
@@ -190,6 +215,22 @@ class QueryApp:
         )
         return response
 
+    def _admit(self, route: Route, call: Call) -> None:
+        """Scope, collection state and quota: what a verified key may do here, now."""
+        if route.scoping in (Scoping.DEFAULT, Scoping.PATH):
+            call.authorize(route.scope, call.collection_id)
+            if self.collections is not None:
+                if route.active_only:
+                    try:
+                        self.collections.require_active(call.collection_id)
+                    except CollectionClosed:  # erased elsewhere: drop what this instance holds
+                        self.service.close(call.collection_id, erased=True)
+                        raise
+                else:
+                    self.collections.require(call.collection_id)
+            if self.quota is not None:
+                self.quota.take(call.collection_id)
+
     def _render(self, route: Route, result: Any) -> Response:
         if isinstance(result, bytes):
             return Response(result, status=route.status, content_type=route.response_media)
@@ -200,10 +241,6 @@ class QueryApp:
                 status = 503
             return Response(payload, status=status, content_type="application/json")
         return Response(json.dumps(result), status=route.status, content_type="application/json")
-
-
-def has_credentials(headers: Any) -> bool:
-    return all(headers.get(name) for name in SIGNATURE_HEADERS)
 
 
 def _path_args(args: Mapping[str, Any]) -> dict[str, str]:
@@ -217,7 +254,7 @@ def _path_args(args: Mapping[str, Any]) -> dict[str, str]:
         text = str(value)
         kind = name.removesuffix("_id")
         try:
-            check_id(kind, text)
+            check_collection_id(text) if kind == "collection" else check_id(kind, text)
         except ValueError as exc:
             raise NotFound(f"no {kind} {text!r}: {exc}") from exc
         out[name] = text

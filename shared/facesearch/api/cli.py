@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from facesearch.config import Settings, load_settings
+from facesearch.storage.metadata import DEFAULT_COLLECTION
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -28,6 +29,14 @@ def _settings(args: argparse.Namespace) -> Settings:
         if value is not None:
             overrides[name] = value
     return load_settings(**overrides)
+
+
+def _add_collection_option(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        help=f"{prefix}the collection to ask (default 'default')",
+    )
 
 
 def _add_key_options(parser: argparse.ArgumentParser) -> None:
@@ -73,16 +82,17 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the query API on localhost (threaded WSGI server); models load before serving."""
-    from werkzeug.serving import run_simple
-
+    from facesearch.api.server import make_wsgi_server
     from facesearch.backends import backend_for
     from facesearch.backends.services import query_app
     from facesearch.logs import configure_for
 
     settings = load_settings()
+    if not settings.api.public_url:  # links point at where we listen, not at a Host header
+        settings = settings.with_overrides(public_url=f"http://{args.host}:{args.port}")
     configure_for(settings)
     app = query_app(backend_for(settings))
-    health = app.service.health()
+    health = app.service.operations.health()
     if not settings.api.signing_keys and not settings.api.signing_keys_secret:
         print(
             'facesearch serve: no signing keys (set FACESEARCH_SIGNING_KEYS=\'{"id": "secret"}\')'
@@ -94,7 +104,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"({health.status}, {health.index_faces or 0} faces indexed)",
         file=sys.stderr,
     )
-    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    server = make_wsgi_server(app, args.host, args.port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 
@@ -104,7 +118,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> Any:
     from facesearch.client import Client
 
-    return Client.from_settings(_settings(args), url=args.remote)
+    collection = getattr(args, "collection", None)
+    return Client.from_settings(
+        _settings(args),
+        url=args.remote,
+        collection=None if collection == DEFAULT_COLLECTION else collection,
+    )
 
 
 def cmd_remote_search(args: argparse.Namespace) -> int:
@@ -171,6 +190,8 @@ def _add_remote_mode(commands: Any, name: str, remote: Any) -> None:
     parser.add_argument(
         "--remote", help="base URL of a query API to ask instead of running locally"
     )
+    if not any("--collection" in action.option_strings for action in parser._actions):
+        _add_collection_option(parser, "with --remote: ")
     _add_key_options(parser)
 
     def handler(args: argparse.Namespace) -> int:
@@ -209,6 +230,7 @@ def add_api_commands(commands: Any) -> None:
     search.add_argument("--min-quality", type=float)
     search.add_argument("--face-index", type=int, help="search only this face")
     search.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_collection_option(search)
     _add_key_options(search)
     search.set_defaults(handler=cmd_remote_search)
 

@@ -7,9 +7,11 @@ expires after ``FACESEARCH_SIGNED_URL_TTL_S``:
 
 * cloud: a GCS V4 signed URL, signed through IAM ``signBlob`` as the query
   service account (no key file in the container);
-* local: ``<api>/v1/crops/<face_id>?expires=..&sig=..``, an HMAC over the face
-  id and expiry with a per-installation key kept in ``data_dir``; the API
-  serves the bytes after checking it (no request signature: browsers fetch it).
+* local: ``<public URL>/v1/crops/<face_id>?expires=..&sig=..``, an HMAC over
+  the face id and expiry with a per-installation key kept in ``data_dir``; the
+  API serves the bytes after checking it (no request signature: browsers fetch
+  it). The base is the configured public URL of the API, never the request's
+  ``Host`` header, so a caller cannot make us hand out links to another host.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from facesearch.errors import Forbidden, NotFound
 from facesearch.logs import log_fields
+from facesearch.storage.metadata import DEFAULT_COLLECTION
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +38,11 @@ CROP_KEY_FILE = "crop-url.key"
 
 
 class CropUrls(Protocol):
-    def url(self, face_id: str, crop_location: str | None, base_url: str) -> str | None:
+    """Turns a stored crop location into a link a client may fetch for a while."""
+
+    def url(
+        self, face_id: str, crop_location: str | None, collection_id: str = DEFAULT_COLLECTION
+    ) -> str | None:
         """A time-limited URL for the crop, or None when the face has no stored crop."""
         ...
 
@@ -53,13 +60,21 @@ def _local_path(location: str) -> Path:
 class LocalCropUrls:
     """HMAC-signed URLs served by the API itself (embedded mode)."""
 
-    def __init__(self, key: bytes, ttl_s: int, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        ttl_s: int,
+        *,
+        base_url: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._key = key
         self.ttl_s = ttl_s
+        self.base_url = base_url.rstrip("/")
         self._clock = clock
 
     @classmethod
-    def from_data_dir(cls, data_dir: Path, ttl_s: int) -> LocalCropUrls:
+    def from_data_dir(cls, data_dir: Path, ttl_s: int, *, base_url: str) -> LocalCropUrls:
         """Key persisted in ``data_dir`` so URLs survive a restart of ``facesearch serve``."""
         path = data_dir / CROP_KEY_FILE
         if not path.exists():
@@ -68,25 +83,36 @@ class LocalCropUrls:
             tmp.write_bytes(secrets.token_bytes(32))
             tmp.chmod(0o600)
             tmp.replace(path)
-        return cls(path.read_bytes(), ttl_s)
+        return cls(path.read_bytes(), ttl_s, base_url=base_url)
 
-    def _sig(self, face_id: str, expires: int) -> str:
-        return hmac.new(self._key, f"{face_id}\n{expires}".encode(), hashlib.sha256).hexdigest()
+    def _sig(self, face_id: str, expires: int, collection_id: str) -> str:
+        scoped = "" if collection_id == DEFAULT_COLLECTION else f"{collection_id}\n"
+        message = f"{scoped}{face_id}\n{expires}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
-    def url(self, face_id: str, crop_location: str | None, base_url: str) -> str | None:
+    def url(
+        self, face_id: str, crop_location: str | None, collection_id: str = DEFAULT_COLLECTION
+    ) -> str | None:
         if not crop_location:
             return None
         expires = int(self._clock()) + self.ttl_s
+        where = "" if collection_id == DEFAULT_COLLECTION else f"&collection={collection_id}"
         return (
-            f"{base_url.rstrip('/')}/v1/crops/{quote(face_id, safe='')}"
-            f"?expires={expires}&sig={self._sig(face_id, expires)}"
+            f"{self.base_url}/v1/crops/{quote(face_id, safe='')}"
+            f"?expires={expires}{where}&sig={self._sig(face_id, expires, collection_id)}"
         )
 
-    def check(self, face_id: str, expires: str | None, sig: str | None) -> None:
-        """Raise Forbidden for a forged, altered or expired crop URL."""
+    def check(
+        self,
+        face_id: str,
+        expires: str | None,
+        sig: str | None,
+        collection_id: str = DEFAULT_COLLECTION,
+    ) -> None:
+        """Raise Forbidden for a forged, altered or expired crop URL (or another collection)."""
         if not expires or not sig or not expires.isdigit() or len(expires) > 12:
             raise Forbidden("invalid crop URL")
-        if not hmac.compare_digest(self._sig(face_id, int(expires)), sig):
+        if not hmac.compare_digest(self._sig(face_id, int(expires), collection_id), sig):
             raise Forbidden("invalid crop URL")
         if int(expires) < self._clock():
             raise Forbidden("crop URL expired")
@@ -144,7 +170,9 @@ class GcsCropUrls:
             token: str | None = creds.token
             return token
 
-    def url(self, face_id: str, crop_location: str | None, base_url: str) -> str | None:
+    def url(
+        self, face_id: str, crop_location: str | None, collection_id: str = DEFAULT_COLLECTION
+    ) -> str | None:
         if not crop_location or not crop_location.startswith("gs://"):
             return None
         parts = urlsplit(crop_location)

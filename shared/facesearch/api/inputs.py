@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,10 +18,17 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request
 
-from facesearch.api.problems import BadRequest, UnsupportedMediaType
+from facesearch import jsonsafe
 from facesearch.api.schemas import MatchRequest, SearchParams, SearchRequest
-from facesearch.api.service import EmbeddingProbe, FaceIdProbe, ImageProbe, Probe
-from facesearch.errors import ImageTooLarge, InvalidImage
+from facesearch.api.search import (
+    EmbeddingProbe,
+    FaceIdProbe,
+    ImageInput,
+    ImageProbe,
+    Probe,
+    UrlProbe,
+)
+from facesearch.errors import BadRequest, ImageTooLarge, InvalidImage, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
 Fetch = Callable[[str], bytes]
@@ -55,9 +61,9 @@ def json_body(request: Request, body: bytes) -> Any:
     if media_type(request) != "application/json":
         raise UnsupportedMediaType("expected Content-Type: application/json")
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("request body is not valid JSON") from exc
+        return jsonsafe.loads(body)
+    except ValueError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
 
 
 def json_model(request: Request, body: bytes, model: type[M]) -> M:
@@ -87,9 +93,7 @@ def _upload(request: Request, name: str, max_bytes: int) -> bytes | None:
     return data
 
 
-def parse_search(
-    request: Request, body: bytes, *, max_bytes: int, fetch: Fetch
-) -> tuple[Probe, SearchParams]:
+def parse_search(request: Request, body: bytes, *, max_bytes: int) -> tuple[Probe, SearchParams]:
     kind = media_type(request)
     query = _flat(request.args)
     if kind == "application/json":
@@ -113,7 +117,7 @@ def parse_search(
                 decode_base64(req.image_base64, max_bytes=max_bytes, field="image_base64")
             )
         elif req.image_url is not None:
-            probe = ImageProbe(fetch(req.image_url))
+            probe = UrlProbe(req.image_url)  # fetched under the detection slot
         elif req.embedding is not None:
             probe = EmbeddingProbe(req.embedding)
         else:
@@ -136,15 +140,15 @@ def parse_search(
 
 
 def parse_match(
-    request: Request, body: bytes, *, max_bytes: int, fetch: Fetch
-) -> tuple[bytes, bytes, MatchRequest]:
+    request: Request, body: bytes, *, max_bytes: int
+) -> tuple[ImageInput, ImageInput, MatchRequest]:
     kind = media_type(request)
     if kind == "application/json":
         raw = json_body(request, body)
         if not isinstance(raw, dict):
             raise BadRequest("the JSON body must be an object")
         req = parse_model(MatchRequest, raw)
-        images = []
+        images: list[ImageInput] = []
         for side in ("a", "b"):
             b64 = getattr(req, f"image_{side}_base64")
             url = getattr(req, f"image_{side}_url")
@@ -153,7 +157,7 @@ def parse_match(
             images.append(
                 decode_base64(b64, max_bytes=max_bytes, field=f"image_{side}_base64")
                 if b64 is not None
-                else fetch(url)
+                else UrlProbe(url)
             )
         return images[0], images[1], req
     if kind == "multipart/form-data":

@@ -3,7 +3,7 @@
 Nothing here is hand-kept: paths, parameters, bodies and responses come from
 :data:`facesearch.api.routes.ROUTES`, component schemas from the models'
 JSON Schema (OpenAPI 3.1 *is* JSON Schema 2020-12, so pydantic's output is used
-as is). ``tests/unit/test_api_openapi.py`` checks that it validates and that
+as is). ``tests/unit/api/test_routes.py`` checks that it validates and that
 schemathesis finds no 5xx when it drives the server with it.
 """
 
@@ -20,7 +20,8 @@ from pydantic.json_schema import models_json_schema
 from facesearch import __version__
 from facesearch.api import schemas as s
 from facesearch.api.problems import PROBLEM_MEDIA_TYPE
-from facesearch.api.routes import ROUTES, Route
+from facesearch.api.route import Route
+from facesearch.api.routes import ROUTES
 from facesearch.auth.signing import (
     HEADER_KEY_ID,
     HEADER_NONCE,

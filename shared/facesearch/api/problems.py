@@ -17,52 +17,19 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from facesearch.errors import FaceSearchError, SignatureError
+from facesearch.errors import (
+    BadRequest,
+    FaceSearchError,
+    RateLimited,
+    RequestTooLarge,
+    SignatureError,
+)
 from facesearch.logs import log_fields
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE_PREFIX = "urn:facesearch:problem:"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-
-
-class BadRequest(FaceSearchError):
-    """The request is malformed: bad JSON, a field out of range, a missing part."""
-
-    code = "invalid-request"
-    http_status = 400
-
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.errors = errors
-
-
-class UnsupportedMediaType(FaceSearchError):
-    code = "unsupported-media-type"
-    http_status = 415
-
-
-class RequestTooLarge(FaceSearchError):
-    code = "request-too-large"
-    http_status = 413
-
-
-class RateLimited(FaceSearchError):
-    """Too many expensive requests at once on this instance; retry shortly."""
-
-    code = "rate-limited"
-    http_status = 429
-    retryable = True
-
-
-class RouteNotFound(FaceSearchError):
-    code = "not-found"
-    http_status = 404
-
-
-class MethodNotAllowed(FaceSearchError):
-    code = "method-not-allowed"
-    http_status = 405
 
 
 def problem_type(code: str) -> str:
@@ -96,7 +63,10 @@ def problem_response(
     response = Response(json.dumps(body), status=error.http_status, content_type=PROBLEM_MEDIA_TYPE)
     if isinstance(error, SignatureError):
         response.headers["WWW-Authenticate"] = 'FacesearchHMAC realm="facesearch"'
-    if isinstance(error, RateLimited) or error.http_status == 503:
+    retry_after = getattr(error, "retry_after_s", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    elif isinstance(error, RateLimited) or error.http_status == 503:
         response.headers["Retry-After"] = "1"
     return response
 

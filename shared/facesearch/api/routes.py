@@ -1,6 +1,6 @@
 """The route table: every endpoint once, with the schemas the OpenAPI document shows.
 
-Each :class:`Route` names its handler, request body kinds, query parameters
+Each :class:`~facesearch.api.route.Route` names its handler, request body kinds, query parameters
 (a pydantic model), response model and the problem statuses it can return;
 :mod:`facesearch.api.openapi` renders the same table, so the spec cannot list
 an endpoint that does not exist or miss one that does.
@@ -8,60 +8,19 @@ an endpoint that does not exist or miss one that does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from werkzeug.wrappers import Request
+from pydantic import BaseModel
 
 from facesearch.api import schemas as s
-from facesearch.api.inputs import json_model, parse_match, parse_model, parse_search
-from facesearch.api.problems import BadRequest
+from facesearch.api.collection_routes import COLLECTION_ROUTES
+from facesearch.api.inputs import json_model, parse_match, parse_search
+from facesearch.api.route import CropQuery, FacesQuery, PageQuery, Route, Scoping, query_args
+from facesearch.auth.keys import Scope
+from facesearch.errors import BadRequest
 
 if TYPE_CHECKING:
     from facesearch.api.app import Call
-
-
-class PageQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    cursor: str | None = Field(default=None, max_length=4096, description="next_cursor of a page")
-    limit: int = Field(default=100, ge=1, le=1000)
-
-
-class FacesQuery(PageQuery):
-    person: str | None = Field(default=None, min_length=1, max_length=s.MAX_ID_CHARS)
-    image: str | None = Field(default=None, min_length=1, max_length=s.MAX_ID_CHARS)
-
-
-class CropQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    expires: str = Field(max_length=12)
-    sig: str = Field(max_length=128)
-
-
-Handler = Callable[["Call"], Any]
-
-
-@dataclass(frozen=True)
-class Route:
-    name: str
-    method: str
-    rule: str
-    handler: Handler
-    summary: str
-    response: type[BaseModel] | None
-    status: int = 200
-    auth: bool = True
-    tag: str = "query"
-    body: dict[str, type[BaseModel] | str] = field(default_factory=dict)  # media type -> schema
-    query: type[BaseModel] | None = None
-    errors: tuple[int, ...] = ()
-    response_media: str = "application/json"
-
-
-def _query(call: Call, model: type[BaseModel]) -> Any:
-    return parse_model(model, {k: call.request.args[k] for k in call.request.args})
 
 
 # --- handlers ----------------------------------------------------------------------------
@@ -69,88 +28,78 @@ def _query(call: Call, model: type[BaseModel]) -> Any:
 
 def search(call: Call) -> s.SearchResponse:
     probe, params = parse_search(
-        call.request, call.body, max_bytes=call.settings.vision.max_image_bytes, fetch=call.fetch
+        call.request, call.body, max_bytes=call.settings.vision.max_image_bytes
     )
-    return call.service.search(probe, params, base_url=call.base_url)
+    return call.query.searcher.search(probe, params)
 
 
 def match(call: Call) -> s.MatchResponse:
-    a, b, req = parse_match(
-        call.request, call.body, max_bytes=call.settings.vision.max_image_bytes, fetch=call.fetch
-    )
-    return call.service.match(
-        a, b, face_a=req.face_a, face_b=req.face_b, largest=req.largest, threshold=req.threshold
-    )
+    a, b, req = parse_match(call.request, call.body, max_bytes=call.settings.vision.max_image_bytes)
+    return call.query.searcher.match(a, b, req)
 
 
 def get_face(call: Call) -> s.FaceOut:
-    return call.service.get_face(call.args["face_id"], base_url=call.base_url)
+    return call.query.records.get_face(call.args["face_id"])
 
 
 def get_image(call: Call) -> s.ImageOut:
-    return call.service.get_image(call.args["image_id"], base_url=call.base_url)
+    return call.query.records.get_image(call.args["image_id"])
 
 
 def list_faces(call: Call) -> s.FacePage:
-    q: FacesQuery = _query(call, FacesQuery)
+    q: FacesQuery = query_args(call, FacesQuery)
     if q.person is not None and q.image is not None:
         raise BadRequest("filter by person or by image, not both")
-    return call.service.list_faces(
-        person_id=q.person,
-        image_id=q.image,
-        cursor=q.cursor,
-        limit=q.limit,
-        base_url=call.base_url,
+    return call.query.records.list_faces(
+        person_id=q.person, image_id=q.image, cursor=q.cursor, limit=q.limit
     )
 
 
 def create_person(call: Call) -> s.PersonOut:
     body = json_model(call.request, call.body, s.PersonCreate)
-    return call.service.create_person(body.name, body.metadata)
+    return call.query.records.create_person(body.name, body.metadata)
 
 
 def get_person(call: Call) -> s.PersonOut:
-    return call.service.get_person(call.args["person_id"])
+    return call.query.records.get_person(call.args["person_id"])
 
 
 def update_person(call: Call) -> s.PersonOut:
     body = json_model(call.request, call.body, s.PersonPatch)
-    return call.service.update_person(
+    return call.query.records.update_person(
         call.args["person_id"], name=body.name, metadata=body.metadata
     )
 
 
 def list_persons(call: Call) -> s.PersonPage:
-    q: PageQuery = _query(call, PageQuery)
-    return call.service.list_persons(cursor=q.cursor, limit=q.limit)
+    q: PageQuery = query_args(call, PageQuery)
+    return call.query.records.list_persons(cursor=q.cursor, limit=q.limit)
 
 
 def set_face_person(call: Call) -> s.FaceOut:
     body = json_model(call.request, call.body, s.FacePersonPut)
-    return call.service.set_face_person(
-        call.args["face_id"], body.person_id, base_url=call.base_url
-    )
+    return call.query.records.set_face_person(call.args["face_id"], body.person_id)
 
 
 def forget_image(call: Call) -> s.Forgotten:
-    return call.service.forget_image(call.args["image_id"])
+    return call.query.forgetter.forget_image(call.args["image_id"])
 
 
 def forget_person(call: Call) -> s.Forgotten:
-    return call.service.forget_person(call.args["person_id"])
+    return call.query.forgetter.forget_person(call.args["person_id"])
 
 
 def stats(call: Call) -> s.Stats:
-    return call.service.stats()
+    return call.query.operations.stats()
 
 
 def healthz(call: Call) -> s.Health:
-    return call.service.health()
+    return call.service.operations.health()
 
 
 def crop(call: Call) -> bytes:
-    q: CropQuery = _query(call, CropQuery)
-    return call.crop_bytes(call.args["face_id"], q.expires, q.sig)
+    q: CropQuery = query_args(call, CropQuery)
+    return call.crop_bytes(call.args["face_id"], q.expires, q.sig, q.collection)
 
 
 def openapi(call: Call) -> dict[str, Any]:
@@ -164,7 +113,7 @@ _IMAGE_BODY: dict[str, type[BaseModel] | str] = {
 }
 _IMAGE_ERRORS = (400, 413, 415, 422, 429, 503)
 
-ROUTES: tuple[Route, ...] = (
+_DATA_ROUTES: tuple[Route, ...] = (
     Route(
         "search",
         "POST",
@@ -218,6 +167,7 @@ ROUTES: tuple[Route, ...] = (
         body={"application/json": s.FacePersonPut},
         tag="persons",
         errors=(400, 404, 415),
+        scope=Scope.MANAGE,
     ),
     Route(
         "get_image",
@@ -238,6 +188,7 @@ ROUTES: tuple[Route, ...] = (
         s.Forgotten,
         tag="forget",
         errors=(404,),
+        scope=Scope.ERASE,
     ),
     Route(
         "create_person",
@@ -250,6 +201,7 @@ ROUTES: tuple[Route, ...] = (
         body={"application/json": s.PersonCreate},
         tag="persons",
         errors=(400, 415),
+        scope=Scope.MANAGE,
     ),
     Route(
         "list_persons",
@@ -282,6 +234,7 @@ ROUTES: tuple[Route, ...] = (
         body={"application/json": s.PersonPatch},
         tag="persons",
         errors=(400, 404, 415),
+        scope=Scope.MANAGE,
     ),
     Route(
         "forget_person",
@@ -292,6 +245,7 @@ ROUTES: tuple[Route, ...] = (
         s.Forgotten,
         tag="forget",
         errors=(404,),
+        scope=Scope.ERASE,
     ),
     Route(
         "stats",
@@ -302,6 +256,9 @@ ROUTES: tuple[Route, ...] = (
         s.Stats,
         tag="operations",
     ),
+)
+
+_OPERATIONS: tuple[Route, ...] = (
     Route(
         "crop",
         "GET",
@@ -315,6 +272,7 @@ ROUTES: tuple[Route, ...] = (
         tag="records",
         errors=(400, 403, 404),
         response_media="image/jpeg",
+        scoping=Scoping.NONE,
     ),
     Route(
         "healthz",
@@ -326,6 +284,7 @@ ROUTES: tuple[Route, ...] = (
         auth=False,
         tag="operations",
         errors=(503,),
+        scoping=Scoping.NONE,
     ),
     Route(
         "openapi",
@@ -336,7 +295,14 @@ ROUTES: tuple[Route, ...] = (
         None,
         auth=False,
         tag="operations",
+        scoping=Scoping.NONE,
     ),
 )
 
-__all__ = ["ROUTES", "CropQuery", "FacesQuery", "PageQuery", "Request", "Route"]
+#: every route once; each data route also under /v1/collections/<collection_id>
+ROUTES: tuple[Route, ...] = (
+    *_DATA_ROUTES,
+    *(route.in_collection() for route in _DATA_ROUTES),
+    *COLLECTION_ROUTES,
+    *_OPERATIONS,
+)

@@ -7,9 +7,20 @@ server and the client cannot drift apart.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from facesearch import jsonsafe
+
+if TYPE_CHECKING:
+    from facesearch.storage.metadata import (
+        FaceRecord,
+        ImageRecord,
+        PersonRecord,
+    )
+    from facesearch.vision.types import Face
 
 _STRICT = ConfigDict(extra="forbid")
 _OPEN = ConfigDict(extra="ignore")
@@ -105,8 +116,12 @@ class Match(BaseModel):
     crop_url: str | None = Field(default=None, description="Time-limited URL of the face crop.")
 
 
-class QueryFace(BaseModel):
-    """One face of the query (an image face, or the stored face / embedding searched with)."""
+class FaceSummary(BaseModel):
+    """What answers say about one face: where it is, how sure, how live, how usable.
+
+    Built from a detected face (:meth:`from_face`) or a stored one (:meth:`from_record`),
+    so every response that shows a face shows the same fields, rounded the same way.
+    """
 
     face_index: int | None = None
     bbox: list[float] | None = None
@@ -115,6 +130,38 @@ class QueryFace(BaseModel):
     live: bool | None = None
     quality: float | None = None
     quality_reasons: list[str] = []
+
+    @classmethod
+    def from_face(cls, face: Face, **extra: Any) -> Self:
+        quality = face.quality
+        return cls(
+            face_index=face.index,
+            bbox=[round(float(v), 1) for v in face.detection.box],
+            det_score=round(face.detection.score, 4),
+            liveness=None if face.liveness is None else round(face.liveness, 4),
+            live=face.live,
+            quality=None if quality is None else quality.score,
+            quality_reasons=list(quality.reasons) if quality else [],
+            **extra,
+        )
+
+    @classmethod
+    def from_record(cls, record: FaceRecord, **extra: Any) -> Self:
+        return cls(
+            face_index=record.face_index,
+            bbox=[float(v) for v in record.bbox],
+            det_score=record.det_score,
+            liveness=record.liveness,
+            live=record.live,
+            quality=record.quality.get("score"),
+            quality_reasons=list(record.quality.get("reasons") or []),
+            **extra,
+        )
+
+
+class QueryFace(FaceSummary):
+    """One face of the query (an image face, or the stored face / embedding searched with)."""
+
     skipped: str | None = Field(
         default=None, description="Why this face was not searched (below min_liveness, ...)."
     )
@@ -133,29 +180,65 @@ class SearchResponse(BaseModel):
 # --- match -------------------------------------------------------------------------------
 
 
-class MatchRequest(BaseModel):
-    """JSON body of ``POST /v1/match``; multipart uses files ``image_a`` / ``image_b``."""
+class MatchOptions(BaseModel):
+    """Which faces a match compares, and the threshold that decides."""
 
     model_config = _STRICT
-    image_a_base64: str | None = None
-    image_b_base64: str | None = None
-    image_a_url: str | None = Field(default=None, max_length=2048)
-    image_b_url: str | None = Field(default=None, max_length=2048)
     face_a: int | None = Field(default=None, ge=0, description="Face index in image A.")
     face_b: int | None = Field(default=None, ge=0, description="Face index in image B.")
     largest: bool = Field(default=False, description="With several faces, use the largest.")
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
 
 
-class MatchFace(BaseModel):
+class MatchRequest(MatchOptions):
+    """JSON body of ``POST /v1/match``; multipart uses files ``image_a`` / ``image_b``."""
+
+    image_a_base64: str | None = None
+    image_b_base64: str | None = None
+    image_a_url: str | None = Field(default=None, max_length=2048)
+    image_b_url: str | None = Field(default=None, max_length=2048)
+
+
+class MatchFace(FaceSummary):
+    """The face of one image that a match compared."""
+
     face_index: int
     face_count: int
     bbox: list[float]
     det_score: float
-    liveness: float | None
-    live: bool | None
-    quality: float | None
-    quality_reasons: list[str]
+
+
+class QualityOut(BaseModel):
+    """The quality measurements behind a face's score (``facesearch detect --json``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    score: float
+    sharpness: float
+    brightness: float
+    contrast: float
+    face_px: float
+    yaw_deg: float
+    pitch_deg: float
+    roll_deg: float
+    reasons: list[str]
+
+
+class DetectedFace(FaceSummary):
+    """A detected face with its landmarks and quality measurements (``detect --json``)."""
+
+    landmarks: list[list[float]]
+    quality_metrics: QualityOut | None = None
+
+    @classmethod
+    def from_detection(cls, face: Face) -> Self:
+        points = face.detection.landmarks
+        return cls.from_face(
+            face,
+            landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in points],
+            quality_metrics=None
+            if face.quality is None
+            else QualityOut.model_validate(face.quality, from_attributes=True),
+        )
 
 
 class MatchResponse(BaseModel):
@@ -172,6 +255,7 @@ class MatchResponse(BaseModel):
 
 
 class FaceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     face_id: str
     image_id: str
     face_index: int
@@ -188,10 +272,20 @@ class FaceOut(BaseModel):
     created_at: float
     updated_at: float
 
+    @classmethod
+    def from_record(
+        cls, record: FaceRecord, *, crop_url: str | None, person_name: str | None
+    ) -> FaceOut:
+        """Every stored field, but the crop *location* never: only its time-limited URL."""
+        out = cls.model_validate(record, from_attributes=True)
+        return out.model_copy(update={"crop_url": crop_url, "person_name": person_name})
+
 
 class ImageOut(BaseModel):
     image_id: str
-    source: str
+    source: str = Field(
+        description="The object name in its bucket, the Cloudinary public_id or the file name."
+    )
     status: str
     error_code: str | None
     error_message: str | None
@@ -204,22 +298,56 @@ class ImageOut(BaseModel):
     updated_at: float
     faces: list[FaceOut]
 
+    @classmethod
+    def from_record(cls, record: ImageRecord, faces: list[FaceOut]) -> ImageOut:
+        fields = _fields(record, cls, skip={"faces", "source"})
+        return cls.model_validate(
+            {
+                **fields,
+                "source": public_source(record.source),
+                "status": str(record.status),
+                "faces": faces,
+            }
+        )
+
 
 class FacePage(BaseModel):
     items: list[FaceOut]
     next_cursor: str | None
 
 
+#: person metadata: small, shallow JSON (Firestore refuses maps nested deeper than 20)
+MAX_METADATA_DEPTH = 8
+MAX_METADATA_BYTES = 16 * 1024
+
+
+def _small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    text = json.dumps(value, separators=(",", ":")).encode()
+    if len(text) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is over {MAX_METADATA_BYTES} bytes as JSON")
+    if jsonsafe.depth(text) > MAX_METADATA_DEPTH:
+        raise ValueError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+    return value
+
+
 class PersonCreate(BaseModel):
     model_config = _STRICT
     name: str = Field(min_length=1, max_length=256)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form JSON, at most 16 KiB and 8 levels deep."
+    )
+    _metadata = field_validator("metadata")(_small_metadata)
 
 
 class PersonPatch(BaseModel):
     model_config = _STRICT
     name: str | None = Field(default=None, min_length=1, max_length=256)
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Replaces the metadata (at most 16 KiB, 8 levels deep)."
+    )
+    _metadata = field_validator("metadata")(_small_metadata)
 
 
 class FacePersonPut(BaseModel):
@@ -230,11 +358,16 @@ class FacePersonPut(BaseModel):
 
 
 class PersonOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     person_id: str
     name: str
     metadata: dict[str, Any]
     created_at: float
     updated_at: float
+
+    @classmethod
+    def from_record(cls, record: PersonRecord) -> PersonOut:
+        return cls.model_validate(record, from_attributes=True)
 
 
 class PersonPage(BaseModel):
@@ -278,3 +411,20 @@ class Health(BaseModel):
     index_readable: bool
     index_faces: int | None
     problems: list[str]
+
+
+def public_source(source: str) -> str:
+    """What a caller sees of where an image came from: the object name within its bucket,
+    the Cloudinary public_id, a file's name — never bucket names, local paths or versions
+    (deployment internals; docs/security.md)."""
+    identity = source.split("#", 1)[0]
+    for scheme in ("gs://", "cloudinary://"):
+        if identity.startswith(scheme):
+            rest = identity[len(scheme) :]
+            return rest.split("/", 1)[1] if "/" in rest else rest
+    return identity.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _fields(record: object, model: type[BaseModel], *, skip: set[str]) -> dict[str, Any]:
+    """The attributes of ``record`` that ``model`` declares (records carry more)."""
+    return {name: getattr(record, name) for name in model.model_fields if name not in skip}

@@ -3,18 +3,48 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from facesearch.section import SettingsSection
+
+
+class SigningKeySpec(BaseModel):
+    """A key limited to some collections and scopes (a plain secret string allows all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    secret: SecretStr
+    collections: list[str] | Literal["*"] = "*"
+    scopes: list[str] = Field(default_factory=lambda: ["search", "ingest", "manage", "erase"])
+
+    def as_ring_entry(self) -> dict[str, Any]:
+        """The ``{secret, collections, scopes}`` object a key ring parses."""
+        return {
+            "secret": self.secret.get_secret_value(),
+            "collections": self.collections,
+            "scopes": self.scopes,
+        }
+
+
+def key_secret(value: SecretStr | SigningKeySpec) -> str:
+    return (value.secret if isinstance(value, SigningKeySpec) else value).get_secret_value()
 
 
 class ApiSettings(SettingsSection):
     """Signature checks, crop URL lifetime and per-request limits (flat names)."""
 
-    signing_keys: dict[str, SecretStr] = Field(
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Base URL clients reach the API at; links (crop URLs) are built from it,"
+        " never from a request's Host header. Required with the gcp backend; `facesearch"
+        " serve` defaults it to its own address.",
+    )
+    signing_keys: dict[str, SecretStr | SigningKeySpec] = Field(
         default={},
-        description="Local signing keys, JSON {key_id: secret} (cloud: the Secret Manager secret).",
+        description="Local signing keys, JSON {key_id: secret or {secret, collections, scopes}}"
+        " (cloud: the Secret Manager secret).",
     )
     signing_keys_secret: str | None = Field(
         default=None,
@@ -32,6 +62,21 @@ class ApiSettings(SettingsSection):
     )
     signed_url_ttl_s: int = Field(
         default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of signed crop URLs."
+    )
+    body_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=600.0,
+        description="Whole-body read deadline: a client that sends its body slower gets 408.",
+    )
+    open_collections_max: int = Field(
+        default=64, ge=1, description="Collections a query instance keeps open (LRU)."
+    )
+    open_index_budget_mb: int = Field(
+        default=2048,
+        ge=1,
+        description="Index segment megabytes the open collections may map; beyond it the least"
+        " recently used collection is closed (and cold-opened again on demand).",
     )
     search_default_k: int = Field(default=10, ge=1, le=1000, description="Matches per face.")
     search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest k accepted.")

@@ -24,22 +24,24 @@ from urllib.parse import unquote, urlparse
 from facesearch.config import Settings
 from facesearch.errors import ConfigError
 from facesearch.storage.blob import BlobStore, RetryPolicy
+from facesearch.storage.metadata import DEFAULT_COLLECTION, collection_prefix
 
 if TYPE_CHECKING:
     from facesearch.api.crops import CropUrls
+    from facesearch.api.forget import IndexForgetter
     from facesearch.auth.keys import KeyRing
+    from facesearch.collections.directory import CollectionDirectory
+    from facesearch.collections.erase import EraseJob
+    from facesearch.collections.retention import RetentionSweep
     from facesearch.index.reader import IndexReader
     from facesearch.index.writer import IndexWriter
     from facesearch.storage.bus import Bus
     from facesearch.storage.ledger import EventLedger
-    from facesearch.storage.metadata import MetadataStore
+    from facesearch.storage.metadata import Catalog, MetadataStore
     from facesearch.storage.nonces import NonceStore
     from facesearch.vision.pipeline import FacePipeline
 
 T = TypeVar("T")
-
-#: forget the index entries of these face ids; returns "tombstoned" or "queued"
-IndexForgetter = Callable[[list[str]], str]
 
 
 class Backend(ABC):
@@ -78,8 +80,13 @@ class Backend(ABC):
     # --- adapters that differ per backend -------------------------------------------------
 
     @abstractmethod
-    def metadata(self) -> MetadataStore:
-        """The source of truth: images, faces, persons."""
+    def catalog(self) -> Catalog:
+        """The collections, and a scoped metadata store for each."""
+
+    def metadata(self, collection_id: str = DEFAULT_COLLECTION) -> MetadataStore:
+        """The source of truth of one collection: its images, faces, persons."""
+        key = "metadata" if collection_id == DEFAULT_COLLECTION else f"metadata:{collection_id}"
+        return self.once(key, lambda: self.catalog().store(collection_id))
 
     @abstractmethod
     def bus(self) -> Bus:
@@ -98,8 +105,8 @@ class Backend(ABC):
         """Time-limited URLs for crops, and their deletion."""
 
     @abstractmethod
-    def index_forgetter(self) -> IndexForgetter:
-        """Remove face ids from the index: queued for the indexer, or tombstoned now."""
+    def index_forgetter(self, collection_id: str = DEFAULT_COLLECTION) -> IndexForgetter:
+        """Remove face ids from a collection's index: queued for the indexer, or now."""
 
     # --- shared ---------------------------------------------------------------------------
 
@@ -157,45 +164,117 @@ class Backend(ABC):
         """A whole bucket (ingest reads uploaded objects through this)."""
         return self.blob_store(f"gs://{name}")
 
-    def index_store(self, url: str | None = None) -> BlobStore:
-        return self.blob_store(url or self.settings.index.location(self.settings.data_dir))
+    def index_location(self, collection_id: str = DEFAULT_COLLECTION) -> str:
+        """One index per collection: ``default`` at the configured root (where the index
+        of the times before collections is), others under ``<root>/collections/<id>``."""
+        root = self.settings.index.location(self.settings.data_dir).rstrip("/")
+        prefix = collection_prefix(collection_id).rstrip("/")
+        return f"{root}/{prefix}" if prefix else root
 
-    def index_cache_dir(self) -> Path:
-        return self.settings.index.cache_path(self.settings.data_dir)
+    def index_store(
+        self, url: str | None = None, *, collection_id: str = DEFAULT_COLLECTION
+    ) -> BlobStore:
+        return self.blob_store(url or self.index_location(collection_id))
 
-    def index_writer(self, url: str | None = None) -> IndexWriter:
+    def index_cache_dir(self, collection_id: str = DEFAULT_COLLECTION) -> Path:
+        return self.settings.index.cache_path(self.settings.data_dir) / collection_prefix(
+            collection_id
+        )
+
+    def index_writer(
+        self, url: str | None = None, *, collection_id: str = DEFAULT_COLLECTION
+    ) -> IndexWriter:
         from facesearch.index.writer import IndexWriter
 
+        key = "index_writer" if url is None else f"index_writer:{url}"
+        if collection_id != DEFAULT_COLLECTION:
+            key = f"index_writer@{collection_id}"
         return self.once(
-            "index_writer" if url is None else f"index_writer:{url}",
+            key,
             lambda: IndexWriter(
-                self.index_store(url), cache_dir=self.index_cache_dir(), params=self.settings.index
+                self.index_store(url, collection_id=collection_id),
+                cache_dir=self.index_cache_dir(collection_id),
+                params=self.settings.index,
             ),
         )
 
     def index_reader(
-        self, *, expected_model: str | None = None, url: str | None = None
+        self,
+        *,
+        expected_model: str | None = None,
+        url: str | None = None,
+        collection_id: str = DEFAULT_COLLECTION,
     ) -> IndexReader:
         """A new reader (each keeps its own snapshot; callers hold on to it)."""
         from facesearch.index.reader import IndexReader
 
         return IndexReader(
-            self.index_store(url),
-            cache_dir=self.index_cache_dir(),
+            self.index_store(url, collection_id=collection_id),
+            cache_dir=self.index_cache_dir(collection_id),
             params=self.settings.index,
             expected_model=expected_model,
         )
 
-    def pipeline(self) -> FacePipeline:
-        """The vision pipeline; its models load on first use."""
+    def pipeline(self, embedder: str | None = None) -> FacePipeline:
+        """The vision pipeline (models load on first use); for a collection with its own
+        embedder, a pipeline that shares the default one's detector and liveness model."""
         from facesearch.vision.pipeline import FacePipeline
 
-        return self.once("pipeline", lambda: FacePipeline(self.settings))
+        base = self.once("pipeline", lambda: FacePipeline(self.settings))
+        if embedder is None or embedder == self.settings.vision.embedder:
+            return base
+        return self.once(
+            f"pipeline:{embedder}",
+            lambda: FacePipeline(
+                self.settings.with_overrides(embedder=embedder),
+                detector=base.detector,
+                liveness=base.liveness,
+            ),
+        )
+
+    def erase_job(self) -> EraseJob:
+        from facesearch.collections.erase import EraseJob
+
+        return self.once(
+            "erase_job",
+            lambda: EraseJob(
+                self.catalog(),
+                stores=self.metadata,
+                crops=self.crops(),
+                index_store=lambda cid: self.index_store(collection_id=cid),
+                ledger=self.cloudinary_ledger(),
+                caches=self.index_cache_dir,
+            ),
+        )
+
+    def retention(self) -> RetentionSweep:
+        from facesearch.collections.retention import RetentionSweep
+
+        return self.once(
+            "retention",
+            lambda: RetentionSweep(
+                self.catalog(),
+                stores=self.metadata,
+                crops=self.crops(),
+                remove_from_index=lambda cid, ids: self.index_writer(collection_id=cid).delete(ids),
+            ),
+        )
+
+    @abstractmethod
+    def start_erase(self, collection_id: str) -> None:
+        """Mark a collection erasing and hand the work over (Pub/Sub, or a local thread)."""
+
+    def collections(self) -> CollectionDirectory:
+        """Collection records, cached briefly for the checks every request makes."""
+        from facesearch.collections.directory import CollectionDirectory
+
+        return self.once("collections", lambda: CollectionDirectory(self.catalog()))
 
     def keyring(self) -> KeyRing:
         """Secret Manager when ``signing_keys_secret`` is set, else ``FACESEARCH_SIGNING_KEYS``."""
 
         def build() -> KeyRing:
+            from facesearch.api.settings import SigningKeySpec
             from facesearch.auth.keys import (
                 RefreshingKeyRing,
                 StaticKeyRing,
@@ -208,7 +287,12 @@ class Backend(ABC):
                     secret_manager_loader(api.signing_keys_secret), source=api.signing_keys_secret
                 )
             return StaticKeyRing(
-                {key_id: secret.get_secret_value() for key_id, secret in api.signing_keys.items()},
+                {
+                    key_id: value.as_ring_entry()
+                    if isinstance(value, SigningKeySpec)
+                    else value.get_secret_value()
+                    for key_id, value in api.signing_keys.items()
+                },
                 source="FACESEARCH_SIGNING_KEYS",
             )
 
@@ -240,4 +324,4 @@ def open_blob_store(url: str | Path, settings: Settings | None = None) -> BlobSt
     return backend_for(settings or load_settings()).blob_store(url)
 
 
-__all__ = ["Backend", "IndexForgetter", "backend_for", "open_blob_store"]
+__all__ = ["Backend", "backend_for", "open_blob_store"]

@@ -10,15 +10,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from facesearch.backends import Backend, IndexForgetter
+from facesearch.backends import Backend
 from facesearch.config import Settings
 from facesearch.errors import ConfigError
+from facesearch.storage.metadata import DEFAULT_COLLECTION
 
 if TYPE_CHECKING:
     from facesearch.api.crops import CropUrls
+    from facesearch.api.forget import IndexForgetter
     from facesearch.storage.bus import Bus
     from facesearch.storage.ledger import EventLedger
-    from facesearch.storage.metadata import MetadataStore
+    from facesearch.storage.metadata import Catalog
     from facesearch.storage.nonces import NonceStore
 
 
@@ -46,10 +48,10 @@ class GcpBackend(Backend):
 
     # --- adapters -------------------------------------------------------------------------
 
-    def metadata(self) -> MetadataStore:
-        from facesearch.storage.gcp.metadata import FirestoreMetadataStore
+    def catalog(self) -> Catalog:
+        from facesearch.storage.gcp.catalog import FirestoreCatalog
 
-        return self.once("metadata", lambda: FirestoreMetadataStore(self.firestore_client()))
+        return self.once("catalog", lambda: FirestoreCatalog(self.firestore_client()))
 
     def bus(self) -> Bus:
         from facesearch.storage.gcp.bus import PubSubBus
@@ -78,14 +80,25 @@ class GcpBackend(Backend):
             ),
         )
 
-    def index_forgetter(self) -> IndexForgetter:
+    def index_forgetter(self, collection_id: str = DEFAULT_COLLECTION) -> IndexForgetter:
         """The query service only reads the index: deletions go to the indexer by Pub/Sub."""
         from facesearch.storage.messages import DeletionsMessage
 
         bus, topic = self.bus(), self.settings.storage.deletions_topic
 
         def queue(face_ids: list[str]) -> str:
-            bus.publish(topic, [DeletionsMessage(face_ids, reason="api forget").encode()])
+            message = DeletionsMessage(face_ids, reason="api forget", collection_id=collection_id)
+            bus.publish(topic, [message.encode()])
             return "queued"
 
         return queue
+
+    def start_erase(self, collection_id: str) -> None:
+        """The indexer does the work, one bounded step per control message."""
+        from facesearch.storage.messages import ControlMessage
+
+        self.erase_job().start(collection_id)
+        self.bus().publish(
+            self.settings.storage.deletions_topic,
+            [ControlMessage("erase", collection_id).encode()],
+        )

@@ -7,13 +7,18 @@ the same way, or construct them directly with fakes.
 
 from __future__ import annotations
 
+import shutil
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from facesearch.backends import Backend
+from facesearch.config import Settings
+from facesearch.errors import BadRequest, ConfigError
 
 if TYPE_CHECKING:
     from facesearch.api.app import QueryApp
+    from facesearch.api.collections import CollectionAdmin
     from facesearch.api.service import QueryService
     from facesearch.auth.verify import Verifier
     from facesearch.cloudinary.webhook import CloudinaryWebhook, ImageForgetter
@@ -29,8 +34,9 @@ def ingest_service(backend: Backend, *, fetch_url: UrlFetcher | None = None) -> 
 
     return IngestService(
         backend.settings,
-        pipeline=backend.pipeline(),
-        metadata=backend.metadata(),
+        stores=backend.metadata,
+        pipelines=backend.pipeline,
+        collections=backend.collections(),
         crops=backend.crops(),
         bus=backend.bus(),
         loader=SourceLoader(backend.bucket, fetch_url=fetch_url),
@@ -46,14 +52,20 @@ def cloud_ingest_service(backend: Backend) -> IngestService:
 
 
 def indexer_service(backend: Backend) -> IndexerService:
+    from facesearch.collections.maintenance import Maintenance
     from facesearch.indexer.service import IndexerService
 
     storage = backend.settings.storage
     return IndexerService(
-        backend.index_writer(),
+        lambda collection_id: backend.index_writer(collection_id=collection_id),
         backend.bus(),
         events_topic=storage.events_topic,
         deletions_topic=storage.deletions_topic,
+        require_active=lambda cid: backend.collections().require_active(cid, fresh=True),
+        discard_index=lambda cid: backend.erase_job().discard_index(cid),
+        maintenance=Maintenance(
+            backend.erase_job(), backend.retention(), backend.bus(), storage.deletions_topic
+        ),
     )
 
 
@@ -69,26 +81,79 @@ def verifier(backend: Backend) -> Verifier:
 
 def query_service(backend: Backend) -> QueryService:
     from facesearch.api.service import QueryService
+    from facesearch.net.fetch import FetchPolicy, fetch_image
 
+    policy = FetchPolicy.from_settings(backend.settings)
+
+    directory = backend.collections()
     return backend.once(  # one per backend: the webhook's forget reuses it
         "query_service",
         lambda: QueryService(
             backend.settings,
-            store=backend.metadata(),
+            stores=backend.metadata,
             crops=backend.crop_urls(),
-            forget_index=backend.index_forgetter(),
-            pipeline=backend.pipeline(),
-            open_reader=lambda model: backend.index_reader(expected_model=model),
+            forget_index=backend.index_forgetter,
+            pipelines=backend.pipeline,
+            fetch=lambda url: fetch_image(url, policy).data,
+            open_reader=lambda collection_id, model: backend.index_reader(
+                expected_model=model, collection_id=collection_id
+            ),
+            policies=directory.settings,
+            drop_cache=lambda collection_id: shutil.rmtree(
+                backend.index_cache_dir(collection_id), ignore_errors=True
+            ),
         ),
     )
 
 
-def query_app(backend: Backend, *, public_url: str | None = None) -> QueryApp:
+def query_app(backend: Backend) -> QueryApp:
+    """The signed HTTP API. In the cloud it needs its public URL (links are built from it)."""
     from facesearch.api.app import QueryApp
+    from facesearch.collections.quota import RequestQuota
 
+    if backend.kind == "gcp" and not backend.settings.api.public_url:
+        raise ConfigError(
+            "the query service needs FACESEARCH_PUBLIC_URL (its own https URL): links are"
+            " built from it, never from a request's Host header"
+        )
+    directory = backend.collections()
+    quota = RequestQuota(lambda cid: directory.settings(cid).requests_per_s)
     return QueryApp(
-        backend.settings, query_service(backend), verifier(backend), public_url=public_url
+        backend.settings,
+        query_service(backend),
+        verifier(backend),
+        admin=collection_admin(backend),
+        collections=directory,
+        quota=quota,
     )
+
+
+def collection_admin(
+    backend: Backend, *, start_erase: Callable[[str], None] | None = None
+) -> CollectionAdmin:
+    """Create, list, read, change and erase collections (the API's and the CLI's).
+
+    ``start_erase`` defaults to the backend's hand-over (Pub/Sub, or a local thread);
+    the CLI passes one that erases before it returns.
+    """
+    from facesearch.api.collections import CollectionAdmin
+
+    return CollectionAdmin(
+        backend.catalog(),
+        backend.collections(),
+        query_service(backend),
+        start_erase=start_erase or backend.start_erase,
+        check_embedder=lambda name: check_embedder(backend.settings, name),
+    )
+
+
+def check_embedder(settings: Settings, name: str) -> None:
+    """A collection may only name an embedder of the model manifest."""
+    from facesearch.vision.registry import load_manifest
+
+    spec = load_manifest(settings.vision.models_dir).get(name)
+    if spec is None or spec.role != "embedder":
+        raise BadRequest(f"no embedder {name!r} in the model manifest")
 
 
 def api_forgetter(backend: Backend) -> ImageForgetter:
@@ -96,10 +161,11 @@ def api_forgetter(backend: Backend) -> ImageForgetter:
     first delete so a webhook cold start does not load the query service's models."""
     lock = threading.Lock()
 
-    def forget(image_id: str) -> int:
+    def forget(collection_id: str, image_id: str) -> int:
         with lock:
             service = query_service(backend)
-        return len(service.forget_image(image_id).deleted_faces)
+        forgetter = service.collection(collection_id).forgetter
+        return len(forgetter.forget_image(image_id).deleted_faces)
 
     return forget
 
@@ -122,7 +188,7 @@ def cloudinary_webhook(
         ),
         ledger=backend.cloudinary_ledger(),
         bus=backend.bus(),
-        metadata=backend.metadata(),
+        stores=backend.metadata,
         forget_image=forget_image or api_forgetter(backend),
         secrets=secrets,
     )

@@ -25,9 +25,10 @@ from urllib.parse import unquote, urlsplit
 from cloudinary.utils import cloudinary_url
 
 from facesearch.config import Settings
-from facesearch.errors import ConfigError, TransientError
+from facesearch.errors import ConfigError, FetchFailed, TransientError, UrlNotAllowed
 from facesearch.ingest.sources import image_id_for
-from facesearch.net import FetchFailed, FetchPolicy, UrlNotAllowed, fetch_image
+from facesearch.net.fetch import FetchPolicy, fetch_image
+from facesearch.storage.metadata import DEFAULT_COLLECTION
 
 SHARED_DELIVERY_HOST = "res.cloudinary.com"
 #: Formats the decoder reads; anything else (PSD, PDF, RAW...) is asked for as JPEG.
@@ -43,8 +44,10 @@ def source_id(cloud_name: str, public_id: str, version: int) -> str:
     return f"cloudinary://{cloud_name}/{public_id}#{version}"
 
 
-def cloudinary_image_id(cloud_name: str, public_id: str, version: int) -> str:
-    return image_id_for(source_id(cloud_name, public_id, version))
+def cloudinary_image_id(
+    cloud_name: str, public_id: str, version: int, collection_id: str = DEFAULT_COLLECTION
+) -> str:
+    return image_id_for(source_id(cloud_name, public_id, version), collection_id)
 
 
 def event_key(cloud_name: str, public_id: str, version: int) -> str:

@@ -19,35 +19,18 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from facesearch.api.bodies import read_body
 from facesearch.cloudinary.webhook import CloudinaryWebhook
-from facesearch.errors import FaceSearchError, SignatureError
+from facesearch.errors import FaceSearchError, MethodNotAllowed, SignatureError
 from facesearch.logs import log_fields
 
 logger = logging.getLogger("facesearch.cloudinary")
 
 #: Cloudinary notifications are a few KiB; a multi-resource delete stays far below this.
 MAX_NOTIFICATION_BYTES = 1 << 20
+#: a notification of a few KiB that takes longer than this to arrive is refused (408)
+BODY_READ_TIMEOUT_S = 10.0
 UNAUTHORIZED_DETAIL = "the notification signature could not be verified"
-
-
-class MethodNotAllowed(FaceSearchError):
-    code = "method-not-allowed"
-    http_status = 405
-
-
-class NotificationTooLarge(FaceSearchError):
-    code = "request-too-large"
-    http_status = 413
-
-
-def _read_body(request: Request) -> bytes:
-    length = request.content_length
-    if length is not None and length > MAX_NOTIFICATION_BYTES:
-        raise NotificationTooLarge(f"notification of {length} bytes is over the limit")
-    body = request.stream.read(MAX_NOTIFICATION_BYTES + 1)
-    if len(body) > MAX_NOTIFICATION_BYTES:
-        raise NotificationTooLarge("notification body is over the limit")
-    return bytes(body)
 
 
 def _problem(error: FaceSearchError, request_id: str, path: str) -> Response:
@@ -75,9 +58,11 @@ def handle_http(
     try:
         if request.method != "POST":
             raise MethodNotAllowed(f"{request.method} is not allowed; Cloudinary POSTs")
-        body = _read_body(request)
         service = webhook if isinstance(webhook, CloudinaryWebhook) else webhook()
-        result = service.handle(body, dict(request.headers))
+        headers = dict(request.headers)
+        service.verifier.precheck(headers)  # before reading: no stale or unsigned bodies
+        body = read_body(request, MAX_NOTIFICATION_BYTES, deadline_s=BODY_READ_TIMEOUT_S)
+        result = service.handle(body, headers)
     except FaceSearchError as error:
         level = logging.WARNING if error.http_status < 500 else logging.ERROR
         logger.log(

@@ -21,22 +21,15 @@ version (see :mod:`facesearch.cloudinary.delivery`).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from facesearch.errors import FaceSearchError
-
-
-class BadNotification(FaceSearchError):
-    """A correctly signed body that is not a notification we can read (JSON, fields)."""
-
-    code = "bad-notification"
-    http_status = 400
-
+from facesearch import jsonsafe
+from facesearch.errors import BadNotification
+from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id
 
 #: Longest public_id accepted (Cloudinary's own limit is 255 characters).
 MAX_PUBLIC_ID_CHARS = 255
@@ -58,6 +51,9 @@ class UploadedImage:
     size_bytes: int | None
     created_at: str | None
     api_key: str | None
+    tags: tuple[str, ...] = ()
+    context: tuple[tuple[str, str], ...] = ()  # the asset's custom context, key-value pairs
+    asset_folder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,14 +81,16 @@ def check_public_id(public_id: object) -> str:
     """A public_id we are willing to put into a delivery URL path.
 
     Refuses empty and over-long ids, control characters, backslashes and ``.``/``..``
-    path segments: the last would let a crafted id climb out of our cloud's path.
+    path segments, also percent-encoded (``%2e%2e``) since the delivery host decodes
+    them: either would let a crafted id climb out of our cloud's path.
     """
     if not isinstance(public_id, str) or not public_id or len(public_id) > MAX_PUBLIC_ID_CHARS:
         raise BadNotification("public_id missing or too long")
-    if _CONTROL.search(public_id) or "\\" in public_id:
-        raise BadNotification("public_id contains control characters or backslashes")
-    if any(part in ("", ".", "..") for part in public_id.split("/")):
-        raise BadNotification("public_id has empty, '.' or '..' path segments")
+    for form in (public_id, unquote(public_id)):
+        if _CONTROL.search(form) or "\\" in form:
+            raise BadNotification("public_id contains control characters or backslashes")
+        if any(part in ("", ".", "..") for part in form.split("/")):
+            raise BadNotification("public_id has empty, '.' or '..' path segments")
     return public_id
 
 
@@ -130,7 +128,50 @@ def _upload(body: Mapping[str, Any]) -> Notification:
         size_bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
         created_at=_str(body, "created_at"),
         api_key=_str(body, "api_key") or _str(body, "signature_key"),
+        tags=_tags(body.get("tags")),
+        context=_context(body.get("context")),
+        asset_folder=_str(body, "asset_folder"),
     )
+
+
+def _tags(value: object) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _context(value: object) -> tuple[tuple[str, str], ...]:
+    """Cloudinary sends custom context as ``{"custom": {key: value}}``."""
+    custom = value.get("custom") if isinstance(value, Mapping) else None
+    if not isinstance(custom, Mapping):
+        return ()
+    return tuple((str(k), v) for k, v in custom.items() if isinstance(v, str))
+
+
+def collection_for_upload(upload: UploadedImage, rule: str) -> str:
+    """The collection a Cloudinary upload goes to, by the configured ``rule``.
+
+    ``folder``: the first segment of the asset folder (or of the public_id's path);
+    ``tag``: a tag ``collection:<id>``; ``context``: the custom context key
+    ``collection``; ``none``: always ``default``. A value that is not a valid
+    collection id sends the image to ``default``, which is logged by the webhook.
+    """
+    candidate: str | None = None
+    if rule == "folder":
+        folder = upload.asset_folder or (
+            upload.public_id.rsplit("/", 1)[0] if "/" in upload.public_id else ""
+        )
+        candidate = folder.split("/", 1)[0] if folder else None
+    elif rule == "tag":
+        candidate = next(
+            (t.split(":", 1)[1] for t in upload.tags if t.startswith("collection:")), None
+        )
+    elif rule == "context":
+        candidate = dict(upload.context).get("collection")
+    if candidate:
+        try:
+            return check_collection_id(candidate)
+        except ValueError:
+            pass
+    return DEFAULT_COLLECTION
 
 
 def _eager(body: Mapping[str, Any]) -> Notification:
@@ -185,12 +226,7 @@ def _delete(body: Mapping[str, Any]) -> Notification:
 
 def parse_notification(body: str) -> Notification:
     """Turn a verified body into an action; :class:`BadNotification` when unreadable."""
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise BadNotification("notification body is not JSON") from exc
-    if not isinstance(data, dict):
-        raise BadNotification("notification body is not a JSON object")
+    data = jsonsafe.loads_object(body, error=BadNotification, what="notification body")
     kind = data.get("notification_type")
     if not isinstance(kind, str) or not kind:
         raise BadNotification("notification_type missing")

@@ -41,6 +41,12 @@ class CloudinarySettings(SettingsSection):
         default=None,
         description="Custom delivery host (private CDN CNAME) instead of res.cloudinary.com.",
     )
+    collection_from: Literal["none", "folder", "tag", "context"] = Field(
+        default="none",
+        description="Which collection an upload goes to: 'folder' (first folder of the asset),"
+        " 'tag' (a tag collection:<id>), 'context' (custom context key 'collection'), or"
+        " 'none' (always 'default').",
+    )
     max_side_px: int = Field(
         default=2048,
         ge=64,

@@ -15,7 +15,7 @@ endpoint:
   the secret explicitly, so a rotation (two secrets valid for a while) needs no
   global state shared between concurrent requests.
 
-``tests/unit/test_cloudinary_signature.py`` checks that we accept exactly what the
+``tests/unit/cloudinary/test_signature.py`` checks that we accept exactly what the
 SDK's own verifier accepts on valid, tampered and stale notifications.
 """
 
@@ -79,12 +79,8 @@ class NotificationVerifier:
         self.max_age_s = max_age_s
         self._clock = clock
 
-    def verify(self, raw_body: bytes, headers: Mapping[str, str]) -> VerifiedNotification:
-        """Return the verified body; raise :class:`SignatureError` (HTTP 401) otherwise.
-
-        The message of the error says which check failed; it is logged, never
-        sent back (the caller only learns "unauthorized").
-        """
+    def precheck(self, headers: Mapping[str, str]) -> tuple[str, str]:
+        """Headers present, well-formed and fresh — all before a byte of the body is read."""
         signature = _header(headers, HEADER_SIGNATURE).lower()
         timestamp = _header(headers, HEADER_TIMESTAMP)
         if not signature or not timestamp:
@@ -101,6 +97,16 @@ class NotificationVerifier:
             raise SignatureError(f"stale notification: signed {int(now - signed_at)} s ago")
         if signed_at > now + MAX_FUTURE_SKEW_S:
             raise SignatureError("notification timestamp is in the future")
+        return signature, timestamp
+
+    def verify(self, raw_body: bytes, headers: Mapping[str, str]) -> VerifiedNotification:
+        """Return the verified body; raise :class:`SignatureError` (HTTP 401) otherwise.
+
+        The message of the error says which check failed; it is logged, never
+        sent back (the caller only learns "unauthorized").
+        """
+        signature, timestamp = self.precheck(headers)
+        signed_at = int(timestamp)
         try:
             body = raw_body.decode("utf-8")
         except UnicodeDecodeError as exc:

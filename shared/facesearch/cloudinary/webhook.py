@@ -34,6 +34,7 @@ from facesearch.cloudinary.notifications import (
     DeletedImages,
     Ignored,
     UploadedImage,
+    collection_for_upload,
     parse_notification,
 )
 from facesearch.cloudinary.signature import NotificationVerifier
@@ -42,14 +43,15 @@ from facesearch.errors import NotFound, TransientError
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Bus, Message
 from facesearch.storage.ledger import LEDGER_TTL_S, EventLedger
-from facesearch.storage.metadata import ImageStatus, MetadataStore
+from facesearch.storage.metadata import DEFAULT_COLLECTION, ImageStatus, MetadataStore
 
 logger = logging.getLogger(__name__)
 
 INGEST_REQUEST_VERSION = 1
 #: Forgets an image's records, crops and index entries (the query API's forget); the
 #: number of faces removed. Raises NotFound for an unknown image.
-ImageForgetter = Callable[[str], int]
+#: forget one image of a collection through the API's forget path: (collection, image) -> faces
+ImageForgetter = Callable[[str, str], int]
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,17 @@ class WebhookResult:
 
 
 def ingest_request(
-    settings: Settings, upload: UploadedImage, url: str
+    settings: Settings, upload: UploadedImage, url: str, collection_id: str = DEFAULT_COLLECTION
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The ``ingest-requests`` body and attributes (facesearch.ingest.sources, schema v1)."""
     cloud = require_cloud_name(settings)
     sid = source_id(cloud, upload.public_id, upload.version)
-    body: dict[str, Any] = {"v": INGEST_REQUEST_VERSION, "url": url, "source_id": sid}
+    body: dict[str, Any] = {
+        "v": INGEST_REQUEST_VERSION,
+        "url": url,
+        "source_id": sid,
+        "collection": collection_id,
+    }
     if upload.format:
         content_type = mimetypes.types_map.get(f".{upload.format}")
         if content_type:
@@ -82,35 +89,28 @@ def ingest_request(
     attributes = {
         "kind": "ingest-request",
         "source": "cloudinary",
-        "image_id": cloudinary_image_id(cloud, upload.public_id, upload.version),
+        "collection": collection_id,
+        "image_id": cloudinary_image_id(cloud, upload.public_id, upload.version, collection_id),
     }
     return body, attributes
 
 
+@dataclass(eq=False)
 class CloudinaryWebhook:
     """One per instance: the verifier, the ledger, the bus and the forget path, reused."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        verifier: NotificationVerifier,
-        ledger: EventLedger,
-        bus: Bus,
-        metadata: MetadataStore,
-        forget_image: ImageForgetter,
-        secrets: Callable[[], Sequence[str]],
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.cloud_name = require_cloud_name(settings)
-        self.verifier = verifier
-        self.ledger = ledger
-        self.bus = bus
-        self.metadata = metadata
-        self.forget_image = forget_image
-        self._secrets = secrets
-        self._clock = clock
+    settings: Settings
+    verifier: NotificationVerifier = field(kw_only=True)
+    ledger: EventLedger = field(kw_only=True)
+    bus: Bus = field(kw_only=True)
+    stores: Callable[[str], MetadataStore] = field(kw_only=True)
+    forget_image: ImageForgetter = field(kw_only=True)
+    secrets: Callable[[], Sequence[str]] = field(kw_only=True)
+    clock: Callable[[], float] = field(kw_only=True, default=time.time)
+    cloud_name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cloud_name = require_cloud_name(self.settings)  # refused at start when unset
 
     def handle(self, raw_body: bytes, headers: Mapping[str, str]) -> WebhookResult:
         verified = self.verifier.verify(raw_body, headers)
@@ -128,14 +128,27 @@ class CloudinaryWebhook:
         if upload.delivery_type not in FETCHABLE_TYPES:
             return self._ignored(Ignored(kind, f"delivery type {upload.delivery_type}"))
         key = event_key(self.cloud_name, upload.public_id, upload.version)
-        image_id = cloudinary_image_id(self.cloud_name, upload.public_id, upload.version)
-        fields = {"image_id": image_id, "public_id": upload.public_id, "version": upload.version}
-        info = {"public_id": upload.public_id, "version": str(upload.version), "image_id": image_id}
-        if not self.ledger.claim(key, info, self._clock() + LEDGER_TTL_S):
+        collection = collection_for_upload(upload, self.settings.cloudinary.collection_from)
+        image_id = cloudinary_image_id(
+            self.cloud_name, upload.public_id, upload.version, collection
+        )
+        fields = {
+            "image_id": image_id,
+            "public_id": upload.public_id,
+            "version": upload.version,
+            "collection": collection,
+        }
+        info = {
+            "public_id": upload.public_id,
+            "version": str(upload.version),
+            "image_id": image_id,
+            "collection": collection,
+        }
+        if not self.ledger.claim(key, info, self.clock() + LEDGER_TTL_S):
             logger.info("duplicate notification acknowledged", extra=log_fields(**fields))
             return WebhookResult("duplicate", kind, {"image_id": image_id})
         try:
-            secret = self._secrets()[0] if upload.delivery_type == "authenticated" else None
+            secret = self.secrets()[0] if upload.delivery_type == "authenticated" else None
             url = delivery_url(
                 self.settings,
                 upload.public_id,
@@ -144,7 +157,7 @@ class CloudinaryWebhook:
                 delivery_type=upload.delivery_type,
                 api_secret=secret,
             )
-            body, attributes = ingest_request(self.settings, upload, url)
+            body, attributes = ingest_request(self.settings, upload, url, collection)
             message = Message(json.dumps(body, separators=(",", ":")).encode(), attributes)
             self.bus.publish(self.settings.storage.ingest_topic, [message])
         except BaseException:
@@ -187,13 +200,23 @@ class CloudinaryWebhook:
             )
             return None
         key = event_key(self.cloud_name, image.public_id, image.version)
-        image_id = cloudinary_image_id(self.cloud_name, image.public_id, image.version)
+        claim = self.ledger.get(key)
+        # the upload's claim says which collection it went to (the delete does not say)
+        collection = (claim or {}).get("collection") or DEFAULT_COLLECTION
+        image_id = cloudinary_image_id(self.cloud_name, image.public_id, image.version, collection)
         fields = {"image_id": image_id, "public_id": image.public_id, "version": image.version}
-        deleted = {"public_id": image.public_id, "version": str(image.version), "deleted": "1"}
-        expires_at = self._clock() + LEDGER_TTL_S
-        record = self.metadata.get_image(image_id)
+        deleted = {
+            "public_id": image.public_id,
+            "version": str(image.version),
+            "deleted": "1",
+            "collection": collection,
+        }
+        expires_at = self.clock() + LEDGER_TTL_S
+        try:
+            record = self.stores(collection).get_image(image_id)
+        except NotFound:
+            record = None
         if record is None:
-            claim = self.ledger.get(key)
             if claim is None:
                 # Never queued: the claim now also stops a late upload notification.
                 self.ledger.claim(key, deleted, expires_at)
@@ -205,7 +228,7 @@ class CloudinaryWebhook:
         if record.status in (ImageStatus.QUEUED, ImageStatus.PROCESSING):
             raise TransientError(f"image {image_id} is being ingested; retry the delete")
         try:
-            removed = self.forget_image(image_id)
+            removed = self.forget_image(collection, image_id)
         except NotFound:
             removed = 0
         self.ledger.put(key, deleted, expires_at)

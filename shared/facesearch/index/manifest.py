@@ -160,8 +160,9 @@ class Manifest(_Frozen):
         """Refuse to mix embedding models (or dimension counts) in one index."""
         if model != self.model:
             raise ModelMismatch(
-                f"index holds embeddings of model {self.model}, refusing {model}: "
-                "rebuild the index (facesearch rebuild) to switch models"
+                f"index holds embeddings of model {self.model}, refusing {model}: to switch "
+                "models, re-ingest into a new index (FACESEARCH_INDEX_URL), or keep the "
+                "index's model (FACESEARCH_EMBEDDER)"
             )
         if dims is not None and dims != self.dims:
             raise ModelMismatch(f"index has {self.dims}-d vectors, got {dims}-d from {model}")

@@ -23,11 +23,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from facesearch.config import Settings, get_settings
+from facesearch.errors import BadMessage
 from facesearch.indexer.group_commit import GroupCommitter
 from facesearch.indexer.service import Applied, IndexerService
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Message
-from facesearch.storage.messages import KIND_DELETIONS, KIND_EMBEDDINGS, BadMessage
+from facesearch.storage.messages import KIND_DELETIONS, KIND_EMBEDDINGS
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from facesearch.config import Settings, load_settings
 from facesearch.errors import FaceSearchError
+from facesearch.storage.metadata import DEFAULT_COLLECTION
 
 
 def add_ingest_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -40,6 +41,11 @@ def add_ingest_commands(subparsers: argparse._SubParsersAction) -> None:  # type
     for sub in (ingest, search):
         sub.add_argument(
             "--data-dir", type=Path, help="embedded state (default FACESEARCH_DATA_DIR)"
+        )
+        sub.add_argument(
+            "--collection",
+            default=DEFAULT_COLLECTION,
+            help="the collection to use (default 'default'; others: facesearch collections create)",
         )
 
 
@@ -70,7 +76,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"facesearch ingest: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
     files = list(iter_image_files(args.paths))
-    system = EmbeddedSystem(settings)
+    system = EmbeddedSystem(settings, collection_id=args.collection)
     progress: Any = None
     if not args.no_progress and not args.json:
         from tqdm import tqdm
@@ -101,7 +107,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     "seconds": round(summary.seconds, 3),
                     "images_per_s": round(summary.images_per_s, 3),
                     "faces_per_s": round(summary.faces_per_s, 3),
-                    "collection": {"images": counts.images, "faces": counts.faces},
+                    "collection": {
+                        "id": args.collection,
+                        "images": counts.images,
+                        "faces": counts.faces,
+                    },
                     "dead_letters": len(system.bus.dead_letters),
                 },
                 indent=2,
@@ -121,6 +131,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             rows.append([f"skipped: {reason}", str(len(sources))])
         speed = f"{summary.images_per_s:.2f} images/s, {summary.faces_per_s:.2f} faces/s"
         stored = f"{counts.images} images, {counts.faces} faces in {settings.data_dir}"
+        if args.collection != DEFAULT_COLLECTION:
+            stored += f" (collection {args.collection})"
         rows += [
             ["time", f"{summary.seconds:.1f} s"],
             ["throughput", speed],
@@ -144,8 +156,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"facesearch search: cannot read {args.image}: {exc.strerror}", file=sys.stderr)
         return 2
-    system = EmbeddedSystem(_settings(args))
     try:
+        system = EmbeddedSystem(_settings(args), collection_id=args.collection)
         results = system.search(data, k=args.top)
     except FaceSearchError as error:
         print(f"facesearch search: error ({error.code}): {error.message}", file=sys.stderr)

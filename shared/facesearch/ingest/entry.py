@@ -16,24 +16,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
 
+from facesearch import jsonsafe
 from facesearch.config import Settings, get_settings
-from facesearch.errors import ConfigError, FaceSearchError, ModelError
+from facesearch.errors import BadMessage, ConfigError, FaceSearchError, ModelError
 from facesearch.ingest.service import IngestOutcome, IngestService
 from facesearch.ingest.sources import (
     PUBSUB_PUBLISHED,
     STORAGE_FINALIZED,
     SourceRef,
+    collection_for_object,
     source_from_ingest_request,
     source_from_storage_object,
 )
 from facesearch.logs import log_fields
-from facesearch.storage.messages import BadMessage
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +54,9 @@ def default_service(settings: Settings | None = None) -> IngestService:
 
 
 def _json_data(data: Any) -> Mapping[str, Any]:
-    if isinstance(data, bytes | str):
-        try:
-            data = json.loads(data)
-        except ValueError as exc:
-            raise BadMessage("event data is not JSON") from exc
-    if not isinstance(data, Mapping):
+    if not isinstance(data, bytes | str | Mapping):
         raise BadMessage("event data is not a JSON object")
-    return data
+    return jsonsafe.loads_object(data, error=BadMessage, what="event data")
 
 
 def source_from_event(event_type: str, data: Any) -> SourceRef:
@@ -88,6 +83,9 @@ def handle_event(
         source = source_from_event(event_type, data)
         service = service or default_service()
         watched = service.settings.storage.uploads_bucket
+        if event_type == STORAGE_FINALIZED:  # the object's name says which collection
+            pattern = service.settings.ingest.collection_pattern
+            source = source.in_collection(collection_for_object(source.name, pattern))
         if event_type == STORAGE_FINALIZED and watched and source.bucket != watched:
             # the trigger filters on the uploads bucket: anything else is a misrouted
             # event (a second trigger, a copied subscription); never ingest it

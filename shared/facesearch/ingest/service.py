@@ -21,22 +21,26 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
 from PIL import Image
 
+from facesearch.collections.directory import CollectionDirectory
+from facesearch.collections.policy import CollectionSettings
 from facesearch.config import Settings
 from facesearch.errors import (
+    CollectionClosed,
     ConfigError,
     FaceSearchError,
     ImageTooLarge,
     ModelError,
     NotFound,
+    QuotaExceeded,
+    TooManyAttempts,
 )
 from facesearch.ingest.sources import SourceRef, face_id_for
 from facesearch.logs import log_fields
@@ -44,14 +48,16 @@ from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Bus
 from facesearch.storage.messages import EmbeddingsMessage, chunked
 from facesearch.storage.metadata import (
+    DEFAULT_COLLECTION,
     FaceRecord,
     ImageRecord,
     ImageStatus,
     MetadataStore,
-    embedding_bytes,
+    collection_prefix,
 )
 from facesearch.vision.decode import sniff_format
 from facesearch.vision.pipeline import FacePipeline
+from facesearch.vision.settings import QualityPolicy
 from facesearch.vision.types import Face, ImageResult
 
 logger = logging.getLogger(__name__)
@@ -87,61 +93,97 @@ class IngestOutcome:
         return True  # every outcome returned (not raised) is final
 
 
-class TooManyAttempts(FaceSearchError):
-    """The image crashed or timed out its processing this many times: give up on it."""
+@dataclass(frozen=True)
+class _Job:
+    """One ingest's collection-specific collaborators, chosen once per request."""
 
-    code = "too-many-attempts"
-    http_status = 500
-
-
-class IngestService:
-    """Stateless per request; holds per-instance clients and the loaded models."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        pipeline: FacePipeline,
-        metadata: MetadataStore,
-        crops: BlobStore,
-        bus: Bus,
-        loader: Loader,
-    ) -> None:
-        self.settings = settings
-        self.pipeline = pipeline
-        self.metadata = metadata
-        self.crops = crops
-        self.bus = bus
-        self.loader = loader
-        self._model_lock = threading.Lock()
-        self._model: str | None = None
+    source: SourceRef
+    store: MetadataStore
+    pipeline: FacePipeline
+    policy: QualityPolicy
+    max_faces: int | None
 
     @property
     def model(self) -> str:
-        with self._model_lock:
-            if self._model is None:
-                self._model = self.pipeline.embedder.model_id
-            return self._model
+        return self.pipeline.embedder.model_id
+
+
+@dataclass(eq=False)
+class IngestService:
+    """Stateless per request; holds per-instance clients and the loaded models.
+
+    Everything collection-specific is looked up per image: the collection must exist
+    and be active (else the event is acknowledged and skipped), and its own embedder,
+    quality limits and face quota apply; records, crops and embeddings carry its id.
+    """
+
+    settings: Settings
+    stores: Callable[[str], MetadataStore] = field(kw_only=True)
+    pipelines: Callable[[str | None], FacePipeline] = field(kw_only=True)
+    collections: CollectionDirectory = field(kw_only=True)
+    crops: BlobStore = field(kw_only=True)
+    bus: Bus = field(kw_only=True)
+    loader: Loader = field(kw_only=True)
+
+    @property
+    def metadata(self) -> MetadataStore:
+        """The default collection's store."""
+        return self.stores(DEFAULT_COLLECTION)
+
+    @property
+    def pipeline(self) -> FacePipeline:
+        """The deployment's default pipeline."""
+        return self.pipelines(None)
 
     # --- the whole flow ------------------------------------------------------------------
 
     def ingest(self, source: SourceRef, data: bytes | None = None) -> IngestOutcome:
         """Process one source; returns a final outcome or raises TransientError (retry)."""
         image_id = source.image_id
-        fields = log_fields(image_id=image_id, source=source.display)
+        fields = log_fields(
+            image_id=image_id, source=source.display, collection=source.collection_id
+        )
         if source.kind == "gcs" and source.name.startswith(
             tuple(self.settings.ingest.skip_prefixes)
         ):
             logger.info("skipped: our own output prefix", extra=fields)
             return IngestOutcome(image_id, source.display, Outcome.SKIPPED, reason="own-output")
+        try:
+            job = self._job(source)
+        except (NotFound, CollectionClosed) as error:
+            # nothing to write into: an unknown collection, or one being erased (never
+            # resurrected by a late upload); acknowledged, and visible in the log
+            logger.warning("skipped: %s", error.message, extra=fields)
+            return IngestOutcome(image_id, source.display, Outcome.SKIPPED, reason=error.code)
+        try:
+            return self._ingest(job, data, fields)
+        except CollectionClosed as error:  # the erase began while this image was processed
+            logger.warning("skipped: %s", error.message, extra=fields)
+            self._drop_crops(job)
+            return IngestOutcome(image_id, source.display, Outcome.SKIPPED, reason=error.code)
+
+    def _job(self, source: SourceRef) -> _Job:
+        record = self.collections.require_active(source.collection_id)
+        policy = CollectionSettings.from_record(record.settings)
+        return _Job(
+            source=source,
+            store=self.stores(source.collection_id),
+            pipeline=self.pipelines(policy.embedder),
+            policy=policy.quality.apply(self.settings.quality),
+            max_faces=policy.max_faces,
+        )
+
+    def _ingest(self, job: _Job, data: bytes | None, fields: dict[str, object]) -> IngestOutcome:
+        source, store = job.source, job.store
+        image_id = source.image_id
         limit = self.settings.vision.max_image_bytes
         if source.size is not None and source.size > limit:
             return self._fail(
-                source, ImageTooLarge(f"{source.size} bytes is over the {limit}-byte cap"), None
+                job, ImageTooLarge(f"{source.size} bytes is over the {limit}-byte cap"), None
             )
-        existing = self.metadata.get_image(image_id)
+        existing = store.get_image(image_id)
         done = existing is not None and existing.status is ImageStatus.DONE
-        if done and existing is not None and existing.model == self.model:
+        if done and existing is not None and existing.model == job.model:
             logger.info("already done: redelivery acknowledged", extra=fields)
             return IngestOutcome(
                 image_id, source.display, Outcome.DUPLICATE, faces=existing.face_count
@@ -156,8 +198,16 @@ class IngestService:
                     reason="already failed",
                 )
             return self._fail(
-                source,
+                job,
                 TooManyAttempts(f"gave up after {existing.attempts} processing attempts"),
+                existing,
+            )
+        if job.max_faces is not None and store.counts().faces >= job.max_faces:
+            return self._fail(
+                job,
+                QuotaExceeded(
+                    f"collection {source.collection_id} holds its maximum of {job.max_faces} faces"
+                ),
                 existing,
             )
         if data is None:
@@ -171,7 +221,7 @@ class IngestService:
             except FaceSearchError as error:  # e.g. a URL outside the fetch allow-list
                 if error.retryable:
                     raise
-                return self._fail(source, error, existing)
+                return self._fail(job, error, existing)
             if source.generation is not None and generation not in (None, source.generation):
                 logger.info(
                     "object was overwritten since the event; the newer event ingests it",
@@ -182,13 +232,13 @@ class IngestService:
                 )
         if len(data) > limit:
             return self._fail(
-                source, ImageTooLarge(f"{len(data)} bytes is over the {limit}-byte cap"), existing
+                job, ImageTooLarge(f"{len(data)} bytes is over the {limit}-byte cap"), existing
             )
         if sniff_format(data) is None and not source.claims_image():
             logger.info("skipped: not an image (content sniffing)", extra=fields)
             return IngestOutcome(image_id, source.display, Outcome.SKIPPED, reason="not-an-image")
         attempts = (existing.attempts if existing else 0) + 1
-        record = self.metadata.put_image(
+        record = store.put_image(
             ImageRecord(
                 image_id=image_id,
                 source=source.display,
@@ -199,27 +249,27 @@ class IngestService:
         )
         start = time.perf_counter()
         try:
-            result = self.pipeline.process(data)
+            result = job.pipeline.process(data, policy=job.policy)
         except ModelError:
             raise  # a broken instance, not a bad image: let the platform retry elsewhere
         except FaceSearchError as error:
             if error.retryable:
                 raise
-            return self._fail(source, error, record)
-        return self._store(source, record, result, time.perf_counter() - start)
+            return self._fail(job, error, record)
+        return self._store(job, record, result, time.perf_counter() - start)
 
     def _store(
-        self, source: SourceRef, record: ImageRecord, result: ImageResult, pipeline_s: float
+        self, job: _Job, record: ImageRecord, result: ImageResult, pipeline_s: float
     ) -> IngestOutcome:
-        image_id = record.image_id
+        source, image_id = job.source, record.image_id
         start = time.perf_counter()
-        faces = [self._face_record(image_id, face, result.model) for face in result.faces]
+        faces = [self._face_record(job, face, result.model) for face in result.faces]
         crops_ms = (time.perf_counter() - start) * 1000.0
         start = time.perf_counter()
-        self.metadata.put_faces(image_id, faces)
+        job.store.put_faces(image_id, faces)
         metadata_ms = (time.perf_counter() - start) * 1000.0
         start = time.perf_counter()
-        self._publish(image_id, result.model, faces, source.created_time)
+        self._publish(job, result.model, faces)
         publish_ms = (time.perf_counter() - start) * 1000.0
         timings = {
             **result.timings_ms,
@@ -228,7 +278,7 @@ class IngestService:
             "metadata": round(metadata_ms, 3),
             "publish": round(publish_ms, 3),
         }
-        self.metadata.put_image(
+        job.store.put_image(
             ImageRecord(
                 image_id=image_id,
                 source=record.source,
@@ -247,61 +297,66 @@ class IngestService:
         logger.info(
             "image ingested",
             extra=log_fields(
-                image_id=image_id, source=source.display, faces=len(faces), timings_ms=timings
+                image_id=image_id,
+                source=source.display,
+                collection=source.collection_id,
+                faces=len(faces),
+                timings_ms=timings,
             ),
         )
         return IngestOutcome(image_id, source.display, Outcome.DONE, len(faces), timings_ms=timings)
 
-    def _face_record(self, image_id: str, face: Face, model: str) -> FaceRecord:
-        if face.embedding is None:
-            raise ValueError("pipeline returned a face without an embedding")
-        face_id = face_id_for(image_id, face.index)
+    def _crop_name(self, job: _Job, index: int) -> str:
+        return f"{collection_prefix(job.source.collection_id)}{job.source.image_id}/{index}.jpg"
+
+    def _face_record(self, job: _Job, face: Face, model: str) -> FaceRecord:
+        image_id = job.source.image_id
         crop_url = None
         if face.crop is not None:
             buffer = io.BytesIO()
             Image.fromarray(face.crop).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
-            name = f"{image_id}/{face.index}.jpg"
+            name = self._crop_name(job, face.index)
             self.crops.write(name, buffer.getvalue())
             crop_url = f"{self.crops.url}/{name}"
-        quality = asdict(face.quality) if face.quality is not None else {}
-        if "reasons" in quality:
-            quality["reasons"] = list(quality["reasons"])
-        det = face.detection
-        return FaceRecord(
-            face_id=face_id,
+        return FaceRecord.from_face(
+            face,
+            face_id=face_id_for(image_id, face.index),
             image_id=image_id,
-            face_index=face.index,
-            bbox=(float(det.box[0]), float(det.box[1]), float(det.box[2]), float(det.box[3])),
-            landmarks=tuple((float(x), float(y)) for x, y in det.landmarks),
-            det_score=float(det.score),
-            embedding=embedding_bytes(face.embedding),
             model=model,
-            liveness=face.liveness,
-            live=face.live,
-            quality=quality,
             crop_url=crop_url,
         )
 
-    def _publish(
-        self, image_id: str, model: str, faces: list[FaceRecord], source_time: float | None
-    ) -> None:
+    def _drop_crops(self, job: _Job) -> None:
+        """Crops written for an image whose records the store then refused (erased collection)."""
+        prefix = f"{collection_prefix(job.source.collection_id)}{job.source.image_id}/"
+        for info in self.crops.list(prefix):
+            self.crops.delete(info.name)
+
+    def _publish(self, job: _Job, model: str, faces: list[FaceRecord]) -> None:
         if not faces:
             return
+        source = job.source
         messages = []
         for chunk in chunked(faces, self.settings.ingest.faces_per_message):
             vectors = np.stack([f.vector() for f in chunk])
             messages.append(
                 EmbeddingsMessage(
-                    image_id, model, [f.face_id for f in chunk], vectors, source_time
+                    source.image_id,
+                    model,
+                    [f.face_id for f in chunk],
+                    vectors,
+                    source.created_time,
+                    collection_id=source.collection_id,
                 ).encode()
             )
         self.bus.publish(self.settings.storage.embeddings_topic, messages)
 
     def _fail(
-        self, source: SourceRef, error: FaceSearchError, existing: ImageRecord | None
+        self, job: _Job, error: FaceSearchError, existing: ImageRecord | None
     ) -> IngestOutcome:
         """Record a permanent failure (so it is visible and never retried) and acknowledge."""
-        self.metadata.put_image(
+        source = job.source
+        job.store.put_image(
             ImageRecord(
                 image_id=source.image_id,
                 source=source.display,
@@ -309,7 +364,7 @@ class IngestService:
                 source_info=source.info(),
                 error_code=error.code,
                 error_message=error.message,
-                model=self.model,
+                model=job.model,
                 attempts=existing.attempts if existing else 0,
                 created_at=existing.created_at if existing else 0.0,
             )
@@ -319,6 +374,7 @@ class IngestService:
             extra=log_fields(
                 image_id=source.image_id,
                 source=source.display,
+                collection=source.collection_id,
                 error_type=type(error).__name__,
                 error_code=error.code,
                 error=error.message,
@@ -339,5 +395,4 @@ __all__ = [
     "IngestService",
     "Loader",
     "Outcome",
-    "TooManyAttempts",
 ]

@@ -16,6 +16,12 @@ class IngestSettings(SettingsSection):
         default=["crops/", "index/", "_facesearch/"],
         description="Object-name prefixes ingest ignores (our own outputs; JSON list).",
     )
+    collection_pattern: str = Field(
+        default="collections/{collection}/",
+        pattern=r"^[^{}]*\{collection\}[^{}]*$",
+        description="Uploaded object names starting like this go to that collection (others to"
+        " 'default'): collections/wedding-2026/a.jpg is in wedding-2026.",
+    )
     faces_per_message: int = Field(
         default=256, ge=1, le=2000, description="Embeddings per face-embeddings message."
     )

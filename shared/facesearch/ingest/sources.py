@@ -9,15 +9,17 @@ for Cloudinary — so every redelivery of the same event lands on the same
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from facesearch.storage.messages import BadMessage
+from facesearch import jsonsafe
+from facesearch.errors import BadMessage
+from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -26,8 +28,23 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
-def image_id_for(identity: str) -> str:
-    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
+def image_id_for(identity: str, collection_id: str = DEFAULT_COLLECTION) -> str:
+    """Stable per collection: the same photo in two collections is two images (the
+    ``default`` collection keeps the ids it had before collections existed)."""
+    key = identity if collection_id == DEFAULT_COLLECTION else f"{collection_id}\n{identity}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def collection_for_object(name: str, pattern: str) -> str:
+    """The collection an uploaded object's name puts it in (``default`` when none).
+
+    ``pattern`` is a name prefix with a ``{collection}`` placeholder, e.g.
+    ``collections/{collection}/``: ``collections/wedding-2026/a.jpg`` is in
+    ``wedding-2026``; any other name is in ``default``.
+    """
+    before, _, after = pattern.partition("{collection}")
+    match = re.match(re.escape(before) + r"([a-z0-9][a-z0-9-]{0,62})" + re.escape(after), name)
+    return match.group(1) if match else DEFAULT_COLLECTION
 
 
 def face_id_for(image_id: str, index: int) -> str:
@@ -52,10 +69,14 @@ class SourceRef:
     content_type: str | None = None
     created_time: float | None = None  # epoch seconds the upload happened
     extra: Mapping[str, Any] = field(default_factory=dict)
+    collection_id: str = DEFAULT_COLLECTION
 
     @property
     def image_id(self) -> str:
-        return image_id_for(self.identity)
+        return image_id_for(self.identity, self.collection_id)
+
+    def in_collection(self, collection_id: str) -> SourceRef:
+        return replace(self, collection_id=check_collection_id(collection_id))
 
     @property
     def display(self) -> str:
@@ -155,16 +176,18 @@ def source_from_ingest_request(body: bytes) -> SourceRef:
 
     Schema v1, JSON: ``{"v": 1, "bucket": B, "name": N, "generation": G}`` for an
     object to (re-)ingest, or ``{"v": 1, "url": U, "source_id": S}`` for an image
-    to fetch (``S`` is its stable identity, e.g. ``cloudinary://cloud/public_id#version``).
+    to fetch (``S`` is its stable identity, e.g. ``cloudinary://cloud/public_id#version``);
+    either may name its ``"collection"`` (absent: ``default``).
     """
-    try:
-        request = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadMessage("ingest request is not JSON") from exc
-    if not isinstance(request, dict) or request.get("v") != 1:
+    request = jsonsafe.loads_object(body, error=BadMessage, what="ingest request")
+    if request.get("v") != 1:
         raise BadMessage("ingest request: unknown schema version")
+    try:
+        collection = check_collection_id(request.get("collection", DEFAULT_COLLECTION))
+    except ValueError as exc:
+        raise BadMessage(f"ingest request: {exc}") from exc
     if "bucket" in request:
-        return source_from_storage_object(request)
+        return source_from_storage_object(request).in_collection(collection)
     url, source_id = request.get("url"), request.get("source_id")
     if not isinstance(url, str) or not isinstance(source_id, str) or not url or not source_id:
         raise BadMessage("ingest request needs bucket/name/generation or url + source_id")
@@ -175,4 +198,5 @@ def source_from_ingest_request(body: bytes) -> SourceRef:
         content_type=request.get("content_type"),
         created_time=_rfc3339(request.get("created_at")),
         extra={"url": url},
+        collection_id=collection,
     )

@@ -23,6 +23,7 @@ host only). Tests use local servers with ``allow_http`` and an explicit
 from __future__ import annotations
 
 import http.client
+import io
 import ipaddress
 import socket
 import ssl
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 from facesearch.config import Settings
-from facesearch.errors import FaceSearchError, ImageTooLarge
+from facesearch.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -40,20 +41,6 @@ Resolver = Callable[[str, int], list[str]]
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK_BYTES = 64 * 1024
 USER_AGENT = "facesearch-fetch/1"
-
-
-class UrlNotAllowed(FaceSearchError):
-    """The URL breaks the fetch policy (scheme, host, port or a non-public address)."""
-
-    code = "url-not-allowed"
-    http_status = 400
-
-
-class FetchFailed(FaceSearchError):
-    """The allowed URL could not be fetched (timeout, refused, upstream error status)."""
-
-    code = "fetch-failed"
-    http_status = 422
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -177,33 +164,99 @@ def _check_url(url: str, policy: FetchPolicy) -> _Target:
     return _Target(scheme, host, port, path, address)
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to the vetted address; the Host header still names the host."""
-
-    def __init__(self, target: _Target, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout)
-        self._address = target.address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), timeout=self.timeout)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, target: _Target, timeout: float, context: ssl.SSLContext) -> None:
-        super().__init__(target.host, target.port, timeout=timeout, context=context)
-        self._address = target.address
-        self._context = context
-
-    def connect(self) -> None:
-        raw = socket.create_connection((self._address, self.port), timeout=self.timeout)
-        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
-
-
 def _remaining(deadline: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
         raise FetchFailed("image download timed out")
     return left
+
+
+class _DeadlineSocket:
+    """A socket whose every send and receive gets only the time left until one deadline.
+
+    A socket timeout alone is per call: a server that drips one header byte a second
+    keeps a 2 s download going forever. Re-arming the timeout with what is left
+    before each call makes the deadline absolute, for the headers as for the body.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+        self._readers = 0  # open makefile()s; like a socket, close waits for them
+        self._closed = False
+
+    def _arm(self) -> None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        self._sock.settimeout(left)
+
+    def recv_into(self, buffer: memoryview | bytearray, nbytes: int = 0, flags: int = 0) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        self._arm()
+        return self._sock.recv(size, flags)
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        self._arm()
+        self._sock.sendall(data, flags)
+
+    def makefile(
+        self, mode: str = "rb", buffering: int | None = None, **_: object
+    ) -> io.BufferedReader:
+        if mode != "rb":
+            raise ValueError("only binary reads")
+        self._readers += 1
+        return io.BufferedReader(socket.SocketIO(self, "rb"), buffering or io.DEFAULT_BUFFER_SIZE)  # type: ignore[arg-type]
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def settimeout(self, value: float | None) -> None:
+        """Ignored: the deadline decides (http.client sets its own per-call timeouts)."""
+
+    def _decref_socketios(self) -> None:
+        """SocketIO's close hook: the last reader closes a socket already closed."""
+        self._readers -= 1
+        if self._closed and self._readers <= 0:
+            self._sock.close()
+
+    def close(self) -> None:
+        """http.client hands the socket to the response by closing it early: the real
+        socket closes once the response's reader is closed too (as socket.socket does)."""
+        self._closed = True
+        if self._readers <= 0:
+            self._sock.close()
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the vetted address; the Host header still names the host."""
+
+    def __init__(self, target: _Target, deadline: float) -> None:
+        super().__init__(target.host, target.port, timeout=_remaining(deadline))
+        self._address = target.address
+        self._deadline = deadline
+
+    def _open(self) -> socket.socket:
+        return socket.create_connection(
+            (self._address, self.port), timeout=_remaining(self._deadline)
+        )
+
+    def connect(self) -> None:
+        self.sock = _DeadlineSocket(self._open(), self._deadline)  # type: ignore[assignment]
+
+
+class _PinnedHTTPSConnection(_PinnedHTTPConnection):
+    def __init__(self, target: _Target, deadline: float, context: ssl.SSLContext) -> None:
+        super().__init__(target, deadline)
+        self._context = context
+
+    def connect(self) -> None:
+        raw = self._open()
+        tls = self._context.wrap_socket(raw, server_hostname=self.host)  # handshake: timed
+        self.sock = _DeadlineSocket(tls, self._deadline)  # type: ignore[assignment]
 
 
 def fetch_image(url: str, policy: FetchPolicy) -> FetchedImage:
@@ -212,13 +265,12 @@ def fetch_image(url: str, policy: FetchPolicy) -> FetchedImage:
     current = url
     for hop in range(policy.max_redirects + 1):
         target = _check_url(current, policy)
-        timeout = _remaining(deadline)
         conn: http.client.HTTPConnection
         if target.scheme == "https":
             context = policy.ssl_context or ssl.create_default_context()
-            conn = _PinnedHTTPSConnection(target, timeout, context)
+            conn = _PinnedHTTPSConnection(target, deadline, context)
         else:
-            conn = _PinnedHTTPConnection(target, timeout)
+            conn = _PinnedHTTPConnection(target, deadline)
         try:
             conn.request(
                 "GET", target.path, headers={"User-Agent": USER_AGENT, "Accept": "image/*"}
@@ -238,8 +290,7 @@ def fetch_image(url: str, policy: FetchPolicy) -> FetchedImage:
             chunks: list[bytes] = []
             total = 0
             while True:
-                if conn.sock is not None:
-                    conn.sock.settimeout(_remaining(deadline))
+                _remaining(deadline)
                 chunk = response.read(CHUNK_BYTES)
                 if not chunk:
                     break

@@ -10,6 +10,7 @@ directory give exactly the same guarantees (see :mod:`.local.blob`).
 
 from __future__ import annotations
 
+import builtins
 import random
 import time
 from collections.abc import Callable
@@ -80,6 +81,15 @@ class BlobStore(Protocol):
 
     def delete(self, name: str) -> None:
         """Remove the object; deleting a missing object is not an error (idempotent GC)."""
+        ...
+
+    def list_versions(self, prefix: str = "") -> builtins.list[BlobInfo]:
+        """Every stored version under ``prefix``, noncurrent ones of a versioned bucket
+        included (an erase must find those too), sorted by name then generation."""
+        ...
+
+    def delete_version(self, name: str, generation: int) -> None:
+        """Remove that one version for good (missing: not an error)."""
         ...
 
 

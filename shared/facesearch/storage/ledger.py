@@ -34,3 +34,11 @@ class EventLedger(Protocol):
     def put(self, key: str, info: Mapping[str, str], expires_at: float) -> None:
         """Create or overwrite a claim (e.g. mark it deleted)."""
         ...
+
+    def purge_collection(self, collection_id: str, *, limit: int = 500) -> int:
+        """Delete up to ``limit`` claims whose info names ``collection_id``; how many."""
+        ...
+
+    def count_collection(self, collection_id: str) -> int:
+        """Claims (expired ones too) that still name ``collection_id``."""
+        ...

@@ -21,20 +21,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.errors import FaceSearchError
+from facesearch import jsonsafe
+from facesearch.errors import BadMessage
 from facesearch.storage.bus import Message
+from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id
 
 VERSION = 1
 KIND_EMBEDDINGS = "embeddings"
 KIND_DELETIONS = "deletions"
 KIND_EVENT = "face-event"
-
-
-class BadMessage(FaceSearchError):
-    """A message body that does not follow its topic's schema: ack it, log it, move on."""
-
-    code = "bad-message"
-    http_status = 400
+KIND_CONTROL = "control"
 
 
 @dataclass(frozen=True)
@@ -45,10 +41,12 @@ class EmbeddingsMessage:
     vectors: npt.NDArray[np.float32]  # (n, dims)
     #: when the source object was created (epoch s): lets the indexer log upload->searchable
     source_time: float | None = None
+    collection_id: str = DEFAULT_COLLECTION
 
     def encode(self) -> Message:
         body = {
             "v": VERSION,
+            "collection": self.collection_id,
             "image_id": self.image_id,
             "model": self.model,
             "source_time": self.source_time,
@@ -60,7 +58,12 @@ class EmbeddingsMessage:
         }
         return Message(
             json.dumps(body, separators=(",", ":")).encode(),
-            {"kind": KIND_EMBEDDINGS, "image_id": self.image_id, "model": self.model},
+            {
+                "kind": KIND_EMBEDDINGS,
+                "collection": self.collection_id,
+                "image_id": self.image_id,
+                "model": self.model,
+            },
         )
 
     @classmethod
@@ -81,6 +84,7 @@ class EmbeddingsMessage:
                 face_ids=face_ids,
                 vectors=vectors,
                 source_time=None if source_time is None else float(source_time),
+                collection_id=_collection(body),
             )
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise BadMessage(f"malformed embeddings message: {exc!r}") from exc
@@ -90,10 +94,17 @@ class EmbeddingsMessage:
 class DeletionsMessage:
     face_ids: list[str]
     reason: str = ""
+    collection_id: str = DEFAULT_COLLECTION
 
     def encode(self) -> Message:
-        body = {"v": VERSION, "face_ids": list(self.face_ids), "reason": self.reason}
-        return Message(json.dumps(body).encode(), {"kind": KIND_DELETIONS})
+        body = {
+            "v": VERSION,
+            "collection": self.collection_id,
+            "face_ids": list(self.face_ids),
+            "reason": self.reason,
+        }
+        attributes = {"kind": KIND_DELETIONS, "collection": self.collection_id}
+        return Message(json.dumps(body).encode(), attributes)
 
     @classmethod
     def decode(cls, message: Message) -> DeletionsMessage:
@@ -101,7 +112,9 @@ class DeletionsMessage:
         ids = body.get("face_ids")
         if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
             raise BadMessage("deletions message needs a list of face ids")
-        return cls(face_ids=ids, reason=str(body.get("reason") or ""))
+        return cls(
+            face_ids=ids, reason=str(body.get("reason") or ""), collection_id=_collection(body)
+        )
 
 
 @dataclass(frozen=True)
@@ -110,16 +123,19 @@ class FaceEvent:
     face_ids: list[str]
     model: str | None = None
     manifest_version: int | None = None
+    collection_id: str = DEFAULT_COLLECTION
 
     def encode(self) -> Message:
         body = {
             "v": VERSION,
+            "collection": self.collection_id,
             "event": self.event,
             "face_ids": self.face_ids,
             "model": self.model,
             "manifest_version": self.manifest_version,
         }
-        return Message(json.dumps(body).encode(), {"kind": KIND_EVENT, "event": self.event})
+        attributes = {"kind": KIND_EVENT, "event": self.event, "collection": self.collection_id}
+        return Message(json.dumps(body).encode(), attributes)
 
     @classmethod
     def decode(cls, message: Message) -> FaceEvent:
@@ -130,17 +146,52 @@ class FaceEvent:
                 face_ids=[str(i) for i in body["face_ids"]],
                 model=body.get("model"),
                 manifest_version=body.get("manifest_version"),
+                collection_id=_collection(body),
             )
         except (KeyError, TypeError) as exc:
             raise BadMessage(f"malformed face event: {exc!r}") from exc
 
 
-def _json(message: Message) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ControlMessage:
+    """Maintenance work for the indexer, one bounded step per message (Pub/Sub push):
+    ``erase`` a collection, or the ``retention`` sweep (of one collection, or of all
+    collections with a retention when ``collection_id`` is None)."""
+
+    action: str  # erase | retention
+    collection_id: str | None = None
+
+    def encode(self) -> Message:
+        body = {"v": VERSION, "action": self.action, "collection": self.collection_id}
+        attributes = {"kind": KIND_CONTROL, "action": self.action}
+        return Message(json.dumps(body).encode(), attributes)
+
+    @classmethod
+    def decode(cls, message: Message) -> ControlMessage:
+        body = _json(message)
+        action = body.get("action")
+        if action not in ("erase", "retention"):
+            raise BadMessage(f"unknown control action {action!r}")
+        collection = body.get("collection")
+        if collection is None and action == "erase":
+            raise BadMessage("an erase names its collection")
+        return cls(action, None if collection is None else _collection(body))
+
+
+def _collection(body: dict[str, Any]) -> str:
+    """The message's collection; messages from before collections belong to ``default``."""
+    value = body.get("collection", DEFAULT_COLLECTION)
     try:
-        body = json.loads(message.data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadMessage(f"message {message.message_id or '?'} is not JSON") from exc
-    if not isinstance(body, dict) or body.get("v") != VERSION:
+        return check_collection_id(value)
+    except ValueError as exc:
+        raise BadMessage(str(exc)) from exc
+
+
+def _json(message: Message) -> dict[str, Any]:
+    body = jsonsafe.loads_object(
+        message.data, error=BadMessage, what=f"message {message.message_id or '?'}"
+    )
+    if body.get("v") != VERSION:
         raise BadMessage(f"message {message.message_id or '?'}: unknown schema version")
     return body
 

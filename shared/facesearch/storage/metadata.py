@@ -28,23 +28,50 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.errors import FaceSearchError
+from facesearch import jsonsafe
+from facesearch.errors import InvalidCursor
+
+if TYPE_CHECKING:
+    from facesearch.vision.types import Face
 
 T = TypeVar("T")
 
 #: Largest page any listing returns, whatever the caller asks for.
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
+
+
+#: the collection every record without one belongs to (all data from before collections)
+DEFAULT_COLLECTION = "default"
+_COLLECTION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def check_collection_id(value: str) -> str:
+    """Collection ids become path segments (buckets, Firestore): a short lowercase slug."""
+    if not isinstance(value, str) or not _COLLECTION_ID.match(value):
+        raise ValueError(
+            f"invalid collection id {value!r}: 1-63 of a-z, 0-9 and '-', starting with a letter"
+            " or digit"
+        )
+    return value
+
+
+def collection_prefix(collection_id: str) -> str:
+    """Where a collection's objects live inside a shared bucket or index root: nothing
+    for ``default`` (its objects predate collections), ``collections/<id>/`` otherwise."""
+    check_collection_id(collection_id)
+    return "" if collection_id == DEFAULT_COLLECTION else f"collections/{collection_id}/"
 
 
 class ImageStatus(StrEnum):
@@ -54,11 +81,41 @@ class ImageStatus(StrEnum):
     FAILED = "failed"
 
 
-class InvalidCursor(FaceSearchError):
-    """A page cursor that this store did not issue (or for another listing)."""
+class CollectionStatus(StrEnum):
+    """A collection takes writes only while active; erasing and erased are final."""
 
-    code = "invalid-cursor"
-    http_status = 400
+    ACTIVE = "active"
+    ERASING = "erasing"
+    ERASED = "erased"
+
+
+@dataclass(frozen=True)
+class CollectionRecord:
+    """``collections/{collection_id}``: an independent set of images, faces and persons.
+
+    ``settings`` holds the collection's own policy (embedder, threshold, quality,
+    retention, quotas), validated by :class:`facesearch.collections.CollectionSettings`.
+    An erased collection keeps its record (status, erase report) so that its id is
+    never reused and late messages for it are recognised and dropped.
+    """
+
+    collection_id: str
+    name: str = ""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    status: CollectionStatus = CollectionStatus.ACTIVE
+    erase_report: Mapping[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What one bounded purge step removed, and whether anything is left."""
+
+    images: int = 0
+    faces: int = 0
+    persons: int = 0
+    done: bool = True
 
 
 @dataclass(frozen=True)
@@ -80,6 +137,7 @@ class ImageRecord:
     attempts: int = 0  # processing attempts so far (redeliveries count)
     created_at: float = 0.0  # epoch seconds; 0 = let the store stamp it
     updated_at: float = 0.0
+    collection_id: str = DEFAULT_COLLECTION  # stamped by the scoped store that writes it
 
 
 @dataclass(frozen=True)
@@ -101,10 +159,37 @@ class FaceRecord:
     person_id: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    collection_id: str = DEFAULT_COLLECTION
 
     @property
     def dims(self) -> int:
         return len(self.embedding) // 4
+
+    @classmethod
+    def from_face(
+        cls, face: Face, *, face_id: str, image_id: str, model: str, crop_url: str | None
+    ) -> FaceRecord:
+        """The stored form of a detected, embedded face (ingest, and tests that seed)."""
+        if face.embedding is None:
+            raise ValueError("a face needs its embedding to be stored")
+        quality: dict[str, Any] = asdict(face.quality) if face.quality is not None else {}
+        if "reasons" in quality:
+            quality["reasons"] = list(quality["reasons"])
+        box = [float(v) for v in face.detection.box]
+        return cls(
+            face_id=face_id,
+            image_id=image_id,
+            face_index=face.index,
+            bbox=(box[0], box[1], box[2], box[3]),
+            landmarks=tuple((float(x), float(y)) for x, y in face.detection.landmarks),
+            det_score=float(face.detection.score),
+            embedding=embedding_bytes(face.embedding),
+            model=model,
+            liveness=face.liveness,
+            live=face.live,
+            quality=quality,
+            crop_url=crop_url,
+        )
 
     def vector(self) -> npt.NDArray[np.float32]:
         return np.frombuffer(self.embedding, dtype="<f4").astype(np.float32)
@@ -119,6 +204,7 @@ class PersonRecord:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
+    collection_id: str = DEFAULT_COLLECTION
 
 
 @dataclass(frozen=True)
@@ -137,7 +223,18 @@ class StoreCounts:
 
 @runtime_checkable
 class MetadataStore(Protocol):
-    """Images, faces and persons. Implementations are thread-safe."""
+    """Images, faces and persons of *one* collection. Implementations are thread-safe.
+
+    A store is scoped: nothing it reads or writes belongs to another collection, and
+    every write (images, faces, persons, labels) is refused with
+    :class:`~facesearch.errors.CollectionClosed` once its collection is being erased,
+    checked in the same transaction as the write.
+    """
+
+    @property
+    def collection_id(self) -> str:
+        """The collection this store reads and writes."""
+        ...
 
     # images
     def put_image(self, record: ImageRecord) -> ImageRecord:
@@ -154,6 +251,10 @@ class MetadataStore(Protocol):
 
     def delete_image(self, image_id: str) -> list[str]:
         """Delete the image and all its faces; returns the deleted face ids."""
+        ...
+
+    def images_created_before(self, before: float, *, limit: int = 100) -> list[ImageRecord]:
+        """Up to ``limit`` images first stored before ``before`` (epoch s): retention."""
         ...
 
     # faces
@@ -216,12 +317,46 @@ class MetadataStore(Protocol):
     # stats
     def counts(self) -> StoreCounts: ...
 
+    # erase
+    def purge(self, *, limit: int = 500) -> Purged:
+        """Delete up to ``limit`` records of this collection (faces, then images, then
+        persons); ``done`` once none is left. Used by collection erase; idempotent."""
+        ...
 
-class Conflict(FaceSearchError):
-    """A record that must be new already exists."""
 
-    code = "conflict"
-    http_status = 409
+@runtime_checkable
+class Catalog(Protocol):
+    """The collections of a deployment, and a scoped store for each."""
+
+    def create_collection(self, record: CollectionRecord) -> CollectionRecord:
+        """A new collection (Conflict if the id exists, erased ones included)."""
+        ...
+
+    def get_collection(self, collection_id: str) -> CollectionRecord | None:
+        """The record; ``default`` exists implicitly (active) until it is written."""
+        ...
+
+    def list_collections(
+        self, *, cursor: str | None = None, limit: int = 100
+    ) -> Page[CollectionRecord]:
+        """By ``collection_id``, erased ones included."""
+        ...
+
+    def update_collection(
+        self,
+        collection_id: str,
+        *,
+        name: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        status: CollectionStatus | None = None,
+        erase_report: Mapping[str, Any] | None = None,
+    ) -> CollectionRecord:
+        """Change the given fields. NotFound if absent; a status never goes back to active."""
+        ...
+
+    def store(self, collection_id: str) -> MetadataStore:
+        """The scoped store of one collection (cheap; shares the catalog's connection)."""
+        ...
 
 
 # --- helpers shared by the adapters ------------------------------------------------------------
@@ -248,19 +383,25 @@ def encode_cursor(kind: str, values: Sequence[Any]) -> str:
 def decode_cursor(kind: str, cursor: str, arity: int) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        got_kind, values = json.loads(raw)
+        got_kind, values = jsonsafe.loads(raw, max_depth=2)
     except (ValueError, binascii.Error, TypeError) as exc:
         raise InvalidCursor("malformed page cursor") from exc
     if got_kind != kind or not isinstance(values, list) or len(values) != arity:
         raise InvalidCursor(f"page cursor does not belong to this {kind} listing")
+    # only the scalar sort keys we put there: a list or object would reach the store's query
+    if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
+        raise InvalidCursor("page cursor values must be strings or numbers")
     return values
 
 
-def stamped(record: T, existing_created_at: float | None) -> T:
-    """Set created_at (kept from the stored record) and updated_at = now."""
+def stamped(record: T, existing_created_at: float | None, collection_id: str) -> T:
+    """Set created_at (kept from the stored record), updated_at = now, and the collection
+    of the store writing it (a record can only ever be written into its store's collection)."""
     t = now()
     created = existing_created_at or getattr(record, "created_at", 0.0) or t
-    return replace(record, created_at=created, updated_at=t)  # type: ignore[type-var]
+    return replace(  # type: ignore[type-var]
+        record, created_at=created, updated_at=t, collection_id=collection_id
+    )
 
 
 def embedding_bytes(vector: npt.ArrayLike) -> bytes:

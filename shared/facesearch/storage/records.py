@@ -11,15 +11,35 @@ one document shape serves both).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from facesearch.storage.metadata import FaceRecord, ImageRecord, PersonRecord
+from facesearch.errors import CollectionClosed
+from facesearch.storage.metadata import (
+    CollectionRecord,
+    CollectionStatus,
+    FaceRecord,
+    ImageRecord,
+    PersonRecord,
+    now,
+)
 
+_COLLECTION = TypeAdapter(CollectionRecord)
 _IMAGE = TypeAdapter(ImageRecord)
 _FACE = TypeAdapter(FaceRecord)
 _PERSON = TypeAdapter(PersonRecord)
+
+
+def collection_to_dict(record: CollectionRecord) -> dict[str, Any]:
+    data: dict[str, Any] = _COLLECTION.dump_python(record)
+    data["status"] = str(record.status)
+    return data
+
+
+def collection_from_dict(data: Mapping[str, Any]) -> CollectionRecord:
+    return _COLLECTION.validate_python(_known(data, CollectionRecord))
 
 
 def image_to_dict(record: ImageRecord) -> dict[str, Any]:
@@ -60,3 +80,25 @@ def _known(data: Mapping[str, Any], record_type: type) -> dict[str, Any]:
     """Only the record's fields (documents also carry e.g. ``embedding_dims``); None = default."""
     names = record_type.__dataclass_fields__  # type: ignore[attr-defined]
     return {k: v for k, v in data.items() if k in names and v is not None}
+
+
+def updated_collection(
+    current: CollectionRecord,
+    name: str | None,
+    settings: Mapping[str, Any] | None,
+    status: CollectionStatus | None,
+    erase_report: Mapping[str, Any] | None,
+) -> CollectionRecord:
+    """The record with the given fields changed; an erase is never undone."""
+    if status is CollectionStatus.ACTIVE and current.status is not CollectionStatus.ACTIVE:
+        raise CollectionClosed(f"collection {current.collection_id} is {current.status}")
+    if status is CollectionStatus.ERASING and current.status is CollectionStatus.ERASED:
+        status = CollectionStatus.ERASED
+    return replace(
+        current,
+        name=current.name if name is None else name,
+        settings=current.settings if settings is None else dict(settings),
+        status=current.status if status is None else status,
+        erase_report=current.erase_report if erase_report is None else dict(erase_report),
+        updated_at=now(),
+    )

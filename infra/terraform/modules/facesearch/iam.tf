@@ -1,7 +1,10 @@
 # Identities and least-privilege grants. No primitive roles; project-level grants are only
 # (a) Firestore access conditioned on this environment's database, (b) the Eventarc event
 # receiver role, and (c) the GCS service agent's Pub/Sub publisher role that Eventarc
-# Cloud Storage triggers require. Everything else is granted on the resource itself.
+# Cloud Storage triggers require. Everything else is granted on the resource itself
+# (buckets: storage.tf; topics: messaging.tf; secrets: secrets.tf), including the two custom
+# roles defined here (crop_deleter, collection_eraser), which are granted on the crops bucket
+# only. Collections need no grants of their own: every grant covers all of them.
 
 resource "google_service_account" "runtime" {
   for_each = toset(["ingest", "indexer", "query", "cloudinary"])
@@ -45,9 +48,11 @@ locals {
   }
 }
 
-# --- Firestore: ingest (images/, faces/), query (reads + nonces/), cloudinary (dedupe) -------
+# --- Firestore: ingest (images/, faces/), query (reads + nonces/, collection records),
+# cloudinary (dedupe ledger), indexer (collection erase and retention delete a collection's
+# records and its Cloudinary ledger entries; collections/<id>/... included) ---------------
 resource "google_project_iam_member" "firestore_user" {
-  for_each = toset(["ingest", "query", "cloudinary"])
+  for_each = toset(["ingest", "query", "cloudinary", "indexer"])
 
   project = var.project_id
   role    = "roles/datastore.user"
@@ -104,6 +109,23 @@ resource "google_project_iam_custom_role" "crop_deleter" {
   title       = "facesearch ${var.environment} crop deleter"
   description = "Delete face crops (forget path of query and cloudinary); granted on the crops bucket only."
   permissions = ["storage.objects.delete"]
+  stage       = "GA"
+
+  depends_on = [google_project_service.apis]
+}
+
+# --- collection erase and retention: the indexer lists a collection's crops (prefix
+# collections/<id>/) and deletes them, and retention deletes expired images' crops. Like
+# crop_deleter it holds no storage.objects.get/create: the indexer can neither read a face
+# crop nor write one. Granted on the crops bucket only (storage.tf). The indexer's
+# roles/storage.objectUser on the index bucket already covers listing and deleting a
+# collection's index objects, noncurrent versions included.
+resource "google_project_iam_custom_role" "collection_eraser" {
+  project     = var.project_id
+  role_id     = "${replace(local.prefix, "-", "_")}_collection_eraser"
+  title       = "facesearch ${var.environment} collection eraser"
+  description = "List and delete face crops (indexer: collection erase, retention); granted on the crops bucket only."
+  permissions = ["storage.objects.delete", "storage.objects.list"]
   stage       = "GA"
 
   depends_on = [google_project_service.apis]

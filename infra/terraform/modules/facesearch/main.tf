@@ -3,7 +3,12 @@
 #   cloudinary webhook --(Pub/Sub ingest-requests)--> ingest
 #   ingest --(Pub/Sub face-embeddings)--> indexer --> index bucket --(face-events)--> consumers
 #   client --(HMAC-signed HTTPS)--> query --> index + crops buckets, Firestore
-#   query / cloudinary forget --(Pub/Sub face-deletions)--> indexer
+#   query / cloudinary forget, query collection erase, Cloud Scheduler daily retention
+#     --(Pub/Sub face-deletions)--> indexer (scheduler.tf)
+# Collections (many independent face collections per deployment) are data, not
+# infrastructure: each lives under collections/<id>/ in Firestore, below the index prefix in
+# the index bucket, and in the crops bucket (the default collection at the top level);
+# nothing here is per collection.
 # Every service runs as its own service account with only the grants listed in iam.tf.
 
 locals {
@@ -33,10 +38,13 @@ locals {
 
   pubsub_agent = "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
   gcs_agent    = data.google_storage_project_service_account.this.email_address
+  # Cloud Scheduler publishes the daily retention message as this agent (scheduler.tf).
+  scheduler_agent = "service-${data.google_project.this.number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
 
   apis = toset([
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
+    "cloudscheduler.googleapis.com",
     "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",

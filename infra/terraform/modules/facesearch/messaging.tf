@@ -1,8 +1,10 @@
 # Four topics, each with a dead-letter topic + inspection subscription.
 #   ingest-requests  cloudinary -> ingest   (push, OIDC as the push-ingest account)
 #   face-embeddings  ingest -> indexer      (push, OIDC as the push-indexer account)
-#   face-deletions   query and cloudinary (forget) / operators -> indexer
-#                    (push, OIDC as push-indexer)
+#   face-deletions   query (forgets; collection erase control messages), cloudinary
+#                    (forgets), Cloud Scheduler (daily retention control message,
+#                    scheduler.tf), the indexer itself (fan-out and continuations of
+#                    control messages), operators -> indexer (push, OIDC as push-indexer)
 #   face-events      indexer (face_added / face_removed after each index commit)
 #                    -> downstream consumers (pull subscription)
 # Push endpoints end in /projects/P/topics/T: functions-framework turns a raw Pub/Sub push
@@ -69,17 +71,28 @@ module "topic_deletions" {
   push_service_account_email = google_service_account.push["indexer"].email
   ack_deadline_seconds       = min(var.indexer.timeout_seconds, 600)
 
-  # query (DELETE /v1/images, /v1/persons) and cloudinary ("delete" notifications) forget
-  # through the same path, which queues the face ids here. ingest never publishes here.
+  # Besides face ids to forget, this topic carries control messages (kind=control):
+  #   query       forgets (DELETE /v1/images, /v1/persons) and starts a collection erase
+  #               ("erase" control message);
+  #   cloudinary  forgets ("delete" notifications), through the same path as query;
+  #   indexer     runs erase and retention one bounded step per message and re-publishes
+  #               the continuation here; it also fans the daily retention nudge out per
+  #               collection, so without this grant both stall after the first step;
+  #   scheduler   the Cloud Scheduler service agent: the daily retention message
+  #               (scheduler.tf), only while the job exists.
+  # ingest never publishes here.
   publishers = merge(
     {
       query      = local.sa["query"]
       cloudinary = local.sa["cloudinary"]
+      indexer    = local.sa["indexer"]
     },
+    var.retention_schedule == null ? {} : { scheduler = "serviceAccount:${local.scheduler_agent}" },
     { for k, m in var.deletion_publishers : "extra-${k}" => m },
   )
 
-  depends_on = [google_kms_crypto_key_iam_member.cmek]
+  # The Cloud Scheduler agent exists only once its API is enabled.
+  depends_on = [google_kms_crypto_key_iam_member.cmek, google_project_service.apis]
 }
 
 module "topic_events" {

@@ -28,6 +28,13 @@ locals {
     } : k => v if v != ""
   }
 
+  # Links in answers (crop URLs) are built from this, never from a request's Host header.
+  # Cloud Run's deterministic URL unless a custom domain / load balancer is in front.
+  query_public_url = coalesce(
+    var.query_public_url,
+    "https://${local.prefix}-query-${data.google_project.this.number}.${var.region}.run.app",
+  )
+
   onnx_providers = {
     for name, cfg in { ingest = var.ingest, query = var.query } :
     name => cfg.gpu_count > 0 ? "CUDAExecutionProvider,CPUExecutionProvider" : "CPUExecutionProvider"
@@ -44,6 +51,7 @@ locals {
     }, var.indexer.env)
 
     query = merge(local.common_env, {
+      FACESEARCH_PUBLIC_URL               = local.query_public_url
       FACESEARCH_ONNX_PROVIDERS           = local.onnx_providers.query
       FACESEARCH_SIGNING_KEYS_SECRET      = module.signing_keys.id
       FACESEARCH_SIGNING_SERVICE_ACCOUNT  = google_service_account.runtime["query"].email

@@ -1,9 +1,13 @@
 # uploads: watched by Eventarc; ingest reads it (uploaders: objectCreator). Versioned so an
 #          overwritten or deleted original stays recoverable for uploads_noncurrent_days.
 # index:   USearch segments + manifest.json; indexer writes, query reads. Versioned so an
-#          overwritten manifest or a retired segment survives the grace period.
-# crops:   face thumbnails written by ingest, served by query through V4 signed URLs, and
-#          deleted by the forget path (query, cloudinary: storage.objects.delete only).
+#          overwritten manifest or a retired segment survives the grace period; a
+#          collection erase deletes the collection's objects, noncurrent versions included.
+# crops:   face thumbnails written by ingest, served by query through V4 signed URLs,
+#          deleted by the forget path (query, cloudinary: storage.objects.delete only) and by
+#          the indexer's collection erase and retention (list + delete only, no read/write).
+# A collection's objects live under collections/<id>/ (below the index prefix in the index
+# bucket); every grant here covers all collections.
 
 module "uploads" {
   source = "../bucket"
@@ -82,6 +86,7 @@ module "crops" {
     query-read        = { role = "roles/storage.objectViewer", member = local.sa["query"] }
     query-delete      = { role = google_project_iam_custom_role.crop_deleter.name, member = local.sa["query"] }
     cloudinary-delete = { role = google_project_iam_custom_role.crop_deleter.name, member = local.sa["cloudinary"] }
+    indexer-erase     = { role = google_project_iam_custom_role.collection_eraser.name, member = local.sa["indexer"] }
   }
 
   depends_on = [google_kms_crypto_key_iam_member.cmek]

@@ -214,6 +214,24 @@ variable "event_subscribers" {
   default     = {}
 }
 
+# ---------------------------------------------------------------------------- retention
+variable "retention_schedule" {
+  description = "Cron schedule (in retention_time_zone) of the Cloud Scheduler job that publishes the retention control message to face-deletions; the indexer then forgets, per collection, faces older than that collection's retention_days. null = no job (publish the message by hand: docs/deploy.md)."
+  type        = string
+  default     = "17 3 * * *"
+
+  validation {
+    condition     = var.retention_schedule == null || can(regex("^\\S+( \\S+){4}$", var.retention_schedule))
+    error_message = "retention_schedule: a unix-cron string of five fields (e.g. \"17 3 * * *\"), or null to disable the job."
+  }
+}
+
+variable "retention_time_zone" {
+  description = "tz database time zone of retention_schedule."
+  type        = string
+  default     = "Etc/UTC"
+}
+
 # ---------------------------------------------------------------------------- services
 variable "ingest" {
   description = "ingest service sizing. A GPU needs >= 4 vCPU and >= 16Gi; concurrency lets several events share one GPU batch."
@@ -359,8 +377,11 @@ variable "firestore_point_in_time_recovery" {
   default     = false
 }
 
+# Collection-scoped indexes apply to every Firestore collection with that id, wherever it is:
+# `faces` covers the default collection's top-level faces/ and each face collection's
+# collections/<id>/faces alike, so collections need no indexes of their own.
 variable "firestore_composite_indexes" {
-  description = "Composite indexes the code's queries need (contract: docs/deploy.md)."
+  description = "Composite indexes the code's queries need, per collection id (so also under collections/<id>/; contract: docs/deploy.md)."
   type = map(object({
     collection = string
     fields = list(object({
@@ -468,4 +489,15 @@ variable "ingest_failures_threshold" {
   description = "Ingest failures per 10 minutes that raise an alert."
   type        = number
   default     = 10
+}
+
+variable "query_public_url" {
+  description = "Public base URL of the query API (custom domain or load balancer); empty = Cloud Run's deterministic service URL."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.query_public_url == "" || can(regex("^https://[^/?#[:space:]]+(/[^?#[:space:]]*)?$", var.query_public_url))
+    error_message = "query_public_url: an https URL without query or fragment, or \"\"."
+  }
 }

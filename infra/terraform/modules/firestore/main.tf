@@ -18,6 +18,8 @@ resource "google_firestore_database" "this" {
   }
 }
 
+# query_scope COLLECTION: an index on collection id `faces` serves every collection named
+# `faces`, at the top level and nested (collections/<id>/faces) alike.
 resource "google_firestore_index" "composite" {
   for_each = var.composite_indexes
 

@@ -17,6 +17,7 @@ with anonymous credentials; nothing here is emulator-specific.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
@@ -106,24 +107,20 @@ class GcsBlobStore:
         return self._call(op, name, "stat")
 
     def write(self, name: str, data: bytes, *, if_generation_match: int | None = None) -> int:
-        def op() -> int:
-            blob = self._blob(name)
-            blob.upload_from_string(
-                data,
-                content_type="application/octet-stream",
-                if_generation_match=if_generation_match,
-                timeout=self.timeout_s,
-                retry=None,
-            )
-            return self._generation(blob, name)
-
-        return self._call(op, name, "write")
+        return self._upload(name, "upload_from_string", data, if_generation_match)
 
     def write_file(self, name: str, src: Path, *, if_generation_match: int | None = None) -> int:
+        return self._upload(name, "upload_from_filename", str(src), if_generation_match)
+
+    def _upload(
+        self, name: str, method: str, source: bytes | str, if_generation_match: int | None
+    ) -> int:
+        """One conditional upload (bytes or a file), our retries instead of the client's."""
+
         def op() -> int:
             blob = self._blob(name)
-            blob.upload_from_filename(
-                str(src),
+            getattr(blob, method)(
+                source,
                 content_type="application/octet-stream",
                 if_generation_match=if_generation_match,
                 timeout=self.timeout_s,
@@ -134,20 +131,27 @@ class GcsBlobStore:
         return self._call(op, name, "write")
 
     def list(self, prefix: str = "") -> list[BlobInfo]:
-        def op() -> list[BlobInfo]:
-            root = f"{self.prefix}/" if self.prefix else ""
-            out = []
-            for blob in self._get_client().list_blobs(
-                self.bucket_name, prefix=root + prefix, timeout=self.timeout_s, retry=None
-            ):
-                updated = blob.updated.timestamp() if blob.updated else 0.0
-                out.append(
-                    BlobInfo(blob.name[len(root) :], int(blob.generation), blob.size or 0, updated)
-                )
-            out.sort(key=lambda info: info.name)
-            return out
+        return self._call(lambda: self._listed(prefix, versions=False), prefix, "list")
 
-        return self._call(op, prefix, "list")
+    def list_versions(self, prefix: str = "") -> builtins.list[BlobInfo]:
+        return self._call(lambda: self._listed(prefix, versions=True), prefix, "list versions")
+
+    def _listed(self, prefix: str, *, versions: bool) -> builtins.list[BlobInfo]:
+        root = f"{self.prefix}/" if self.prefix else ""
+        out = []
+        for blob in self._get_client().list_blobs(
+            self.bucket_name,
+            prefix=root + prefix,
+            versions=versions,
+            timeout=self.timeout_s,
+            retry=None,
+        ):
+            updated = blob.updated.timestamp() if blob.updated else 0.0
+            out.append(
+                BlobInfo(blob.name[len(root) :], int(blob.generation), blob.size or 0, updated)
+            )
+        out.sort(key=lambda info: (info.name, info.generation))
+        return out
 
     def delete(self, name: str) -> None:
         def op() -> None:
@@ -155,6 +159,14 @@ class GcsBlobStore:
                 self._blob(name).delete(timeout=self.timeout_s, retry=None)
 
         self._call(op, name, "delete")
+
+    def delete_version(self, name: str, generation: int) -> None:
+        def op() -> None:
+            blob = self._bucket().blob(self._key(name), generation=generation)
+            with contextlib.suppress(gexc.NotFound):
+                blob.delete(timeout=self.timeout_s, retry=None)
+
+        self._call(op, name, "delete version")
 
     # --- internals ---------------------------------------------------------------
 

@@ -1,6 +1,12 @@
 """Firestore adapter of the metadata port (the cloud source of truth).
 
-Collections ``images``, ``faces``, ``persons``; document id = record id. The
+Firestore collections ``images``, ``faces``, ``persons``, document id = record id,
+per face collection: the ``default`` collection keeps the top-level ones (where
+all data from before collections lives, so nothing needs migrating); every other
+collection ``c`` lives under ``collections/c/`` (``collections/c/faces/...``), so
+a scoped store cannot even name another collection's documents. Every write
+transaction reads ``collections/c`` and refuses to write into a collection that
+is being erased (:class:`CollectionClosed`). The
 queries are exactly the ones the composite indexes in Terraform cover
 (``faces(image_id, face_index)``, ``faces(person_id, created_at DESC)``,
 ``images(status, updated_at DESC)``); change both together. Multi-document
@@ -18,18 +24,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from google.api_core import exceptions as gexc
-
-from facesearch.errors import NotFound
+from facesearch.errors import CollectionClosed, Conflict, NotFound
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
 from facesearch.storage.metadata import (
-    Conflict,
+    DEFAULT_COLLECTION,
+    CollectionStatus,
     FaceRecord,
     ImageRecord,
     ImageStatus,
     Page,
     PersonRecord,
+    Purged,
     StoreCounts,
+    check_collection_id,
     check_id,
     clamp_limit,
     decode_cursor,
@@ -53,24 +60,49 @@ _BATCH = 450
 _NAME = "__name__"
 #: Transaction attempts on contention (redeliveries racing on one image's faces).
 _TX_ATTEMPTS = 20
+#: the Firestore collection of collection records (and parent of their subcollections)
+COLLECTIONS = "collections"
+
+
+def collection_path(collection_id: str) -> str:
+    """Where a face collection's documents live ('' = top level for ``default``)."""
+    return "" if collection_id == DEFAULT_COLLECTION else f"{COLLECTIONS}/{collection_id}/"
 
 
 class FirestoreMetadataStore:
-    """Metadata in Firestore (native mode), on the instance's one client."""
+    """One collection's metadata in Firestore (native mode), on the instance's one client."""
 
-    def __init__(self, client: Any, *, prefix: str = "") -> None:
+    def __init__(self, client: Any, collection_id: str = DEFAULT_COLLECTION) -> None:
         self.client = client
+        self._cid = check_collection_id(collection_id)
+        prefix = collection_path(self._cid)
         self._images = self.client.collection(f"{prefix}images")
         self._faces = self.client.collection(f"{prefix}faces")
         self._persons = self.client.collection(f"{prefix}persons")
+        self._record = self.client.collection(COLLECTIONS).document(self._cid)
+
+    @property
+    def collection_id(self) -> str:
+        return self._cid
 
     def __repr__(self) -> str:
-        return f"FirestoreMetadataStore({self.client.project})"
+        return f"FirestoreMetadataStore({self.client.project}, {self._cid})"
 
     def _in_transaction(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(transaction)``, re-run on contention (the client's own retry loop)."""
         result: T = firestore.transactional(fn)(self.client.transaction(max_attempts=_TX_ATTEMPTS))
         return result
+
+    def _check_open(self, tx: Any) -> None:
+        """Inside a write transaction: the collection must exist and take writes."""
+        snap = self._record.get(transaction=tx)
+        if not snap.exists:
+            if self._cid == DEFAULT_COLLECTION:
+                return
+            raise NotFound(f"collection {self._cid} does not exist")
+        status = snapshot_data(snap).get("status", CollectionStatus.ACTIVE)
+        if status != CollectionStatus.ACTIVE:
+            raise CollectionClosed(f"collection {self._cid} is {status}: nothing is written")
 
     # --- images -----------------------------------------------------------------------
 
@@ -80,9 +112,10 @@ class FirestoreMetadataStore:
         ref = self._images.document(record.image_id)
 
         def run(tx: Any) -> ImageRecord:
+            self._check_open(tx)
             snap = ref.get(transaction=tx)
             created = snap.get("created_at") if snap.exists else None
-            stamped_record = stamped(record, created)
+            stamped_record = stamped(record, created, self._cid)
             tx.set(ref, image_to_dict(stamped_record))
             return stamped_record
 
@@ -124,6 +157,12 @@ class FirestoreMetadataStore:
         return Page(items, next_cursor)
 
     @transient
+    def images_created_before(self, before: float, *, limit: int = 100) -> list[ImageRecord]:
+        older = firestore.FieldFilter("created_at", "<", before)
+        query = self._images.where(filter=older).limit(clamp_limit(limit))
+        return [image_from_dict(snapshot_data(s)) for s in query.stream()]
+
+    @transient
     def delete_image(self, image_id: str) -> list[str]:
         query = self._faces.where(filter=firestore.FieldFilter("image_id", "==", image_id))
         face_ids = sorted(s.id for s in query.select([]).stream())
@@ -149,12 +188,13 @@ class FirestoreMetadataStore:
         query = self._faces.where(filter=firestore.FieldFilter("image_id", "==", image_id))
 
         def run(tx: Any) -> None:
+            self._check_open(tx)
             existing = {s.id: s.to_dict() for s in tx.get(query)}
             for face_id in set(existing) - {f.face_id for f in faces}:
                 tx.delete(self._faces.document(face_id))
             for face in faces:
                 old = existing.get(face.face_id)
-                record = stamped(face, old.get("created_at") if old else None)
+                record = stamped(face, old.get("created_at") if old else None, self._cid)
                 if old is not None and record.person_id is None:
                     record = replace(record, person_id=old.get("person_id"))
                 tx.set(self._faces.document(face.face_id), face_to_dict(record))
@@ -228,6 +268,7 @@ class FirestoreMetadataStore:
         face_ref = self._faces.document(face_id)
 
         def run(tx: Any) -> FaceRecord:
+            self._check_open(tx)
             snap = face_ref.get(transaction=tx)
             if not snap.exists:
                 raise NotFound(f"face {face_id} does not exist")
@@ -256,11 +297,16 @@ class FirestoreMetadataStore:
     ) -> PersonRecord:
         person_id = check_id("person", person_id or new_person_id())
         t = now()
-        record = PersonRecord(person_id, name, dict(metadata or {}), t, t)
-        try:
-            self._persons.document(person_id).create(person_to_dict(record))
-        except gexc.Conflict as exc:  # AlreadyExists
-            raise Conflict(f"person {person_id} already exists") from exc
+        record = PersonRecord(person_id, name, dict(metadata or {}), t, t, self._cid)
+        ref = self._persons.document(person_id)
+
+        def run(tx: Any) -> None:
+            self._check_open(tx)
+            if ref.get(transaction=tx).exists:
+                raise Conflict(f"person {person_id} already exists")
+            tx.create(ref, person_to_dict(record))
+
+        self._in_transaction(run)
         return record
 
     @transient
@@ -279,6 +325,7 @@ class FirestoreMetadataStore:
         ref = self._persons.document(person_id)
 
         def run(tx: Any) -> PersonRecord:
+            self._check_open(tx)
             snap = ref.get(transaction=tx)
             if not snap.exists:
                 raise NotFound(f"person {person_id} does not exist")
@@ -340,3 +387,28 @@ class FirestoreMetadataStore:
             persons=self._count(self._persons),
             images_by_status=by_status,
         )
+
+    # --- erase ------------------------------------------------------------------------
+
+    @transient
+    def purge(self, *, limit: int = 500) -> Purged:
+        removed = {}
+        left = limit
+        for name, ref in (
+            ("faces", self._faces),
+            ("images", self._images),
+            ("persons", self._persons),
+        ):
+            ids = [s.id for s in ref.select([]).limit(max(left, 0)).stream()] if left > 0 else []
+            for start in range(0, len(ids), _BATCH):
+                batch = self.client.batch()
+                for doc_id in ids[start : start + _BATCH]:
+                    batch.delete(ref.document(doc_id))
+                batch.commit()
+            removed[name] = len(ids)
+            left -= len(ids)
+        done = all(
+            not list(ref.select([]).limit(1).stream())
+            for ref in (self._faces, self._images, self._persons)
+        )
+        return Purged(removed["images"], removed["faces"], removed["persons"], done)

@@ -21,6 +21,7 @@ How the guarantee is kept across *processes*, not just threads:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import fcntl
@@ -44,9 +45,11 @@ class LocalBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser().resolve()
+        # Crops are faces and the index holds embeddings: readable by this user only.
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._meta = self.root / _META_DIR
         self._tmp = self._meta / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_path = self._meta / "lock"
         self._counter_path = self._meta / "generation"
         self._lock_path.touch(exist_ok=True)
@@ -106,6 +109,10 @@ class LocalBlobStore:
         out.sort(key=lambda info: info.name)
         return out
 
+    def list_versions(self, prefix: str = "") -> builtins.list[BlobInfo]:
+        """A directory keeps no history: the current objects are all there is."""
+        return self.list(prefix)
+
     # --- writes ----------------------------------------------------------------
 
     def write(self, name: str, data: bytes, *, if_generation_match: int | None = None) -> int:
@@ -137,13 +144,24 @@ class LocalBlobStore:
             # Under the lock: a concurrent commit creates parent dirs under it too.
             self._prune_empty_dirs(path.parent)
 
+    def delete_version(self, name: str, generation: int) -> None:
+        """Delete ``name`` if ``generation`` is still its current one."""
+        path = self._path(name)
+        with self._locked():
+            if self.stat(name) == generation:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                self._prune_empty_dirs(path.parent)
+
     # --- internals -------------------------------------------------------------
 
     def _path(self, name: str) -> Path:
         return self.root / check_name(name)
 
     def _new_temp(self) -> Path:
-        return self._tmp / f"{os.getpid()}-{uuid.uuid4().hex}"
+        path = self._tmp / f"{os.getpid()}-{uuid.uuid4().hex}"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return path
 
     def _commit(self, tmp: Path, name: str, if_generation_match: int | None) -> int:
         """Check the precondition and rename, all under the cross-process lock."""
@@ -161,7 +179,7 @@ class LocalBlobStore:
             generation = max(time.time_ns(), self._read_counter() + 1, (current or 0) + 1)
             self._write_counter(generation)
             os.utime(tmp, ns=(generation, generation))
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp.replace(target)
             self._fsync_dir(target.parent)
             return generation
@@ -170,7 +188,7 @@ class LocalBlobStore:
     def _locked(self) -> Iterator[None]:
         # A fresh descriptor per call: flock excludes other descriptors, so this
         # serialises threads of this process as well as other processes.
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 
-from facesearch.storage.local.sqlite import SqliteFile
+from facesearch.storage.local.sqlite import SqliteTable
 
 
-class SqliteEventLedger:
+class SqliteEventLedger(SqliteTable):
     """Claims in a local SQLite file; an expired claim counts as absent."""
 
-    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
-        self._db = SqliteFile(
-            path,
-            schema="CREATE TABLE IF NOT EXISTS cloudinary_events"
-            " (id TEXT PRIMARY KEY, info TEXT NOT NULL, expires_at REAL NOT NULL)",
-            purge_sql="DELETE FROM cloudinary_events WHERE expires_at < ?",
-        )
-        self.path = self._db.path
-        self._clock = clock
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS cloudinary_events"
+        " (id TEXT PRIMARY KEY, info TEXT NOT NULL, expires_at REAL NOT NULL)"
+    )
+    PURGE = "DELETE FROM cloudinary_events WHERE expires_at < ?"
 
     def claim(self, key: str, info: Mapping[str, str], expires_at: float) -> bool:
         now = self._clock()
@@ -46,6 +40,24 @@ class SqliteEventLedger:
                 (key, self._clock()),
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+    def purge_collection(self, collection_id: str, *, limit: int = 500) -> int:
+        with self._db.write(self._clock()) as conn:
+            cursor = conn.execute(
+                "DELETE FROM cloudinary_events WHERE id IN (SELECT id FROM cloudinary_events"
+                " WHERE json_extract(info, '$.collection') = ? LIMIT ?)",
+                (collection_id, max(limit, 0)),
+            )
+            return cursor.rowcount
+
+    def count_collection(self, collection_id: str) -> int:
+        with self._db.lock:
+            row = self._db.conn.execute(
+                "SELECT COUNT(*) FROM cloudinary_events"
+                " WHERE json_extract(info, '$.collection') = ?",
+                (collection_id,),
+            ).fetchone()
+        return int(row[0])
 
     def put(self, key: str, info: Mapping[str, str], expires_at: float) -> None:
         with self._db.write(self._clock()) as conn:

@@ -4,28 +4,38 @@ One file, WAL journal (readers do not block the writer, and the CLI can read
 while an ingest runs in another process), one connection guarded by a lock
 (the store is shared by request threads). Records are stored as JSON next to
 the few columns that listings filter and sort on; the embedding is a BLOB.
+
+Every row carries its collection id, part of every primary key: a scoped
+:class:`SqliteMetadataStore` puts ``collection_id = ?`` into every statement, so
+no read or write of one collection can touch another's. Writes check in the same
+transaction that their collection is active (:class:`CollectionClosed` otherwise).
+The file, its schema (and the migration of files from before collections) and the
+collection records are in :mod:`.catalog`.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from facesearch.errors import NotFound, TransientError
+from facesearch.errors import CollectionClosed, Conflict, NotFound
+from facesearch.storage.local.catalog import SqliteDb, collection_status, sql_json
 from facesearch.storage.metadata import (
-    Conflict,
+    DEFAULT_COLLECTION,
+    CollectionStatus,
     FaceRecord,
     ImageRecord,
     ImageStatus,
     Page,
     PersonRecord,
+    Purged,
     StoreCounts,
+    check_collection_id,
     check_id,
     clamp_limit,
     decode_cursor,
@@ -43,92 +53,70 @@ from facesearch.storage.records import (
     person_to_dict,
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS images (
-    image_id TEXT PRIMARY KEY, status TEXT NOT NULL, updated_at REAL NOT NULL, data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS images_status ON images (status, updated_at DESC, image_id DESC);
-CREATE TABLE IF NOT EXISTS faces (
-    face_id TEXT PRIMARY KEY, image_id TEXT NOT NULL, face_index INTEGER NOT NULL,
-    person_id TEXT, created_at REAL NOT NULL, embedding BLOB NOT NULL, data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS faces_image ON faces (image_id, face_index, face_id);
-CREATE INDEX IF NOT EXISTS faces_person ON faces (person_id, created_at DESC, face_id DESC);
-CREATE TABLE IF NOT EXISTS persons (person_id TEXT PRIMARY KEY, data TEXT NOT NULL);
-"""
-
 
 class SqliteMetadataStore:
-    """Metadata in one SQLite file (``:memory:`` works too, for tests)."""
+    """One collection's images, faces and persons in a SQLite file (``:memory:`` too)."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.path, check_same_thread=False, timeout=30.0, isolation_level=None
-        )
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+    def __init__(
+        self, target: Path | str | SqliteDb, collection_id: str = DEFAULT_COLLECTION
+    ) -> None:
+        self._sql = target if isinstance(target, SqliteDb) else SqliteDb(target)
+        self._cid = check_collection_id(collection_id)
+        self.path = self._sql.path
+
+    @property
+    def collection_id(self) -> str:
+        return self._cid
 
     def __repr__(self) -> str:
-        return f"SqliteMetadataStore({self.path})"
+        return f"SqliteMetadataStore({self.path}, {self._cid})"
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._sql.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One immediate transaction (serialises writers across processes too)."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:  # locked past the timeout
-                raise TransientError(f"metadata store busy: {exc}") from exc
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A transaction that first checks the collection still takes writes."""
+        with self._sql.tx() as db:
+            status = collection_status(db, self._cid)
+            if status is None:
+                raise NotFound(f"collection {self._cid} does not exist")
+            if status is not CollectionStatus.ACTIVE:
+                raise CollectionClosed(f"collection {self._cid} is {status}: nothing is written")
+            yield db
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            try:
-                return list(self._db.execute(sql, params))
-            except sqlite3.OperationalError as exc:
-                raise TransientError(f"metadata store busy: {exc}") from exc
+        return self._sql.query(sql, params)
 
     # --- images -----------------------------------------------------------------------
 
     def put_image(self, record: ImageRecord) -> ImageRecord:
         check_id("image", record.image_id)
-        with self._tx() as db:
+        with self._write() as db:
             row = db.execute(
-                "SELECT data FROM images WHERE image_id = ?", (record.image_id,)
+                "SELECT data FROM images WHERE collection_id = ? AND image_id = ?",
+                (self._cid, record.image_id),
             ).fetchone()
             created = json.loads(row["data"])["created_at"] if row else None
-            record = stamped(record, created)
+            record = stamped(record, created, self._cid)
             db.execute(
-                "INSERT OR REPLACE INTO images (image_id, status, updated_at, data) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO images (collection_id, image_id, status, updated_at, data)"
+                " VALUES (?, ?, ?, ?, ?)",
                 (
+                    self._cid,
                     record.image_id,
                     str(record.status),
                     record.updated_at,
-                    json.dumps(image_to_dict(record)),
+                    sql_json(image_to_dict(record)),
                 ),
             )
         return record
 
     def get_image(self, image_id: str) -> ImageRecord | None:
-        rows = self._query("SELECT data FROM images WHERE image_id = ?", (image_id,))
+        rows = self._query(
+            "SELECT data FROM images WHERE collection_id = ? AND image_id = ?",
+            (self._cid, image_id),
+        )
         return image_from_dict(json.loads(rows[0]["data"])) if rows else None
 
     def list_images(
@@ -136,42 +124,52 @@ class SqliteMetadataStore:
     ) -> Page[ImageRecord]:
         limit = clamp_limit(limit)
         if status is None:
-            after = decode_cursor("images", cursor, 1) if cursor else None
+            kind = "images"
+            after = decode_cursor(kind, cursor, 1)[0] if cursor else ""
             rows = self._query(
-                "SELECT data FROM images WHERE (? IS NULL OR image_id > ?) "
+                "SELECT data FROM images WHERE collection_id = ? AND image_id > ? "
                 "ORDER BY image_id LIMIT ?",
-                (None if after is None else after[0], None if after is None else after[0], limit),
+                (self._cid, after, limit),
             )
             items = [image_from_dict(json.loads(r["data"])) for r in rows]
             next_values: list[Any] = [items[-1].image_id] if items else []
-            kind = "images"
         else:
             kind = f"images:{status}"
+            sql = "SELECT data FROM images WHERE collection_id = ? AND status = ?"
+            params: list[Any] = [self._cid, str(status)]
             if cursor:
                 t, iid = decode_cursor(kind, cursor, 2)
-                rows = self._query(
-                    "SELECT data FROM images WHERE status = ? AND "
-                    "(updated_at < ? OR (updated_at = ? AND image_id < ?)) "
-                    "ORDER BY updated_at DESC, image_id DESC LIMIT ?",
-                    (str(status), t, t, iid, limit),
-                )
-            else:
-                rows = self._query(
-                    "SELECT data FROM images WHERE status = ? "
-                    "ORDER BY updated_at DESC, image_id DESC LIMIT ?",
-                    (str(status), limit),
-                )
+                sql += " AND (updated_at < ? OR (updated_at = ? AND image_id < ?))"
+                params += [t, t, iid]
+            rows = self._query(
+                sql + " ORDER BY updated_at DESC, image_id DESC LIMIT ?", [*params, limit]
+            )
             items = [image_from_dict(json.loads(r["data"])) for r in rows]
             next_values = [items[-1].updated_at, items[-1].image_id] if items else []
         return Page(items, encode_cursor(kind, next_values) if len(items) == limit else None)
 
+    def images_created_before(self, before: float, *, limit: int = 100) -> list[ImageRecord]:
+        rows = self._query(
+            "SELECT data FROM images WHERE collection_id = ?"
+            " AND json_extract(data, '$.created_at') < ? ORDER BY image_id LIMIT ?",
+            (self._cid, before, clamp_limit(limit)),
+        )
+        return [image_from_dict(json.loads(r["data"])) for r in rows]
+
     def delete_image(self, image_id: str) -> list[str]:
-        with self._tx() as db:
+        with self._sql.tx() as db:  # deleting is always allowed (erase deletes too)
             rows = db.execute(
-                "SELECT face_id FROM faces WHERE image_id = ? ORDER BY face_index", (image_id,)
+                "SELECT face_id FROM faces WHERE collection_id = ? AND image_id = ? "
+                "ORDER BY face_index",
+                (self._cid, image_id),
             ).fetchall()
-            db.execute("DELETE FROM faces WHERE image_id = ?", (image_id,))
-            db.execute("DELETE FROM images WHERE image_id = ?", (image_id,))
+            db.execute(
+                "DELETE FROM faces WHERE collection_id = ? AND image_id = ?", (self._cid, image_id)
+            )
+            db.execute(
+                "DELETE FROM images WHERE collection_id = ? AND image_id = ?",
+                (self._cid, image_id),
+            )
         return [r["face_id"] for r in rows]
 
     # --- faces ------------------------------------------------------------------------
@@ -182,44 +180,49 @@ class SqliteMetadataStore:
             check_id("face", face.face_id)
             if face.image_id != image_id:
                 raise ValueError(f"face {face.face_id} belongs to {face.image_id}, not {image_id}")
-        with self._tx() as db:
+        with self._write() as db:
             existing = {
                 r["face_id"]: r
                 for r in db.execute(
-                    "SELECT face_id, person_id, created_at FROM faces WHERE image_id = ?",
-                    (image_id,),
+                    "SELECT face_id, person_id, created_at FROM faces "
+                    "WHERE collection_id = ? AND image_id = ?",
+                    (self._cid, image_id),
                 )
             }
             keep = {f.face_id for f in faces}
             for face_id in set(existing) - keep:
-                db.execute("DELETE FROM faces WHERE face_id = ?", (face_id,))
+                db.execute(
+                    "DELETE FROM faces WHERE collection_id = ? AND face_id = ?",
+                    (self._cid, face_id),
+                )
             for face in faces:
                 old = existing.get(face.face_id)
                 if old is None:  # maybe a face id of another image (should never happen)
                     old = db.execute(
-                        "SELECT face_id, person_id, created_at FROM faces WHERE face_id = ?",
-                        (face.face_id,),
+                        "SELECT face_id, person_id, created_at FROM faces "
+                        "WHERE collection_id = ? AND face_id = ?",
+                        (self._cid, face.face_id),
                     ).fetchone()
-                record = stamped(face, old["created_at"] if old else None)
+                record = stamped(face, old["created_at"] if old else None, self._cid)
                 if old is not None and record.person_id is None:
                     record = replace(record, person_id=old["person_id"])
                 self._write_face(db, record)
 
-    @staticmethod
-    def _write_face(db: sqlite3.Connection, record: FaceRecord) -> None:
+    def _write_face(self, db: sqlite3.Connection, record: FaceRecord) -> None:
         data = face_to_dict(record)
         del data["embedding"]
         db.execute(
-            "INSERT OR REPLACE INTO faces (face_id, image_id, face_index, person_id, created_at,"
-            " embedding, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO faces (collection_id, face_id, image_id, face_index,"
+            " person_id, created_at, embedding, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                self._cid,
                 record.face_id,
                 record.image_id,
                 record.face_index,
                 record.person_id,
                 record.created_at,
                 record.embedding,
-                json.dumps(data),
+                sql_json(data),
             ),
         )
 
@@ -228,10 +231,13 @@ class SqliteMetadataStore:
         data = json.loads(row["data"])
         data["embedding"] = bytes(row["embedding"])
         data["person_id"] = row["person_id"]
+        data["collection_id"] = row["collection_id"]
         return face_from_dict(data)
 
     def get_face(self, face_id: str) -> FaceRecord | None:
-        rows = self._query("SELECT * FROM faces WHERE face_id = ?", (face_id,))
+        rows = self._query(
+            "SELECT * FROM faces WHERE collection_id = ? AND face_id = ?", (self._cid, face_id)
+        )
         return self._face(rows[0]) if rows else None
 
     def get_faces(self, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
@@ -240,7 +246,11 @@ class SqliteMetadataStore:
         for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._query(f"SELECT * FROM faces WHERE face_id IN ({marks})", chunk):
+            rows = self._query(
+                f"SELECT * FROM faces WHERE collection_id = ? AND face_id IN ({marks})",
+                [self._cid, *chunk],
+            )
+            for row in rows:
                 face = self._face(row)
                 out[face.face_id] = face
         return out
@@ -256,10 +266,12 @@ class SqliteMetadataStore:
         limit = clamp_limit(limit)
         if person_id is not None and image_id is not None:
             raise ValueError("filter faces by person_id or by image_id, not both")
+        sql = "SELECT * FROM faces WHERE collection_id = ?"
+        params: list[Any] = [self._cid]
         if person_id is not None:
             kind = f"faces:person:{person_id}"
-            sql = "SELECT * FROM faces WHERE person_id = ?"
-            params: list[Any] = [person_id]
+            sql += " AND person_id = ?"
+            params.append(person_id)
             if cursor:
                 t, fid = decode_cursor(kind, cursor, 2)
                 sql += " AND (created_at < ? OR (created_at = ? AND face_id < ?))"
@@ -267,8 +279,8 @@ class SqliteMetadataStore:
             sql += " ORDER BY created_at DESC, face_id DESC LIMIT ?"
         elif image_id is not None:
             kind = f"faces:image:{image_id}"
-            sql = "SELECT * FROM faces WHERE image_id = ?"
-            params = [image_id]
+            sql += " AND image_id = ?"
+            params.append(image_id)
             if cursor:
                 index, fid = decode_cursor(kind, cursor, 2)
                 sql += " AND (face_index > ? OR (face_index = ? AND face_id > ?))"
@@ -276,11 +288,9 @@ class SqliteMetadataStore:
             sql += " ORDER BY face_index, face_id LIMIT ?"
         else:
             kind = "faces"
-            sql = "SELECT * FROM faces"
-            params = []
             if cursor:
                 (fid,) = decode_cursor(kind, cursor, 1)
-                sql += " WHERE face_id > ?"
+                sql += " AND face_id > ?"
                 params.append(fid)
             sql += " ORDER BY face_id LIMIT ?"
         items = [self._face(r) for r in self._query(sql, [*params, limit])]
@@ -298,14 +308,18 @@ class SqliteMetadataStore:
         return Page(items, next_cursor)
 
     def set_face_person(self, face_id: str, person_id: str | None) -> FaceRecord:
-        with self._tx() as db:
-            row = db.execute("SELECT * FROM faces WHERE face_id = ?", (face_id,)).fetchone()
+        with self._write() as db:
+            row = db.execute(
+                "SELECT * FROM faces WHERE collection_id = ? AND face_id = ?",
+                (self._cid, face_id),
+            ).fetchone()
             if row is None:
                 raise NotFound(f"face {face_id} does not exist")
             if (
                 person_id is not None
                 and not db.execute(
-                    "SELECT 1 FROM persons WHERE person_id = ?", (person_id,)
+                    "SELECT 1 FROM persons WHERE collection_id = ? AND person_id = ?",
+                    (self._cid, person_id),
                 ).fetchone()
             ):
                 raise NotFound(f"person {person_id} does not exist")
@@ -324,19 +338,22 @@ class SqliteMetadataStore:
     ) -> PersonRecord:
         person_id = check_id("person", person_id or new_person_id())
         t = now()
-        record = PersonRecord(person_id, name, dict(metadata or {}), t, t)
-        with self._tx() as db:
+        record = PersonRecord(person_id, name, dict(metadata or {}), t, t, self._cid)
+        with self._write() as db:
             try:
                 db.execute(
-                    "INSERT INTO persons (person_id, data) VALUES (?, ?)",
-                    (person_id, json.dumps(person_to_dict(record))),
+                    "INSERT INTO persons (collection_id, person_id, data) VALUES (?, ?, ?)",
+                    (self._cid, person_id, sql_json(person_to_dict(record))),
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"person {person_id} already exists") from exc
         return record
 
     def get_person(self, person_id: str) -> PersonRecord | None:
-        rows = self._query("SELECT data FROM persons WHERE person_id = ?", (person_id,))
+        rows = self._query(
+            "SELECT data FROM persons WHERE collection_id = ? AND person_id = ?",
+            (self._cid, person_id),
+        )
         return person_from_dict(json.loads(rows[0]["data"])) if rows else None
 
     def update_person(
@@ -346,9 +363,10 @@ class SqliteMetadataStore:
         name: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> PersonRecord:
-        with self._tx() as db:
+        with self._write() as db:
             row = db.execute(
-                "SELECT data FROM persons WHERE person_id = ?", (person_id,)
+                "SELECT data FROM persons WHERE collection_id = ? AND person_id = ?",
+                (self._cid, person_id),
             ).fetchone()
             if row is None:
                 raise NotFound(f"person {person_id} does not exist")
@@ -360,8 +378,8 @@ class SqliteMetadataStore:
                 updated_at=now(),
             )
             db.execute(
-                "UPDATE persons SET data = ? WHERE person_id = ?",
-                (json.dumps(person_to_dict(record)), person_id),
+                "UPDATE persons SET data = ? WHERE collection_id = ? AND person_id = ?",
+                (sql_json(person_to_dict(record)), self._cid, person_id),
             )
         return record
 
@@ -369,8 +387,9 @@ class SqliteMetadataStore:
         limit = clamp_limit(limit)
         after = decode_cursor("persons", cursor, 1)[0] if cursor else ""
         rows = self._query(
-            "SELECT data FROM persons WHERE person_id > ? ORDER BY person_id LIMIT ?",
-            (after, limit),
+            "SELECT data FROM persons WHERE collection_id = ? AND person_id > ? "
+            "ORDER BY person_id LIMIT ?",
+            (self._cid, after, limit),
         )
         items = [person_from_dict(json.loads(r["data"])) for r in rows]
         next_cursor = (
@@ -379,28 +398,69 @@ class SqliteMetadataStore:
         return Page(items, next_cursor)
 
     def delete_person(self, person_id: str) -> list[str]:
-        with self._tx() as db:
+        with self._sql.tx() as db:
             rows = db.execute(
-                "SELECT * FROM faces WHERE person_id = ? ORDER BY face_id", (person_id,)
+                "SELECT * FROM faces WHERE collection_id = ? AND person_id = ? ORDER BY face_id",
+                (self._cid, person_id),
             ).fetchall()
             t = now()
             for row in rows:
                 self._write_face(db, replace(self._face(row), person_id=None, updated_at=t))
-            db.execute("DELETE FROM persons WHERE person_id = ?", (person_id,))
+            db.execute(
+                "DELETE FROM persons WHERE collection_id = ? AND person_id = ?",
+                (self._cid, person_id),
+            )
         return [r["face_id"] for r in rows]
 
-    # --- stats ------------------------------------------------------------------------
+    # --- stats and erase ----------------------------------------------------------------
 
     def counts(self) -> StoreCounts:
         by_status = {
             r["status"]: int(r["n"])
-            for r in self._query("SELECT status, COUNT(*) AS n FROM images GROUP BY status")
+            for r in self._query(
+                "SELECT status, COUNT(*) AS n FROM images WHERE collection_id = ? GROUP BY status",
+                (self._cid,),
+            )
         }
-        faces = int(self._query("SELECT COUNT(*) AS n FROM faces")[0]["n"])
-        persons = int(self._query("SELECT COUNT(*) AS n FROM persons")[0]["n"])
+        faces, persons = (
+            int(
+                self._query(
+                    f"SELECT COUNT(*) AS n FROM {table} WHERE collection_id = ?", (self._cid,)
+                )[0]["n"]
+            )
+            for table in ("faces", "persons")
+        )
         return StoreCounts(
             images=sum(by_status.values()),
             faces=faces,
             persons=persons,
             images_by_status={str(s): by_status.get(str(s), 0) for s in ImageStatus},
         )
+
+    def _count(self, table: str) -> int:
+        sql = f"SELECT COUNT(*) AS n FROM {table} WHERE collection_id = ?"
+        return int(self._query(sql, (self._cid,))[0]["n"])
+
+    def purge(self, *, limit: int = 500) -> Purged:
+        removed: dict[str, int] = {}
+        with self._sql.tx() as db:
+            left = limit
+            for table, key in (
+                ("faces", "face_id"),
+                ("images", "image_id"),
+                ("persons", "person_id"),
+            ):
+                cursor = db.execute(
+                    f"DELETE FROM {table} WHERE collection_id = ? AND {key} IN "
+                    f"(SELECT {key} FROM {table} WHERE collection_id = ? LIMIT ?)",
+                    (self._cid, self._cid, max(left, 0)),
+                )
+                removed[table] = cursor.rowcount
+                left -= cursor.rowcount
+            remaining = sum(
+                db.execute(
+                    f"SELECT COUNT(*) FROM {table} WHERE collection_id = ?", (self._cid,)
+                ).fetchone()[0]
+                for table in ("faces", "images", "persons")
+            )
+        return Purged(removed["images"], removed["faces"], removed["persons"], remaining == 0)

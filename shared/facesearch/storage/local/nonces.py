@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from pathlib import Path
-
-from facesearch.storage.local.sqlite import SqliteFile
+from facesearch.storage.local.sqlite import SqliteTable
 from facesearch.storage.nonces import nonce_id
 
 
-class SqliteNonceStore:
+class SqliteNonceStore(SqliteTable):
     """Nonces in a local SQLite file (shared safely by several processes on one machine)."""
 
-    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
-        self._db = SqliteFile(
-            path,
-            schema="CREATE TABLE IF NOT EXISTS nonces"
-            " (id TEXT PRIMARY KEY, expires_at REAL NOT NULL)",
-            purge_sql="DELETE FROM nonces WHERE expires_at < ?",
-        )
-        self.path = self._db.path
-        self._clock = clock
+    SCHEMA = "CREATE TABLE IF NOT EXISTS nonces (id TEXT PRIMARY KEY, expires_at REAL NOT NULL)"
+    PURGE = "DELETE FROM nonces WHERE expires_at < ?"
 
     def claim(self, key_id: str, nonce: str, expires_at: float) -> bool:
         with self._db.write(self._clock()) as conn:
@@ -30,6 +19,3 @@ class SqliteNonceStore:
                 (nonce_id(key_id, nonce), expires_at),
             )
             return cursor.rowcount == 1
-
-    def close(self) -> None:
-        self._db.close()

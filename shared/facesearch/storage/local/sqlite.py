@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 from facesearch.errors import TransientError
 
@@ -62,3 +64,18 @@ class SqliteFile:
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+
+
+class SqliteTable:
+    """An adapter backed by one table of one file: its schema and how expired rows go."""
+
+    SCHEMA: ClassVar[str]
+    PURGE: ClassVar[str | None] = None
+
+    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+        self._db = SqliteFile(path, schema=self.SCHEMA, purge_sql=self.PURGE)
+        self.path = self._db.path
+        self._clock = clock
+
+    def close(self) -> None:
+        self._db.close()

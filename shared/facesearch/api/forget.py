@@ -1,0 +1,88 @@
+"""Forgetting: an image or a person, with their faces, crops and index entries.
+
+Ordered so that a failure half-way can simply be retried: crops first, then the
+index (tombstones locally, a face-deletions message in the cloud), then the
+metadata records. Search drops any hit whose record no longer exists, so a
+forgotten face is unsearchable as soon as its record is gone, even before the
+indexer has applied the tombstone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+
+from facesearch.api.crops import CropUrls
+from facesearch.api.index_view import IndexView
+from facesearch.api.records import all_faces
+from facesearch.api.schemas import Forgotten
+from facesearch.errors import FaceSearchError, NotFound
+from facesearch.logs import log_fields
+from facesearch.storage.metadata import FaceRecord, MetadataStore
+
+logger = logging.getLogger(__name__)
+
+#: forget the index entries of these face ids; returns "tombstoned" or "queued"
+IndexForgetter = Callable[[list[str]], str]
+
+
+class ForgetService:
+    def __init__(
+        self,
+        store: MetadataStore,
+        crops: CropUrls,
+        forget_index: IndexForgetter,
+        index: IndexView,
+    ) -> None:
+        self.store = store
+        self.crops = crops
+        self._forget_index = forget_index
+        self.index = index
+
+    def forget_image(self, image_id: str) -> Forgotten:
+        if self.store.get_image(image_id) is None:
+            raise NotFound(f"image {image_id} not found")
+        faces = list(all_faces(self.store, image_id=image_id))
+        crops, state = self._forget(faces, f"image {image_id}")
+        deleted = self.store.delete_image(image_id)
+        self._after(state)
+        return Forgotten(
+            deleted_faces=sorted(set(deleted) | {f.face_id for f in faces}),
+            crops_deleted=crops,
+            index=state,
+        )
+
+    def forget_person(self, person_id: str) -> Forgotten:
+        """Delete the person *and* their faces (right to be forgotten), not just the label."""
+        if self.store.get_person(person_id) is None:
+            raise NotFound(f"person {person_id} not found")
+        faces = list(all_faces(self.store, person_id=person_id))
+        crops, state = self._forget(faces, f"person {person_id}")
+        gone = {f.face_id for f in faces}
+        # The port has no per-face delete: rewrite each affected image's face set without them.
+        for image_id in sorted({f.image_id for f in faces}):
+            keep = [f for f in all_faces(self.store, image_id=image_id) if f.face_id not in gone]
+            self.store.put_faces(image_id, keep)
+        self.store.delete_person(person_id)
+        self._after(state)
+        return Forgotten(deleted_faces=sorted(gone), crops_deleted=crops, index=state)
+
+    def _forget(self, faces: Sequence[FaceRecord], reason: str) -> tuple[int, str]:
+        crops = 0
+        for face in faces:
+            if face.crop_url:
+                self.crops.delete(face.crop_url)
+                crops += 1
+        face_ids = [f.face_id for f in faces]
+        state = self._forget_index(face_ids) if face_ids else "tombstoned"
+        logger.info(
+            "forgetting faces",
+            extra=log_fields(reason=reason, faces=len(face_ids), crops=crops, index=state),
+        )
+        return crops, state
+
+    def _after(self, state: str) -> None:
+        if state == "tombstoned":  # applied to the index already: show it right away
+            with suppress(FaceSearchError):
+                self.index.refresh()

@@ -1,0 +1,108 @@
+"""Firestore adapter of the collection catalog: ``collections/{collection_id}`` documents.
+
+The same documents are the parents of each collection's ``images``, ``faces`` and
+``persons`` subcollections (:mod:`.metadata`), and every write transaction there
+reads its collection's document, so a status change here (erasing) stops writes
+everywhere at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from facesearch.errors import Conflict, NotFound
+from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
+from facesearch.storage.gcp.metadata import COLLECTIONS, FirestoreMetadataStore
+from facesearch.storage.metadata import (
+    DEFAULT_COLLECTION,
+    CollectionRecord,
+    CollectionStatus,
+    Page,
+    check_collection_id,
+    clamp_limit,
+    decode_cursor,
+    encode_cursor,
+    now,
+)
+from facesearch.storage.records import collection_from_dict, collection_to_dict, updated_collection
+
+_NAME = "__name__"
+
+
+class FirestoreCatalog:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._collections = client.collection(COLLECTIONS)
+
+    def __repr__(self) -> str:
+        return f"FirestoreCatalog({self.client.project})"
+
+    def store(self, collection_id: str) -> FirestoreMetadataStore:
+        return FirestoreMetadataStore(self.client, check_collection_id(collection_id))
+
+    @transient
+    def create_collection(self, record: CollectionRecord) -> CollectionRecord:
+        check_collection_id(record.collection_id)
+        t = now()
+        record = CollectionRecord(
+            record.collection_id, record.name, dict(record.settings), record.status, {}, t, t
+        )
+        ref = self._collections.document(record.collection_id)
+
+        def run(tx: Any) -> None:
+            if ref.get(transaction=tx).exists:
+                raise Conflict(f"collection {record.collection_id} already exists")
+            tx.create(ref, collection_to_dict(record))
+
+        firestore.transactional(run)(self.client.transaction())
+        return record
+
+    @transient
+    def get_collection(self, collection_id: str) -> CollectionRecord | None:
+        snap = self._collections.document(collection_id).get()
+        if snap.exists:
+            return collection_from_dict(snapshot_data(snap))
+        return CollectionRecord(DEFAULT_COLLECTION) if collection_id == DEFAULT_COLLECTION else None
+
+    @transient
+    def list_collections(
+        self, *, cursor: str | None = None, limit: int = 100
+    ) -> Page[CollectionRecord]:
+        limit = clamp_limit(limit)
+        query = self._collections.order_by(_NAME)
+        if cursor:
+            query = query.start_after(
+                {_NAME: self._collections.document(decode_cursor("collections", cursor, 1)[0])}
+            )
+        items = [collection_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
+        last = [items[-1].collection_id] if items else []
+        return Page(items, encode_cursor("collections", last) if len(items) == limit else None)
+
+    @transient
+    def update_collection(
+        self,
+        collection_id: str,
+        *,
+        name: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        status: CollectionStatus | None = None,
+        erase_report: Mapping[str, Any] | None = None,
+    ) -> CollectionRecord:
+        ref = self._collections.document(collection_id)
+
+        def run(tx: Any) -> CollectionRecord:
+            snap = ref.get(transaction=tx)
+            if not snap.exists and collection_id != DEFAULT_COLLECTION:
+                raise NotFound(f"collection {collection_id} does not exist")
+            current = (
+                collection_from_dict(snapshot_data(snap))
+                if snap.exists
+                else CollectionRecord(DEFAULT_COLLECTION, created_at=now())
+            )
+            record = updated_collection(current, name, settings, status, erase_report)
+            tx.set(ref, collection_to_dict(record))
+            return record
+
+        result: CollectionRecord = firestore.transactional(run)(self.client.transaction())
+        return result

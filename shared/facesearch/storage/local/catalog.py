@@ -1,0 +1,235 @@
+"""The embedded mode's SQLite file: connection, schema and its migration, the catalog.
+
+One file holds every collection (a ``collection_id`` column in every primary key);
+:class:`SqliteDb` owns the one connection, its lock and the schema, migrating files
+from before collections (schema 1) in place into the ``default`` collection.
+:class:`SqliteCatalog` keeps the collection records and hands out scoped stores
+(:class:`facesearch.storage.local.metadata.SqliteMetadataStore`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facesearch.errors import Conflict, NotFound, TransientError
+from facesearch.storage.local.sqlite import private_file
+from facesearch.storage.metadata import (
+    DEFAULT_COLLECTION,
+    CollectionRecord,
+    CollectionStatus,
+    Page,
+    check_collection_id,
+    clamp_limit,
+    decode_cursor,
+    encode_cursor,
+    now,
+)
+from facesearch.storage.records import collection_from_dict, collection_to_dict, updated_collection
+
+if TYPE_CHECKING:
+    from facesearch.storage.local.metadata import SqliteMetadataStore
+
+SCHEMA_VERSION = 2
+#: erase order: faces first, so no face ever outlives its image record
+_PURGE_ORDER = (("faces", "face_id"), ("images", "image_id"), ("persons", "person_id"))
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    collection_id TEXT PRIMARY KEY, status TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    collection_id TEXT NOT NULL, image_id TEXT NOT NULL, status TEXT NOT NULL,
+    updated_at REAL NOT NULL, data TEXT NOT NULL, PRIMARY KEY (collection_id, image_id)
+);
+CREATE INDEX IF NOT EXISTS images_status
+    ON images (collection_id, status, updated_at DESC, image_id DESC);
+CREATE TABLE IF NOT EXISTS faces (
+    collection_id TEXT NOT NULL, face_id TEXT NOT NULL, image_id TEXT NOT NULL,
+    face_index INTEGER NOT NULL, person_id TEXT, created_at REAL NOT NULL,
+    embedding BLOB NOT NULL, data TEXT NOT NULL, PRIMARY KEY (collection_id, face_id)
+);
+CREATE INDEX IF NOT EXISTS faces_image ON faces (collection_id, image_id, face_index, face_id);
+CREATE INDEX IF NOT EXISTS faces_person
+    ON faces (collection_id, person_id, created_at DESC, face_id DESC);
+CREATE TABLE IF NOT EXISTS persons (
+    collection_id TEXT NOT NULL, person_id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (collection_id, person_id)
+);
+"""
+#: schema 1 (no collections) -> 2: every row moves into the default collection
+_MIGRATE_1_TO_2 = f"""
+DROP INDEX IF EXISTS images_status;
+DROP INDEX IF EXISTS faces_image;
+DROP INDEX IF EXISTS faces_person;
+ALTER TABLE images RENAME TO images_v1;
+ALTER TABLE faces RENAME TO faces_v1;
+ALTER TABLE persons RENAME TO persons_v1;
+{_SCHEMA}
+INSERT INTO images SELECT '{DEFAULT_COLLECTION}', image_id, status, updated_at, data FROM images_v1;
+INSERT INTO faces SELECT '{DEFAULT_COLLECTION}', face_id, image_id, face_index, person_id,
+    created_at, embedding, data FROM faces_v1;
+INSERT INTO persons SELECT '{DEFAULT_COLLECTION}', person_id, data FROM persons_v1;
+DROP TABLE images_v1;
+DROP TABLE faces_v1;
+DROP TABLE persons_v1;
+"""
+
+
+class SqliteDb:
+    """The file, its one connection and lock, and the schema (migrated when older)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        private_file(self.path)  # embeddings are biometric data: 0600 in a 0700 folder
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(
+            self.path, check_same_thread=False, timeout=30.0, isolation_level=None
+        )
+        self.conn.row_factory = sqlite3.Row
+        with self.lock:
+            if self.path != ":memory:":
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            with self.tx() as db:
+                self._migrate(db)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        columns = {r[1] for r in db.execute("PRAGMA table_info(images)")}
+        if version < SCHEMA_VERSION and "images" in tables and "collection_id" not in columns:
+            for statement in _MIGRATE_1_TO_2.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        else:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One immediate transaction (serialises writers across processes too)."""
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # locked past the timeout
+                raise TransientError(f"metadata store busy: {exc}") from exc
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self.lock:
+            try:
+                return list(self.conn.execute(sql, params))
+            except sqlite3.OperationalError as exc:
+                raise TransientError(f"metadata store busy: {exc}") from exc
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
+def collection_status(db: sqlite3.Connection, collection_id: str) -> CollectionStatus | None:
+    row = db.execute(
+        "SELECT status FROM collections WHERE collection_id = ?", (collection_id,)
+    ).fetchone()
+    if row is None:
+        return CollectionStatus.ACTIVE if collection_id == DEFAULT_COLLECTION else None
+    return CollectionStatus(row["status"])
+
+
+class SqliteCatalog:
+    """The collections table, and a scoped store per collection on the same connection."""
+
+    def __init__(self, target: Path | str | SqliteDb) -> None:
+        self.db = target if isinstance(target, SqliteDb) else SqliteDb(target)
+
+    def __repr__(self) -> str:
+        return f"SqliteCatalog({self.db.path})"
+
+    def store(self, collection_id: str) -> SqliteMetadataStore:
+        from facesearch.storage.local.metadata import SqliteMetadataStore
+
+        return SqliteMetadataStore(self.db, check_collection_id(collection_id))
+
+    def create_collection(self, record: CollectionRecord) -> CollectionRecord:
+        check_collection_id(record.collection_id)
+        t = now()
+        record = replace(record, created_at=t, updated_at=t)
+        with self.db.tx() as db:
+            try:
+                db.execute(
+                    "INSERT INTO collections (collection_id, status, data) VALUES (?, ?, ?)",
+                    (
+                        record.collection_id,
+                        str(record.status),
+                        sql_json(collection_to_dict(record)),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"collection {record.collection_id} already exists") from exc
+        return record
+
+    def get_collection(self, collection_id: str) -> CollectionRecord | None:
+        rows = self.db.query(
+            "SELECT data FROM collections WHERE collection_id = ?", (collection_id,)
+        )
+        if rows:
+            return collection_from_dict(json.loads(rows[0]["data"]))
+        return CollectionRecord(DEFAULT_COLLECTION) if collection_id == DEFAULT_COLLECTION else None
+
+    def list_collections(
+        self, *, cursor: str | None = None, limit: int = 100
+    ) -> Page[CollectionRecord]:
+        limit = clamp_limit(limit)
+        after = decode_cursor("collections", cursor, 1)[0] if cursor else ""
+        rows = self.db.query(
+            "SELECT data FROM collections WHERE collection_id > ? ORDER BY collection_id LIMIT ?",
+            (after, limit),
+        )
+        items = [collection_from_dict(json.loads(r["data"])) for r in rows]
+        last = [items[-1].collection_id] if items else []
+        return Page(items, encode_cursor("collections", last) if len(items) == limit else None)
+
+    def update_collection(
+        self,
+        collection_id: str,
+        *,
+        name: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        status: CollectionStatus | None = None,
+        erase_report: Mapping[str, Any] | None = None,
+    ) -> CollectionRecord:
+        with self.db.tx() as db:
+            row = db.execute(
+                "SELECT data FROM collections WHERE collection_id = ?", (collection_id,)
+            ).fetchone()
+            if row is None and collection_id != DEFAULT_COLLECTION:
+                raise NotFound(f"collection {collection_id} does not exist")
+            current = (
+                collection_from_dict(json.loads(row["data"]))
+                if row is not None
+                else CollectionRecord(DEFAULT_COLLECTION, created_at=now())
+            )
+            record = updated_collection(current, name, settings, status, erase_report)
+            db.execute(
+                "INSERT OR REPLACE INTO collections (collection_id, status, data) VALUES (?, ?, ?)",
+                (collection_id, str(record.status), sql_json(collection_to_dict(record))),
+            )
+        return record
+
+
+def sql_json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"))
