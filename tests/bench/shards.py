@@ -67,6 +67,11 @@ def serve(index_dir: Path, port_file: Path, dims: int) -> None:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes; with Nagle on, the body waits for
+        # the client's delayed ACK (~40 ms on Linux loopback), which would be
+        # measured as fan-out overhead. Real servers (gunicorn, Cloud Run's
+        # front end) set TCP_NODELAY too.
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
             length = int(self.headers["Content-Length"])
