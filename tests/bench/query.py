@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="per level and flavour")
     parser.add_argument("--image-requests", type=int, default=40)
     parser.add_argument(
-        "--servers", default="gunicorn", help="servers to compare; the first is the headline"
+        "--servers", default="waitress", help="servers to compare; the first is the headline"
     )
     parser.add_argument("--workers", type=int, help="worker processes (default: the server's)")
     parser.add_argument("--threads", type=int, help="threads per worker (default: the server's)")

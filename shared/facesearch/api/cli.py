@@ -241,7 +241,7 @@ def add_api_commands(commands: Any) -> None:
         "--server",
         dest="serve_server",
         choices=["gunicorn", "granian", "waitress", "werkzeug"],
-        help="HTTP server (FACESEARCH_SERVE_SERVER; default gunicorn, see docs/api.md)",
+        help="HTTP server (FACESEARCH_SERVE_SERVER; default waitress, see docs/api.md)",
     )
     serve.add_argument(
         "--workers",

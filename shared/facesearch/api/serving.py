@@ -1,20 +1,21 @@
 """Which HTTP server runs the query API's WSGI app, and how: ``facesearch serve --server``.
 
 The app (:class:`facesearch.api.app.QueryApp`) is a plain WSGI callable; this module
-only chooses the server around it. Why gunicorn by default: it is what serves the query
-function on Cloud Run already (functions-framework runs gunicorn ``gthread``, one worker
-x ``THREADS``), so ``facesearch serve`` behaves like the deployed service; it bounds the
-threads (a burst queues instead of spawning a thread per connection), reaps slow
-clients, restarts workers gracefully, and can pre-fork workers, each with its own app
-(models, index mapping, clients) built after the fork: nothing that holds threads or
-sockets (onnxruntime sessions, gRPC channels) crosses a fork. ``tests.bench.query
---servers`` compares the servers; its numbers are in docs/api.md (*Serving*), including
-where gunicorn did not beat the development server on the shared 2-core machine.
+only chooses the server around it. The default, waitress, was chosen by measurement
+(``tests.bench.query --servers``, docs/api.md *Serving*): at 100k faces it had the best
+latency and throughput at 16 connections and was level at 1, while gunicorn ``gthread``
+and granian were slower at 4 and 16 on the same machine; the threaded development
+server (werkzeug) was close but spawns a thread per connection without bound. waitress
+is a production server: a bounded thread pool (a burst queues instead of spawning
+threads), an asyncore front end that buffers whole requests before a thread sees
+them (a slow client costs no thread), channel timeouts, pure Python (no build).
+Pre-fork servers (gunicorn, granian) build one app per worker after the fork: nothing
+that holds threads or sockets (onnxruntime sessions, gRPC channels) crosses a fork.
 
 * ``gunicorn``: gunicorn's ``gthread`` workers (one process per worker, a thread pool in
   each); the pre-fork model Cloud Run's own functions-framework uses;
 * ``granian``: Granian's Rust HTTP stack in front of the WSGI app (blocking threads);
-* ``waitress``: one process, a thread pool, pure Python;
+* ``waitress``: one process, a bounded thread pool, pure Python (the default);
 * ``werkzeug``: the threaded development server (:mod:`.server`), kept for comparison.
 """
 

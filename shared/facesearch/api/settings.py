@@ -70,7 +70,7 @@ class ApiSettings(SettingsSection):
         description="Whole-body read deadline: a client that sends its body slower gets 408.",
     )
     serve_server: Literal["gunicorn", "granian", "waitress", "werkzeug"] = Field(
-        default="gunicorn",
+        default="waitress",
         description="facesearch serve: the HTTP server (docs/api.md, Serving).",
     )
     serve_workers: int = Field(
