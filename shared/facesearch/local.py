@@ -21,8 +21,10 @@ from facesearch.backends import services
 from facesearch.backends.local import LocalBackend
 from facesearch.config import Settings
 from facesearch.index.reader import IndexReader
+from facesearch.ingest.entry import bus_handler
 from facesearch.ingest.service import IngestOutcome, IngestService, Outcome
-from facesearch.ingest.sources import IMAGE_EXTENSIONS, SourceRef
+from facesearch.ingest.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, SourceRef
+from facesearch.ingest.video import VideoProgress
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
     FaceRecord,
@@ -30,6 +32,7 @@ from facesearch.storage.metadata import (
     MetadataStore,
     check_collection_id,
 )
+from facesearch.storage.videos import VideoStatus
 from facesearch.vision.pipeline import FacePipeline
 from facesearch.vision.types import Face
 
@@ -41,10 +44,11 @@ COMMIT_EVERY_IMAGES = 64
 
 @dataclass
 class IngestSummary:
-    images: int = 0
+    images: int = 0  # inputs: images and videos
     done: int = 0
     duplicates: int = 0
-    faces: int = 0
+    faces: int = 0  # faces of images, tracks of videos
+    videos: int = 0  # videos processed (their tracks count as faces)
     rejected: dict[str, list[str]] = field(default_factory=dict)  # reason -> sources
     skipped: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -62,6 +66,7 @@ class IngestSummary:
         if outcome.outcome is Outcome.DONE:
             self.done += 1
             self.faces += outcome.faces
+            self.videos += int(outcome.media == "video")
         elif outcome.outcome is Outcome.DUPLICATE:
             self.duplicates += 1
         elif outcome.outcome is Outcome.FAILED:
@@ -88,11 +93,13 @@ class FaceMatches:
 
 
 def iter_image_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files given directly, and image-named files found under given folders (sorted)."""
+    """Files given directly, and image- or video-named files under given folders (sorted);
+    what a file is, is decided by its content when it is ingested."""
+    wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
     for path in paths:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in IMAGE_EXTENSIONS:
+                if child.is_file() and child.suffix.lower() in wanted:
                     yield child
         else:
             yield path
@@ -111,6 +118,7 @@ class EmbeddedSystem:
         *,
         pipeline: FacePipeline | None = None,
         collection_id: str = DEFAULT_COLLECTION,
+        on_video_progress: VideoProgress | None = None,
     ) -> None:
         if settings.backend != "local":
             settings = settings.with_overrides(backend="local")
@@ -129,6 +137,10 @@ class EmbeddedSystem:
         self.indexer = services.indexer_service(self.backend)
         self.bus.subscribe(settings.storage.embeddings_topic, self.indexer.handle_batch)
         self.bus.subscribe(settings.storage.deletions_topic, self.indexer.handle_batch)
+        # a video's chunk and finish tasks, handled one by one as Pub/Sub pushes them
+        self.bus.subscribe(settings.storage.ingest_topic, bus_handler(self.ingest_service))
+        if self.ingest_service.videos is not None:
+            self.ingest_service.videos.on_progress = on_video_progress
         self._reader: IndexReader | None = None
 
     def flush(self) -> int:
@@ -155,15 +167,50 @@ class EmbeddedSystem:
         return summary
 
     def ingest_file(self, path: Path) -> IngestOutcome:
+        """One file; a video is processed to the end (its chunks, then the finish) here."""
         try:
-            data = path.read_bytes()
+            if path.stat().st_size > self.settings.vision.max_image_bytes:
+                # larger than any image: maybe a video, never read whole (ingest sniffs it)
+                source = SourceRef.local_large_file(str(path), created_time=time.time())
+                outcome = self.ingest_service.ingest(source.in_collection(self.collection_id))
+            else:
+                data = path.read_bytes()
+                source = SourceRef.local_file(str(path), data, created_time=time.time())
+                source = source.in_collection(self.collection_id)
+                outcome = self.ingest_service.ingest(source, data)
         except OSError as exc:
             return IngestOutcome(
                 "", str(path), Outcome.FAILED, error_code="unreadable", reason=str(exc)
             )
-        source = SourceRef.local_file(str(path), data, created_time=time.time())
-        source = source.in_collection(self.collection_id)
-        return self.ingest_service.ingest(source, data)
+        if outcome.outcome is Outcome.QUEUED:
+            return self._finish_video(outcome)
+        return outcome
+
+    def _finish_video(self, queued: IngestOutcome) -> IngestOutcome:
+        """Run a planned video's tasks (and the indexer) now; its final outcome."""
+        self.flush()
+        video = self.metadata.get_video(queued.image_id)
+        if video is None:
+            return IngestOutcome(
+                queued.image_id, queued.source, Outcome.FAILED, reason="gone", media="video"
+            )
+        if video.status is VideoStatus.DONE:
+            return IngestOutcome(
+                video.video_id,
+                queued.source,
+                Outcome.DONE,
+                faces=video.track_count,
+                timings_ms=dict(video.timings_ms),
+                media="video",
+            )
+        return IngestOutcome(
+            video.video_id,
+            queued.source,
+            Outcome.FAILED,
+            error_code=video.error_code or "video-unfinished",
+            reason=video.error_message or f"video left {video.status}",
+            media="video",
+        )
 
     def reader(self) -> IndexReader:
         if self._reader is None:

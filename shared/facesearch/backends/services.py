@@ -27,11 +27,25 @@ if TYPE_CHECKING:
     from facesearch.ingest.service import IngestService
 
 
-def ingest_service(backend: Backend, *, fetch_url: UrlFetcher | None = None) -> IngestService:
-    """Ingest: objects from buckets (and URLs through ``fetch_url``), crops, embeddings out."""
+def ingest_service(
+    backend: Backend,
+    *,
+    fetch_url: UrlFetcher | None = None,
+    fetch_video: UrlFetcher | None = None,
+) -> IngestService:
+    """Ingest: objects from buckets (and URLs through ``fetch_url`` / ``fetch_video``),
+    crops, embeddings out; videos planned into chunk tasks on the ingest topic."""
     from facesearch.ingest.loader import SourceLoader
     from facesearch.ingest.service import IngestService
+    from facesearch.ingest.video import VideoIngest
 
+    loader = SourceLoader(
+        backend.bucket,
+        fetch_url=fetch_url,
+        fetch_video=fetch_video,
+        staging=backend.crops(),
+        local_files=backend.kind == "local",  # a message never names a file in the cloud
+    )
     return IngestService(
         backend.settings,
         stores=backend.metadata,
@@ -39,7 +53,14 @@ def ingest_service(backend: Backend, *, fetch_url: UrlFetcher | None = None) -> 
         collections=backend.collections(),
         crops=backend.crops(),
         bus=backend.bus(),
-        loader=SourceLoader(backend.bucket, fetch_url=fetch_url),
+        loader=loader,
+        videos=VideoIngest(
+            backend.settings,
+            crops=backend.crops(),
+            bus=backend.bus(),
+            open_video=loader.open_video,
+            fetch_video=fetch_video,
+        ),
     )
 
 
@@ -48,7 +69,12 @@ def cloud_ingest_service(backend: Backend) -> IngestService:
     are fetched only from our Cloudinary delivery host (needs the cloud name here too)."""
     from facesearch.cloudinary.delivery import cloudinary_fetcher
 
-    return ingest_service(backend, fetch_url=cloudinary_fetcher(backend.settings))
+    settings = backend.settings
+    return ingest_service(
+        backend,
+        fetch_url=cloudinary_fetcher(settings),
+        fetch_video=cloudinary_fetcher(settings, resource_type="video"),
+    )
 
 
 def indexer_service(backend: Backend) -> IndexerService:
@@ -102,6 +128,7 @@ def query_service(backend: Backend) -> QueryService:
             drop_cache=lambda collection_id: shutil.rmtree(
                 backend.index_cache_dir(collection_id), ignore_errors=True
             ),
+            crops_root=backend.crops().url,
         ),
     )
 
@@ -156,24 +183,30 @@ def check_embedder(settings: Settings, name: str) -> None:
         raise BadRequest(f"no embedder {name!r} in the model manifest")
 
 
-def api_forgetter(backend: Backend) -> ImageForgetter:
-    """``QueryService.forget_image``, the path of ``DELETE /v1/images/{id}``, built on the
-    first delete so a webhook cold start does not load the query service's models."""
+def api_forgetter(backend: Backend, kind: str = "image") -> ImageForgetter:
+    """``forget_image`` (``DELETE /v1/images/{id}``) or, for ``kind="video"``,
+    ``forget_video`` (``DELETE /v1/videos/{id}``) of the query service, built on the first
+    delete so a webhook cold start does not load the query service's models."""
     lock = threading.Lock()
 
-    def forget(collection_id: str, image_id: str) -> int:
+    def forget(collection_id: str, item_id: str) -> int:
         with lock:
             service = query_service(backend)
         forgetter = service.collection(collection_id).forgetter
-        return len(forgetter.forget_image(image_id).deleted_faces)
+        if kind == "video":
+            return len(forgetter.forget_video(item_id).deleted_faces)
+        return len(forgetter.forget_image(item_id).deleted_faces)
 
     return forget
 
 
 def cloudinary_webhook(
-    backend: Backend, *, forget_image: ImageForgetter | None = None
+    backend: Backend,
+    *,
+    forget_image: ImageForgetter | None = None,
+    forget_video: ImageForgetter | None = None,
 ) -> CloudinaryWebhook:
-    """The webhook; deletes go through the query API's forget unless ``forget_image``."""
+    """The webhook; deletes go through the query API's forget unless given forgetters."""
     from facesearch.cloudinary.signature import NotificationVerifier
     from facesearch.cloudinary.webhook import CloudinaryWebhook
 
@@ -190,5 +223,6 @@ def cloudinary_webhook(
         bus=backend.bus(),
         stores=backend.metadata,
         forget_image=forget_image or api_forgetter(backend),
+        forget_video=forget_video or api_forgetter(backend, "video"),
         secrets=secrets,
     )
