@@ -32,7 +32,7 @@ from facesearch.storage.metadata import (
     MetadataStore,
     check_collection_id,
 )
-from facesearch.storage.videos import VideoStatus
+from facesearch.storage.videos import VideoRecord, VideoStatus
 from facesearch.vision.pipeline import FacePipeline
 from facesearch.vision.types import Face
 
@@ -49,6 +49,7 @@ class IngestSummary:
     duplicates: int = 0
     faces: int = 0  # faces of images, tracks of videos
     videos: int = 0  # videos processed (their tracks count as faces)
+    video_ids: list[str] = field(default_factory=list)  # every video given, whatever became of it
     rejected: dict[str, list[str]] = field(default_factory=dict)  # reason -> sources
     skipped: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -63,6 +64,8 @@ class IngestSummary:
 
     def add(self, outcome: IngestOutcome) -> None:
         self.images += 1
+        if outcome.media == "video" and outcome.image_id:
+            self.video_ids.append(outcome.image_id)
         if outcome.outcome is Outcome.DONE:
             self.done += 1
             self.faces += outcome.faces
@@ -81,9 +84,10 @@ class IngestSummary:
 class Match:
     face_id: str
     similarity: float
-    image_id: str
-    source: str  # the matched face's source image (path or gs:// URL)
+    image_id: str  # the image's, or the video's id
+    source: str  # the matched face's source image or video (path or gs:// URL)
     face: FaceRecord | None
+    moments: tuple[tuple[int, int], ...] = ()  # a video track's (start_ms, end_ms) spans
 
 
 @dataclass(frozen=True)
@@ -231,20 +235,37 @@ class EmbeddedSystem:
             np.stack([f.embedding for f in faces if f.embedding is not None]), k
         )
         records = self.metadata.get_faces([h.face_id for row in hits for h in row])
-        images: dict[str, ImageRecord | None] = {}
+        tracks = self.metadata.get_tracks([r.track_id for r in records.values() if r.track_id])
+        sources: dict[str, str] = {}
         out = []
         for face, row in zip(faces, hits, strict=True):
             matches = []
             for hit in row:
                 record = records.get(hit.face_id)
                 image_id = record.image_id if record else hit.face_id.rsplit("-", 1)[0]
-                if image_id not in images:
-                    images[image_id] = self.metadata.get_image(image_id)
-                image = images[image_id]
-                source = image.source if image else "?"
-                matches.append(Match(hit.face_id, hit.similarity, image_id, source, record))
+                if image_id not in sources:
+                    sources[image_id] = self._source(
+                        image_id, video=bool(record and record.video_id)
+                    )
+                track = tracks.get(record.track_id or "") if record else None
+                matches.append(
+                    Match(
+                        hit.face_id,
+                        hit.similarity,
+                        image_id,
+                        sources[image_id],
+                        record,
+                        track.spans if track else (),
+                    )
+                )
             out.append(FaceMatches(face, matches))
         return out
+
+    def _source(self, image_id: str, *, video: bool) -> str:
+        item: ImageRecord | VideoRecord | None = (
+            self.metadata.get_video(image_id) if video else self.metadata.get_image(image_id)
+        )
+        return item.source if item else "?"
 
 
 __all__ = ["EmbeddedSystem", "FaceMatches", "IngestSummary", "Match", "iter_image_files"]

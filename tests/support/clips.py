@@ -16,9 +16,11 @@ from facesearch.vision.pipeline import FacePipeline
 from tests.data.video_corpus import RGB, encode_bytes, pattern
 
 WIDTH, HEIGHT, FACE_PX = 640, 360, 110
-#: the photos the clip's people come from, and other photos of them to search with
+#: the photos the clip's people come from, and photos to search with: another photo of
+#: Obama; Biden has only the one photo in tests/data, so his probe is that photo
+#: (uncut, unscaled, without the clip's background and compression)
 PEOPLE = {"obama": "obama/obama_1.jpg", "biden": "biden/biden_1.jpg"}
-PROBES = {"obama": "obama/obama_2.jpg", "biden": "biden/biden_2.jpg"}
+PROBES = {"obama": "obama/obama_2.jpg", "biden": "biden/biden_1.jpg"}
 SPANS = {"obama": [(0, 1960)], "biden": [(2000, 3960)]}
 
 
