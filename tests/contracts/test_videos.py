@@ -128,6 +128,14 @@ def test_video_round_trip_and_upsert(catalog: Catalog) -> None:
     assert (counts.videos, counts.tracks, counts.images) == (2, 0, 0)
 
 
+def test_videos_created_before(catalog: Catalog) -> None:
+    store = catalog.store("default")
+    store.put_video(VideoRecord("old", "s", created_at=1000.0))
+    store.put_video(VideoRecord("new", "s", created_at=5000.0))
+    assert [v.video_id for v in store.videos_created_before(2000.0)] == ["old"]
+    assert len(store.videos_created_before(9000.0, limit=1)) == 1
+
+
 def test_chunk_markers_count_attempts_and_progress(catalog: Catalog) -> None:
     store = catalog.store("default")
     assert store.chunks_done("v", "p") == 0

@@ -334,6 +334,10 @@ class MetadataStore(Protocol):
 
     def get_video(self, video_id: str) -> VideoRecord | None: ...
 
+    def videos_created_before(self, before: float, *, limit: int = 100) -> list[VideoRecord]:
+        """Up to ``limit`` videos first stored before ``before`` (epoch s): retention."""
+        ...
+
     def start_chunk(self, video_id: str, plan_id: str, chunk_index: int) -> ChunkState:
         """Count one processing attempt of a chunk (its marker is created on the first);
         an already finished chunk is reported done and not counted."""

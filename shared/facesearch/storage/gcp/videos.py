@@ -81,6 +81,12 @@ class FirestoreVideos:
         snap = self._videos.document(video_id).get()
         return video_from_dict(snapshot_data(snap)) if snap.exists else None
 
+    @transient
+    def videos_created_before(self, before: float, *, limit: int = 100) -> list[VideoRecord]:
+        older = firestore.FieldFilter("created_at", "<", before)
+        query = self._videos.where(filter=older).limit(clamp_limit(limit))
+        return [video_from_dict(snapshot_data(s)) for s in query.stream()]
+
     # --- chunk markers ----------------------------------------------------------------------
 
     @transient

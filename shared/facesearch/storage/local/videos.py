@@ -76,6 +76,14 @@ class SqliteVideos:
         )
         return video_from_dict(json.loads(rows[0]["data"])) if rows else None
 
+    def videos_created_before(self, before: float, *, limit: int = 100) -> list[VideoRecord]:
+        rows = self._query(
+            "SELECT data FROM videos WHERE collection_id = ?"
+            " AND json_extract(data, '$.created_at') < ? ORDER BY video_id LIMIT ?",
+            (self._cid, before, clamp_limit(limit)),
+        )
+        return [video_from_dict(json.loads(r["data"])) for r in rows]
+
     # --- chunk markers ----------------------------------------------------------------------
 
     def start_chunk(self, video_id: str, plan_id: str, chunk_index: int) -> ChunkState:
