@@ -152,6 +152,16 @@ def test_chunk_markers_count_attempts_and_progress(catalog: Catalog) -> None:
     assert store.chunks_done("v", "p") == 2 and store.chunks_done("v", "other-plan") == 1
 
 
+def test_the_finish_is_claimed_once_per_plan(catalog: Catalog) -> None:
+    store = catalog.store("default")
+    assert not store.claim_finish("v", "p")  # no such video
+    store.put_video(VideoRecord("v", "s", VideoStatus.PROCESSING, plan_id="p"))
+    assert not store.claim_finish("v", "other")  # not its plan
+    assert store.claim_finish("v", "p")
+    assert not store.claim_finish("v", "p")  # the second of two last chunks
+    assert store.get_video("v").finish_claimed == "p"  # type: ignore[union-attr]
+
+
 def test_tracks_and_their_faces(catalog: Catalog) -> None:
     store = catalog.store("default")
     tracks = [track("v", n, ((n * 1000, n * 1000 + 500), (5000, 5500))) for n in range(3)]

@@ -284,8 +284,10 @@ class Deployment:
         window_ms: float = 100.0,
         relay_repeat: int = 1,
         relay_concurrency: int = 2,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.project = project
+        self.extra_env = dict(extra_env or {})
         self.tmp = tmp
         self.log_dir = log_dir
         self.pipeline = pipeline
@@ -314,6 +316,7 @@ class Deployment:
             "FACESEARCH_INDEXER_COMMIT_WINDOW_MS": str(self.window_ms),
             "FACESEARCH_LOG_JSON": "true",
             "FACESEARCH_INDEX_BUILD_THREADS": "1",
+            **self.extra_env,
         }
 
     def __enter__(self) -> Deployment:
@@ -380,10 +383,10 @@ class Deployment:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def upload(self, name: str, data: bytes) -> int:
+    def upload(self, name: str, data: bytes, content_type: str = "image/jpeg") -> int:
         blob = self.uploads.blob(name)
         self.upload_times[name] = time.monotonic()
-        blob.upload_from_string(data, content_type="image/jpeg")
+        blob.upload_from_string(data, content_type=content_type)
         assert blob.generation is not None
         self.generations[name] = int(blob.generation)
         return self.generations[name]

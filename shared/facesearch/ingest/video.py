@@ -131,8 +131,11 @@ class VideoIngest:
                     video_id, source.display, Outcome.DUPLICATE, faces=existing.track_count
                 )
             if existing.status is VideoStatus.PROCESSING and existing.chunks_total:
-                return _outcome(  # planned and queued before: a redelivered event
-                    video_id, source.display, Outcome.DUPLICATE, reason="processing"
+                # a redelivered upload event: the planner may have died before publishing,
+                # so the tasks go out again (done chunks are acknowledged without work)
+                self._publish_chunks(job, existing)
+                return _outcome(
+                    video_id, source.display, Outcome.DUPLICATE, reason="processing, re-queued"
                 )
         attempts = (existing.attempts if existing else 0) + 1
         base = VideoRecord(
@@ -163,6 +166,7 @@ class VideoIngest:
             if error.retryable:
                 raise
             return self._fail(job, base, error)
+        # the whole plan is stored before any task is published: a chunk reads it
         record = store.put_video(
             replace(
                 base,
@@ -176,15 +180,11 @@ class VideoIngest:
                 plan_id=plan.plan_id,
                 fps=plan.fps,
                 chunk_ms=plan.chunk_ms,
-                chunks_total=0,  # set once the tasks are published (a redelivery re-queues)
+                chunks_total=plan.total,
+                read_from=where,
             )
         )
-        tasks = [
-            VideoTask("chunk", video_id, plan.plan_id, where, c.index, source.collection_id)
-            for c in plan.chunks
-        ]
-        self.bus.publish(self.settings.storage.ingest_topic, [t.encode() for t in tasks])
-        store.put_video(replace(record, chunks_total=plan.total))
+        self._publish_chunks(job, record)
         logger.info(
             "video planned",
             extra=self._fields(job, video_id, chunks=plan.total, duration_ms=plan.duration_ms),
@@ -192,6 +192,21 @@ class VideoIngest:
         return _outcome(
             video_id, source.display, Outcome.QUEUED, reason=f"{plan.total} chunk(s) queued"
         )
+
+    def _publish_chunks(self, job: IngestJob, record: VideoRecord) -> None:
+        plan, collection_id = _plan(record), job.source.collection_id
+        tasks = [
+            VideoTask(
+                "chunk",
+                record.video_id,
+                plan.plan_id,
+                dict(record.read_from),
+                c.index,
+                collection_id,
+            )
+            for c in plan.chunks
+        ]
+        self.bus.publish(self.settings.storage.ingest_topic, [t.encode() for t in tasks])
 
     def _locate(
         self, job: IngestJob, data: bytes | None
@@ -290,8 +305,8 @@ class VideoIngest:
             self.crops.delete(name)
             store.delete_video(video_id)
             return self._ack(job, task, Outcome.SUPERSEDED, "video forgotten meanwhile")
-        if done >= plan.total:
-            self._queue_finish(task)
+        if done >= plan.total and store.claim_finish(video_id, plan.plan_id):
+            self._queue_finish(task)  # once, though two last chunks may finish together
         logger.info(
             "video chunk processed",
             extra=self._fields(
@@ -333,8 +348,7 @@ class VideoIngest:
         record = self._current(job, task, done_ok=True)
         if not isinstance(record, VideoRecord):
             return record
-        if record.status is VideoStatus.DONE:  # redelivered: announce again (at least once)
-            self._announce(job, record, [f"{video_id}-t{n}" for n in range(record.track_count)])
+        if record.status is VideoStatus.DONE:  # redelivered (its event went out before)
             return self._ack(job, task, Outcome.DUPLICATE, "video already done")
         plan = _plan(record)
         started = time.perf_counter()
@@ -365,23 +379,24 @@ class VideoIngest:
         store.put_tracks(video_id, tracks, faces)
         self._publish_faces(job, video_id, video.model, faces)
         timings = {**video.timings_ms, "load_results": round(load_ms, 3)}
-        finished = store.put_video(
-            replace(
-                record,
-                status=VideoStatus.DONE,
-                chunks_done=plan.total,
-                track_count=len(tracks),
-                samples=video.samples,
-                frames_decoded=video.frames_decoded,
-                scene_cuts=video.scene_cuts,
-                model=video.model,
-                timings_ms=timings,
-                finished_at=time.time(),
-                error_code=None,
-                error_message=None,
-            )
+        finished = replace(
+            record,
+            status=VideoStatus.DONE,
+            chunks_done=plan.total,
+            track_count=len(tracks),
+            samples=video.samples,
+            frames_decoded=video.frames_decoded,
+            scene_cuts=video.scene_cuts,
+            model=video.model,
+            timings_ms=timings,
+            finished_at=time.time(),
+            error_code=None,
+            error_message=None,
         )
+        # announced before the record says done: a crash in between re-runs the finisher,
+        # which announces again (at least once); a redelivered finish after done is silent
         self._announce(job, finished, [f.face_id for f in faces])
+        store.put_video(finished)
         for chunk in plan.chunks:  # embeddings and crops of every tracklet: not kept
             self.crops.delete(result_name(job.source.collection_id, video_id, chunk.chunk_id))
         self.crops.delete(staged_name(job.source.collection_id, video_id))

@@ -351,6 +351,11 @@ class MetadataStore(Protocol):
         """Chunks of the plan marked done (a video's progress)."""
         ...
 
+    def claim_finish(self, video_id: str, plan_id: str) -> bool:
+        """True for the first caller only (per plan): who queues the video's finisher when
+        several last chunks finish at once. False too when the video or plan is gone."""
+        ...
+
     def put_tracks(
         self, video_id: str, tracks: Sequence[TrackRecord], faces: Sequence[FaceRecord]
     ) -> None:

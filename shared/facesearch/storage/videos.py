@@ -60,6 +60,9 @@ class VideoRecord:
     chunk_ms: int | None = None
     chunks_total: int = 0
     chunks_done: int = 0  # the final count (live progress: MetadataStore.chunks_done)
+    read_from: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # where chunks read it (a task's source)
     track_count: int = 0
     samples: int = 0
     frames_decoded: int = 0
@@ -67,6 +70,7 @@ class VideoRecord:
     model: str | None = None
     timings_ms: Mapping[str, float] = field(default_factory=dict)
     attempts: int = 0  # planning attempts (redeliveries of the upload event)
+    finish_claimed: str | None = None  # the plan whose finisher was queued (claim_finish)
     finished_at: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0

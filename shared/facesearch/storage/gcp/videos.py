@@ -122,6 +122,23 @@ class FirestoreVideos:
     def chunks_done(self, video_id: str, plan_id: str) -> int:
         return self._count_done(plan_id)
 
+    @transient
+    def claim_finish(self, video_id: str, plan_id: str) -> bool:
+        ref = self._videos.document(video_id)
+
+        def run(tx: Any) -> bool:
+            self._check_open(tx)
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                return False
+            data = snapshot_data(snap)
+            if data.get("plan_id") != plan_id or data.get("finish_claimed") == plan_id:
+                return False
+            tx.update(ref, {"finish_claimed": plan_id})
+            return True
+
+        return self._in_transaction(run)
+
     def _count_done(self, plan_id: str) -> int:
         query = self._chunks.where(filter=firestore.FieldFilter("plan_id", "==", plan_id)).where(
             filter=firestore.FieldFilter("done", "==", True)

@@ -118,6 +118,27 @@ class SqliteVideos:
         rows = self._query(_DONE_SQL, (self._cid, plan_id))
         return int(rows[0][0])
 
+    def claim_finish(self, video_id: str, plan_id: str) -> bool:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT data FROM videos WHERE collection_id = ? AND video_id = ?",
+                (self._cid, video_id),
+            ).fetchone()
+            if row is None:
+                return False
+            record = video_from_dict(json.loads(row["data"]))
+            if record.plan_id != plan_id or record.finish_claimed == plan_id:
+                return False
+            db.execute(
+                "UPDATE videos SET data = ? WHERE collection_id = ? AND video_id = ?",
+                (
+                    sql_json(video_to_dict(replace(record, finish_claimed=plan_id))),
+                    self._cid,
+                    video_id,
+                ),
+            )
+        return True
+
     # --- tracks -----------------------------------------------------------------------------
 
     def put_tracks(
