@@ -44,6 +44,8 @@ locals {
     ingest = merge(local.common_env, local.cloudinary_delivery_env, {
       FACESEARCH_ONNX_PROVIDERS   = local.onnx_providers.ingest
       FACESEARCH_EMBED_BATCH_SIZE = tostring(var.ingest_embed_batch_size)
+      # one chunk of a video per ingest request (docs/video.md); sized to the timeout below
+      FACESEARCH_VIDEO_CHUNK_S = tostring(var.video_chunk_seconds)
     }, var.ingest.env)
 
     indexer = merge(local.common_env, {
