@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +20,10 @@ import pytest
 from facesearch.backends.local import LocalBackend
 from facesearch.backends.services import ingest_service
 from facesearch.config import Settings, load_settings
-from facesearch.errors import IncompleteVideo
+from facesearch.errors import ImageTooLarge, IncompleteVideo
 from facesearch.ingest.entry import bus_handler, handle_event
 from facesearch.ingest.service import IngestService, Outcome
-from facesearch.ingest.sources import PUBSUB_PUBLISHED, SourceRef
+from facesearch.ingest.sources import PUBSUB_PUBLISHED, SourceRef, request_from_ingest_message
 from facesearch.ingest.video import MAX_CHUNK_ATTEMPTS
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Message
@@ -65,13 +65,19 @@ class UploadsBackend(LocalBackend):
 class World:
     """The ingest service as services.ingest_service builds it, on local adapters."""
 
-    def __init__(self, tmp: Path, pipeline: FacePipeline, **overrides: object) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        pipeline: FacePipeline,
+        fetch_video: Callable[[str], bytes] | None = None,
+        **overrides: object,
+    ) -> None:
         self.settings = load_settings(data_dir=tmp, **{"video_chunk_s": 1.0, **overrides})
         self.uploads = LocalBlobStore(tmp / "uploads")
         self.bus = InProcessBus()
         self.backend = UploadsBackend(self.settings, self.uploads)
         self.backend.override(pipeline=pipeline, bus=self.bus)
-        self.service: IngestService = ingest_service(self.backend)
+        self.service: IngestService = ingest_service(self.backend, fetch_video=fetch_video)
         self.metadata = self.backend.metadata()
         self.crops = self.backend.crops()
         self.bus.subscribe(self.settings.storage.ingest_topic, bus_handler(self.service))
@@ -268,6 +274,52 @@ def test_a_video_forgotten_while_processing_leaves_nothing(world: World, clip: b
     bus_handler(world.service)(rest)  # late chunks: acknowledged, nothing written
     assert world.metadata.get_video(source.image_id) is None
     assert world.work_files() == [] and world.metadata.counts().tracks == 0
+
+
+def test_a_video_from_a_url_is_fetched_once_and_staged_for_its_chunks(
+    tmp_path: Path, pipeline: FacePipeline, clip: bytes
+) -> None:
+    """The Cloudinary path: an ingest request with media=video; the planner fetches it, stages
+    it in the crops store, every chunk reads the staged copy, which goes once it is done."""
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return clip
+
+    world = World(tmp_path, pipeline, fetch_video=fetch)
+    url = "https://res.cloudinary.com/demo/video/upload/v1/team/clip.mp4"
+    body = {
+        "v": 1,
+        "url": url,
+        "source_id": "cloudinary-video://demo/team/clip#1",
+        "media": "video",
+    }
+    source = request_from_ingest_message(json.dumps(body).encode())
+    assert isinstance(source, SourceRef) and source.claims_video
+    assert world.service.ingest(source).outcome is Outcome.QUEUED
+    staged = world.work_files()
+    assert staged == [f"videos/{source.image_id}/source"]
+    assert world.tasks()[0].source == {"kind": "blob", "name": staged[0]}
+    world.bus.drain()
+    record = world.metadata.get_video(source.image_id)
+    assert record is not None and record.status is VideoStatus.DONE and record.track_count == 2
+    assert fetched == [url] and world.work_files() == []
+    world.metadata.close()
+
+
+def test_an_oversized_url_video_is_recorded_failed(tmp_path: Path, pipeline: FacePipeline) -> None:
+    def fetch(url: str) -> bytes:
+        raise ImageTooLarge("image exceeds the limit of 10 bytes")  # the fetcher's cap
+
+    world = World(tmp_path, pipeline, fetch_video=fetch)
+    body = {"v": 1, "url": "https://x/video/a.mp4", "source_id": "s", "media": "video"}
+    source = request_from_ingest_message(json.dumps(body).encode())
+    assert isinstance(source, SourceRef)
+    outcome = world.service.ingest(source)
+    assert (outcome.outcome, outcome.error_code) == (Outcome.FAILED, "video-too-large")
+    assert world.metadata.get_video(source.image_id).status is VideoStatus.FAILED  # type: ignore[union-attr]
+    world.metadata.close()
 
 
 # --- the bad-video corpus, through ingest ------------------------------------------------------
