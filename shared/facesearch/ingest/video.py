@@ -16,7 +16,7 @@ the faces to the indexer like a photo's, marks the video done and announces it o
 Redelivery is harmless at every step: ids come from the plan, chunk markers record
 done chunks (a redelivered chunk is acknowledged without work), results and records
 are overwritten with the same content, the index ignores faces it holds. A chunk that
-keeps crashing its instance is given up after ``MAX_PROCESSING_ATTEMPTS`` (the video
+keeps crashing its instance is given up after ``MAX_CHUNK_ATTEMPTS`` (the video
 failed ``too-many-attempts``) instead of cycling into the dead-letter queue.
 """
 
@@ -24,52 +24,36 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
-from functools import partial
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
-import numpy as np
-from PIL import Image
-
-from facesearch.config import Settings
 from facesearch.errors import (
     ConfigError,
     FaceSearchError,
     ImageTooLarge,
-    IncompleteVideo,
-    InvalidVideo,
     ModelError,
-    NotFound,
     TooManyAttempts,
     VideoTooLarge,
 )
 from facesearch.ingest.job import MAX_PROCESSING_ATTEMPTS, IngestJob, IngestOutcome, Outcome
-from facesearch.logs import log_fields
-from facesearch.storage.blob import BlobStore
-from facesearch.storage.bus import Bus
-from facesearch.storage.messages import EmbeddingsMessage, VideoEvent, VideoTask, chunked
-from facesearch.storage.metadata import FaceRecord, embedding_bytes
-from facesearch.storage.videos import TrackRecord, VideoRecord, VideoStatus
-from facesearch.video.chunks import plan_chunks, rebuild_plan, stitch
-from facesearch.video.names import result_name, staged_name, track_crop_name
+from facesearch.ingest.video_finish import VideoFinisher
+from facesearch.ingest.video_steps import logger, plan_of, planned_settings, video_outcome
+from facesearch.storage.messages import VideoTask
+from facesearch.storage.videos import VideoRecord, VideoStatus
+from facesearch.video.chunks import plan_chunks
+from facesearch.video.names import result_name, staged_name
 from facesearch.video.probe import probe
 from facesearch.video.process import process_chunk, video_pipeline
-from facesearch.video.records import chunk_result_from_dict, chunk_result_to_dict
+from facesearch.video.records import chunk_result_to_dict
 from facesearch.video.settings import VideoSettings
 from facesearch.video.sniff import SNIFF_BYTES, sniff_container
-from facesearch.video.types import ChunkPlan, Track
 from facesearch.vision.pipeline import FacePipeline
-
-logger = logging.getLogger(__name__)
 
 #: processing attempts of one chunk (redeliveries) before its video is failed
 MAX_CHUNK_ATTEMPTS = 5
-CROP_JPEG_QUALITY = 90
 
 #: opens a video task's source as a seekable reader (SourceLoader.open_video)
 VideoOpener = Callable[[dict[str, Any]], BinaryIO]
@@ -82,37 +66,11 @@ def is_video(head: bytes) -> bool:
     return sniff_container(head[:SNIFF_BYTES]) is not None
 
 
-#: an :class:`IngestOutcome` about a video
-_outcome = partial(IngestOutcome, media="video")
-
-
-def _plan(record: VideoRecord) -> ChunkPlan:
-    if not record.plan_id or not record.chunk_ms or not record.fps:
-        raise InvalidVideo(f"video {record.video_id} has no chunk plan")
-    return rebuild_plan(
-        record.video_id,
-        record.plan_id,
-        fps=record.fps,
-        chunk_ms=record.chunk_ms,
-        duration_ms=record.duration_ms,
-        total=record.chunks_total,
-    )
-
-
-def _plan_settings(base: VideoSettings, record: VideoRecord) -> VideoSettings:
-    """Sample exactly as planned, even if the deployment's settings changed since."""
-    return base.model_copy(
-        update={"fps": record.fps or base.fps, "chunk_s": (record.chunk_ms or 1000) / 1000}
-    )
-
-
 @dataclass(eq=False)
-class VideoIngest:
-    """The video half of :class:`facesearch.ingest.service.IngestService` (per instance)."""
+class VideoIngest(VideoFinisher):
+    """The video half of :class:`facesearch.ingest.service.IngestService` (per instance):
+    planning and chunks here, the finisher in :mod:`.video_finish`."""
 
-    settings: Settings
-    crops: BlobStore  # track crops, and the work files (chunk results, staged copies)
-    bus: Bus
     open_video: VideoOpener
     fetch_video: Callable[[str], bytes] | None = None
     on_progress: VideoProgress | None = None
@@ -127,14 +85,14 @@ class VideoIngest:
         existing = store.get_video(video_id)
         if existing is not None and existing.model == job.model:
             if existing.status is VideoStatus.DONE:
-                return _outcome(
+                return video_outcome(
                     video_id, source.display, Outcome.DUPLICATE, faces=existing.track_count
                 )
             if existing.status is VideoStatus.PROCESSING and existing.chunks_total:
                 # a redelivered upload event: the planner may have died before publishing,
                 # so the tasks go out again (done chunks are acknowledged without work)
                 self._publish_chunks(job, existing)
-                return _outcome(
+                return video_outcome(
                     video_id, source.display, Outcome.DUPLICATE, reason="processing, re-queued"
                 )
         attempts = (existing.attempts if existing else 0) + 1
@@ -149,7 +107,7 @@ class VideoIngest:
         )
         if existing is not None and existing.attempts >= MAX_PROCESSING_ATTEMPTS:
             if existing.status is VideoStatus.FAILED:
-                return _outcome(
+                return video_outcome(
                     video_id, source.display, Outcome.FAILED, error_code=existing.error_code
                 )
             error = TooManyAttempts(f"gave up after {existing.attempts} planning attempts")
@@ -189,12 +147,12 @@ class VideoIngest:
             "video planned",
             extra=self._fields(job, video_id, chunks=plan.total, duration_ms=plan.duration_ms),
         )
-        return _outcome(
+        return video_outcome(
             video_id, source.display, Outcome.QUEUED, reason=f"{plan.total} chunk(s) queued"
         )
 
     def _publish_chunks(self, job: IngestJob, record: VideoRecord) -> None:
-        plan, collection_id = _plan(record), job.source.collection_id
+        plan, collection_id = plan_of(record), job.source.collection_id
         tasks = [
             VideoTask(
                 "chunk",
@@ -258,7 +216,7 @@ class VideoIngest:
         record = self._current(job, task)
         if not isinstance(record, VideoRecord):
             return record
-        plan = _plan(record)
+        plan = plan_of(record)
         if task.chunk is None or not 0 <= task.chunk < plan.total:
             return self._ack(job, task, Outcome.SKIPPED, "no such chunk in the plan")
         chunk = plan.chunks[task.chunk]
@@ -273,7 +231,7 @@ class VideoIngest:
                 f"{state.attempts - 1} times"
             )
             return self._fail(job, record, error)
-        settings = _plan_settings(self.settings.video, record)
+        settings = planned_settings(self.settings.video, record)
         pipeline = self._video_pipeline(job.pipeline, settings)
         report = self.on_progress
 
@@ -320,7 +278,7 @@ class VideoIngest:
                 timings_ms=result.timings_ms,
             ),
         )
-        return _outcome(
+        return video_outcome(
             video_id,
             record.source,
             Outcome.DONE,
@@ -340,211 +298,6 @@ class VideoIngest:
             if built is None or built.detector.min_face_px != settings.min_face_px:
                 built = self._pipelines[id(base)] = video_pipeline(base, settings)
             return built
-
-    # --- the finisher ------------------------------------------------------------------------
-
-    def finish(self, job: IngestJob, task: VideoTask) -> IngestOutcome:
-        store, video_id = job.store, task.video_id
-        record = self._current(job, task, done_ok=True)
-        if not isinstance(record, VideoRecord):
-            return record
-        if record.status is VideoStatus.DONE:  # redelivered (its event went out before)
-            return self._ack(job, task, Outcome.DUPLICATE, "video already done")
-        plan = _plan(record)
-        started = time.perf_counter()
-        done = store.chunks_done(video_id, plan.plan_id)
-        if done < plan.total:
-            raise IncompleteVideo(f"{done} of {plan.total} chunks are done")
-        results = []
-        for chunk in plan.chunks:
-            try:
-                raw, _ = self.crops.read(
-                    result_name(job.source.collection_id, video_id, chunk.chunk_id)
-                )
-            except NotFound as exc:
-                raise IncompleteVideo(f"the result of chunk {chunk.index} is missing") from exc
-            results.append(chunk_result_from_dict(json.loads(raw)))
-        load_ms = (time.perf_counter() - started) * 1000.0
-        try:
-            video = stitch(plan, results, _plan_settings(self.settings.video, record))
-        except FaceSearchError as error:
-            if error.retryable:
-                raise
-            return self._fail(job, record, error)
-        faces, tracks = [], []
-        for index, track in enumerate(video.tracks):  # final ids: <video_id>-t<index>
-            face, track_record = self._track_records(job, track, index, video.model)
-            faces.append(face)
-            tracks.append(track_record)
-        store.put_tracks(video_id, tracks, faces)
-        self._publish_faces(job, video_id, video.model, faces)
-        timings = {**video.timings_ms, "load_results": round(load_ms, 3)}
-        finished = replace(
-            record,
-            status=VideoStatus.DONE,
-            chunks_done=plan.total,
-            track_count=len(tracks),
-            samples=video.samples,
-            frames_decoded=video.frames_decoded,
-            scene_cuts=video.scene_cuts,
-            model=video.model,
-            timings_ms=timings,
-            finished_at=time.time(),
-            error_code=None,
-            error_message=None,
-        )
-        # announced before the record says done: a crash in between re-runs the finisher,
-        # which announces again (at least once); a redelivered finish after done is silent
-        self._announce(job, finished, [f.face_id for f in faces])
-        store.put_video(finished)
-        for chunk in plan.chunks:  # embeddings and crops of every tracklet: not kept
-            self.crops.delete(result_name(job.source.collection_id, video_id, chunk.chunk_id))
-        self.crops.delete(staged_name(job.source.collection_id, video_id))
-        logger.info(
-            "video done",
-            extra=self._fields(job, video_id, tracks=len(tracks), timings_ms=timings),
-        )
-        return _outcome(video_id, record.source, Outcome.DONE, faces=len(faces), timings_ms=timings)
-
-    def _track_records(
-        self, job: IngestJob, track: Track, index: int, model: str
-    ) -> tuple[FaceRecord, TrackRecord]:
-        """A track's best face as a face record (crop stored) and its track record."""
-        best = track.best
-        collection_id, video_id = job.source.collection_id, track.video_id
-        buffer = io.BytesIO()
-        Image.fromarray(best.crop).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
-        name = track_crop_name(collection_id, video_id, index)
-        self.crops.write(name, buffer.getvalue())
-        quality: dict[str, Any] = asdict(best.quality)
-        quality["reasons"] = list(best.quality.reasons)
-        live = None
-        if best.liveness is not None:
-            live = best.liveness >= self.settings.vision.liveness_threshold
-        face = FaceRecord(
-            face_id=track.track_id,
-            image_id=video_id,
-            face_index=index,
-            bbox=best.box,
-            landmarks=tuple((float(x), float(y)) for x, y in np.asarray(best.landmarks)),
-            det_score=float(best.det_score),
-            embedding=embedding_bytes(best.embedding),
-            model=model,
-            liveness=best.liveness,
-            live=live,
-            quality=quality,
-            crop_url=f"{self.crops.url}/{name}",
-            video_id=video_id,
-            track_id=track.track_id,
-            t_ms=best.t_ms,
-        )
-        record = TrackRecord(
-            track_id=track.track_id,
-            video_id=video_id,
-            track_index=index,
-            spans=tuple((s.start_ms, s.end_ms) for s in track.spans),
-            hits=track.hits,
-            best_t_ms=best.t_ms,
-            mean_embedding=embedding_bytes(track.mean_embedding),
-            model=model,
-        )
-        return face, record
-
-    def _publish_faces(
-        self, job: IngestJob, video_id: str, model: str, faces: list[FaceRecord]
-    ) -> None:
-        if not faces:
-            return
-        messages = [
-            EmbeddingsMessage(
-                video_id,
-                model,
-                [f.face_id for f in part],
-                np.stack([f.vector() for f in part]),
-                job.source.created_time,
-                collection_id=job.source.collection_id,
-            ).encode()
-            for part in chunked(faces, self.settings.ingest.faces_per_message)
-        ]
-        self.bus.publish(self.settings.storage.embeddings_topic, messages)
-
-    def _announce(self, job: IngestJob, record: VideoRecord, face_ids: list[str]) -> None:
-        event = VideoEvent(
-            event="video_done" if record.status is VideoStatus.DONE else "video_failed",
-            video_id=record.video_id,
-            face_ids=face_ids,
-            tracks=record.track_count,
-            duration_ms=record.duration_ms,
-            error_code=record.error_code,
-            model=record.model,
-            collection_id=job.source.collection_id,
-        )
-        self.bus.publish(self.settings.storage.events_topic, [event.encode()])
-
-    # --- shared ------------------------------------------------------------------------------
-
-    def _current(
-        self, job: IngestJob, task: VideoTask, *, done_ok: bool = False
-    ) -> VideoRecord | IngestOutcome:
-        """The video a task belongs to, or the acknowledgement of a task with nothing to do
-        (the video forgotten, failed, finished, or re-planned since the task was queued)."""
-        record = job.store.get_video(task.video_id)
-        if record is None:
-            return self._ack(job, task, Outcome.SUPERSEDED, "video gone (forgotten)")
-        if record.plan_id != task.plan_id:
-            return self._ack(job, task, Outcome.SUPERSEDED, "video re-planned since")
-        if record.status is VideoStatus.FAILED:
-            return self._ack(job, task, Outcome.SKIPPED, f"video failed ({record.error_code})")
-        if record.status is VideoStatus.DONE and not done_ok:
-            return self._ack(job, task, Outcome.DUPLICATE, "video already done")
-        return record
-
-    def _ack(self, job: IngestJob, task: VideoTask, outcome: Any, reason: str) -> IngestOutcome:
-        logger.info(
-            "video task acknowledged: %s",
-            reason,
-            extra=self._fields(job, task.video_id, step=task.step, chunk=task.chunk),
-        )
-        return _outcome(task.video_id, job.source.display, outcome, reason=reason)
-
-    def _fail(self, job: IngestJob, record: VideoRecord, error: FaceSearchError) -> IngestOutcome:
-        """Record a permanent failure (visible, never retried), announce it, acknowledge."""
-        failed = job.store.put_video(
-            replace(
-                record,
-                status=VideoStatus.FAILED,
-                error_code=error.code,
-                error_message=error.message,
-                finished_at=time.time(),
-            )
-        )
-        self._announce(job, failed, [])
-        logger.error(
-            "video failed",
-            extra=self._fields(
-                job,
-                record.video_id,
-                error_type=type(error).__name__,
-                error_code=error.code,
-                error=error.message,
-            ),
-        )
-        return _outcome(
-            record.video_id,
-            record.source,
-            Outcome.FAILED,
-            error_code=error.code,
-            reason=error.message,
-        )
-
-    @staticmethod
-    def _fields(job: IngestJob, video_id: str, **extra: Any) -> dict[str, Any]:
-        return log_fields(
-            video_id=video_id,
-            source=job.source.display,
-            collection=job.source.collection_id,
-            **extra,
-        )
 
 
 __all__ = ["MAX_CHUNK_ATTEMPTS", "VideoIngest", "is_video"]
