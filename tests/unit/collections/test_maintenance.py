@@ -31,7 +31,7 @@ from facesearch.storage.metadata import (
 from facesearch.storage.videos import TrackRecord, VideoRecord, VideoStatus
 from facesearch.video.names import track_crop_name, work_files
 
-MODEL = "dlib-resnet-v1@1"
+MODEL = "dlib-resnet-v1@2"
 
 
 class Deployment:
