@@ -220,6 +220,29 @@ def pull_all(project: str, sub_id: str, *, max_wait_s: float = 2.0) -> list[Any]
     return out
 
 
+def pull_until(
+    project: str,
+    sub_id: str,
+    done: Callable[[list[Any]], bool],
+    *,
+    timeout_s: float = 60.0,
+    quiet_s: float = 1.0,
+) -> list[Any]:
+    """Pull until ``done(messages so far)`` holds, then drain what follows within ``quiet_s``.
+
+    A fixed quiet window alone (``pull_all``) misses messages that the emulator delivers
+    late on a loaded machine; waiting for what the test expects, then for extras, does not.
+    """
+    out: list[Any] = []
+
+    def more() -> bool:
+        out.extend(pull_all(project, sub_id, max_wait_s=0.2))
+        return done(out)
+
+    wait_for(f"messages on {sub_id}", more, timeout_s, 0.0)
+    return out + pull_all(project, sub_id, max_wait_s=quiet_s)
+
+
 def wait_for(what: str, check: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> float:
     """Poll ``check`` until true; returns the seconds it took, fails the test on timeout."""
     start = time.monotonic()

@@ -34,7 +34,7 @@ from facesearch.vision.pipeline import FacePipeline
 from tests.integration.pipeline_harness import (
     Deployment,
     create_push_subscription,
-    pull_all,
+    pull_until,
     wait_for,
 )
 from tests.support import emulators
@@ -143,7 +143,18 @@ def test_a_video_upload_fans_out_and_its_moments_are_searchable(
     wait_for("track faces searchable", lambda: d.searchable_ids() >= track_ids, 90)
     assert _crops(d, "videos/") == []  # chunk results removed once the video is done
     assert sorted(_crops(d, f"{video_id}/")) == [f"{video_id}/0.jpg", f"{video_id}/1.jpg"]
-    events = [m for m in pull_all(d.project, "events-observer", max_wait_s=1.0)]
+
+    def announced(messages: list[Any]) -> bool:
+        kinds = [m.attributes.get("kind") for m in messages]
+        added = {
+            f
+            for m in messages
+            if m.attributes.get("kind") == "face-event"
+            for f in json.loads(m.data)["face_ids"]
+        }
+        return "video-event" in kinds and added >= track_ids
+
+    events = pull_until(d.project, "events-observer", announced)
     done = [
         VideoEvent.decode(Message(m.data, dict(m.attributes)))
         for m in events
@@ -176,12 +187,12 @@ def test_a_video_upload_fans_out_and_its_moments_are_searchable(
     assert [t["track_id"] for t in shown["tracks"]] == [t.track_id for t in tracks]
 
     # every ingest-requests message (4 chunks + the finish) delivered again: no change
-    tasks = pull_all(d.project, "tasks-observer", max_wait_s=1.0)
+    tasks = pull_until(d.project, "tasks-observer", lambda m: len(m) >= 5)
     assert sorted(m.attributes["step"] for m in tasks) == ["chunk"] * 4 + ["finish"]
     PubSubBus(d.project).publish(
         "ingest-requests", [Message(m.data, dict(m.attributes)) for m in tasks * 2]
     )
-    redelivered = pull_all(d.project, "tasks-observer", max_wait_s=3.0)
+    redelivered = pull_until(d.project, "tasks-observer", lambda m: len(m) >= 10)
     assert len(redelivered) == 10
     time.sleep(3.0)  # the pushes are handled (acknowledged as duplicates)
     assert d.metadata.list_tracks(video_id).items == tracks
