@@ -54,7 +54,7 @@ CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser: ## Debian's chromium for the browser tests (Playwright drives it; no browser download)
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium; }
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium fonts-dejavu-core; }
 	@$(CHROMIUM) --version
 
 test-browser: ## the console and share pages in headless chromium (tests/browser)

@@ -130,6 +130,8 @@ class PageWatch:
 
     def __init__(self, page: Any) -> None:
         self.errors: list[str] = []
+        self.urls: list[str] = []
+        page.on("request", lambda req: self.urls.append(req.url))
         page.on(
             "console",
             lambda msg: self.errors.append(f"console.{msg.type}: {msg.text}")
@@ -150,6 +152,10 @@ class PageWatch:
 
     def clean(self) -> list[str]:
         return list(self.errors)
+
+    def foreign(self, origin: str) -> list[str]:
+        """Requests to anything but ``origin`` (data: and blob: URLs are local)."""
+        return [u for u in self.urls if not u.startswith((origin + "/", "data:", "blob:"))]
 
 
 @pytest.fixture

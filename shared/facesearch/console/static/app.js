@@ -1,6 +1,6 @@
 // The console's router: #/collections, #/c/<cid>/<page>[/<id>]. One page module per view.
 import { loadSession, v1root } from './api.js';
-import { el, flash } from './ui.js';
+import { el, flash, takePending } from './ui.js';
 import { searchPage } from './pages/search.js';
 import { imagePage } from './pages/image.js';
 import { collectionsPage } from './pages/collections.js';
@@ -49,7 +49,7 @@ function setNav(cid, page) {
 
 let lastCid = 'default';
 
-async function route() {
+async function route(moved = false) {
   if (cleanup) { cleanup(); cleanup = null; }
   const ctx = parse(location.hash);
   const cid = ctx.cid || lastCid;
@@ -68,7 +68,7 @@ async function route() {
   } catch (error) {
     main.append(el('p', { class: 'error-text', text: `Could not load this page: ${error.message}` }));
   }
-  main.focus({ preventScroll: true });
+  if (moved) main.focus({ preventScroll: true }); // screen readers start at the new page
 }
 
 async function start() {
@@ -87,7 +87,11 @@ async function start() {
     const target = ['images'].includes(page) || page === 'collections' ? 'search' : page;
     location.hash = `#/c/${encodeURIComponent(e.target.value)}/${target}`;
   });
-  window.addEventListener('hashchange', () => { flash(''); route(); });
+  window.addEventListener('hashchange', () => {
+    const next = takePending();
+    flash(next ? next[0] : '', next ? next[1] : false);
+    route(true);
+  });
   if (!location.hash) location.hash = '#/c/default/search';
   else await route();
 }

@@ -26,6 +26,17 @@ export function flash(message, isError = false) {
   node.classList.toggle('error', isError);
 }
 
+let pending = null;
+
+/** A message for the page a navigation is about to show (the router shows it there). */
+export function flashAfterNav(message, isError = false) { pending = [message, isError]; }
+
+export function takePending() {
+  const out = pending;
+  pending = null;
+  return out;
+}
+
 export function pct(value) { return `${(value * 100).toFixed(1)}%`; }
 
 export function when(epoch) { return epoch ? new Date(epoch * 1000).toLocaleString() : '—'; }

@@ -14,7 +14,7 @@ export async function collectionsPage({ main }) {
         el('a', { href: `#/c/${encodeURIComponent(c.collection_id)}/search`, text: 'Search' }),
         el('a', { href: `#/c/${encodeURIComponent(c.collection_id)}/people`, text: 'People' })) : null)));
   }
-  const idInput = el('input', { id: 'new-id', type: 'text', required: true, pattern: '[a-z0-9][a-z0-9-]{0,62}', autocomplete: 'off' });
+  const idInput = el('input', { id: 'new-id', type: 'text', required: true, pattern: '[a-z0-9][a-z0-9\\-]{0,62}', autocomplete: 'off' });
   const nameInput = el('input', { id: 'new-name', type: 'text', autocomplete: 'off' });
   const form = el('form', { class: 'card', id: 'create-collection' },
     el('h2', { text: 'Create a collection' }),

@@ -2,7 +2,7 @@
 // the faces with their persons; forget the image (typed confirmation not needed: one image).
 import { v1, photoUrl } from '../api.js';
 import { listPersons } from '../persons.js';
-import { el, flash, stage, when } from '../ui.js';
+import { el, flash, flashAfterNav, stage, when } from '../ui.js';
 
 function fmt(value, digits = 3) { return value == null ? '—' : Number(value).toFixed(digits); }
 
@@ -50,8 +50,8 @@ export async function imagePage({ cid, id, main }) {
   dialog.addEventListener('close', async () => {
     if (dialog.returnValue !== 'forget') return;
     const result = await v1(cid, `/images/${encodeURIComponent(id)}`, { method: 'DELETE' });
+    flashAfterNav(`Image forgotten: ${result.deleted_faces.length} face(s) removed (index ${result.index}).`);
     location.hash = `#/c/${encodeURIComponent(cid)}/search`;
-    flash(`Image forgotten: ${result.deleted_faces.length} face(s) removed (index ${result.index}).`);
   });
 
   main.append(

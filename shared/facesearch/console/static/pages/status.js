@@ -1,7 +1,7 @@
 // A collection's page: live counts (polled with ETags, see app.py for why not SSE), index
 // segments, failures with retry / forget, share links, and erase with a typed confirmation.
 import { consoleApi, status, v1, v1root } from '../api.js';
-import { el, flash, when, bytes } from '../ui.js';
+import { el, flash, flashAfterNav, when, bytes } from '../ui.js';
 
 const POLL_MS = 3000;
 
@@ -96,7 +96,7 @@ export async function statusPage({ cid, main }) {
     if (confirmInput.value !== cid) return;
     try {
       const result = await v1root(`/collections/${encodeURIComponent(cid)}`, { method: 'DELETE' });
-      flash(`Erase of ${cid} started (${result.status}).`);
+      flashAfterNav(`Erase of ${cid} started (${result.status}).`);
       location.hash = '#/collections';
     } catch (error) { flash(`Not erased: ${error.message}`, true); }
   });
