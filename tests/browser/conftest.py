@@ -134,9 +134,11 @@ class PageWatch:
         page.on("request", lambda req: self.urls.append(req.url))
         page.on(
             "console",
-            lambda msg: self.errors.append(f"console.{msg.type}: {msg.text}")
-            if msg.type == "error"
-            else None,
+            lambda msg: (
+                self.errors.append(f"console.{msg.type}: {msg.text}")
+                if msg.type == "error"
+                else None
+            ),
         )
         page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
         page.on(
@@ -145,9 +147,11 @@ class PageWatch:
         )
         page.on(
             "response",
-            lambda res: self.errors.append(f"HTTP {res.status}: {res.request.method} {res.url}")
-            if res.status >= 400
-            else None,
+            lambda res: (
+                self.errors.append(f"HTTP {res.status}: {res.request.method} {res.url}")
+                if res.status >= 400
+                else None
+            ),
         )
 
     def clean(self) -> list[str]:
@@ -180,5 +184,7 @@ def page(anon: Any, console: Console) -> Any:
 
 
 def shot(page: Any, name: str) -> None:
+    """A full-page screenshot for docs/screenshots/, once every image has loaded."""
+    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -155,14 +155,14 @@ def test_status_lists_failures_and_updates_live_as_photos_arrive(
     page.locator(f'#failures tr[data-image="{console.images["broken"]}"]').get_by_role(
         "button", name="Forget"
     ).click()
-    page.wait_for_selector(f'#failures tr[data-image="{console.images["broken"]}"]', state="detached")
+    page.wait_for_selector(
+        f'#failures tr[data-image="{console.images["broken"]}"]', state="detached"
+    )
     assert _store(console).get_image(console.images["broken"]) is None
     _clean(page, console)
 
 
-def test_collections_create_and_erase_with_typed_confirmation(
-    page: Any, console: Console
-) -> None:
+def test_collections_create_and_erase_with_typed_confirmation(page: Any, console: Console) -> None:
     page.goto(f"{console.url}/console/#/collections")
     page.fill("#new-id", "party-2026")
     page.fill("#new-name", "Summer party")

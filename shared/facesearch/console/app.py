@@ -73,7 +73,7 @@ logger = logging.getLogger("facesearch.console")
 
 STATIC = Path(__file__).parent / "static"
 #: the only assets a share page may load
-SHARE_ASSETS = frozenset({"share.js", "style.css", "share.css"})
+SHARE_ASSETS = frozenset({"share.js", "style.css", "favicon.svg"})
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -181,6 +181,7 @@ class ConsoleApp:
         if not (path == "/" or path.startswith(("/console", "/share"))):
             return self.query.handle(request)
         request_id = _request_id(request)
+        start = time.perf_counter()
         try:
             try:
                 endpoint, args = self.url_map.bind_to_environ(request.environ).match()
@@ -197,6 +198,17 @@ class ConsoleApp:
                 log_unexpected(exc, request_id=request_id, path=path)
             response = problem_response(error, request_id=request_id, instance=path)
         response.headers["X-Request-Id"] = request_id
+        # one access line, like the API's: never a body, a query string or a share token
+        logger.info(
+            "console request",
+            extra=log_fields(
+                request_id=request_id,
+                method=request.method,
+                path=_redacted(path),
+                status=response.status_code,
+                ms=round((time.perf_counter() - start) * 1000.0, 3),
+            ),
+        )
         return self._harden(response)
 
     def _harden(self, response: Response) -> Response:
@@ -583,6 +595,14 @@ class ConsoleApp:
         if not record.source.startswith(grant.prefix):
             raise NotFound("not in this share")
         return self._photo_response(record)
+
+
+def _redacted(path: str) -> str:
+    """The path with a share token replaced (it is the link's credential)."""
+    parts = path.split("/")
+    if len(parts) > 2 and parts[1] == "share" and parts[2] != "static":
+        parts[2] = "<token>"
+    return "/".join(parts)
 
 
 def _area(bbox: list[float]) -> float:

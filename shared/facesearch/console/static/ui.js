@@ -19,6 +19,11 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** Append the truthy nodes (a page's optional parts may be null). */
+export function mount(parent, ...nodes) {
+  parent.append(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+}
+
 export function flash(message, isError = false) {
   const node = document.getElementById('flash');
   if (!node) return;
@@ -58,6 +63,7 @@ export function stage(src, alt, width, height, faces) {
   const svg = document.createElementNS(SVG, 'svg');
   svg.setAttribute('aria-hidden', 'true');
   const draw = (w, h) => {
+    const unit = Math.max(w, h) / 100; // sizes follow the photo, not its pixels
     svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
     svg.replaceChildren();
     for (const face of faces) {
@@ -71,14 +77,15 @@ export function stage(src, alt, width, height, faces) {
       for (const [x, y] of face.landmarks || []) {
         const dot = document.createElementNS(SVG, 'circle');
         dot.setAttribute('cx', x); dot.setAttribute('cy', y);
-        dot.setAttribute('r', Math.max(2, (x2 - x1) / 40));
+        dot.setAttribute('r', Math.max(0.45 * unit, (x2 - x1) / 45));
         dot.setAttribute('class', 'mark');
         svg.append(dot);
       }
       if (face.label) {
         const text = document.createElementNS(SVG, 'text');
-        text.setAttribute('x', x1 + 3); text.setAttribute('y', Math.max(y1 - 6, 14));
-        text.setAttribute('font-size', Math.max(14, (x2 - x1) / 6));
+        text.setAttribute('x', x1); text.setAttribute('y', Math.max(y1 - 0.6 * unit, 3 * unit));
+        text.setAttribute('font-size', 3 * unit);
+        text.setAttribute('stroke-width', 0.3 * unit);
         text.textContent = face.label;
         svg.append(text);
       }

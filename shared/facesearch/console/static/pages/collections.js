@@ -1,6 +1,6 @@
 // Collections: the list, create one, and links to each collection's pages.
 import { v1root } from '../api.js';
-import { el, flash, when } from '../ui.js';
+import { el, flash, when, mount } from '../ui.js';
 
 export async function collectionsPage({ main }) {
   const list = el('ul', { class: 'cards', id: 'collections' });
@@ -33,6 +33,6 @@ export async function collectionsPage({ main }) {
       flash(`Not created: ${error.message}`, true);
     }
   });
-  main.append(el('h1', { text: 'Collections' }), list, form);
+  mount(main, el('h1', { text: 'Collections' }), list, form);
   await refresh();
 }

@@ -2,7 +2,7 @@
 // the faces with their persons; forget the image (typed confirmation not needed: one image).
 import { v1, photoUrl } from '../api.js';
 import { listPersons } from '../persons.js';
-import { el, flash, flashAfterNav, stage, when } from '../ui.js';
+import { el, flash, flashAfterNav, stage, when, mount } from '../ui.js';
 
 function fmt(value, digits = 3) { return value == null ? '—' : Number(value).toFixed(digits); }
 
@@ -54,7 +54,7 @@ export async function imagePage({ cid, id, main }) {
     location.hash = `#/c/${encodeURIComponent(cid)}/search`;
   });
 
-  main.append(
+  mount(main, 
     el('h1', { text: 'Image' }),
     el('p', { class: 'muted' }, `${image.source} · `, el('span', { class: `badge ${image.status}`, text: image.status }),
       ` · ${image.width ?? '?'}×${image.height ?? '?'} ${image.format || ''} · ${image.model || ''} · updated ${when(image.updated_at)}`),

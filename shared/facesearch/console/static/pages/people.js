@@ -2,7 +2,7 @@
 // with every face and photo, where faces are split off or rejected. Undo reverses the last
 // change. All data goes through ../persons.js.
 import * as persons from '../persons.js';
-import { el, flash } from '../ui.js';
+import { el, flash, mount } from '../ui.js';
 
 function undoBar(onDone) {
   const what = persons.lastUndo();
@@ -71,7 +71,7 @@ export async function peoplePage({ cid, main }) {
   }
   const createRow = el('div', { class: 'row' });
 
-  main.append(el('h1', { text: `People in ${cid}` }), bar, gallery,
+  mount(main, el('h1', { text: `People in ${cid}` }), bar, gallery,
     el('h2', { text: 'Faces without a person' }), createRow, unlabelled);
   await refresh();
 }
@@ -134,6 +134,6 @@ export async function personPage({ cid, id, main }) {
     bar.replaceChildren(split, reject, undoBar(refresh), el('a', { href: `#/c/${encodeURIComponent(cid)}/people`, text: 'All people' }));
   }
 
-  main.append(heading, renameForm, bar, el('h2', { text: 'Faces' }), faces, el('h2', { text: 'Photos' }), photos);
+  mount(main, heading, renameForm, bar, el('h2', { text: 'Faces' }), faces, el('h2', { text: 'Photos' }), photos);
   await refresh();
 }

@@ -1,7 +1,7 @@
 // Search: drop or shoot a photo, pick a detected face, move the threshold, browse matches.
 import { consoleApi, v1, ApiError } from '../api.js';
 import { listPersons, facesOf } from '../persons.js';
-import { el, flash, pct, stage, dropZone, camera } from '../ui.js';
+import { el, flash, pct, stage, dropZone, camera, mount } from '../ui.js';
 
 const K = 50;
 
@@ -31,7 +31,7 @@ export async function searchPage({ cid, main }) {
   const summary = el('p', { id: 'result-summary', role: 'status', 'aria-live': 'polite' });
   const results = el('ul', { id: 'results', class: 'grid', 'aria-label': 'Matching faces' });
 
-  main.append(
+  mount(main, 
     el('h1', { text: `Search ${cid}` }),
     el('div', { class: 'layout' },
       el('section', { 'aria-label': 'Query' }, zone, cameraBox,

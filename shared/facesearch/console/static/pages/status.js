@@ -1,7 +1,7 @@
 // A collection's page: live counts (polled with ETags, see app.py for why not SSE), index
 // segments, failures with retry / forget, share links, and erase with a typed confirmation.
 import { consoleApi, status, v1, v1root } from '../api.js';
-import { el, flash, flashAfterNav, when, bytes } from '../ui.js';
+import { el, flash, flashAfterNav, when, bytes, mount } from '../ui.js';
 
 const POLL_MS = 3000;
 
@@ -18,9 +18,9 @@ export async function statusPage({ cid, main }) {
     const tiles = [
       ['Images', s.images], ['Faces', s.faces], ['Persons', s.persons], ['In progress', s.in_progress],
       ['Failed', s.failed], ['Index faces', s.index.live_faces], ['Index size', bytes(s.index.size_bytes)],
-      ['Dead letters', s.dead_letters ?? 'not tracked here'],
+      ['Dead letters', s.dead_letters ?? '—', s.dead_letters == null ? 'not tracked in embedded mode' : 'messages in the DLQ'],
     ];
-    stats.replaceChildren(...tiles.map(([name, value]) => el('li', { 'data-stat': name }, el('b', { text: String(value) }), name)));
+    stats.replaceChildren(...tiles.map(([name, value, note]) => el('li', { 'data-stat': name }, el('b', { text: String(value) }), name, note ? el('small', { text: note }) : null)));
     segments.replaceChildren(...(s.segments.length ? s.segments.map((seg) => el('tr', {},
       el('td', {}, el('code', { text: seg.id })), el('td', { class: 'num', text: String(seg.faces) }),
       el('td', { class: 'num', text: String(seg.tombstones) }), el('td', { class: 'num', text: bytes(seg.bytes) }),
@@ -101,7 +101,7 @@ export async function statusPage({ cid, main }) {
     } catch (error) { flash(`Not erased: ${error.message}`, true); }
   });
 
-  main.append(
+  mount(main, 
     el('h1', { text: `Collection ${cid}` }),
     collection ? el('p', { class: 'muted' }, collection.name || 'no name', ' · ',
       el('span', { class: `badge ${collection.status}`, text: collection.status }),
@@ -111,7 +111,7 @@ export async function statusPage({ cid, main }) {
     el('table', {}, el('thead', {}, el('tr', {}, ...['Segment', 'Faces', 'Tombstones', 'Size', 'Created'].map((h, i) => el('th', { scope: 'col', class: i && i < 4 ? 'num' : '', text: h })))), segments),
     el('h2', { text: 'Failures' }),
     el('table', {}, el('thead', {}, el('tr', {}, ...['Source', 'Reason', 'Attempts', ''].map((h) => el('th', { scope: 'col', text: h })))), failures),
-    el('div', { class: 'cards' }, shareForm, cid === 'default' ? null : eraseForm),
+    el('div', { class: 'panels' }, shareForm, cid === 'default' ? null : eraseForm),
   );
   await poll();
   await loadFailures();
