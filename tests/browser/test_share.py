@@ -55,7 +55,8 @@ def test_share_link_made_in_the_console_finds_a_guests_photos(
     guest.set_input_files("#selfie", str(PROBE))
     guest.wait_for_selector("#share-results li")
     guest.wait_for_function(
-        "[...document.querySelectorAll('#share-results img')].every(i => i.complete && i.naturalWidth > 0)"
+        "[...document.querySelectorAll('#share-results img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
     )
     photos = guest.eval_on_selector_all("#share-results a", "els => els.map(e => e.href)")
     assert photos and all("/photo/" in p and "sig=" in p for p in photos)
