@@ -84,6 +84,8 @@ class Macer:
         if not token or len(token) > max_chars or token.count(".") != 1:
             return None
         body, mac = token.split(".")
+        if not token.isascii():  # compare_digest refuses non-ASCII str; no token has any
+            return None
         if not hmac.compare_digest(mac, self.mac(domain, body.encode())):
             return None
         try:
@@ -163,7 +165,11 @@ class Sessions:
         return self._macer.mac("csrf", subject.encode())
 
     def check_csrf(self, subject: str, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(str(token), self.csrf_token(subject))
+        return (
+            bool(token)
+            and str(token).isascii()
+            and hmac.compare_digest(str(token), self.csrf_token(subject))
+        )
 
 
 @dataclass(frozen=True)
@@ -239,6 +245,8 @@ class ShareLinks:
         return self._macer.mac("photo", f"{link_id}\x00{image_id}\x00{expires}".encode())
 
     def check_photo(self, link_id: str, image_id: str, expires: str, sig: str) -> bool:
-        if not expires.isdigit() or int(expires) < self._clock():
+        if not (expires.isascii() and expires.isdigit()) or int(expires) < self._clock():
+            return False
+        if not sig.isascii():
             return False
         return hmac.compare_digest(sig, self.photo_sig(link_id, image_id, int(expires)))
