@@ -204,7 +204,7 @@ def console_app(backend: Backend, app: QueryApp | None = None) -> ConsoleApp:
     indexed before the call returns).
     """
     from facesearch.console.app import ConsoleApp, ConsoleParts
-    from facesearch.console.tokens import console_key
+    from facesearch.console.tokens import console_key, derived_key
     from facesearch.ingest.loader import SourceLoader
     from facesearch.ingest.sources import SourceRef
     from facesearch.storage.metadata import ImageRecord
@@ -239,6 +239,10 @@ def console_app(backend: Backend, app: QueryApp | None = None) -> ConsoleApp:
 
         retry = retry_local
 
-    return ConsoleApp(
-        query, console_key(backend.settings), parts=ConsoleParts(photos=photos, retry=retry)
-    )
+    settings = backend.settings
+    if settings.console.secret is None and backend.kind == "gcp":  # instances share no disk
+        ring = backend.keyring()
+        key = derived_key(s for k in ring.key_ids() if (s := ring.secret(k)) is not None)
+    else:
+        key = console_key(settings)
+    return ConsoleApp(query, key, parts=ConsoleParts(photos=photos, retry=retry))

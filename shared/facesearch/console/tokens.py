@@ -26,6 +26,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,16 @@ def console_key(settings: Settings) -> bytes:
     except FileExistsError:
         pass
     return path.read_bytes()
+
+
+def derived_key(secrets_: Iterable[bytes]) -> bytes:
+    """A console key derived from the API signing secrets (cloud, no console secret set):
+    the same on every instance, and rotating the signing keys rotates it (which also
+    revokes every share link and session)."""
+    material = sorted(secrets_)
+    if not material:
+        raise ConfigError("the console needs FACESEARCH_CONSOLE_SECRET or signing keys")
+    return hmac.new(b"facesearch-console-v1", b"\x00".join(material), hashlib.sha256).digest()
 
 
 def _b64(data: bytes) -> str:

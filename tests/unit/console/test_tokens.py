@@ -119,3 +119,14 @@ def test_console_key_is_created_once_and_a_short_secret_is_refused(tmp_path: Pat
     assert console_key(load_settings(data_dir=tmp_path, console_secret="s" * 40)) == b"s" * 40
     with pytest.raises(ConfigError):
         console_key(load_settings(data_dir=tmp_path, console_secret="short"))
+
+
+def test_cloud_console_key_is_derived_from_the_signing_secrets() -> None:
+    from facesearch.console.tokens import derived_key
+
+    key = derived_key([b"b-secret", b"a-secret"])
+    assert key == derived_key([b"a-secret", b"b-secret"])  # same on every instance
+    assert key != derived_key([b"a-secret", b"c-secret"])  # rotating a key rotates it
+    assert len(key) == 32
+    with pytest.raises(ConfigError):
+        derived_key([])
