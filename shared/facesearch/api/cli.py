@@ -108,17 +108,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     wsgi: Any = app
+    console = None
     if args.console:
         from facesearch.backends.services import console_app
 
-        console = console_app(backend, app)
-        wsgi = console
+        console = wsgi = console_app(backend, app)
+    server = make_wsgi_server(wsgi, args.host, args.port)  # listening from here on
+    if console is not None:
         print(
             "web console: open this one-time link within "
             f"{settings.console.login_link_ttl_s} s (it works once):\n  {console.login_url()}",
             file=sys.stderr,
         )
-    server = make_wsgi_server(wsgi, args.host, args.port)
     try:
         server.serve_forever()
     finally:
