@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,8 +184,18 @@ def page(anon: Any, console: Console) -> Any:
     return page
 
 
+def wait_until(page: Any, expression: str, timeout_s: float = 30.0) -> None:
+    """Poll a JS expression until it is truthy. (``page.wait_for_function`` evaluates its
+    predicate with ``eval`` inside the page, which the console's CSP rightly forbids.)"""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s} s: {expression}")
+        time.sleep(0.1)
+
+
 def shot(page: Any, name: str) -> None:
     """A full-page screenshot for docs/screenshots/, once every image has loaded."""
-    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    wait_until(page, "[...document.images].every(i => i.complete && i.naturalWidth > 0)")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from facesearch.local import EmbeddedSystem
 from facesearch.storage.metadata import ImageStatus
-from tests.browser.conftest import PHOTO_SET, PROBE, Console, shot
+from tests.browser.conftest import PHOTO_SET, PROBE, Console, shot, wait_until
 
 
 def _results(page: Any) -> list[str]:
@@ -79,7 +79,7 @@ def test_image_view_draws_boxes_landmarks_scores_and_reasons(page: Any, console:
     assert page.locator("tbody tr").count() == len(faces)
     assert page.locator(".stage svg rect.box").count() == len(faces)
     assert page.locator(".stage svg circle.mark").count() == 5 * len(faces)
-    page.wait_for_function("document.querySelector('.stage img').naturalWidth > 0")
+    wait_until(page, "document.querySelector('.stage img').naturalWidth > 0")
     text = page.inner_text("tbody")
     assert re.search(r"0\.9\d\d", text)  # detection scores
     shot(page, "image")
@@ -142,9 +142,10 @@ def test_status_lists_failures_and_updates_live_as_photos_arrive(
     worker = threading.Thread(target=lambda: EmbeddedSystem(console.settings).ingest_file(extra))
     worker.start()
     worker.join(timeout=120)
-    page.wait_for_function(
+    wait_until(
+        page,
         f"Number(document.querySelector('[data-stat=\"Images\"] b').textContent) > {before}",
-        timeout=15_000,
+        timeout_s=15,
     )
     # retry keeps a broken file failed; forget removes it from the list
     row = page.locator(f'#failures tr[data-image="{console.images["broken"]}"]')

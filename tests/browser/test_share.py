@@ -17,7 +17,7 @@ import pytest
 
 from facesearch.console.ratelimit import RateLimiter
 from facesearch.console.tokens import Sessions, ShareLinks
-from tests.browser.conftest import PROBE, Console, PageWatch, shot
+from tests.browser.conftest import PROBE, Console, PageWatch, shot, wait_until
 
 
 def _link(console: Console, **kwargs: Any) -> str:
@@ -54,9 +54,10 @@ def test_share_link_made_in_the_console_finds_a_guests_photos(
     assert "never stored or logged" in guest.inner_text("#privacy")
     guest.set_input_files("#selfie", str(PROBE))
     guest.wait_for_selector("#share-results li")
-    guest.wait_for_function(
+    wait_until(
+        guest,
         "[...document.querySelectorAll('#share-results img')]"
-        ".every(i => i.complete && i.naturalWidth > 0)"
+        ".every(i => i.complete && i.naturalWidth > 0)",
     )
     photos = guest.eval_on_selector_all("#share-results a", "els => els.map(e => e.href)")
     assert photos and all("/photo/" in p and "sig=" in p for p in photos)
