@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup browser test-browser venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-shards bench-pipeline bench-query bench-video bench-collections gpu-smoke clean
+.PHONY: help setup browser test-browser screenshots venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-shards bench-pipeline bench-query bench-video bench-collections gpu-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -57,6 +57,9 @@ browser: ## Debian's chromium for the browser tests (Playwright drives it; no br
 
 test-browser: ## the console and share pages in headless chromium (tests/browser)
 	$(PY) -m pytest tests/browser
+
+screenshots: ## rerun the browser tests and rewrite docs/screenshots/*.png
+	FACESEARCH_UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/browser
 
 infra-tools: ## checkov, hadolint, shellcheck in infra/.tools/venv (for the offline infra checks)
 	bash infra/scripts/setup-tools.sh
