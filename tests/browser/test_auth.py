@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from facesearch.console.app import STATIC
+from facesearch.console.responses import STATIC
 from facesearch.console.tokens import Sessions
 from tests.browser.conftest import Console, PageWatch, shot
 

@@ -31,8 +31,8 @@ def fresh_limits(console: Console) -> Iterator[None]:
 
     def reset() -> None:
         limits = console.settings.console
-        console.app.link_limit = RateLimiter(limits.share_link_per_min)
-        console.app.client_limit = RateLimiter(limits.share_client_per_min)
+        console.app.share.link_limit = RateLimiter(limits.share_link_per_min)
+        console.app.share.client_limit = RateLimiter(limits.share_client_per_min)
 
     reset()
     yield

@@ -30,11 +30,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import mimetypes
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -48,17 +46,21 @@ from werkzeug.wrappers import Request, Response
 from facesearch.api.app import QueryApp, _request_id
 from facesearch.api.bodies import read_body
 from facesearch.api.problems import log_unexpected, problem_response, to_error
-from facesearch.api.schemas import SearchParams
-from facesearch.api.search import ImageProbe
 from facesearch.console.identity import GoogleIdentity, Identity
-from facesearch.console.ratelimit import RateLimiter
-from facesearch.console.tokens import LoginLinks, Macer, Sessions, ShareGrant, ShareLinks
+from facesearch.console.responses import (
+    harden,
+    json_response,
+    photo_response,
+    redacted,
+    static_file,
+)
+from facesearch.console.share import SharePage
+from facesearch.console.tokens import LoginLinks, Macer, Sessions, ShareLinks
 from facesearch.errors import (
     BadRequest,
     FaceSearchError,
     Forbidden,
     NotFound,
-    RateLimited,
     SignatureError,
 )
 from facesearch.logs import log_fields
@@ -71,9 +73,6 @@ from facesearch.storage.metadata import (
 
 logger = logging.getLogger("facesearch.console")
 
-STATIC = Path(__file__).parent / "static"
-#: the only assets a share page may load
-SHARE_ASSETS = frozenset({"share.js", "style.css", "favicon.svg"})
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -81,14 +80,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PhotoReader = Callable[[ImageRecord], bytes]
 #: re-run ingest for a failed image of a collection; returns its new status
 Retrier = Callable[[str, ImageRecord], str]
-
-
-class TooManyRequests(RateLimited):
-    """A share link's or a client's search budget for this minute is spent."""
-
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -119,14 +110,26 @@ class ConsoleApp:
         self.sessions = Sessions(macer, settings.console.session_ttl_s, clock=clock)
         self.login_links = LoginLinks(settings.console.login_link_ttl_s, clock=clock)
         self.shares = ShareLinks(macer, settings.console.share_max_ttl_s, clock=clock)
-        self.link_limit = RateLimiter(settings.console.share_link_per_min, clock=clock)
-        self.client_limit = RateLimiter(settings.console.share_client_per_min, clock=clock)
         self.google = google
         if self.mode in ("iap", "iam") and google is None:
             self.google = GoogleIdentity(self.mode, settings.console.iap_audience)
         self.public_url = (settings.api.public_url or "").rstrip("/")
         self.secure = self.public_url.startswith("https://")
-        self._clock = clock
+        self.share = SharePage(
+            settings,
+            self.shares,
+            collection=self._collection,
+            image_record=self._image_record,
+            photo=self._photo_response,
+            clock=clock,
+        )
+        self._routes: dict[str, Callable[..., Response]] = {
+            "share_asset": self.share.asset,
+            "share_page": self.share.page,
+            "share_search": self.share.search,
+            "share_photo": self.share.photo,
+            "share_missing": self.share.missing,
+        }
         self.url_map = Map(
             [
                 Rule("/", endpoint="root", methods=["GET"]),
@@ -189,7 +192,8 @@ class ConsoleApp:
                 raise BadRequest(f"{request.method} is not allowed here") from exc
             except WzNotFound as exc:
                 raise NotFound(f"no page {path}") from exc
-            response = getattr(self, f"_{endpoint}")(request, **args)
+            handler = self._routes.get(endpoint) or getattr(self, f"_{endpoint}")
+            response = handler(request, **args)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
@@ -204,27 +208,12 @@ class ConsoleApp:
             extra=log_fields(
                 request_id=request_id,
                 method=request.method,
-                path=_redacted(path),
+                path=redacted(path),
                 status=response.status_code,
                 ms=round((time.perf_counter() - start) * 1000.0, 3),
             ),
         )
-        return self._harden(response)
-
-    def _harden(self, response: Response) -> Response:
-        img = " ".join(["'self'", "blob:", "data:", *self.settings.console.img_origins])
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'none'; script-src 'self'; style-src 'self'; "
-            f"img-src {img}; connect-src 'self'; media-src 'self' blob:; font-src 'self'; "
-            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-        )
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-        response.headers["Permissions-Policy"] = "camera=(self), microphone=(), geolocation=()"
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+        return harden(response, self.settings.console.img_origins)
 
     # --- who is asking ----------------------------------------------------------------------
 
@@ -262,34 +251,16 @@ class ConsoleApp:
         return redirect("/console/", code=303)
 
     def _page(self, request: Request, page: str = "") -> Response:
-        return self._file("index.html")
+        return static_file("index.html")
 
     def _asset(self, request: Request, name: str) -> Response:
-        return self._file(name)
-
-    def _share_asset(self, request: Request, name: str) -> Response:
-        if name not in SHARE_ASSETS:
-            raise NotFound("no such asset")
-        return self._file(name)
-
-    def _file(self, name: str) -> Response:
-        path = (STATIC / name).resolve()
-        if STATIC.resolve() not in path.parents or not path.is_file():
-            raise NotFound(f"no asset {name}")
-        kind = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}.get(
-            path.suffix, mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        )
-        if kind.startswith("text/"):
-            kind += "; charset=utf-8"
-        response = Response(path.read_bytes(), content_type=kind)
-        response.headers["Cache-Control"] = "no-cache"
-        return response
+        return static_file(name)
 
     def _login(self, request: Request) -> Response:
         if self.mode != "local":
             raise NotFound("login links are for the local console")
         if not self.login_links.redeem(request.args.get("token", "")):
-            response = self._file("signed-out.html")
+            response = static_file("signed-out.html")
             response.status_code = 403
             return response
         _, value = self.sessions.new()
@@ -321,7 +292,7 @@ class ConsoleApp:
             if identity.mode == "local"
             else None
         )
-        return _json(
+        return json_response(
             {
                 "subject": identity.subject,
                 "mode": identity.mode,
@@ -408,7 +379,7 @@ class ConsoleApp:
         page = query.store.list_images(
             status=status, cursor=request.args.get("cursor") or None, limit=limit
         )
-        return _json(
+        return json_response(
             {
                 "items": [
                     {
@@ -441,13 +412,7 @@ class ConsoleApp:
     def _photo_response(self, record: ImageRecord) -> Response:
         if self.parts.photos is None:
             raise NotFound("photos are not served in this deployment")
-        data = self.parts.photos(record)
-        kind = _sniff(data)
-        if kind is None:  # HEIC, TIFF, ...: the browser gets a JPEG of it
-            data, kind = _as_jpeg(data), "image/jpeg"
-        response = Response(data, content_type=kind)
-        response.headers["Cache-Control"] = "private, max-age=300"
-        return response
+        return photo_response(self.parts.photos(record))
 
     def _photo(self, request: Request, cid: str, image_id: str) -> Response:
         self._require(request)
@@ -460,7 +425,7 @@ class ConsoleApp:
             raise NotFound("retry is not available in this deployment")
         if record.status != ImageStatus.FAILED:
             raise BadRequest(f"image {image_id} is {record.status}, not failed")
-        return _json({"image_id": image_id, "status": self.parts.retry(cid, record)})
+        return json_response({"image_id": image_id, "status": self.parts.retry(cid, record)})
 
     def _share_new(self, request: Request, cid: str) -> Response:
         self._require(request)
@@ -483,7 +448,7 @@ class ConsoleApp:
             "share link issued",
             extra=log_fields(collection=cid, link_id=grant.link_id, expires_at=grant.expires_at),
         )
-        return _json(
+        return json_response(
             {
                 "url": f"{self.public_url}/share/{token}",
                 "link_id": grant.link_id,
@@ -493,150 +458,3 @@ class ConsoleApp:
             },
             status=201,
         )
-
-    # --- the public share page --------------------------------------------------------------
-
-    def _grant(self, token: str) -> ShareGrant:
-        grant = self.shares.read(token)
-        if grant is None:
-            raise NotFound("this link is not valid or has expired")
-        return grant
-
-    def _share_page(self, request: Request, token: str) -> Response:
-        try:
-            self._grant(token)
-        except NotFound:
-            response = self._file("share-expired.html")
-            response.status_code = 404
-            return response
-        return self._file("share.html")
-
-    def _share_missing(self, request: Request, rest: str = "") -> Response:
-        raise NotFound("nothing here")
-
-    def client_address(self, request: Request) -> str:
-        if self.settings.console.trust_forwarded_for:
-            hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
-            if hops and hops[-1]:
-                return hops[-1]
-        return request.remote_addr or "?"
-
-    def _share_search(self, request: Request, token: str) -> Response:
-        grant = self._grant(token)
-        for limiter, key, what in (
-            (self.link_limit, grant.link_id, "this link"),
-            (self.client_limit, self.client_address(request), "you"),
-        ):
-            wait = limiter.take(key)
-            if wait is not None:
-                raise TooManyRequests(
-                    f"too many searches from {what} this minute", retry_after_s=int(wait)
-                )
-        if not (request.mimetype or "").startswith("image/"):
-            raise BadRequest("send the selfie as the body with an image/* Content-Type")
-        selfie = read_body(
-            request,
-            self.settings.vision.max_image_bytes,
-            deadline_s=self.settings.api.body_read_timeout_s,
-        )
-        if not selfie:
-            raise BadRequest("no selfie in the request")
-        body = self._share_matches(grant, token, selfie)
-        del selfie  # never stored, never logged: only the matches leave this function
-        return _json(body)
-
-    def _share_matches(self, grant: ShareGrant, token: str, selfie: bytes) -> dict[str, Any]:
-        query = self._collection(grant.collection_id)
-        searcher = query.searcher
-        threshold = min(
-            1.0, searcher.default_threshold + self.settings.console.share_threshold_margin
-        )
-        limit = self.settings.console.share_max_results
-        result = searcher.search(
-            ImageProbe(selfie),
-            SearchParams(k=min(limit * 2, self.settings.api.search_max_k), threshold=threshold),
-        )
-        searched = [f for f in result.faces if f.skipped is None and f.bbox]
-        if not searched:
-            reason = result.faces[0].skipped if result.faces else "no face found"
-            return {"photos": [], "message": f"No usable face in the photo ({reason})."}
-        face = max(searched, key=lambda f: _area(f.bbox or []))
-        best: dict[str, Any] = {}
-        for match in face.matches:
-            if match.image_id is None or match.image_id in best:
-                continue
-            record = query.store.get_image(match.image_id)
-            if record is None or not record.source.startswith(grant.prefix):
-                continue
-            best[match.image_id] = match
-            if len(best) >= limit:
-                break
-        expires = int(self._clock()) + self.settings.api.signed_url_ttl_s
-        photos = []
-        for image_id, match in best.items():
-            sig = self.shares.photo_sig(grant.link_id, image_id, expires)
-            photos.append(
-                {
-                    "photo_url": f"/share/{token}/photo/{image_id}?expires={expires}&sig={sig}",
-                    "crop_url": match.crop_url,
-                    "similarity": round(match.similarity, 4),
-                    "person_name": match.person_name if grant.show_names else None,
-                }
-            )
-        return {"photos": photos, "threshold": round(threshold, 4), "expires_at": expires}
-
-    def _share_photo(self, request: Request, token: str, image_id: str) -> Response:
-        grant = self._grant(token)
-        if not self.shares.check_photo(
-            grant.link_id, image_id, request.args.get("expires", ""), request.args.get("sig", "")
-        ):
-            raise Forbidden("this photo link is not valid or has expired")
-        record = self._image_record(grant.collection_id, image_id)
-        if not record.source.startswith(grant.prefix):
-            raise NotFound("not in this share")
-        return self._photo_response(record)
-
-
-def _redacted(path: str) -> str:
-    """The path with a share token replaced (it is the link's credential)."""
-    parts = path.split("/")
-    if len(parts) > 2 and parts[1] == "share" and parts[2] != "static":
-        parts[2] = "<token>"
-    return "/".join(parts)
-
-
-def _area(bbox: list[float]) -> float:
-    return (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]) if len(bbox) == 4 else 0.0
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, content_type="application/json")
-
-
-def _as_jpeg(data: bytes) -> bytes:
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
-    import facesearch.vision.decode  # noqa: F401 (registers the HEIC opener)
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            out = io.BytesIO()
-            image.convert("RGB").save(out, format="JPEG", quality=90)
-            return out.getvalue()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise NotFound("the source is not a displayable image") from exc
-
-
-def _sniff(data: bytes) -> str | None:
-    """The image type a browser will render, from the bytes (never from the file name)."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
