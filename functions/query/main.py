@@ -21,9 +21,12 @@ from facesearch.backends import backend_for
 from facesearch.backends.services import query_app
 from facesearch.config import get_settings
 from facesearch.logs import configure_for
+from facesearch.telemetry import configure as configure_telemetry
+from facesearch.telemetry import request_scope
 
 _settings = get_settings()
 configure_for(_settings)
+configure_telemetry(_settings, "query")  # FACESEARCH_TELEMETRY_*; off by default
 _instance: dict[str, QueryApp] = {}
 _lock = threading.Lock()
 
@@ -37,4 +40,5 @@ def _get_app() -> QueryApp:
 
 @functions_framework.http
 def query(request: Request) -> Response:
-    return _get_app().handle(request)
+    with request_scope():  # spans flushed before the answer (CPU throttled after)
+        return _get_app().handle(request)

@@ -86,11 +86,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from facesearch.backends import backend_for
     from facesearch.backends.services import query_app
     from facesearch.logs import configure_for
+    from facesearch.telemetry import configure as configure_telemetry
 
     settings = load_settings()
     if not settings.api.public_url:  # links point at where we listen, not at a Host header
         settings = settings.with_overrides(public_url=f"http://{args.host}:{args.port}")
+    if settings.telemetry.metrics == "off":  # a local server exposes GET /metrics
+        settings = settings.with_overrides(telemetry_metrics="prometheus")
     configure_for(settings)
+    configure_telemetry(settings, "serve")
     app = query_app(backend_for(settings))
     health = app.service.operations.health()
     if not settings.api.signing_keys and not settings.api.signing_keys_secret:

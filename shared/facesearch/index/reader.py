@@ -39,6 +39,7 @@ from facesearch.index.vectors import normalise
 from facesearch.logs import log_fields
 from facesearch.native import Index
 from facesearch.storage.blob import BlobStore
+from facesearch.telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,14 @@ class IndexReader:
                         ) from exc
             snapshot = self._snapshot
             if snapshot.manifest is not None:
+                manifest = snapshot.manifest
+                metrics.record_index(
+                    "reader",
+                    self,
+                    len(manifest.segments),
+                    manifest.live_count,
+                    manifest.tombstone_count,
+                )
                 self.cache.prune(snapshot.manifest.segments)
                 logger.info(
                     "index opened",
