@@ -55,6 +55,11 @@ def event_key(cloud_name: str, public_id: str, version: int) -> str:
     return hashlib.sha256(source_id(cloud_name, public_id, version).encode()).hexdigest()
 
 
+def asset_key(cloud_name: str, public_id: str) -> str:
+    """Ledger key of an asset across its versions (which version is current, and where)."""
+    return hashlib.sha256(f"asset\n{cloud_name}\n{public_id}".encode()).hexdigest()
+
+
 def require_cloud_name(settings: Settings) -> str:
     if not settings.cloudinary.cloud_name:
         raise ConfigError("FACESEARCH_CLOUDINARY_CLOUD_NAME is not set")

@@ -98,8 +98,11 @@ def configured() -> bool:
     return bool(_state)
 
 
-def configure(settings: Settings, service: str) -> None:
-    """Install the SDK for this process once (later calls do nothing)."""
+def configure(settings: Settings, service: str, *, span_exporter: Any = None) -> None:
+    """Install the SDK for this process once (later calls do nothing).
+
+    ``span_exporter`` replaces the configured one (tests pass an in-memory exporter).
+    """
     t = settings.telemetry
     if t.traces == "off" and t.metrics == "off":
         return
@@ -120,7 +123,7 @@ def configure(settings: Settings, service: str) -> None:
             resource = _gcp_resource().merge(resource)
         _state["timeout_ms"] = int(t.flush_timeout_s * 1000)
         if t.traces != "off":
-            _state["tracer_provider"] = _tracer_provider(settings, resource)
+            _state["tracer_provider"] = _tracer_provider(settings, resource, span_exporter)
         if t.metrics != "off":
             _state["meter_provider"] = _meter_provider(settings, resource)
         atexit.register(shutdown)
@@ -141,14 +144,16 @@ def _gcp_resource() -> Any:
         return Resource.get_empty()
 
 
-def _tracer_provider(settings: Settings, resource: Any) -> Any:
+def _tracer_provider(settings: Settings, resource: Any, override: Any = None) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     t = settings.telemetry
     exporter: SpanExporter
-    if t.traces == "gcp":
+    if override is not None:
+        exporter = override
+    elif t.traces == "gcp":
         # importlib: a static import makes mypy resolve google.cloud from the typed
         # google-cloud-trace package and lose the untyped google.cloud.storage
         cloud_trace = importlib.import_module("opentelemetry.exporter.cloud_trace")
