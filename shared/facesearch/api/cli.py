@@ -108,7 +108,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"({health.status}, {health.index_faces or 0} faces indexed)",
         file=sys.stderr,
     )
-    server = make_wsgi_server(app, args.host, args.port)
+    server = make_wsgi_server(
+        app, args.host, args.port, max_connections=settings.api.serve_max_connections
+    )
     try:
         server.serve_forever()
     finally:
