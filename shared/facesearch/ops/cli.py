@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from facesearch.backends import Backend, backend_for
 from facesearch.config import Settings, load_settings
 from facesearch.ingest.sources import SourceRef
-from facesearch.ops.reconcile import Reconciliation, reconcile, repair
-from facesearch.ops.sweep import StuckSweep
+from facesearch.ops.reconcile import FINDINGS, Reconciliation, reconcile, repair
+from facesearch.ops.sweep import StuckSweep, requeue_request
 from facesearch.storage.metadata import DEFAULT_COLLECTION
 
 if TYPE_CHECKING:
@@ -78,6 +78,12 @@ def repair_collection(
     )
     swept = _sweep(backend).run(report.collection_id)
     counts["stuck_requeued"] = swept.total
+    store = backend.metadata(report.collection_id)
+    expired = [r for i in report.expired if (r := store.get_image(i)) is not None]
+    messages = [m for r in expired if (m := requeue_request(r, report.collection_id))]
+    if messages:
+        backend.bus().publish(backend.settings.storage.ingest_topic, messages)
+    counts["expired_requeued"] = len(messages)
     if system is not None:
         reingested = 0
         for record in swept.local:  # embedded files: ingest them again by path
@@ -100,7 +106,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     healthy = True
     for collection_id in _collections(backend, args):
         report = check_collection(backend, collection_id)
-        if args.repair and not report.ok:
+        if args.repair and (not report.ok or report.expired):
             repaired = repair_collection(backend, report, system)
             if system is not None:  # applied: look again
                 report = check_collection(backend, collection_id)
@@ -118,7 +124,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 f" ({r.index_model or 'empty'}), {r.records} face records,"
                 f" {r.images_done} images done"
             )
-            for name in ("missing", "orphans", "unfinished", "stuck", "other_model", "index_twice"):
+            for name in FINDINGS:
                 if s[name]:
                     print(f"  {name:<12} {s[name]:>6}  e.g. {', '.join(s[name + '_sample'][:3])}")
             if r.repaired:

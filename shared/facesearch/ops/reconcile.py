@@ -42,6 +42,7 @@ from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, Me
 REPAIR_CHUNK = 256
 #: ids shown per finding in a report
 SAMPLE = 10
+FINDINGS = ("missing", "orphans", "unfinished", "stuck", "other_model", "index_twice", "expired")
 
 
 @dataclass
@@ -57,6 +58,8 @@ class Reconciliation:
     stuck: list[str] = field(default_factory=list)
     other_model: list[str] = field(default_factory=list)
     index_twice: list[str] = field(default_factory=list)
+    #: images dropped as too old (failed event-expired): ``--repair`` re-queues them
+    expired: list[str] = field(default_factory=list)
     repaired: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     #: the face records read (what a repair re-publishes); not part of the summary
@@ -77,7 +80,7 @@ class Reconciliation:
             "records": self.records,
             "images_done": self.images_done,
         }
-        for name in ("missing", "orphans", "unfinished", "stuck", "other_model", "index_twice"):
+        for name in FINDINGS:
             ids = getattr(self, name)
             out[name] = len(ids)
             if ids:
@@ -121,10 +124,13 @@ def reconcile(
     twice = sorted(f for f, n in Counter(live_list).items() if n > 1)
     status: dict[str, ImageStatus] = {}
     stuck: list[str] = []
+    expired: list[str] = []
     for image in iter_images(store):
         status[image.image_id] = image.status
         if image.status is ImageStatus.PROCESSING and image.updated_at < now - stuck_after_s:
             stuck.append(image.image_id)
+        if image.status is ImageStatus.FAILED and image.error_code == "event-expired":
+            expired.append(image.image_id)
     records: dict[str, FaceRecord] = {}
     for face in _iter_pages(lambda c: store.list_faces(cursor=c, limit=500)):
         records[face.face_id] = face
@@ -136,6 +142,7 @@ def reconcile(
         images_done=sum(1 for s in status.values() if s is ImageStatus.DONE),
         stuck=sorted(stuck),
         index_twice=twice,
+        expired=sorted(expired),
     )
     for face_id, face in sorted(records.items()):
         image_status = status.get(face.image_id)
