@@ -39,7 +39,7 @@ from facesearch.index.vectors import normalise
 from facesearch.logs import log_fields
 from facesearch.native import Index
 from facesearch.storage.blob import BlobStore
-from facesearch.telemetry import metrics
+from facesearch.telemetry import metrics, span
 
 logger = logging.getLogger(__name__)
 
@@ -170,10 +170,18 @@ class IndexReader:
     ) -> list[list[SearchHit]]:
         """Top-``k`` live faces for each query row, best first.
 
-        ``exact=True`` brute-forces every segment (for tests and recall checks).
+        ``exact=True`` brute-forces every segment (for tests and recall checks). Traced
+        as an ``index.search`` span.
         """
         if k < 1:
             raise ValueError("k must be >= 1")
+        with span(
+            "index.search",
+            {"facesearch.k": k, "facesearch.segments": len(self._snapshot.segments)},
+        ):
+            return self._search(queries, k, exact)
+
+    def _search(self, queries: ArrayLike, k: int, exact: bool) -> list[list[SearchHit]]:
         snapshot = self._snapshot
         manifest = snapshot.manifest
         if manifest is None:

@@ -145,3 +145,58 @@ def test_stuck_images_are_requeued_as_ingest_requests(tmp_path: Path) -> None:
     assert result.requeued == {"default": 1}
     (message,) = bus.published["ingest-requests"]
     assert source_from_ingest_request(message.data).image_id == source.image_id
+
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+PARENT = f"00-{TRACE}-b7ad6b7169203331-01"
+
+
+def _in_trace(name: str) -> list[object]:
+    return [s for s in finished(name) if f"{s.context.trace_id:032x}" == TRACE]  # type: ignore[attr-defined]
+
+
+def test_ingest_continues_the_events_trace(traced: InMemorySpanExporter, tmp_path: Path) -> None:
+    backend = LocalBackend(load_settings(data_dir=tmp_path))
+    service = services.ingest_service(backend)
+    event = {"bucket": "up", "name": "crops/own-output.jpg", "generation": "1"}
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    outcome = handle_event(
+        STORAGE_FINALIZED,
+        json.dumps(event),
+        service=service,
+        attributes={"time": now, "traceparent": PARENT},
+    )
+    assert outcome is not None and outcome.outcome is Outcome.SKIPPED
+    (delivery,) = _in_trace("ingest.delivery")
+    (ingest,) = _in_trace("ingest")
+    assert ingest.parent.span_id == delivery.context.span_id  # type: ignore[attr-defined]
+
+
+def test_the_indexer_continues_the_publishers_trace(traced: InMemorySpanExporter) -> None:
+    import base64
+
+    from facesearch.indexer.entry import handle_push
+    from facesearch.indexer.service import Applied
+
+    class Committer:
+        def submit(self, message: Message, weight: int) -> Applied:
+            with telemetry.span("index.commit"):
+                return Applied("embeddings", 0)
+
+    push = {
+        "message": {
+            "data": base64.b64encode(b"{}").decode(),
+            "attributes": {"kind": "embeddings", "traceparent": PARENT},
+            "messageId": "m1",
+            "publishTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+    }
+    handle_push(
+        "//pubsub.googleapis.com/projects/p/topics/face-embeddings",
+        push,
+        committer=Committer(),  # type: ignore[arg-type]
+        settings=load_settings(),
+    )
+    (delivery,) = _in_trace("indexer.delivery")
+    assert delivery.parent.span_id == int("b7ad6b7169203331", 16)  # type: ignore[attr-defined]
+    assert [s.parent.span_id for s in _in_trace("index.commit")] == [delivery.context.span_id]  # type: ignore[attr-defined]
