@@ -36,6 +36,7 @@ from pydantic_settings import (
 
 from facesearch.api.settings import ApiSettings, ClientSettings
 from facesearch.cloudinary.settings import CloudinarySettings
+from facesearch.console.settings import ConsoleSettings
 from facesearch.errors import ConfigError
 from facesearch.index.params import IndexParams
 from facesearch.indexer.settings import IndexerSettings
@@ -103,6 +104,7 @@ class Settings(BaseSettings):
     video: VideoSettings = Field(default_factory=VideoSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -10,11 +10,12 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facesearch.backends import Backend
 from facesearch.config import Settings
-from facesearch.errors import BadRequest, ConfigError
+from facesearch.errors import BadRequest, ConfigError, NotFound
 
 if TYPE_CHECKING:
     from facesearch.api.app import QueryApp
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from facesearch.api.service import QueryService
     from facesearch.auth.verify import Verifier
     from facesearch.cloudinary.webhook import CloudinaryWebhook, ImageForgetter
+    from facesearch.console.app import ConsoleApp
     from facesearch.indexer.service import IndexerService
     from facesearch.ingest.loader import UrlFetcher
     from facesearch.ingest.service import IngestService
@@ -203,3 +205,55 @@ def cloudinary_webhook(
         forget_image=forget_image or api_forgetter(backend),
         secrets=secrets,
     )
+
+
+def console_app(backend: Backend, app: QueryApp | None = None) -> ConsoleApp:
+    """The web console and share pages in front of the query API (``app``, else a new one).
+
+    Photos are read where ingest found them (local file, bucket object); in embedded mode a
+    failed image can be retried (ingest runs again in this process, and its faces are
+    indexed before the call returns).
+    """
+    from facesearch.console.app import ConsoleApp, ConsoleParts
+    from facesearch.console.tokens import console_key, derived_key
+    from facesearch.ingest.loader import SourceLoader
+    from facesearch.ingest.sources import SourceRef
+    from facesearch.storage.metadata import ImageRecord
+
+    query = app or query_app(backend)
+    loader = SourceLoader(backend.bucket)
+
+    def photos(record: ImageRecord) -> bytes:
+        info = record.source_info
+        kind = str(info.get("kind", ""))
+        if kind not in ("file", "gcs"):
+            raise NotFound(f"{kind or 'this'} source is not served")
+        ref = SourceRef(kind, str(info["name"]), "", bucket=str(info.get("bucket", "")))
+        return loader(ref)[0]
+
+    retry: Callable[[str, ImageRecord], str] | None = None
+    if backend.kind == "local":
+        from facesearch.local import EmbeddedSystem
+
+        systems: dict[str, EmbeddedSystem] = {}
+
+        def retry_local(collection_id: str, record: ImageRecord) -> str:
+            if record.source_info.get("kind") != "file":
+                raise NotFound("only local files can be retried here")
+            if collection_id not in systems:
+                systems[collection_id] = EmbeddedSystem(
+                    backend.settings, collection_id=collection_id
+                )
+            outcome = systems[collection_id].ingest_file(Path(str(record.source_info["name"])))
+            systems[collection_id].flush()
+            return str(outcome.outcome)
+
+        retry = retry_local
+
+    settings = backend.settings
+    if settings.console.secret is None and backend.kind == "gcp":  # instances share no disk
+        ring = backend.keyring()
+        key = derived_key(s for k in ring.key_ids() if (s := ring.secret(k)) is not None)
+    else:
+        key = console_key(settings)
+    return ConsoleApp(query, key, parts=ConsoleParts(photos=photos, retry=retry))

@@ -359,6 +359,22 @@ variable "query_public" {
   default     = false
 }
 
+variable "console_access" {
+  description = "Web console on the query service: off; iam (Cloud Run IAM: keep query_public false, list the console users in query_invokers; the console re-verifies their ID token); iap (Identity-Aware Proxy in front: the console trusts only IAP's signed JWT assertion; set console_audience)."
+  type        = string
+  default     = "off"
+  validation {
+    condition     = contains(["off", "iam", "iap"], var.console_access)
+    error_message = "console_access: off, iam or iap."
+  }
+}
+
+variable "console_audience" {
+  description = "Expected audience of the identity JWT: IAP's /projects/NUMBER/locations/REGION/services/NAME (iap); default the query URL (iam)."
+  type        = string
+  default     = null
+}
+
 variable "query_invokers" {
   description = "Members given roles/run.invoker on query when it is not public."
   type        = map(string)
