@@ -175,6 +175,26 @@ def test_a_video_delete_forgets_the_video(hook: Harness) -> None:
     assert hook.forgotten_videos == [video_id] and hook.forgotten == []
 
 
+def test_a_new_video_version_replaces_the_old_video_not_an_image_of_the_same_name(
+    hook: Harness,
+) -> None:
+    """Versions are tracked per resource type: Cloudinary lets an image and a video share
+    a public id, and a new version of one must never forget the other."""
+    old_id = cloudinary_image_id(CLOUD, VIDEO_ID, VIDEO_VERSION, resource_type="video")
+    image_id = cloudinary_image_id(CLOUD, VIDEO_ID, VIDEO_VERSION + 5)
+    hook.post(raw(sample("upload_video")))
+    hook.metadata.put_video(VideoRecord(old_id, "s", VideoStatus.DONE))
+    same_name_image = sample("upload", public_id=VIDEO_ID, version=VIDEO_VERSION + 5)
+    assert _json(hook.post(raw(same_name_image)))["outcome"] == "queued"
+    assert hook.forgotten_videos == [] and hook.forgotten == []
+    newer = raw(sample("upload_video", version=VIDEO_VERSION + 1))
+    assert _json(hook.post(newer))["outcome"] == "queued"
+    assert hook.forgotten_videos == [old_id] and hook.forgotten == []
+    late = _json(hook.post(raw(sample("upload_video"))))
+    assert late["outcome"] == "superseded" and late["current_version"] == VIDEO_VERSION + 1
+    assert image_id not in hook.forgotten
+
+
 def test_retries_duplicates_and_the_eager_notification_queue_nothing_more(hook: Harness) -> None:
     body = raw(sample("upload"))
     assert _json(hook.post(body))["outcome"] == "queued"
