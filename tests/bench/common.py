@@ -43,7 +43,7 @@ def peak_rss_mb() -> float:
     a large index would report the parent's peak as its own.
     """
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
+        with Path("/proc/self/status").open(encoding="ascii") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024.0
