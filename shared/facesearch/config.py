@@ -36,6 +36,7 @@ from pydantic_settings import (
 
 from facesearch.api.settings import ApiSettings, ClientSettings
 from facesearch.cloudinary.settings import CloudinarySettings
+from facesearch.console.settings import ConsoleSettings
 from facesearch.errors import ConfigError
 from facesearch.index.params import IndexParams
 from facesearch.indexer.settings import IndexerSettings
@@ -43,6 +44,7 @@ from facesearch.ingest.settings import IngestSettings
 from facesearch.net.settings import FetchSettings
 from facesearch.section import SettingsSection
 from facesearch.storage.settings import StorageSettings
+from facesearch.telemetry.settings import OpsSettings, TelemetrySettings
 from facesearch.video.settings import VideoSettings
 from facesearch.vision.settings import DEFAULT_MODELS_DIR, REPO_ROOT, QualityPolicy, VisionSettings
 
@@ -100,6 +102,9 @@ class Settings(BaseSettings):
     client: ClientSettings = Field(default_factory=ClientSettings)
     cloudinary: CloudinarySettings = Field(default_factory=CloudinarySettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @model_validator(mode="before")
     @classmethod

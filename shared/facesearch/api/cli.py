@@ -84,7 +84,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the query API on localhost on a production WSGI server (``--server``)."""
     import os
 
-    from facesearch.api.serving import default_threads, serve
+    from facesearch.api.serving import PRE_FORK, default_threads, serve
+    from facesearch.logs import configure_for
+    from facesearch.telemetry import configure as configure_telemetry
 
     overrides: dict[str, Any] = {}
     for name in ("serve_server", "serve_workers", "serve_threads"):
@@ -94,9 +96,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not settings.api.public_url:  # links point at where we listen, not at a Host header
         public_url = f"http://{args.host}:{args.port}"
         settings = settings.with_overrides(public_url=public_url)
-        # worker processes read their settings from the environment
+        # pre-forked workers inherit these settings; an env var covers re-imports too
         os.environ["FACESEARCH_PUBLIC_URL"] = public_url
+    if settings.telemetry.metrics == "off":  # a local server exposes GET /metrics
+        settings = settings.with_overrides(telemetry_metrics="prometheus")
     api = settings.api
+    if args.console:
+        if api.serve_server in PRE_FORK:
+            print(
+                f"facesearch serve: --console needs one process (--server waitress or werkzeug),"
+                f" not {api.serve_server}",
+                file=sys.stderr,
+            )
+            return 2
+        settings = settings.with_overrides(console_mode="local")
+    configure_for(settings)
+    configure_telemetry(settings, "serve")
     if not api.signing_keys and not api.signing_keys_secret:
         print(
             'facesearch serve: no signing keys (set FACESEARCH_SIGNING_KEYS=\'{"id": "secret"}\')'
@@ -104,30 +119,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     threads = api.serve_threads or default_threads()
-    app = None
+    wsgi: Any = None
+    console = None
     where = f"http://{args.host}:{args.port}"
-    if api.serve_server in ("werkzeug", "waitress"):  # one process: build the app here
+    if api.serve_server not in PRE_FORK:  # one process: build the app here, before listening
         from facesearch.backends import backend_for
         from facesearch.backends.services import query_app
-        from facesearch.logs import configure_for
 
-        configure_for(settings)
-        app = query_app(backend_for(settings))
+        backend = backend_for(settings)
+        app = query_app(backend)
         health = app.service.operations.health()
         where += f" ({health.status}, {health.index_faces or 0} faces indexed)"
+        wsgi = app
+        if args.console:
+            from facesearch.backends.services import console_app
+
+            console = wsgi = console_app(backend, app)
     print(
         f"facesearch query API on {where}: {api.serve_server}, {api.serve_workers} worker(s)"
         f" x {threads} threads",
         file=sys.stderr,
     )
+    if console is not None:
+        print(
+            "web console: open this one-time link within "
+            f"{settings.console.login_link_ttl_s} s (it works once):\n  {console.login_url()}",
+            file=sys.stderr,
+        )
     serve(
         api.serve_server,
         host=args.host,
         port=args.port,
         workers=api.serve_workers,
         threads=threads,
-        app=app,
+        app=wsgi,
         settings=settings,
+        max_connections=api.serve_max_connections,
     )
     return 0
 
@@ -237,6 +264,11 @@ def add_api_commands(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the signed query API on localhost")
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"bind address ({DEFAULT_HOST})")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT})")
+    serve.add_argument(
+        "--console",
+        action="store_true",
+        help="also serve the web console; prints a one-time login link",
+    )
     serve.add_argument(
         "--server",
         dest="serve_server",

@@ -45,6 +45,8 @@ class OperationsService:
             images=counts.images,
             persons=counts.persons,
             images_by_status=dict(counts.images_by_status),
+            videos=counts.videos,
+            tracks=counts.tracks,
             index=index,
             models=self.models(),
         )

@@ -16,6 +16,7 @@ from facesearch.api import schemas as s
 from facesearch.api.collection_routes import COLLECTION_ROUTES
 from facesearch.api.inputs import json_model, parse_match, parse_search
 from facesearch.api.route import CropQuery, FacesQuery, PageQuery, Route, Scoping, query_args
+from facesearch.api.video_routes import VIDEO_ROUTES
 from facesearch.auth.keys import Scope
 from facesearch.errors import BadRequest
 
@@ -247,6 +248,7 @@ _DATA_ROUTES: tuple[Route, ...] = (
         errors=(404,),
         scope=Scope.ERASE,
     ),
+    *VIDEO_ROUTES,
     Route(
         "stats",
         "GET",

@@ -28,6 +28,7 @@ from facesearch.api.schemas import (
     SearchParams,
     SearchResponse,
 )
+from facesearch.api.videos import moments_of
 from facesearch.api.views import person_names
 from facesearch.config import Settings
 from facesearch.errors import (
@@ -183,6 +184,7 @@ class SearchService:
         wanted.discard(exclude or "")
         records = self.store.get_faces(sorted(wanted)) if wanted else {}
         names = person_names(self.store, {r.person_id for r in records.values() if r.person_id})
+        moments = moments_of(self.store, (r.track_id for r in records.values() if r.track_id))
         for row, face_hits in zip(live_rows, hits, strict=True):
             matches: list[Match] = []
             for hit in face_hits:
@@ -197,6 +199,10 @@ class SearchService:
                         person_id=found.person_id,
                         person_name=names.get(found.person_id or ""),
                         crop_url=self.crops.url(found.face_id, found.crop_url, found.collection_id),
+                        video_id=found.video_id,
+                        track_id=found.track_id,
+                        t_ms=found.t_ms,
+                        moments=moments.get(found.track_id or "") if found.track_id else None,
                     )
                 )
                 if len(matches) == k:

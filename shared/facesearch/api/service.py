@@ -6,7 +6,8 @@ services the routes call:
 
 * ``searcher`` — search and match (:mod:`.search`)
 * ``records`` — faces, images, persons (:mod:`.records`)
-* ``forgetter`` — forget an image or a person (:mod:`.forget`)
+* ``videos`` — a video's status, progress and tracks (:mod:`.videos`)
+* ``forgetter`` — forget an image, a video or a person (:mod:`.forget`)
 * ``operations`` — models, stats, health (:mod:`.operations`)
 
 Open collections are kept in an LRU within a budget (how many, and how many bytes
@@ -33,6 +34,7 @@ from facesearch.api.index_view import IndexView
 from facesearch.api.operations import OperationsService
 from facesearch.api.records import RecordService
 from facesearch.api.search import SearchService
+from facesearch.api.videos import VideoService
 from facesearch.collections.policy import CollectionSettings
 from facesearch.config import Settings
 from facesearch.index.reader import IndexReader
@@ -55,6 +57,7 @@ class CollectionQuery:
     pipeline: FacePipeline
     searcher: SearchService
     records: RecordService
+    videos: VideoService
     forgetter: ForgetService
     operations: OperationsService
 
@@ -80,6 +83,7 @@ class QueryService:
         open_reader: CollectionReaderFactory | None = None,
         policies: PolicyLookup | None = None,
         drop_cache: Callable[[str], None] | None = None,
+        crops_root: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -91,6 +95,7 @@ class QueryService:
         self._open_reader = open_reader
         self._policies = policies or (lambda collection_id: CollectionSettings())
         self._drop_cache = drop_cache
+        self.crops_root = crops_root
         self._clock = clock
         self._open: OrderedDict[str, CollectionQuery] = OrderedDict()
         self._lock = threading.Lock()
@@ -188,7 +193,14 @@ class QueryService:
                 threshold=policy.match_threshold,
             ),
             records=RecordService(store, self.crops),
-            forgetter=ForgetService(store, self.crops, self._forget_index(collection_id), index),
+            videos=VideoService(store, self.crops),
+            forgetter=ForgetService(
+                store,
+                self.crops,
+                self._forget_index(collection_id),
+                index,
+                crops_root=self.crops_root,
+            ),
             operations=OperationsService(
                 self.settings, store=store, pipeline=pipeline, index=index
             ),

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 ServerName = Literal["gunicorn", "granian", "waitress", "werkzeug"]
 SERVERS: tuple[ServerName, ...] = ("gunicorn", "granian", "waitress", "werkzeug")
+#: servers that fork workers, each building its own app (the others take one built here)
+PRE_FORK: frozenset[str] = frozenset({"gunicorn", "granian"})
 #: module:attribute of the app factory that worker processes import
 FACTORY_TARGET = "facesearch.api.serving:wsgi_app"
 
@@ -45,9 +47,11 @@ def wsgi_app(settings: Settings | None = None) -> WsgiApp:
     from facesearch.backends.services import query_app
     from facesearch.config import get_settings
     from facesearch.logs import configure_for
+    from facesearch.telemetry import configure as configure_telemetry
 
     settings = settings or get_settings()
     configure_for(settings)
+    configure_telemetry(settings, "serve")
     return query_app(backend_for(settings))
 
 
@@ -61,10 +65,12 @@ def serve(
     app: WsgiApp | None = None,
     settings: Settings | None = None,
     socket_timeout_s: float = 10.0,
+    max_connections: int = 64,
 ) -> None:
     """Run ``server`` until interrupted. ``app``: an app already built in this process
     (single-process servers use it; pre-fork servers build one per worker instead, from
-    ``settings`` or the environment)."""
+    ``settings`` or the environment). ``max_connections``: connections served at once by
+    werkzeug and waitress (more are refused / queued by the server)."""
     if workers < 1 or threads < 1:
         raise ConfigError("serve needs at least one worker and one thread")
     if server == "gunicorn":
@@ -73,13 +79,22 @@ def serve(
         _granian(host, port, workers=workers, threads=threads)
     elif server == "waitress":
         _waitress(
-            app or wsgi_app(settings), host, port, threads=threads, timeout_s=socket_timeout_s
+            app or wsgi_app(settings),
+            host,
+            port,
+            threads=threads,
+            timeout_s=socket_timeout_s,
+            max_connections=max_connections,
         )
     elif server == "werkzeug":
         from facesearch.api.server import make_wsgi_server
 
         httpd = make_wsgi_server(
-            app or wsgi_app(settings), host, port, socket_timeout_s=socket_timeout_s
+            app or wsgi_app(settings),
+            host,
+            port,
+            socket_timeout_s=socket_timeout_s,
+            max_connections=max_connections,
         )
         try:
             httpd.serve_forever()
@@ -138,7 +153,9 @@ def _granian(host: str, port: int, *, workers: int, threads: int) -> None:
     ).serve()
 
 
-def _waitress(app: WsgiApp, host: str, port: int, *, threads: int, timeout_s: float) -> None:
+def _waitress(
+    app: WsgiApp, host: str, port: int, *, threads: int, timeout_s: float, max_connections: int
+) -> None:
     from waitress import serve as waitress_serve
 
     waitress_serve(
@@ -146,6 +163,7 @@ def _waitress(app: WsgiApp, host: str, port: int, *, threads: int, timeout_s: fl
         host=host,
         port=port,
         threads=threads,
+        connection_limit=max_connections,
         channel_timeout=max(1, int(timeout_s)),
         ident="facesearch",
         _quiet=True,

@@ -89,8 +89,14 @@ class EraseJob:
         budget = self.step_budget
         result = EraseStep()
         purged = self.stores(collection_id).purge(limit=budget)
-        result.removed.update(images=purged.images, faces=purged.faces, persons=purged.persons)
-        left = budget - purged.images - purged.faces - purged.persons
+        result.removed.update(
+            images=purged.images,
+            faces=purged.faces,
+            persons=purged.persons,
+            videos=purged.videos,
+            tracks=purged.tracks,
+        )
+        left = budget - sum(result.removed.values())
         result.removed["crops"] = self._delete_objects(
             self.crops, collection_prefix(collection_id), left
         )
@@ -157,6 +163,8 @@ class EraseJob:
             "images": counts.images,
             "faces": counts.faces,
             "persons": counts.persons,
+            "videos": counts.videos,
+            "tracks": counts.tracks,
             "crops": len(self.crops.list_versions(collection_prefix(collection_id))),
             "index_objects": len(self.index_store(collection_id).list_versions("")),
             "ledger": self.ledger.count_collection(collection_id) if self.ledger else 0,

@@ -31,6 +31,7 @@ from facesearch.index.manifest import Dtype, SegmentEntry, segment_object_names
 from facesearch.index.params import IndexParams
 from facesearch.native import Index, MetricKind
 from facesearch.storage.blob import BlobStore
+from facesearch.telemetry import metrics
 
 _HASH_CHUNK = 8 * 1024 * 1024
 
@@ -245,8 +246,10 @@ class SegmentCache:
         target = self._path(sha256, suffix)
         with contextlib.suppress(FileNotFoundError):
             if target.stat().st_size == size:
+                metrics.record_cache("segments", True)
                 return target
             target.unlink()  # damaged local copy (e.g. disk full earlier): fetch again
+        metrics.record_cache("segments", False)
         tmp = self._tmp_path(target)
         try:
             self.store.download_to_file(name, tmp)

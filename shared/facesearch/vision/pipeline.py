@@ -17,6 +17,7 @@ import numpy as np
 
 from facesearch.config import Settings, get_settings
 from facesearch.errors import FaceSearchError
+from facesearch.telemetry import span
 from facesearch.vision.attributes import AttributeModel
 from facesearch.vision.decode import DecodedImage, decode_image
 from facesearch.vision.detect import MtcnnDetector
@@ -32,9 +33,11 @@ STAGES = ("decode", "detect", "liveness", "attributes", "align", "quality", "emb
 
 @contextmanager
 def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Time a stage into ``timings`` and trace it as a ``vision.<stage>`` span."""
     start = time.perf_counter()
     try:
-        yield
+        with span(f"vision.{stage}"):
+            yield
     finally:
         timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000.0
 
@@ -123,14 +126,16 @@ class FacePipeline:
         pending = self._detect_and_align(decoded, timings)
         return self._embed_pending([pending])[0]
 
-    def process_decoded_batch(self, images: Sequence[DecodedImage]) -> list[ImageResult]:
+    def process_decoded_batch(
+        self, images: Sequence[DecodedImage], *, policy: QualityPolicy | None = None
+    ) -> list[ImageResult]:
         """Already-decoded images (e.g. video frames): detect each, embed all faces at once.
 
         The faces of several frames share one batched embedder call, as in
         ``process_batch``; there is no decode step to fail, so no error slots.
         """
         self.warm_up()
-        pending = [self._detect_and_align(decoded, {"decode": 0.0}) for decoded in images]
+        pending = [self._detect_and_align(decoded, {"decode": 0.0}, policy) for decoded in images]
         return self._embed_pending(pending)
 
     def process_batch(
@@ -217,9 +222,10 @@ class FacePipeline:
     def _embed_pending(self, batch: list[_Pending]) -> list[ImageResult]:
         all_crops = [crop for item in batch for crop in item.crops]
         start = time.perf_counter()
-        embeddings = (
-            self.embedder.embed(all_crops) if all_crops else np.zeros((0, 1), dtype=np.float32)
-        )
+        with span("vision.embed", {"facesearch.faces": len(all_crops)}):
+            embeddings = (
+                self.embedder.embed(all_crops) if all_crops else np.zeros((0, 1), dtype=np.float32)
+            )
         embed_ms = (time.perf_counter() - start) * 1000.0
         results: list[ImageResult] = []
         offset = 0

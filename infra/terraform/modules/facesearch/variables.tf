@@ -232,9 +232,44 @@ variable "retention_time_zone" {
   default     = "Etc/UTC"
 }
 
+variable "sweep_schedule" {
+  description = "Cron schedule (UTC) of the Cloud Scheduler job that publishes the sweep control message to face-deletions; the indexer re-queues images stuck in processing for longer than FACESEARCH_OPS_STUCK_AFTER_S. null = no job."
+  type        = string
+  default     = "*/10 * * * *"
+
+  validation {
+    condition     = var.sweep_schedule == null || can(regex("^\\S+( \\S+){4}$", var.sweep_schedule))
+    error_message = "sweep_schedule: a unix-cron string of five fields, or null to disable the job."
+  }
+}
+
+# ---------------------------------------------------------------------------- operations
+variable "trace_sample_ratio" {
+  description = "Share of new traces sampled into Cloud Trace (parent-based: a sampled caller's trace is always followed)."
+  type        = number
+  default     = 0.1
+
+  validation {
+    condition     = var.trace_sample_ratio >= 0 && var.trace_sample_ratio <= 1
+    error_message = "trace_sample_ratio: between 0 and 1."
+  }
+}
+
+variable "searchable_p95_seconds" {
+  description = "SLO: 95% of uploads are searchable within this many seconds; the alert fires when the 30-minute p95 is above it."
+  type        = number
+  default     = 120
+}
+
+variable "oldest_unacked_seconds" {
+  description = "Alert when a pushed subscription's oldest unacknowledged message is older than this (a stuck consumer)."
+  type        = number
+  default     = 900
+}
+
 # ---------------------------------------------------------------------------- services
 variable "ingest" {
-  description = "ingest service sizing. A GPU needs >= 4 vCPU and >= 16Gi; concurrency lets several events share one GPU batch."
+  description = "ingest service sizing. A GPU needs >= 4 vCPU and >= 16Gi; concurrency lets several events share one GPU batch. It also processes video chunks (docs/video.md): one request per chunk of video_chunk_seconds, so the timeout must leave room for a chunk sharing the instance with others."
   type = object({
     cpu             = optional(string, "4")
     memory          = optional(string, "16Gi")
@@ -247,6 +282,22 @@ variable "ingest" {
     env             = optional(map(string), {})
   })
   default = {}
+
+  validation {
+    condition     = var.ingest.timeout_seconds >= 300 && var.ingest.timeout_seconds <= 3600
+    error_message = "ingest.timeout_seconds: 300..3600 (a video chunk is one request; the push subscription's ack deadline is min(timeout, 600))."
+  }
+}
+
+variable "video_chunk_seconds" {
+  description = "FACESEARCH_VIDEO_CHUNK_S: seconds of video per chunk task (one ingest request each). 60 s of 720p costs about 15 s of one CPU core on the CPU pipeline (docs/video.md), well inside the ingest timeout even with 8 requests sharing an instance."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.video_chunk_seconds >= 10 && var.video_chunk_seconds <= 300
+    error_message = "video_chunk_seconds: 10..300 (longer chunks risk the ingest timeout; shorter ones multiply tasks and stitching)."
+  }
 }
 
 variable "indexer" {
@@ -322,6 +373,22 @@ variable "query_public" {
   description = "Let anyone reach the query API (it still verifies HMAC signatures on every route but /healthz). false: only query_invokers."
   type        = bool
   default     = false
+}
+
+variable "console_access" {
+  description = "Web console on the query service: off; iam (Cloud Run IAM: keep query_public false, list the console users in query_invokers; the console re-verifies their ID token); iap (Identity-Aware Proxy in front: the console trusts only IAP's signed JWT assertion; set console_audience)."
+  type        = string
+  default     = "off"
+  validation {
+    condition     = contains(["off", "iam", "iap"], var.console_access)
+    error_message = "console_access: off, iam or iap."
+  }
+}
+
+variable "console_audience" {
+  description = "Expected audience of the identity JWT: IAP's /projects/NUMBER/locations/REGION/services/NAME (iap); default the query URL (iam)."
+  type        = string
+  default     = null
 }
 
 variable "query_invokers" {
@@ -416,6 +483,20 @@ variable "firestore_composite_indexes" {
       fields = [
         { field_path = "status", order = "ASCENDING" },
         { field_path = "updated_at", order = "DESCENDING" },
+      ]
+    }
+    tracks-by-video = {
+      collection = "tracks"
+      fields = [
+        { field_path = "video_id", order = "ASCENDING" },
+        { field_path = "track_index", order = "ASCENDING" },
+      ]
+    }
+    video-chunks-done = {
+      collection = "video_chunks"
+      fields = [
+        { field_path = "plan_id", order = "ASCENDING" },
+        { field_path = "done", order = "ASCENDING" },
       ]
     }
   }

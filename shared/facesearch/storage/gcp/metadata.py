@@ -1,6 +1,7 @@
 """Firestore adapter of the metadata port (the cloud source of truth).
 
-Firestore collections ``images``, ``faces``, ``persons``, document id = record id,
+Firestore collections ``images``, ``faces``, ``persons`` (and ``videos``, ``video_chunks``,
+``tracks``: :mod:`.videos`), document id = record id,
 per face collection: the ``default`` collection keeps the top-level ones (where
 all data from before collections lives, so nothing needs migrating); every other
 collection ``c`` lives under ``collections/c/`` (``collections/c/faces/...``), so
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 
 from facesearch.errors import CollectionClosed, Conflict, NotFound
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
+from facesearch.storage.gcp.videos import FirestoreVideos
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
     CollectionStatus,
@@ -72,8 +74,10 @@ def collection_path(collection_id: str) -> str:
     return "" if collection_id == DEFAULT_COLLECTION else f"{COLLECTIONS}/{collection_id}/"
 
 
-class FirestoreMetadataStore:
-    """One collection's metadata in Firestore (native mode), on the instance's one client."""
+class FirestoreMetadataStore(FirestoreVideos):
+    """One collection's metadata in Firestore (native mode), on the instance's one client.
+
+    The video methods (``videos``, ``video_chunks``, ``tracks``) are in :mod:`.videos`."""
 
     def __init__(self, client: Any, collection_id: str = DEFAULT_COLLECTION) -> None:
         self.client = client
@@ -82,6 +86,7 @@ class FirestoreMetadataStore:
         self._images = self.client.collection(f"{prefix}images")
         self._faces = self.client.collection(f"{prefix}faces")
         self._persons = self.client.collection(f"{prefix}persons")
+        self._open_video_collections(prefix)
         self._record = self.client.collection(COLLECTIONS).document(self._cid)
 
     @property
@@ -427,6 +432,8 @@ class FirestoreMetadataStore:
             faces=self._count(self._faces),
             persons=self._count(self._persons),
             images_by_status=by_status,
+            videos=self._count(self._videos),
+            tracks=self._count(self._tracks),
         )
 
     # --- erase ------------------------------------------------------------------------
@@ -435,11 +442,15 @@ class FirestoreMetadataStore:
     def purge(self, *, limit: int = 500) -> Purged:
         removed = {}
         left = limit
-        for name, ref in (
+        order = (
             ("faces", self._faces),
+            ("tracks", self._tracks),
             ("images", self._images),
+            ("video_chunks", self._chunks),
+            ("videos", self._videos),
             ("persons", self._persons),
-        ):
+        )
+        for name, ref in order:
             ids = [s.id for s in ref.select([]).limit(max(left, 0)).stream()] if left > 0 else []
             for start in range(0, len(ids), _BATCH):
                 batch = self.client.batch()
@@ -448,8 +459,12 @@ class FirestoreMetadataStore:
                 batch.commit()
             removed[name] = len(ids)
             left -= len(ids)
-        done = all(
-            not list(ref.select([]).limit(1).stream())
-            for ref in (self._faces, self._images, self._persons)
+        done = all(not list(ref.select([]).limit(1).stream()) for _, ref in order)
+        return Purged(
+            images=removed["images"],
+            faces=removed["faces"],
+            persons=removed["persons"],
+            done=done,
+            videos=removed["videos"] + removed["video_chunks"],
+            tracks=removed["tracks"],
         )
-        return Purged(removed["images"], removed["faces"], removed["persons"], done)

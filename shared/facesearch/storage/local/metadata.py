@@ -26,6 +26,7 @@ from typing import Any
 
 from facesearch.errors import CollectionClosed, Conflict, NotFound
 from facesearch.storage.local.catalog import SqliteDb, collection_status, sql_json
+from facesearch.storage.local.videos import SqliteVideos
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
     CollectionStatus,
@@ -54,9 +55,21 @@ from facesearch.storage.records import (
     person_to_dict,
 )
 
+#: erase order: faces first, so no face outlives its image or video record
+_PURGE_ORDER = (
+    ("faces", "face_id"),
+    ("tracks", "track_id"),
+    ("images", "image_id"),
+    ("video_chunks", "chunk_id"),
+    ("videos", "video_id"),
+    ("persons", "person_id"),
+)
 
-class SqliteMetadataStore:
-    """One collection's images, faces and persons in a SQLite file (``:memory:`` too)."""
+
+class SqliteMetadataStore(SqliteVideos):
+    """One collection's images, faces, persons and videos in a SQLite file (``:memory:`` too).
+
+    The video methods are in :mod:`.videos`."""
 
     def __init__(
         self, target: Path | str | SqliteDb, collection_id: str = DEFAULT_COLLECTION
@@ -472,6 +485,8 @@ class SqliteMetadataStore:
             faces=faces,
             persons=persons,
             images_by_status={str(s): by_status.get(str(s), 0) for s in ImageStatus},
+            videos=self._count("videos"),
+            tracks=self._count("tracks"),
         )
 
     def _count(self, table: str) -> int:
@@ -482,11 +497,7 @@ class SqliteMetadataStore:
         removed: dict[str, int] = {}
         with self._sql.tx() as db:
             left = limit
-            for table, key in (
-                ("faces", "face_id"),
-                ("images", "image_id"),
-                ("persons", "person_id"),
-            ):
+            for table, key in _PURGE_ORDER:
                 cursor = db.execute(
                     f"DELETE FROM {table} WHERE collection_id = ? AND {key} IN "
                     f"(SELECT {key} FROM {table} WHERE collection_id = ? LIMIT ?)",
@@ -498,6 +509,13 @@ class SqliteMetadataStore:
                 db.execute(
                     f"SELECT COUNT(*) FROM {table} WHERE collection_id = ?", (self._cid,)
                 ).fetchone()[0]
-                for table in ("faces", "images", "persons")
+                for table, _ in _PURGE_ORDER
             )
-        return Purged(removed["images"], removed["faces"], removed["persons"], remaining == 0)
+        return Purged(
+            images=removed["images"],
+            faces=removed["faces"],
+            persons=removed["persons"],
+            done=remaining == 0,
+            videos=removed["videos"] + removed["video_chunks"],
+            tracks=removed["tracks"],
+        )
