@@ -459,6 +459,7 @@ class PeopleEngine:
                         plan.put_person(stamp(person, now))
                         person_root = person.merged_into or person.person_id
             self._recount_neighbours(reads, plan, face)
+        self.store.apply(plan.change_set())
         return Outcome(face_id, "removed", face.person_id if face else None), person_root
 
     def _recount_neighbours(self, reads: Reads, plan: Plan, removed: ClusterFace) -> None:
