@@ -37,8 +37,9 @@ from facesearch.people.engine import (
 )
 from facesearch.people.errors import CorrectionRefused, StaleRead, UndoRefused
 from facesearch.people.plan import Plan, stamp
-from facesearch.people.ports import PeopleStore
+from facesearch.people.ports import ChangeSet, PeopleStore
 from facesearch.people.reads import Reads
+from facesearch.people.repair import repair_person
 from facesearch.people.representative import PersonView
 from facesearch.people.settings import PeopleSettings
 from facesearch.people.types import (
@@ -89,10 +90,25 @@ class Corrections:
                 "correction applied",
                 extra=log_fields(kind=str(entry.kind), correction=entry.correction_id),
             )
+            self._repair(changes, entry)
             return entry
         from facesearch.errors import TransientError
 
         raise TransientError(f"{what}: the records kept changing; try again")
+
+    def _repair(self, changes: ChangeSet, entry: Correction) -> None:
+        """Take out machine faces the correction left breaking a constraint, and let the
+        engine place them (and the faces the correction freed) again."""
+        if entry.kind is CorrectionKind.NAME:
+            return
+        persons = {p.person_id for p in changes.put_persons if p.merged_into is None}
+        freed: list[str] = []
+        for person_id in sorted(persons):
+            freed += repair_person(self.store, self.settings, person_id, clock=self.clock)
+        freed += [f.face_id for f in changes.put_faces if f.person_id is None]
+        if self.engine is not None:
+            for face_id in dict.fromkeys(freed):
+                self.engine.examine(face_id)
 
     @staticmethod
     def _root(reads: Reads, person_id: str) -> PersonView:
@@ -308,6 +324,12 @@ class Corrections:
             after = replace(face, rejected=face.rejected | {view.person_id})
             if own_root == view.person_id:
                 after = replace(after, person_id=None, source=Source.MACHINE)
+            elif own_root is not None:
+                own = plan.person(own_root)
+                if own is not None and view.person_id not in own.distinct_from:
+                    plan.put_person(
+                        replace(own, distinct_from=own.distinct_from | {view.person_id})
+                    )
             plan.put_face(face, after)
             plan.put_correction(
                 Correction(
@@ -321,10 +343,7 @@ class Corrections:
             )
             return plan
 
-        entry = self._run("reject", step)
-        if self.engine is not None:
-            self.engine.examine(face_id)  # it may belong to someone else
-        return entry
+        return self._run("reject", step)
 
     # --- undo -----------------------------------------------------------------------------------
 

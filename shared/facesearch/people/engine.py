@@ -296,7 +296,9 @@ class PeopleEngine:
             after = replace(after, person_id=decision.person_id, source=Source.MACHINE)
             root = plan.person(decision.person_id)
             assert root is not None
-            plan.put_person(stamp(root, now))
+            # a person holding a face that is "not P" is not P: never machine-merge them
+            marks = {ctx.roots.get(p, p) for p in face.rejected} - {decision.person_id}
+            plan.put_person(stamp(replace(root, distinct_from=root.distinct_from | marks), now))
             for evicted_id in decision.evict:
                 evicted = plan.face(evicted_id)
                 if evicted is not None and evicted.source is Source.MACHINE:
@@ -305,8 +307,15 @@ class PeopleEngine:
             followups.extend(("merge", decision.person_id, other) for other in decision.merges)
         elif decision.action is rule.Action.FOUND:
             person_id = self.new_id()
+            marks = frozenset(ctx.roots.get(p, p) for p in face.rejected)
             plan.put_person(
-                Person(person_id, created_by=Source.MACHINE, created_at=now, updated_at=now)
+                Person(
+                    person_id,
+                    distinct_from=marks,
+                    created_by=Source.MACHINE,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
             after = replace(after, person_id=person_id, source=Source.MACHINE)
             decision = replace(decision, person_id=person_id)

@@ -44,7 +44,13 @@ def identity_faces(
         for _ in range(size):
             noise = rng.normal(size=dims) * spread / np.sqrt(dims)
             n = next(counter)
-            face = FaceInput(f"{prefix}{n}:0", f"{prefix}{n}", unit(centre + noise), 0.5 + 0.5 * rng.random(), float(n))
+            face = FaceInput(
+                f"{prefix}{n}:0",
+                f"{prefix}{n}",
+                unit(centre + noise),
+                0.5 + 0.5 * rng.random(),
+                float(n),
+            )
             faces.append(face)
             labels[face.face_id] = ident
     return faces, labels
@@ -125,7 +131,9 @@ class Harness:
 
     def view(self, person_id: str) -> PersonView:
         person = self.store.get_persons([person_id])[person_id]
-        root = self.store.get_persons([person.merged_into or person_id])[person.merged_into or person_id]
+        root = self.store.get_persons([person.merged_into or person_id])[
+            person.merged_into or person_id
+        ]
         return PersonView.of(root, self.store.get_persons(root.aliases))
 
 
@@ -154,7 +162,10 @@ def check_invariants(h: Harness) -> None:
         assert person.faces == len(own), (person.person_id, person.faces, len(own))
         assert person.user_faces == sum(1 for f in own if f.source is Source.USER)
         if own:
-            total = sum(max(f.quality, h.settings.quality_weight_floor) * f.embedding.astype(np.float64) for f in own)
+            total = sum(
+                max(f.quality, h.settings.quality_weight_floor) * f.embedding.astype(np.float64)
+                for f in own
+            )
             assert np.allclose(person.vector_sum, total, atol=1e-6)
         if person.merged_into is not None:
             root = persons[person.merged_into]
@@ -168,7 +179,11 @@ def check_invariants(h: Harness) -> None:
     for face in faces.values():
         by_image.setdefault(face.image_id, []).append(face)
     for image_faces in by_image.values():
-        machine_roots = [h.root_of(f) for f in image_faces if f.person_id and f.source is Source.MACHINE]
+        machine_roots = [
+            h.root_of(f) for f in image_faces if f.person_id and f.source is Source.MACHINE
+        ]
         all_roots = [h.root_of(f) for f in image_faces if f.person_id]
         for root in machine_roots:
-            assert all_roots.count(root) == 1, f"cannot-link broken in image {image_faces[0].image_id}"
+            assert all_roots.count(root) == 1, (
+                f"cannot-link broken in image {image_faces[0].image_id}"
+            )

@@ -213,9 +213,21 @@ def test_two_halves_of_one_person_merge_when_a_bridge_appears() -> None:
     rng = np.random.default_rng(12)
     centre = unit(rng.normal(size=DIMS))
     side = unit(rng.normal(size=DIMS))
-    left = [FaceInput(f"l{i}:0", f"l{i}", blend(centre, side, -0.12 + rng.normal() * 0.005), 1.0) for i in range(4)]
-    right = [FaceInput(f"r{i}:0", f"r{i}", blend(centre, side, 0.12 + rng.normal() * 0.005), 1.0) for i in range(4)]
-    s = PeopleSettings(link_similarity=0.985, min_samples=2, join_similarity=0.97, merge_similarity=0.97, width_min_similarity=0.97)
+    left = [
+        FaceInput(f"l{i}:0", f"l{i}", blend(centre, side, -0.12 + rng.normal() * 0.005), 1.0)
+        for i in range(4)
+    ]
+    right = [
+        FaceInput(f"r{i}:0", f"r{i}", blend(centre, side, 0.12 + rng.normal() * 0.005), 1.0)
+        for i in range(4)
+    ]
+    s = PeopleSettings(
+        link_similarity=0.985,
+        min_samples=2,
+        join_similarity=0.97,
+        merge_similarity=0.97,
+        width_min_similarity=0.97,
+    )
     h = Harness(s)
     for face in left + right:
         h.add([face])
@@ -251,7 +263,9 @@ def test_best_fit_wins_whatever_arrives_first() -> None:
     farther = FaceInput("group:1", "group", blend(centre, unit(np.ones(DIMS)), 0.06), 1.0)
     results = []
     for extra in ([close, farther], [farther, close]):
-        h = Harness(PeopleSettings(link_similarity=0.9, join_similarity=0.9, width_min_similarity=0.9))
+        h = Harness(
+            PeopleSettings(link_similarity=0.9, join_similarity=0.9, width_min_similarity=0.9)
+        )
         for face in faces + extra:
             h.add([face])
         assignment = h.assignment()
@@ -319,7 +333,9 @@ def test_same_face_on_two_instances_at_once_is_stored_once() -> None:
     def deliver() -> None:
         engine = h.new_engine()
         barrier.wait()
-        outcomes.extend(o.action for o in engine.face_added([faces[0].face_id], manifest_version=version))
+        outcomes.extend(
+            o.action for o in engine.face_added([faces[0].face_id], manifest_version=version)
+        )
 
     threads = [threading.Thread(target=deliver) for _ in range(4)]
     for t in threads:
@@ -378,8 +394,14 @@ def test_width_guard_splits_machine_faces_and_keeps_user_faces() -> None:
 
     rng = np.random.default_rng(20)
     a_centre, b_centre = unit(rng.normal(size=DIMS)), unit(rng.normal(size=DIMS))
-    a = [FaceInput(f"a{i}:0", f"a{i}", unit(a_centre + rng.normal(size=DIMS) * 0.02), 1.0) for i in range(5)]
-    b = [FaceInput(f"b{i}:0", f"b{i}", unit(b_centre + rng.normal(size=DIMS) * 0.02), 1.0) for i in range(5)]
+    a = [
+        FaceInput(f"a{i}:0", f"a{i}", unit(a_centre + rng.normal(size=DIMS) * 0.02), 1.0)
+        for i in range(5)
+    ]
+    b = [
+        FaceInput(f"b{i}:0", f"b{i}", unit(b_centre + rng.normal(size=DIMS) * 0.02), 1.0)
+        for i in range(5)
+    ]
     h = Harness()
     h.add(a + b)
     corrections = Corrections(h.store, h.settings)

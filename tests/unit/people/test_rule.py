@@ -32,7 +32,9 @@ def cf(face_id: str, vector: np.ndarray, image: str | None = None, **kw: object)
     return ClusterFace(face_id, image or f"img-{face_id}", unit(vector), **kw)  # type: ignore[arg-type]
 
 
-def view(person_id: str, vectors: Sequence[np.ndarray], *, name: str | None = None, **kw: object) -> PersonView:
+def view(
+    person_id: str, vectors: Sequence[np.ndarray], *, name: str | None = None, **kw: object
+) -> PersonView:
     faces = [cf(f"{person_id}-{i}", v, person_id=person_id) for i, v in enumerate(vectors)]
     person = recompute(Person(person_id, name=name, **kw), faces, S)  # type: ignore[arg-type]
     return PersonView(person, (person,))
@@ -91,7 +93,9 @@ def test_resembling_one_member_is_not_enough_centroid_test() -> None:
 
 
 def test_width_guard_refuses_a_join_that_widens_too_much() -> None:
-    narrow = PeopleSettings(**{**S.model_dump(), "join_similarity": 0.5, "width_min_similarity": 0.999})
+    narrow = PeopleSettings(
+        **{**S.model_dump(), "join_similarity": 0.5, "width_min_similarity": 0.999}
+    )
     a = view("a", [AXIS[0], AXIS[0]])
     f = cf("f", near(AXIS[0], 0.97))
     d = rule.decide(f, [link("a-0", 0.97, "a")], {"a": rule.Candidate(a)}, narrow)
@@ -165,7 +169,9 @@ def test_merge_refusal(
 
 
 def test_merge_refused_when_together_too_wide() -> None:
-    wide = PeopleSettings(**{**S.model_dump(), "merge_similarity": 0.5, "width_min_similarity": 0.99})
+    wide = PeopleSettings(
+        **{**S.model_dump(), "merge_similarity": 0.5, "width_min_similarity": 0.99}
+    )
     a = view("a", [AXIS[0], AXIS[0]])
     b = view("b", [near(AXIS[0], 0.95), near(AXIS[0], 0.95)])
     assert rule.merge_refusal(a, b, wide) == "too wide together"

@@ -54,7 +54,9 @@ def store(request: pytest.FixtureRequest) -> Iterator[PeopleStore]:
     yield FACTORIES[request.param]()
 
 
-def face(face_id: str, image_id: str | None = None, person_id: str | None = None, **kw: object) -> ClusterFace:
+def face(
+    face_id: str, image_id: str | None = None, person_id: str | None = None, **kw: object
+) -> ClusterFace:
     rng = np.random.default_rng(abs(hash(face_id)) % 2**32)
     return ClusterFace(
         face_id=face_id,
@@ -211,7 +213,9 @@ def test_correction_log_newest_first(store: PeopleStore) -> None:
         for i in range(5)
     )
     store.apply(
-        ChangeSet(expect={correction_key(e.correction_id): 0 for e in entries}, put_corrections=entries)
+        ChangeSet(
+            expect={correction_key(e.correction_id): 0 for e in entries}, put_corrections=entries
+        )
     )
     newest = store.list_corrections(limit=2)
     assert [e.correction_id for e in newest] == [entries[4].correction_id, entries[3].correction_id]
