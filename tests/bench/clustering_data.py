@@ -69,7 +69,13 @@ def load_dataset(folder: Path) -> Dataset:
     model = pipeline.embedder.model_id
     key = hashlib.sha256(
         json.dumps(
-            [model, [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in photos]]
+            [
+                model,
+                [
+                    (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                    for p in photos
+                ],
+            ]
         ).encode()
     ).hexdigest()[:16]
     cache = RESULTS_DIR / f"clustering-embeddings-{key}.json"
@@ -108,7 +114,11 @@ def load_dataset(folder: Path) -> Dataset:
             undetected.append(row["image"])
         for face in row["faces"]:
             face_id = f"{row['image']}:{face['index']}"
-            faces.append(FaceInput(face_id, row["image"], unit(face["embedding"]), float(face["quality"]), float(n)))
+            faces.append(
+                FaceInput(
+                    face_id, row["image"], unit(face["embedding"]), float(face["quality"]), float(n)
+                )
+            )
             if face["central"]:
                 labels[face_id] = row["image"].split("/")[0]
     return Dataset(faces, labels, model, len(photos), undetected)
@@ -117,7 +127,9 @@ def load_dataset(folder: Path) -> Dataset:
 # --- similarity distributions --------------------------------------------------------------
 
 
-def pair_similarities(embeddings: np.ndarray, labels: list[object]) -> tuple[np.ndarray, np.ndarray]:
+def pair_similarities(
+    embeddings: np.ndarray, labels: list[object]
+) -> tuple[np.ndarray, np.ndarray]:
     """Genuine and impostor cosine similarities of all labelled pairs."""
     sims = embeddings @ embeddings.T
     iu = np.triu_indices(len(labels), 1)
@@ -132,7 +144,7 @@ def describe(values: np.ndarray) -> dict[str, float]:
         return {}
     q = np.quantile(values, [0.001, 0.01, 0.5, 0.99, 0.999])
     return {
-        "n": int(len(values)),
+        "n": len(values),
         "mean": round(float(values.mean()), 4),
         "std": round(float(values.std()), 4),
         "min": round(float(values.min()), 4),
@@ -164,7 +176,11 @@ class SynthModel:
         rest = q[:, 1:]
         perm = rng.permutation(rest.shape[1])
         b_id = rest[:, perm[: self.d_id]]
-        b_face = rest[:, perm[self.d_id : self.d_id + self.d_face]] if self.d_id + self.d_face <= rest.shape[1] else rest[:, rng.permutation(rest.shape[1])[: self.d_face]]
+        b_face = (
+            rest[:, perm[self.d_id : self.d_id + self.d_face]]
+            if self.d_id + self.d_face <= rest.shape[1]
+            else rest[:, rng.permutation(rest.shape[1])[: self.d_face]]
+        )
         return mean, b_id, b_face
 
     def sample(self, sizes: list[int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -177,19 +193,25 @@ class SynthModel:
         step = 200_000
         for start in range(0, n, step):
             stop = min(n, start + step)
-            noise = (rng.standard_normal((stop - start, self.d_face)) / np.sqrt(self.d_face)) @ b_face.T
+            noise = (
+                rng.standard_normal((stop - start, self.d_face)) / np.sqrt(self.d_face)
+            ) @ b_face.T
             x = mean[None, :] + self.a * centres[ident[start:stop]] + self.b * noise
             x /= np.linalg.norm(x, axis=1, keepdims=True)
             out[start:stop] = x
         return out, ident
 
 
-def _moments(model: SynthModel, rng: np.random.Generator, identities: int = 400, per: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def _moments(
+    model: SynthModel, rng: np.random.Generator, identities: int = 400, per: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
     x, ident = model.sample([per] * identities, rng)
     return pair_similarities(x.astype(np.float64), ident.tolist())
 
 
-def calibrate(genuine: np.ndarray, impostor: np.ndarray, *, dims: int, seed: int = 0) -> tuple[SynthModel, dict[str, object]]:
+def calibrate(
+    genuine: np.ndarray, impostor: np.ndarray, *, dims: int, seed: int = 0
+) -> tuple[SynthModel, dict[str, object]]:
     """Fit the two-level model to measured genuine/impostor similarity distributions."""
     g_mean, i_mean = float(genuine.mean()), float(impostor.mean())
     g_std, i_std = float(genuine.std()), float(impostor.std())
@@ -214,14 +236,21 @@ def calibrate(genuine: np.ndarray, impostor: np.ndarray, *, dims: int, seed: int
         model = fitted(d_id, d_face)
         gen, imp = _moments(model, rng, 150, 4)
         error = ((gen.std() - g_std) / g_std) ** 2 + ((imp.std() - i_std) / i_std) ** 2
-        error += ((gen.mean() - g_mean) / (1 - g_mean)) ** 2 + ((imp.mean() - i_mean) / (1 - i_mean)) ** 2
+        error += ((gen.mean() - g_mean) / (1 - g_mean)) ** 2 + (
+            (imp.mean() - i_mean) / (1 - i_mean)
+        ) ** 2
         if best is None or error < best[0]:
             best = (float(error), model)
     assert best is not None
     model = best[1]
     gen, imp = _moments(model, np.random.default_rng(seed + 1), 600, 4)
     report = {
-        "model": {"a": round(model.a, 4), "b": round(model.b, 4), "d_id": model.d_id, "d_face": model.d_face},
+        "model": {
+            "a": round(model.a, 4),
+            "b": round(model.b, 4),
+            "d_id": model.d_id,
+            "d_face": model.d_face,
+        },
         "measured": {"genuine": describe(genuine), "impostor": describe(impostor)},
         "synthetic": {"genuine": describe(gen), "impostor": describe(imp)},
     }
@@ -238,16 +267,18 @@ def library_sizes(faces: int, rng: np.random.Generator, *, exponent: float = 2.0
     total = 0
     while total < faces:
         draw = rng.choice(np.arange(1, cap + 1), size=max(16, (faces - total) // 3), p=p).tolist()
-        for size in draw:
-            size = min(size, faces - total)
-            sizes.append(int(size))
+        for drawn in draw:
+            size = min(int(drawn), faces - total)
+            sizes.append(size)
             total += size
             if total >= faces:
                 break
     return sizes
 
 
-def group_into_photos(ident: np.ndarray, rng: np.random.Generator, *, shared: float = 0.3) -> np.ndarray:
+def group_into_photos(
+    ident: np.ndarray, rng: np.random.Generator, *, shared: float = 0.3
+) -> np.ndarray:
     """An image code per face: 70 % alone in their photo, 30 % in photos of 2-5 people
     (never twice the same identity in one photo)."""
     n = len(ident)

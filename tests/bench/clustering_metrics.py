@@ -52,8 +52,16 @@ def evaluate(assignment: Mapping[str, Any], labels: Mapping[str, Any]) -> Qualit
     recall = tp / actual if actual else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     n = len(faces)
-    bp = sum(by_both[(cluster_of[f], labels[f])] / by_cluster[cluster_of[f]] for f in faces) / n if n else 1.0
-    br = sum(by_both[(cluster_of[f], labels[f])] / by_label[labels[f]] for f in faces) / n if n else 1.0
+    bp = (
+        sum(by_both[(cluster_of[f], labels[f])] / by_cluster[cluster_of[f]] for f in faces) / n
+        if n
+        else 1.0
+    )
+    br = (
+        sum(by_both[(cluster_of[f], labels[f])] / by_label[labels[f]] for f in faces) / n
+        if n
+        else 1.0
+    )
     bf = 2 * bp * br / (bp + br) if bp + br else 0.0
     persons = len({c for c in cluster_of.values() if c[0] == "person"})
     unassigned = sum(1 for c in cluster_of.values() if c[0] == "alone")

@@ -53,7 +53,7 @@ def test_name_and_undo(world) -> None:
 
 
 def test_undo_of_a_rename_that_was_overtaken_is_refused(world) -> None:
-    h, c, persons, _ = world
+    _h, c, persons, _ = world
     first = c.name(persons[0], "Ann")
     c.name(persons[0], "Anne")
     with pytest.raises(UndoRefused):
@@ -61,7 +61,7 @@ def test_undo_of_a_rename_that_was_overtaken_is_refused(world) -> None:
 
 
 def test_undo_window(world) -> None:
-    h, c, persons, _ = world
+    _h, c, persons, _ = world
     c.settings = PeopleSettings(undo_max_age_s=10)
     entry = c.name(persons[0], "Ann")
     c.clock = lambda: entry.at + 11
@@ -86,7 +86,7 @@ def test_merge_is_a_few_writes_and_undo_restores_the_structure(world) -> None:
     c.undo(entry.correction_id)
     after_faces, after_persons = snapshot(h)
     assert after_faces == before[0]
-    for person_id, (name, count, merged_into, aliases, distinct) in before[1].items():
+    for person_id, (name, count, merged_into, aliases, _distinct) in before[1].items():
         now = after_persons[person_id]
         assert now[:4] == (name, count, merged_into, aliases)
     # undoing a merge says "these are different": the machine will not re-merge them
@@ -95,7 +95,7 @@ def test_merge_is_a_few_writes_and_undo_restores_the_structure(world) -> None:
 
 
 def test_merge_of_merged_persons_flattens_and_undoes_in_any_order(world) -> None:
-    h, c, persons, faces = world
+    h, c, persons, _faces = world
     first = c.merge(persons[1], [persons[2]])
     second = c.merge(persons[0], [persons[1]])
     p1 = h.store.get_persons([persons[1]])[persons[1]]
@@ -161,7 +161,7 @@ def test_assign_a_face_to_another_person(world) -> None:
 
 
 def test_move_limits(world) -> None:
-    h, c, persons, faces = world
+    _h, c, _persons, faces = world
     c.settings = PeopleSettings(max_faces_per_correction=2)
     with pytest.raises(CorrectionRefused):
         c.move([f.face_id for f in faces[:3]])
@@ -222,7 +222,7 @@ def test_undo_of_a_machine_merge(world) -> None:
     from facesearch.people.plan import Plan
     from facesearch.people.reads import Reads
 
-    h, c, persons, faces = world
+    h, c, persons, _faces = world
     reads = Reads(h.store)
     _, views = reads.views([persons[0], persons[1]])
     plan = Plan(reads, h.settings, "test")

@@ -72,7 +72,7 @@ def test_batch_event_of_many_faces() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_redelivery_times_ten_gives_the_same_persons(seed: int) -> None:
-    faces, labels = identity_faces(5, [2, 3, 4, 6, 7], seed=10 + seed)
+    faces, _labels = identity_faces(5, [2, 3, 4, 6, 7], seed=10 + seed)
     rng = random.Random(seed)
     rng.shuffle(faces)
     once = Harness()
@@ -246,7 +246,7 @@ def test_cannot_link_two_faces_of_one_photo() -> None:
     """A photo with a mirror: the same identity twice in one image is never one person."""
     faces, _ = identity_faces(1, 4, seed=13)
     mirror = FaceInput("img0:1", "img0", unit(faces[0].embedding + 0.001), 1.0)
-    for order in (faces + [mirror], [mirror, *faces]):
+    for order in ([*faces, mirror], [mirror, *faces]):
         h = Harness()
         for face in order:
             h.add([face])
@@ -304,7 +304,7 @@ def test_racing_clusterers_found_one_person_per_identity() -> None:
         try:
             for face in chunk:
                 engine.face_added([face.face_id], manifest_version=version)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     # interleaved halves: the faces of every identity are split across the instances
@@ -410,9 +410,10 @@ def test_width_guard_splits_machine_faces_and_keeps_user_faces() -> None:
     assert pa and pb and pa != pb
     corrections.move([a[0].face_id], to_person=pa)  # a user vouches for one face of A
     # a legacy/maintenance write that put B's faces into A (e.g. made before a setting change)
-    from facesearch.people.reads import Reads
-    from facesearch.people.plan import Plan
     from dataclasses import replace
+
+    from facesearch.people.plan import Plan
+    from facesearch.people.reads import Reads
 
     reads = Reads(h.store)
     plan = Plan(reads, h.settings, "legacy")
