@@ -83,7 +83,10 @@ def load_dataset(folder: Path) -> Dataset:
         rows = json.loads(cache.read_text())
     else:
         rows = []
-        for photo in tqdm(photos, desc="embedding", file=sys.stderr, leave=False):
+        bar = tqdm(
+            photos, desc="embedding", file=sys.stderr, leave=False, disable=not sys.stderr.isatty()
+        )
+        for photo in bar:
             relative = str(photo.relative_to(folder))
             try:
                 result = pipeline.process(photo.read_bytes())
@@ -207,6 +210,23 @@ def _moments(
 ) -> tuple[np.ndarray, np.ndarray]:
     x, ident = model.sample([per] * identities, rng)
     return pair_similarities(x.astype(np.float64), ident.tolist())
+
+
+def calibrate_cached(
+    genuine: np.ndarray, impostor: np.ndarray, *, dims: int, seed: int = 0
+) -> tuple[SynthModel, dict[str, object]]:
+    """:func:`calibrate`, remembered in bench-results/ for the same inputs."""
+    key = hashlib.sha256(
+        np.concatenate([np.sort(genuine), [-1.0], np.sort(impostor), [dims, seed]]).tobytes()
+    ).hexdigest()[:16]
+    cache = RESULTS_DIR / f"clustering-calibration-{key}.json"
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        return SynthModel(**saved["synth"]), saved["report"]
+    model, report = calibrate(genuine, impostor, dims=dims, seed=seed)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"synth": model.__dict__, "report": report}))
+    return model, report
 
 
 def calibrate(

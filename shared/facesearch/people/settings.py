@@ -49,7 +49,7 @@ class PeopleSettings(BaseModel):
         " quality-weighted centroid is at least this.",
     )
     merge_similarity: float = Field(
-        default=0.95,
+        default=0.96,
         ge=-1.0,
         le=1.0,
         description="The machine merges two persons (each with two or more faces) only if"
@@ -63,7 +63,7 @@ class PeopleSettings(BaseModel):
         " neighbours belong to that person.",
     )
     width_min_similarity: float = Field(
-        default=0.955,
+        default=0.96,
         ge=-1.0,
         le=1.0,
         description="Width guard: a person's mean face-to-centroid similarity (|weighted"
