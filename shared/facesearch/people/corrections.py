@@ -101,7 +101,10 @@ class Corrections:
         engine place them (and the faces the correction freed) again."""
         if entry.kind is CorrectionKind.NAME:
             return
-        persons = {p.person_id for p in changes.put_persons if p.merged_into is None}
+        touched = {p.person_id for p in changes.put_persons}
+        touched |= {f.person_id for f in changes.put_faces if f.person_id is not None}
+        records = self.store.get_persons(touched)
+        persons = {r.merged_into or r.person_id for r in records.values()}
         freed: list[str] = []
         for person_id in sorted(persons):
             freed += repair_person(self.store, self.settings, person_id, clock=self.clock)

@@ -296,9 +296,7 @@ class PeopleEngine:
             after = replace(after, person_id=decision.person_id, source=Source.MACHINE)
             root = plan.person(decision.person_id)
             assert root is not None
-            # a person holding a face that is "not P" is not P: never machine-merge them
-            marks = {ctx.roots.get(p, p) for p in face.rejected} - {decision.person_id}
-            plan.put_person(stamp(replace(root, distinct_from=root.distinct_from | marks), now))
+            plan.put_person(stamp(root, now))
             for evicted_id in decision.evict:
                 evicted = plan.face(evicted_id)
                 if evicted is not None and evicted.source is Source.MACHINE:
@@ -307,11 +305,9 @@ class PeopleEngine:
             followups.extend(("merge", decision.person_id, other) for other in decision.merges)
         elif decision.action is rule.Action.FOUND:
             person_id = self.new_id()
-            marks = frozenset(ctx.roots.get(p, p) for p in face.rejected)
             plan.put_person(
                 Person(
                     person_id,
-                    distinct_from=marks,
                     created_by=Source.MACHINE,
                     created_at=now,
                     updated_at=now,
@@ -332,9 +328,20 @@ class PeopleEngine:
         ):
             plan.put_face(stored, after)
         if decision.action in (rule.Action.JOIN, rule.Action.FOUND):
-            # waiting neighbours now have a person near them
+            # Waiting neighbours now have a person near them. The only thing new to them
+            # is this person, so one that is not close enough to its centroid to join it
+            # need not be examined (its own density change is handled below).
+            assert decision.person_id is not None
+            base = ctx.views.get(decision.person_id)
+            total = (
+                base.vector_sum if base is not None and len(base.vector_sum) else 0.0
+            ) + face_weight(face.quality, self.settings) * face.embedding.astype(np.float64)
             followups.extend(
-                ("examine", link.face_id) for link in ctx.links if link.person_id is None
+                ("examine", link.face_id)
+                for link in ctx.links
+                if link.person_id is None
+                and similarity_to(total, ctx.neighbours[link.face_id].embedding)
+                >= self.settings.join_similarity
             )
         if new:
             for link in ctx.links:

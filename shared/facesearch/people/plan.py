@@ -1,9 +1,10 @@
 """Turn one decision's face moves into a consistent change set.
 
 Every path that changes a face's person (the engine, corrections, undo, the width
-guard, re-cluster) goes through :class:`Plan`, so person statistics always follow
+guard, repairs) goes through :class:`Plan`, so person statistics always follow
 their faces: moving a face subtracts it from its old person record and adds it to
-the new one, in the same atomic apply. Exemplars and first/last seen that a
+the new one, in the same atomic apply. A face that carries rejections marks the
+person it enters as distinct from the persons it rejected. Exemplars and first/last seen that a
 removal invalidates are refilled from the person's own faces before the apply.
 """
 
@@ -88,6 +89,10 @@ class Plan:
                 raise LookupError(
                     f"{self.reason}: face {after.face_id} moves to unknown person {new}"
                 )
+            # a person holding a face that is "not P" is not P: the machine never merges them
+            marks = after.rejected - {new} - person.distinct_from
+            if marks:
+                person = replace(person, distinct_from=person.distinct_from | marks)
             self.put_person(add_face(person, after, self.settings))
 
     # --- others -------------------------------------------------------------------------

@@ -413,6 +413,9 @@ def _refresh_person(
             )
         else:
             updated = recompute(person, faces, settings)
+            marks = frozenset().union(*(f.rejected for f in faces)) - {person_id}
+            if marks - updated.distinct_from:
+                updated = replace(updated, distinct_from=updated.distinct_from | marks)
             if _same_stats(updated, person):
                 return
             changes = ChangeSet(

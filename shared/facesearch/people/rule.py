@@ -18,7 +18,7 @@ DBSCAN's shape, with guards (docs/people.md explains the numbers):
 * a core face linked to core faces of *other* persons is density evidence that
   they are one: the engine proposes those merges, and :func:`merge_refusal` checks
   them (centroids close, width kept, no shared image, no "distinct" constraint,
-  not two named persons).
+  not two persons a user has named or assigned faces to).
 
 Single-link chaining (Immich's sibling merges) is what the centroid test stops: a
 face must resemble the whole person, not one member of it.
@@ -211,8 +211,8 @@ def merge_refusal(
         return "same person"
     if a.ids & b.distinct_from or b.ids & a.distinct_from:
         return "marked distinct"
-    if a.name is not None and b.name is not None:
-        return "both named"
+    if a.confirmed and b.confirmed:
+        return "both confirmed by a user (named or holding user-assigned faces)"
     smaller = min(a.faces, b.faces)
     threshold = settings.join_similarity if smaller <= 1 else settings.merge_similarity
     similarity = centroid_similarity(a, b)

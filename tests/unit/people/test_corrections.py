@@ -268,3 +268,17 @@ def test_machine_split_undo_pins_the_faces(world) -> None:
     assert face.person_id == persons[0] and face.source is Source.USER
     assert h.store.get_persons(["split-off"]) == {}
     check_invariants(h)
+
+
+def test_undo_into_a_person_merged_since_repairs_the_root(world) -> None:
+    """A face comes back (by undo) into a person that was merged, meanwhile, into the
+    person it had been rejected from: the machine must not leave it there."""
+    h, c, persons, faces = world
+    f = faces[5].face_id  # identity 1, in persons[1]
+    c.reject(f, persons[0])  # "not persons[0]" while it sits in persons[1]
+    moved = c.move([f])  # the user puts it alone
+    c.merge(persons[0], [persons[1]])  # the user merges persons[1] into persons[0]
+    c.undo(moved.correction_id)  # back to persons[1], i.e. into persons[0]'s tree
+    face = h.faces()[f]
+    assert face.person_id is None or h.root_of(face) != persons[0]
+    check_invariants(h)

@@ -33,9 +33,17 @@ def cf(face_id: str, vector: np.ndarray, image: str | None = None, **kw: object)
 
 
 def view(
-    person_id: str, vectors: Sequence[np.ndarray], *, name: str | None = None, **kw: object
+    person_id: str,
+    vectors: Sequence[np.ndarray],
+    *,
+    name: str | None = None,
+    user: bool = False,
+    **kw: object,
 ) -> PersonView:
-    faces = [cf(f"{person_id}-{i}", v, person_id=person_id) for i, v in enumerate(vectors)]
+    source = Source.USER if user else Source.MACHINE
+    faces = [
+        cf(f"{person_id}-{i}", v, person_id=person_id, source=source) for i, v in enumerate(vectors)
+    ]
     person = recompute(Person(person_id, name=name, **kw), faces, S)  # type: ignore[arg-type]
     return PersonView(person, (person,))
 
@@ -146,7 +154,9 @@ def test_assigned_face_keeps_its_person_and_reports_merge_evidence() -> None:
     [
         ({}, {}, [AXIS[0], AXIS[0]], None, None),
         ({"distinct_from": frozenset({"b"})}, {}, [AXIS[0], AXIS[0]], None, "marked distinct"),
-        ({"name": "Ann"}, {"name": "Bob"}, [AXIS[0], AXIS[0]], None, "both named"),
+        ({"name": "Ann"}, {"name": "Bob"}, [AXIS[0], AXIS[0]], None, "both confirmed"),
+        ({"name": "Ann"}, {"user": True}, [AXIS[0], AXIS[0]], None, "both confirmed"),
+        ({"name": "Ann"}, {}, [AXIS[0], AXIS[0]], None, None),
         ({}, {}, [near(AXIS[0], 0.9), near(AXIS[0], 0.9)], None, "centroids"),
         ({}, {}, [AXIS[0], AXIS[0]], True, "a photo shows both"),
     ],
