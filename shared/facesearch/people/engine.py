@@ -454,6 +454,9 @@ class PeopleEngine:
         face = reads.face(face_id)
         if tomb is not None and version is None and face is None:
             return Outcome(face_id, "ignored-duplicate", detail="already removed"), None
+        if face is not None and version is not None and face.index_version > version:
+            # a late removal of an earlier life of this face id (it was added again since)
+            return Outcome(face_id, "ignored-stale", detail="face re-added since"), None
         now = self.clock()
         plan = Plan(reads, self.settings, f"remove {face_id}")
         removed_version = max(version or 0, tomb.removed_version if tomb else 0)

@@ -111,6 +111,10 @@ def test_removed_before_added_stays_removed() -> None:
     version_again = h.index([faces[2]])
     again = h.engine.face_added([faces[2].face_id], manifest_version=version_again)
     assert again[0].action == "joined"
+    # and the old removal, delivered once more, neither removes nor revives anything
+    stale = h.engine.face_removed([faces[2].face_id], manifest_version=version_remove)
+    assert stale[0].action.startswith("ignored")
+    assert faces[2].face_id in h.faces()
 
 
 def test_add_without_versions_never_revives_a_tombstone() -> None:
