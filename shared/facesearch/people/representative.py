@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from facesearch.people.ports import PeopleStore
 from facesearch.people.settings import PeopleSettings
 from facesearch.people.types import (
     ClusterFace,
@@ -323,3 +324,16 @@ def rank_persons(
         view = usable[i][0]
         out.append(PersonMatch(view.person_id, float(sims[i]), view.name, view.faces, view.cover))
     return out
+
+
+def load_views(store: PeopleStore) -> list[PersonView]:
+    """Every root person of a store with its aliases (for person search and listings)."""
+    records: dict[str, Person] = {}
+    cursor: str | None = None
+    while True:
+        page = store.list_persons(roots_only=False, cursor=cursor, limit=5000)
+        records.update((p.person_id, p) for p in page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    return [PersonView.of(p, records) for p in records.values() if p.is_root]

@@ -122,3 +122,26 @@ def test_settings_from_environment() -> None:
         s.join_similarity = 0.5  # type: ignore[misc]
     for name, field in PeopleSettings.model_fields.items():
         assert field.description, f"{name} needs a description"
+
+
+def test_person_search_over_a_clustered_store() -> None:
+    from facesearch.people.corrections import Corrections
+    from facesearch.people.representative import load_views
+    from tests.unit.people.support import Harness, identity_faces
+
+    faces, labels = identity_faces(3, 4, seed=60)
+    h = Harness()
+    h.add(faces[:-1])  # the last face is the "selfie"
+    selfie = faces[-1]
+    wanted = h.assignment()[faces[-2].face_id]
+    assert wanted is not None and labels[faces[-2].face_id] == labels[selfie.face_id]
+    corrections = Corrections(h.store, h.settings)
+    split = corrections.move([faces[-2].face_id, faces[-3].face_id])  # two of its faces apart
+    assert split.created_person is not None
+    corrections.merge(wanted, [split.created_person])  # and back: now an alias
+    views = load_views(h.store)
+    assert len(views) == 3  # the merged pair shows as one person
+    ranked = rank_persons(selfie.embedding, views, k=5)
+    assert ranked and ranked[0].person_id == wanted
+    assert ranked[0].faces == 3 and ranked[0].cover is not None
+    assert all(m.person_id != split.created_person for m in ranked)
