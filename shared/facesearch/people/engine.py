@@ -244,7 +244,7 @@ class PeopleEngine:
         ctx = self._context(reads, face)
         decision = rule.decide(face, ctx.links, ctx.candidates, self.settings)
         plan = Plan(reads, self.settings, f"add {face_id}")
-        followups = self._apply_decision(plan, None, face, decision, ctx, new=True)
+        followups, decision = self._apply_decision(plan, None, face, decision, ctx, new=True)
         self.store.apply(plan.change_set())
         return self._outcome(face_id, decision), followups
 
@@ -262,7 +262,7 @@ class PeopleEngine:
         decision = rule.decide(face, ctx.links, ctx.candidates, self.settings, own_root=own_root)
         plan = Plan(reads, self.settings, f"examine {face_id}")
         stored = reads.face(face_id)
-        followups = self._apply_decision(plan, stored, face, decision, ctx, new=False)
+        followups, decision = self._apply_decision(plan, stored, face, decision, ctx, new=False)
         if not plan.empty:
             self.store.apply(plan.change_set())
         return self._outcome(face_id, decision), followups
@@ -286,8 +286,9 @@ class PeopleEngine:
         ctx: _Context,
         *,
         new: bool,
-    ) -> list[tuple[str, ...]]:
-        """Fill ``plan``; return follow-ups: ("examine", face_id) / ("merge", a, b)."""
+    ) -> tuple[list[tuple[str, ...]], rule.Decision]:
+        """Fill ``plan``; return the follow-ups — ("examine", face_id) / ("merge", a, b) —
+        and the decision (a founding one now names its new person)."""
         now = self.clock()
         followups: list[tuple[str, ...]] = []
         after = replace(face, core=decision.core, link_count=decision.link_count)
@@ -355,7 +356,7 @@ class PeopleEngine:
                     # newly core: a waiting face may found a person now, an assigned one
                     # is new density evidence between its person and its neighbours'
                     followups.append(("examine", link.face_id))
-        return followups
+        return followups, decision
 
     # --- follow-ups ------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ def test_outcomes_report_found_join_defer() -> None:
     assert [o.action for o in second] == ["deferred"]
     third = h.add([faces[2]])
     actions = [o.action for o in third]
-    assert actions[0] == "founded"
+    assert actions[0] == "founded" and third[0].person_id is not None
     # the waiting neighbours were re-examined because their neighbourhood changed
     assert actions.count("joined") == 2
     assert len(set(h.assignment().values())) == 1
