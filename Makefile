@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-pipeline bench-query bench-video clean
+.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-pipeline bench-query bench-video bench-clustering clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -85,7 +85,7 @@ format: ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format shared functions tests models infra
 	$(VENV)/bin/ruff check --fix shared functions tests models infra
 
-bench: bench-accuracy bench-vision bench-index bench-pipeline bench-query bench-video ## all benchmarks; each writes bench-results/*.json
+bench: bench-accuracy bench-vision bench-index bench-pipeline bench-query bench-video bench-clustering ## all benchmarks; each writes bench-results/*.json
 
 bench-accuracy:
 	$(PY) -m tests.bench.accuracy
@@ -104,6 +104,9 @@ bench-query:
 
 bench-video:
 	$(PY) -m tests.bench.video
+
+bench-clustering:
+	$(PY) -m tests.bench.clustering
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build dist bench-results .pytest_cache .mypy_cache .ruff_cache models/generated

@@ -41,6 +41,7 @@ from facesearch.index.params import IndexParams
 from facesearch.indexer.settings import IndexerSettings
 from facesearch.ingest.settings import IngestSettings
 from facesearch.net.settings import FetchSettings
+from facesearch.people.settings import PeopleSettings
 from facesearch.section import SettingsSection
 from facesearch.storage.settings import StorageSettings
 from facesearch.video.settings import VideoSettings
@@ -100,6 +101,7 @@ class Settings(BaseSettings):
     client: ClientSettings = Field(default_factory=ClientSettings)
     cloudinary: CloudinarySettings = Field(default_factory=CloudinarySettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
+    people: PeopleSettings = Field(default_factory=PeopleSettings)
 
     @model_validator(mode="before")
     @classmethod

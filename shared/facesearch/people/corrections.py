@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from facesearch.errors import NotFound
+from facesearch.errors import CorrectionRefused, NotFound, StaleRead, UndoRefused
 from facesearch.logs import log_fields
 from facesearch.people.engine import (
     PeopleEngine,
@@ -35,7 +35,6 @@ from facesearch.people.engine import (
     new_correction_id,
     new_person_id,
 )
-from facesearch.people.errors import CorrectionRefused, StaleRead, UndoRefused
 from facesearch.people.plan import Plan, stamp
 from facesearch.people.ports import ChangeSet, PeopleStore
 from facesearch.people.reads import Reads

@@ -44,10 +44,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from facesearch.errors import TransientError
+from facesearch.errors import StaleRead, TransientError
 from facesearch.logs import log_fields
 from facesearch.people import rule
-from facesearch.people.errors import StaleRead
 from facesearch.people.plan import Plan, stamp
 from facesearch.people.ports import FaceSource, NeighbourSearch, PeopleStore
 from facesearch.people.reads import Reads
@@ -62,7 +61,7 @@ from facesearch.people.types import (
     Source,
     Tombstone,
 )
-from facesearch.storage.bus_messages import FaceEvent
+from facesearch.storage.messages import FaceEvent
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -22,7 +22,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.people.errors import StaleRead
+from facesearch.errors import StaleRead
 from facesearch.people.ports import ChangeSet, Kind, Neighbour, RecordKey
 from facesearch.people.types import ClusterFace, Correction, FaceInput, Person, Tombstone
 from facesearch.storage.metadata import Page, decode_cursor, encode_cursor

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from facesearch.people.errors import ChangeSetInvalid
+from facesearch.errors import ChangeSetInvalid
 from facesearch.people.types import ClusterFace, Correction, FaceInput, Person, Tombstone, Vector
 from facesearch.storage.metadata import Page
 

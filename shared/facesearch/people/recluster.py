@@ -34,10 +34,10 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from facesearch.errors import StaleRead
 from facesearch.logs import log_fields
 from facesearch.people.batch import BatchFaces, KnnFunction, cluster, knn_exact
 from facesearch.people.engine import new_person_id
-from facesearch.people.errors import StaleRead
 from facesearch.people.ports import ChangeSet, PeopleStore, face_key, person_key, tombstone_key
 from facesearch.people.representative import face_weight, recompute
 from facesearch.people.settings import PeopleSettings

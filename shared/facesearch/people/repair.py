@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from facesearch.people.errors import StaleRead
+from facesearch.errors import StaleRead
 from facesearch.people.plan import Plan, stamp
 from facesearch.people.ports import PeopleStore
 from facesearch.people.reads import Reads

@@ -1,29 +1,27 @@
-"""Knobs of the people (face clustering) feature, one frozen object.
+"""Knobs of the people (face clustering) feature: the ``people`` section of
+:class:`facesearch.config.Settings`.
 
-Flat environment names are ``FACESEARCH_PEOPLE_<FIELD>`` (e.g.
-``FACESEARCH_PEOPLE_JOIN_SIMILARITY``); :meth:`PeopleSettings.from_env` reads
-them. The thresholds are cosine similarities for the default embedder
+Every field maps to the flat environment variable ``FACESEARCH_PEOPLE_<FIELD>``
+(e.g. ``FACESEARCH_PEOPLE_JOIN_SIMILARITY``); nothing here reads the environment
+itself. The thresholds are cosine similarities for the default embedder
 (``dlib-resnet-v1``, 128-d unit vectors) and were chosen by
 ``python -m tests.bench.clustering`` sweeps (docs/people.md has the numbers).
 Another embedder needs its own measured values, and a change of any clustering
 threshold takes effect for new decisions only: run a full re-cluster
-(:mod:`facesearch.people.recluster`) to apply it to existing persons.
+(``facesearch persons recluster``) to apply it to existing persons.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from pydantic import Field, model_validator
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from facesearch.errors import ConfigError
-
-ENV_PREFIX = "FACESEARCH_PEOPLE_"
+from facesearch.section import SettingsSection
 
 
-class PeopleSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class PeopleSettings(SettingsSection):
+    """The density rule, representatives, corrections and engine limits."""
+
+    env_prefix = "people_"
 
     # --- the density rule -------------------------------------------------------------
     link_similarity: float = Field(
@@ -146,21 +144,3 @@ class PeopleSettings(BaseModel):
         if self.min_samples - 1 > self.neighbours_k:
             raise ValueError("min_samples - 1 cannot exceed neighbours_k")
         return self
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> PeopleSettings:
-        """Build from ``FACESEARCH_PEOPLE_*`` variables; a bad value is a ConfigError."""
-        env = os.environ if environ is None else environ
-        values = {
-            name: env[ENV_PREFIX + name.upper()]
-            for name in cls.model_fields
-            if ENV_PREFIX + name.upper() in env
-        }
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise ConfigError(f"invalid people settings: {problems}") from exc

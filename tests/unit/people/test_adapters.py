@@ -7,15 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from facesearch.index import IndexParams, IndexReader, IndexWriter
+from facesearch.index.params import IndexParams
+from facesearch.index.reader import IndexReader
+from facesearch.index.writer import IndexWriter
 from facesearch.people.adapters import IndexNeighbourSearch, MetadataFaceSource, face_input
 from facesearch.people.engine import PeopleEngine
 from facesearch.people.memory import MemoryPeopleStore
 from facesearch.people.ports import FaceSource, NeighbourSearch
-from facesearch.storage.bus_messages import FaceEvent
-from facesearch.storage.local_blob import LocalBlobStore
+from facesearch.storage.local.blob import LocalBlobStore
+from facesearch.storage.local.metadata import SqliteMetadataStore
+from facesearch.storage.messages import FaceEvent
 from facesearch.storage.metadata import FaceRecord, ImageRecord, embedding_bytes
-from facesearch.storage.metadata_sqlite import SqliteMetadataStore
 from tests.unit.people.support import identity_faces
 
 MODEL = "test-embedder@1"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from facesearch.errors import NotFound
+from facesearch.errors import CorrectionRefused, NotFound, UndoRefused
 from facesearch.people.corrections import Corrections
-from facesearch.people.errors import CorrectionRefused, UndoRefused
 from facesearch.people.settings import PeopleSettings
 from facesearch.people.types import CorrectionKind, Source
 from tests.unit.people.support import Harness, check_invariants, identity_faces, partition

@@ -8,14 +8,13 @@ import threading
 import numpy as np
 import pytest
 
-from facesearch.errors import TransientError
+from facesearch.errors import StaleRead, TransientError
 from facesearch.people.engine import PeopleEngine
-from facesearch.people.errors import StaleRead
 from facesearch.people.memory import MemoryPeopleStore
 from facesearch.people.ports import ChangeSet
 from facesearch.people.settings import PeopleSettings
 from facesearch.people.types import FaceInput, Source, unit
-from facesearch.storage.bus_messages import FaceEvent
+from facesearch.storage.messages import FaceEvent
 from tests.unit.people.support import (
     DIMS,
     Harness,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facesearch.config import load_settings
 from facesearch.errors import ConfigError
 from facesearch.people.representative import (
     PersonView,
@@ -109,15 +110,16 @@ def test_rank_persons_by_centroid() -> None:
     assert all(m.person_id != "x" for m in rank_persons(query, [merged], min_similarity=-1.0))
 
 
-def test_settings_from_environment() -> None:
-    s = PeopleSettings.from_env({"FACESEARCH_PEOPLE_JOIN_SIMILARITY": "0.97", "OTHER": "x"})
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACESEARCH_PEOPLE_JOIN_SIMILARITY", "0.97")
+    s = load_settings().people
     assert s.join_similarity == 0.97 and s.min_samples == PeopleSettings().min_samples
+    monkeypatch.setenv("FACESEARCH_PEOPLE_MIN_SAMPLES", "zero")
     with pytest.raises(ConfigError, match="FACESEARCH_PEOPLE_MIN_SAMPLES"):
-        PeopleSettings.from_env({"FACESEARCH_PEOPLE_MIN_SAMPLES": "zero"})
+        load_settings()
+    monkeypatch.delenv("FACESEARCH_PEOPLE_MIN_SAMPLES")
     with pytest.raises(ConfigError):
-        PeopleSettings.from_env(
-            {"FACESEARCH_PEOPLE_MIN_SUPPORT": "40", "FACESEARCH_PEOPLE_NEIGHBOURS_K": "8"}
-        )
+        load_settings(people_min_support=40, people_neighbours_k=8)
     with pytest.raises(Exception):  # noqa: B017 - frozen
         s.join_similarity = 0.5  # type: ignore[misc]
     for name, field in PeopleSettings.model_fields.items():

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from facesearch.people.errors import ChangeSetInvalid, StaleRead
+from facesearch.errors import ChangeSetInvalid, StaleRead
 from facesearch.people.memory import MemoryPeopleStore
 from facesearch.people.ports import (
     MAX_WRITES_PER_APPLY,
