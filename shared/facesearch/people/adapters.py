@@ -1,18 +1,19 @@
 """The people ports on the project's existing components.
 
 * :class:`IndexNeighbourSearch` — :class:`~.ports.NeighbourSearch` over the
-  segmented USearch index (:class:`facesearch.index.IndexReader`), refreshing the
-  reader when an event names a newer manifest than it holds.
+  collection's segmented USearch index (:class:`facesearch.index.reader.IndexReader`,
+  or a callable giving the current one, e.g. the query service's index view),
+  refreshing the reader when an event names a newer manifest than it holds.
 * :class:`MetadataFaceSource` — :class:`~.ports.FaceSource` over the metadata
   store's face records (SQLite or Firestore).
 
-The ``PeopleStore`` adapters for SQLite and Firestore are the integrator's (see
-``docs/people.md``); :mod:`.memory` is the reference they must match.
+The ``PeopleStore`` adapters are in :mod:`facesearch.storage.local.people` (SQLite) and
+:mod:`facesearch.storage.gcp.people` (Firestore).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -24,8 +25,12 @@ from facesearch.storage.metadata import FaceRecord, MetadataStore
 
 
 class IndexNeighbourSearch:
-    def __init__(self, reader: IndexReader) -> None:
-        self.reader = reader
+    def __init__(self, reader: IndexReader | Callable[[], IndexReader]) -> None:
+        self._reader = reader
+
+    @property
+    def reader(self) -> IndexReader:
+        return self._reader if isinstance(self._reader, IndexReader) else self._reader()
 
     def search(self, vectors: npt.ArrayLike, k: int) -> list[list[Neighbour]]:
         rows = np.asarray(vectors, dtype=np.float32)
@@ -39,9 +44,10 @@ class IndexNeighbourSearch:
     def at_least(self, version: int | None) -> None:
         if version is None:
             return
-        manifest = self.reader.manifest
+        reader = self.reader
+        manifest = reader.manifest
         if manifest is None or manifest.version < version:
-            self.reader.refresh()
+            reader.refresh()
 
 
 def face_input(record: FaceRecord) -> FaceInput:

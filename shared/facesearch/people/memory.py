@@ -23,7 +23,14 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.errors import StaleRead
-from facesearch.people.ports import ChangeSet, Kind, Neighbour, RecordKey
+from facesearch.people.ports import (
+    ChangeSet,
+    Kind,
+    Neighbour,
+    PeopleCounts,
+    PeoplePurged,
+    RecordKey,
+)
 from facesearch.people.types import ClusterFace, Correction, FaceInput, Person, Tombstone
 from facesearch.storage.metadata import Page, decode_cursor, encode_cursor
 
@@ -221,17 +228,31 @@ class MemoryPeopleStore:
                 if not person_faces:
                     del self._by_person[old.person_id]
 
-    # --- test helpers --------------------------------------------------------------------
+    # --- counts and erase ------------------------------------------------------------------
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> PeopleCounts:
         with self._lock:
-            return {
-                "faces": len(self._faces),
-                "persons": sum(1 for p in self._persons.values() if p.is_root),
-                "aliases": sum(1 for p in self._persons.values() if not p.is_root),
-                "tombstones": len(self._tombstones),
-                "corrections": len(self._corrections),
-            }
+            return PeopleCounts(
+                faces=len(self._faces),
+                persons=sum(1 for p in self._persons.values() if p.is_root),
+                aliases=sum(1 for p in self._persons.values() if not p.is_root),
+                tombstones=len(self._tombstones),
+                corrections=len(self._corrections),
+            )
+
+    def purge(self, *, limit: int = 500) -> PeoplePurged:
+        with self._lock:
+            removed = 0
+            for face_id in list(self._faces)[: max(limit, 0)]:
+                self._drop_face(face_id)
+                removed += 1
+            for table in (self._persons, self._tombstones, self._corrections):
+                for key in list(table)[: max(limit - removed, 0)]:
+                    del table[key]
+                    removed += 1
+            left = len(self._faces) + len(self._persons)
+            left += len(self._tombstones) + len(self._corrections)
+            return PeoplePurged(removed, left == 0)
 
 
 class MemoryNeighbourSearch:

@@ -10,10 +10,13 @@ removal invalidates are refilled from the person's own faces before the apply.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
+from facesearch.errors import StaleRead, TransientError
 from facesearch.people.ports import (
     ChangeSet,
+    PeopleStore,
     correction_key,
     face_key,
     person_key,
@@ -158,3 +161,20 @@ class Plan:
 
 def stamp(person: Person, now: float) -> Person:
     return replace(person, updated_at=now, created_at=person.created_at or now)
+
+
+def apply_step(
+    store: PeopleStore, settings: PeopleSettings, what: str, step: Callable[[Reads], Plan | None]
+) -> None:
+    """Read, decide (``step`` returns the plan, or None when there is nothing to do) and
+    apply; a racing writer makes it re-read and re-decide, up to ``apply_attempts``."""
+    for _ in range(settings.apply_attempts):
+        plan = step(Reads(store))
+        if plan is None or plan.empty:
+            return
+        try:
+            store.apply(plan.change_set())
+        except StaleRead:
+            continue
+        return
+    raise TransientError(f"{what}: the records kept changing; try again")

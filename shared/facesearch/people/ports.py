@@ -21,7 +21,7 @@ conditional**:
 SQLite implements this as ``BEGIN IMMEDIATE`` + version checks + writes; Firestore
 as a transaction that reads every expected document, compares ``version`` fields
 (absent = 0) and writes. :mod:`.memory` is the reference implementation and
-``tests/unit/people/test_store_contract.py`` the shared contract suite.
+``tests/contracts/test_people.py`` the shared contract suite, run on all three.
 
 ``NeighbourSearch`` — k-NN over the collection's live faces (the USearch index
 reader in production; cosine similarity of unit float32 vectors).
@@ -53,6 +53,13 @@ class Kind(StrEnum):
 
 
 RecordKey = tuple[Kind, str]
+#: the field holding each kind's record id (the key adapters store it under)
+ID_FIELDS: dict[Kind, str] = {
+    Kind.FACE: "face_id",
+    Kind.PERSON: "person_id",
+    Kind.TOMBSTONE: "face_id",
+    Kind.CORRECTION: "correction_id",
+}
 
 
 def face_key(face_id: str) -> RecordKey:
@@ -118,6 +125,29 @@ class ChangeSet:
             raise ChangeSetInvalid(f"{self.reason}: negative expected version")
 
 
+@dataclass(frozen=True)
+class PeopleCounts:
+    """How many records of each kind a collection's people store holds."""
+
+    faces: int = 0  # faces the clusterer has seen (assigned or waiting)
+    persons: int = 0  # root persons (what users see)
+    aliases: int = 0  # persons merged into another (kept for undo)
+    tombstones: int = 0
+    corrections: int = 0
+
+    @property
+    def records(self) -> int:
+        return self.faces + self.persons + self.aliases + self.tombstones + self.corrections
+
+
+@dataclass(frozen=True)
+class PeoplePurged:
+    """What one bounded purge step removed (collection erase), and whether anything is left."""
+
+    removed: int = 0
+    done: bool = True
+
+
 @runtime_checkable
 class PeopleStore(Protocol):
     """Faces (clustering view), persons, tombstones and the correction log.
@@ -163,7 +193,17 @@ class PeopleStore(Protocol):
         ...
 
     def apply(self, changes: ChangeSet) -> None:
-        """All of ``changes`` or nothing; :class:`~.errors.StaleRead` if an expectation fails."""
+        """All of ``changes`` or nothing; :class:`~facesearch.errors.StaleRead` if an
+        expectation fails. A store of a collection being erased refuses with
+        :class:`~facesearch.errors.CollectionClosed` (checked in the same transaction)."""
+        ...
+
+    def counts(self) -> PeopleCounts:
+        """Records per kind (stats, and the erase's verification scan)."""
+        ...
+
+    def purge(self, *, limit: int = 500) -> PeoplePurged:
+        """Delete up to ``limit`` records of any kind (collection erase); idempotent."""
         ...
 
 

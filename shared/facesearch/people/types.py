@@ -126,6 +126,8 @@ class Person:
 
     person_id: str
     name: str | None = None
+    #: free-form JSON a user attached (the API's person metadata); the machine never reads it
+    metadata: Mapping[str, Any] = field(default_factory=dict)
     faces: int = 0
     user_faces: int = 0
     weight: float = 0.0  # sum of the own faces' centroid weights
@@ -243,6 +245,7 @@ def person_to_dict(person: Person) -> dict[str, Any]:
     return {
         "person_id": person.person_id,
         "name": person.name,
+        "metadata": dict(person.metadata),
         "faces": person.faces,
         "user_faces": person.user_faces,
         "weight": person.weight,
@@ -264,6 +267,7 @@ def person_from_dict(data: Mapping[str, Any]) -> Person:
     return Person(
         person_id=data["person_id"],
         name=data.get("name"),
+        metadata=dict(data.get("metadata") or {}),
         faces=int(data.get("faces", 0)),
         user_faces=int(data.get("user_faces", 0)),
         weight=float(data.get("weight", 0.0)),

@@ -321,7 +321,7 @@ def test_racing_clusterers_found_one_person_per_identity() -> None:
         t.join()
     assert not errors
     assert partition(h.assignment()) == truth(labels)
-    assert h.store.counts()["persons"] == 6
+    assert h.store.counts().persons == 6
     assert h.store.stale > 0  # the races did happen and were resolved by re-deciding
     check_invariants(h)
 
