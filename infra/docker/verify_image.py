@@ -1,7 +1,8 @@
 """Build-time self-check of the function image (also usable on any install of the project).
 
 1. Every model in ``models/manifest.json`` is present and matches its pinned sha256
-   (the same check as ``facesearch models verify``, via :func:`facesearch.models.verify_all`).
+   (the same check as ``facesearch models verify``, via
+   :func:`facesearch.vision.registry.verify_all`).
 2. With ``--expect-cuda``: onnxruntime is the GPU build (CUDA execution provider compiled in)
    and the CPU-only ``onnxruntime`` distribution is not installed beside it.
 3. functions-framework and the four entry points are importable-as-files.
@@ -20,7 +21,7 @@ TARGETS = ("ingest", "indexer", "query", "cloudinary")
 
 
 def check_models(models_dir: Path) -> list[str]:
-    from facesearch.models import load_manifest, verify_all
+    from facesearch.vision.registry import load_manifest, verify_all
 
     load_manifest.cache_clear()
     problems = [

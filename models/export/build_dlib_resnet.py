@@ -594,7 +594,7 @@ def update_manifest(onnx_sha256: str, dat_path: Path, mean_rgb: list[float]) -> 
         "file": str(DEFAULT_OUTPUT.relative_to(MANIFEST.parent)),
         "sha256": onnx_sha256,
         "role": "embedder",
-        "version": "1",
+        "version": old.get("version", "1"),
         "source": f"pypi:face-recognition-models==0.3.0 face_recognition_models/models/{DAT_NAME}"
         f" sha256:{dat_sha}",
         "source_sha256": dat_sha,
@@ -617,8 +617,9 @@ def update_manifest(onnx_sha256: str, dat_path: Path, mean_rgb: list[float]) -> 
             "provisional: dlib's published 0.6 Euclidean threshold as a cosine; not calibrated",
         ),
     }
-    if "template_derivation" in old:
-        entry["template_derivation"] = old["template_derivation"]
+    for kept in ("template_derivation", "alignment", "version_note"):  # owned elsewhere
+        if kept in old:
+            entry[kept] = old[kept]
     models[MODEL_NAME] = entry
     MANIFEST.write_text(json.dumps(raw, indent=2) + "\n")
 

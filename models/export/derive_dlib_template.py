@@ -90,7 +90,7 @@ def load_detector(mtcnn_dir: Path | None) -> tuple[str, Detector]:
         from facesearch.config import load_settings
         from facesearch.vision.detect import MtcnnDetector
 
-        ours = MtcnnDetector.from_settings(load_settings())
+        ours = MtcnnDetector.from_settings(load_settings().vision)
 
         def detect_ours(image: npt.NDArray[np.uint8]) -> list[tuple[Any, Landmarks]]:
             return [

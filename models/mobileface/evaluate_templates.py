@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from facesearch.config import load_settings
-from facesearch.models import verified_path
 from facesearch.vision.align import ARCFACE_112_TEMPLATE
 from facesearch.vision.decode import decode_image
 from facesearch.vision.detect import MtcnnDetector
 from facesearch.vision.embed import FaceEmbedder, with_template
 from facesearch.vision.ort import open_session
+from facesearch.vision.registry import verified_path
 from facesearch.vision.types import FloatArray, ImageArray
 
 PHOTOS = Path(__file__).resolve().parents[2] / "tests" / "data" / "photos"
@@ -96,7 +96,7 @@ def auc(genuine: FloatArray, impostor: FloatArray) -> float:
 
 def main() -> int:
     settings = load_settings()
-    detector = MtcnnDetector.from_settings(settings)
+    detector = MtcnnDetector.from_settings(settings.vision)
     session = open_session(verified_path(settings.vision.models_dir, MODEL), providers="auto")
     models_dir = settings.vision.models_dir
     base = FaceEmbedder.from_manifest(models_dir, MODEL, session=session, batch_size=64)

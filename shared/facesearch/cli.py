@@ -156,7 +156,7 @@ def cmd_match(args: argparse.Namespace) -> int:
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
-    from facesearch.models import verify_all
+    from facesearch.vision.registry import verify_all
 
     settings = _settings(args)
     report = verify_all(settings.vision.models_dir)

@@ -328,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         "threshold": round(ours["threshold"], 4),
         "undetected": len(ours["undetected_images"]),
         "baseline_accuracy": None if baseline is None else round(baseline["accuracy"], 4),
+        "baseline_tar_at_far_1e3": None if baseline is None else baseline["tar_at_far_1e3"],
+        "baseline_eer": None if baseline is None else baseline["eer"],
         "baseline_undetected": None if baseline is None else len(baseline["undetected_images"]),
         "protocol": ours["protocol"],
         "smoke_only": smoke,
@@ -339,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _manifest_embedders() -> list[str]:
     from facesearch.config import get_settings
-    from facesearch.models import load_manifest
+    from facesearch.vision.registry import load_manifest
 
     settings = get_settings()
     names = [

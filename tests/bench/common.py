@@ -15,6 +15,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "bench-results"
 PHOTOS_DIR = ROOT / "tests" / "data" / "photos"
+DEV_SET_ENV = "FACESEARCH_DEV_SET"
+
+
+def dev_set() -> Path | None:
+    """The labelled faces-dev folder: $FACESEARCH_DEV_SET, else ``shared/datasets/faces-dev``
+    beside the checkout (or beside the folder holding a git worktree)."""
+    import os
+
+    if os.environ.get(DEV_SET_ENV):
+        return Path(os.environ[DEV_SET_ENV])
+    for base in (ROOT.parent, ROOT.parent.parent):
+        candidate = base / "shared" / "datasets" / "faces-dev"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic"}
 
 
@@ -40,7 +57,8 @@ def write_result(name: str, summary: dict[str, Any], details: dict[str, Any] | N
     path = RESULTS_DIR / f"{name}.json"
     payload = {"summary": summary, "details": details or {}, "machine": machine()}
     path.write_text(json.dumps(payload, indent=2, default=_jsonable))
-    print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(f"wrote {shown}", file=sys.stderr)
     print(json.dumps(summary, default=_jsonable))
     return path
 

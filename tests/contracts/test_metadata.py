@@ -41,7 +41,7 @@ def make_face(image_id: str, index: int, *, seed: int = 0) -> FaceRecord:
         landmarks=((10.0, 11.0), (20.0, 11.0), (15.0, 20.0), (11.0, 30.0), (19.0, 30.0)),
         det_score=0.99,
         embedding=embedding_bytes(vector),
-        model="dlib-resnet-v1@1",
+        model="dlib-resnet-v1@2",
         liveness=0.9,
         live=True,
         quality={"score": 0.8, "sharpness": 120.5, "reasons": ["small"]},
@@ -74,7 +74,7 @@ class MetadataContract:
                 width=640,
                 height=480,
                 format="jpeg",
-                model="dlib-resnet-v1@1",
+                model="dlib-resnet-v1@2",
                 timings_ms={"detect": 12.5},
                 attempts=1,
             )

@@ -182,7 +182,7 @@ def collection_admin(
 
 def check_embedder(settings: Settings, name: str) -> None:
     """A collection may only name an embedder of the model manifest."""
-    from facesearch.models import load_manifest
+    from facesearch.vision.registry import load_manifest
 
     spec = load_manifest(settings.vision.models_dir).get(name)
     if spec is None or spec.role != "embedder":

@@ -26,11 +26,13 @@ from facesearch.vision.pipeline import FacePipeline
 def video_pipeline(base: FacePipeline, settings: VideoSettings) -> FacePipeline:
     """A pipeline for video frames: the base's models, its own detector minimum face size.
 
-    The embedder and liveness sessions are shared (loaded once per instance); only the
-    detector is rebuilt, because ``min_face_px`` is baked into its image pyramid.
+    The embedder, liveness and attribute sessions are shared (loaded once per instance);
+    only the detector is rebuilt, because ``min_face_px`` is baked into its image pyramid.
     """
     overrides = base.settings.with_overrides(min_face_px=settings.min_face_px)
-    return FacePipeline(overrides, liveness=base.liveness, embedder=base.embedder)
+    return FacePipeline(
+        overrides, liveness=base.liveness, embedder=base.embedder, attributes=base.attributes
+    )
 
 
 def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
@@ -63,7 +65,7 @@ def process_chunk(
         results = pipeline.process_decoded_batch(images)
         tick = time.perf_counter()
         for sample, result in zip(batch, results, strict=True):
-            for stage in ("detect", "liveness", "align", "quality"):
+            for stage in ("detect", "liveness", "attributes", "align", "quality"):
                 timings["detect"] += result.timings_ms.get(stage, 0.0)
             timings["embed"] += result.timings_ms.get("embed", 0.0)
             tracker.update(sample.t_ms, result.faces, cut=sample.cut)

@@ -7,10 +7,15 @@ aligning onto the wrong template costs accuracy silently, so it lives with the m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
 import cv2
 import numpy as np
+import numpy.typing as npt
 
-from facesearch.vision.types import FloatArray, ImageArray
+from facesearch.vision.types import Detection, FloatArray, ImageArray
 
 # insightface / ArcFace 112x112 template (for ArcFace-class embedders).
 ARCFACE_112_TEMPLATE: FloatArray = np.array(
@@ -25,7 +30,7 @@ ARCFACE_112_TEMPLATE: FloatArray = np.array(
 )
 
 
-def similarity_transform(src: FloatArray, dst: FloatArray) -> FloatArray:
+def similarity_transform(src: npt.ArrayLike, dst: npt.ArrayLike) -> FloatArray:
     """Least-squares similarity (Umeyama, no reflection) mapping src points onto dst.
 
     Returns a 2x3 matrix. Deterministic and exact for 5 points, unlike RANSAC-based
@@ -60,3 +65,25 @@ def align_face(
         image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     return np.asarray(warped, dtype=np.uint8)
+
+
+class Aligner(Protocol):
+    """Cuts the embedder's input crop for every detection of one image."""
+
+    @property
+    def name(self) -> str: ...
+
+    def crops(self, image: ImageArray, detections: Sequence[Detection]) -> list[ImageArray]: ...
+
+
+@dataclass(frozen=True)
+class TemplateAligner:
+    """MTCNN's 5 landmarks warped onto a fixed template (ArcFace-class embedders)."""
+
+    template: FloatArray  # (5, 2) in crop pixels
+    size: tuple[int, int]  # (height, width)
+    name: str = "template"
+
+    def crops(self, image: ImageArray, detections: Sequence[Detection]) -> list[ImageArray]:
+        height, width = self.size
+        return [align_face(image, d.landmarks, self.template, (width, height)) for d in detections]

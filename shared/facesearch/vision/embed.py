@@ -19,38 +19,33 @@ Model input = (pixel - mean) / std, per channel, in the model's channel order.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.config import Settings
 from facesearch.errors import ModelError
-from facesearch.models import get_spec, verified_path, verify_file
-from facesearch.vision.align import ARCFACE_112_TEMPLATE, align_face
-from facesearch.vision.ort import ModelSession, open_session
-from facesearch.vision.types import FloatArray, ImageArray
-
-Layout = Literal["NCHW", "NHWC"]
-Channels = Literal["RGB", "BGR"]
+from facesearch.vision.align import ARCFACE_112_TEMPLATE, Aligner, TemplateAligner, align_face
+from facesearch.vision.inference import InferenceModel, LoadContext, Source, TensorSpec, single_io
+from facesearch.vision.ort import ModelSession
+from facesearch.vision.registry import ModelSpec
+from facesearch.vision.settings import VisionSettings
+from facesearch.vision.shape5 import DlibChipAligner, load_shape_predictor
+from facesearch.vision.types import Detection, FloatArray, ImageArray
 
 _NORM_EPS = 1e-12
 _LANDMARKS = 5
+_INPUT_KEYS = {"size", "layout", "channels", "mean", "std", "template"}
 
 
-@dataclass(frozen=True)
-class InputSpec:
-    """How a model wants its face crops: geometry, tensor layout and normalisation."""
+@dataclass(frozen=True, kw_only=True)
+class InputSpec(TensorSpec):
+    """How an embedder wants its face crops: tensor spec plus geometry and template."""
 
     size: tuple[int, int]  # (height, width) in pixels
-    layout: Layout
-    channels: Channels
-    mean: tuple[float, float, float]  # per channel, R, G, B order, 0..255 units
-    std: tuple[float, float, float]  # per channel, R, G, B order
     template: tuple[tuple[float, float], ...]  # 5 (x, y) points in input pixels
 
     @property
@@ -72,87 +67,70 @@ class InputSpec:
     @classmethod
     def from_mapping(cls, block: Mapping[str, Any], *, label: str) -> InputSpec:
         """Validate a manifest ``input`` block; every problem is a ModelError naming ``label``."""
-        if not isinstance(block, Mapping):
-            raise ModelError(f"embedder {label!r}: 'input' must be an object, got {block!r}")
-        missing = {"size", "layout", "channels", "mean", "std", "template"} - set(block)
-        if missing:
-            raise ModelError(f"embedder {label!r}: 'input' lacks {sorted(missing)}")
+        what = f"embedder {label!r}"
+        if isinstance(block, Mapping):
+            missing = _INPUT_KEYS - set(block)
+            if missing:
+                raise ModelError(f"{what}: 'input' lacks {sorted(missing)}")
+        tensor = TensorSpec.parse_fields(block, label=what)
         try:
             height, width = (int(v) for v in block["size"])
-            mean = _triple(block["mean"])
-            std = _triple(block["std"])
             template = tuple((float(x), float(y)) for x, y in block["template"])
         except (TypeError, ValueError) as exc:
-            raise ModelError(f"embedder {label!r}: malformed 'input' block: {exc}") from exc
-        layout, channels = block["layout"], block["channels"]
+            raise ModelError(f"{what}: malformed 'input' block: {exc}") from exc
         problems = []
         if height <= 0 or width <= 0:
             problems.append(f"size must be positive, got {[height, width]}")
-        if layout not in ("NCHW", "NHWC"):
-            problems.append(f"layout must be NCHW or NHWC, got {layout!r}")
-        if channels not in ("RGB", "BGR"):
-            problems.append(f"channels must be RGB or BGR, got {channels!r}")
-        if any(s <= 0 or not math.isfinite(s) for s in std):
-            problems.append(f"std must be positive, got {list(std)}")
-        if not all(math.isfinite(m) for m in mean):
-            problems.append(f"mean must be finite, got {list(mean)}")
         if len(template) != _LANDMARKS:
             problems.append(f"template needs {_LANDMARKS} points, got {len(template)}")
         if problems:
-            raise ModelError(f"embedder {label!r}: " + "; ".join(problems))
-        return cls((height, width), layout, channels, mean, std, template)
+            raise ModelError(f"{what}: " + "; ".join(problems))
+        return cls(size=(height, width), template=template, **tensor)
 
 
-def _triple(value: object) -> tuple[float, float, float]:
-    """A number (same for all channels) or three numbers."""
-    if isinstance(value, int | float):
-        return (float(value),) * 3
-    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3:
-        r, g, b = (float(v) for v in value)
-        return (r, g, b)
-    raise ValueError(f"expected a number or 3 numbers, got {value!r}")
-
-
-class FaceEmbedder:
+class FaceEmbedder(InferenceModel):
     """Aligns faces onto the model's template and embeds them in batches.
 
     Construct with :meth:`from_settings` in services; tests inject any object that
     satisfies :class:`~facesearch.vision.ort.ModelSession`.
     """
 
+    role: ClassVar[str] = "embedder"
+
     def __init__(
         self,
-        session: ModelSession,
+        session: Source,
         spec: InputSpec,
         *,
         model_id: str,
         batch_size: int = 32,
         match_threshold: float | None = None,
+        aligner: Aligner | None = None,
+        flip: bool = False,
+        providers: str = "auto",
+        threads: int = 0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self._session = session
         self.spec = spec
-        self._model_id = model_id
+        self.aligner: Aligner = aligner or TemplateAligner(spec.template_array, spec.size)
+        self.flip = flip
+        self._wanted_batch = batch_size
         self._match_threshold = match_threshold
-        inputs = session.get_inputs()
-        if len(inputs) != 1:
-            raise ModelError(f"embedder {model_id}: expected 1 input, model has {len(inputs)}")
-        # Constants for the one vectorised preprocessing step, in the model's channel order.
-        order = [2, 1, 0] if spec.channels == "BGR" else [0, 1, 2]
-        self._mean = np.asarray(spec.mean, dtype=np.float32)[order]
-        self._inv_std = (1.0 / np.asarray(spec.std, dtype=np.float64)).astype(np.float32)[order]
-        self._order = order
-        self._input_name: str = inputs[0].name
-        self._batch_size = self._check_input_shape(list(inputs[0].shape), batch_size)
-        self._output_name: str = session.get_outputs()[0].name
-        self._dim = self._read_dim()
+        self._batch_size = batch_size
+        self._dim = 0
+        super().__init__([session], model_id=model_id, providers=providers, threads=threads)
+
+    def _on_load(self, sessions: tuple[ModelSession, ...]) -> None:
+        self._input_name, shape, self._output_name = single_io(sessions[0], self.model_id)
+        self._batch_size = self._check_input_shape(shape, self._wanted_batch)
+        self._dim = self._read_dim(sessions[0])
 
     # --- construction -------------------------------------------------------------------
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, session: ModelSession | None = None
+        cls, vision: VisionSettings, *, session: ModelSession | None = None
     ) -> FaceEmbedder:
         """Manifest model ``vision.embedder``, or ``vision.embedder_path`` (+ sha256).
 
@@ -160,80 +138,67 @@ class FaceEmbedder:
         (:data:`InputSpec.arcface_112` defaults); its model id is ``<file stem>@<sha12>``
         so embeddings of two different files can never be mixed in one index.
         """
-        if settings.vision.embedder_path is not None:
-            if not settings.vision.embedder_sha256:
-                raise ModelError(
-                    "FACESEARCH_EMBEDDER_PATH is set without FACESEARCH_EMBEDDER_SHA256;"
-                    " a model is only loaded when its hash is pinned"
-                )
-            path = Path(settings.vision.embedder_path)
-            sha = settings.vision.embedder_sha256.lower()
-            spec = custom_spec(settings.vision.embedder_input or {}, label=str(path))
-            if session is None:
-                verify_file(path, sha, label=str(path))
-                session = open_session(
-                    path,
-                    providers=settings.vision.onnx_providers,
-                    threads=settings.vision.onnx_threads,
-                )
-            return cls(
-                session,
-                spec,
-                model_id=f"{path.stem}@{sha[:12]}",
-                batch_size=settings.vision.embed_batch_size,
-                match_threshold=settings.vision.match_threshold,
+        if vision.embedder_path is None:
+            return cls.from_section(
+                vision,
+                vision.embedder,
+                session=session,
+                batch_size=vision.embed_batch_size,
+                match_threshold=vision.match_threshold,
+                flip=vision.embed_flip,
             )
-        return cls.from_manifest(
-            settings.vision.models_dir,
-            settings.vision.embedder,
-            session=session,
-            providers=settings.vision.onnx_providers,
-            threads=settings.vision.onnx_threads,
-            batch_size=settings.vision.embed_batch_size,
-            match_threshold=settings.vision.match_threshold,
+        source, model_id = cls.custom_source(
+            vision.embedder_path, vision.embedder_sha256, session, setting="EMBEDDER"
+        )
+        return cls(
+            source,
+            custom_spec(vision.embedder_input or {}, label=str(vision.embedder_path)),
+            model_id=model_id,
+            batch_size=vision.embed_batch_size,
+            match_threshold=vision.match_threshold,
+            flip=vision.embed_flip,
+            providers=vision.onnx_providers,
+            threads=vision.onnx_threads,
         )
 
     @classmethod
-    def from_manifest(
+    def from_entry(
         cls,
-        models_dir: Path,
-        name: str,
+        entry: ModelSpec,
+        source: Source,
+        ctx: LoadContext,
         *,
-        session: ModelSession | None = None,
-        providers: str = "auto",
-        threads: int = 0,
         batch_size: int = 32,
         match_threshold: float | None = None,
+        flip: bool = False,
+        **opts: Any,
     ) -> FaceEmbedder:
-        """Load manifest entry ``name``; the file's sha256 is checked before ORT sees it."""
-        model = get_spec(models_dir, name)
-        if model.role != "embedder":
-            raise ModelError(f"model {name!r} has role {model.role!r}, not 'embedder'")
-        spec = InputSpec.from_mapping(model.extra.get("input"), label=name)  # type: ignore[arg-type]
+        """``input`` → :class:`InputSpec`, ``alignment`` → the crop recipe; the manifest's
+        calibrated threshold unless one is given."""
+        if opts:
+            raise TypeError(f"unknown embedder options {sorted(opts)}")
+        spec = InputSpec.from_mapping(cls.block(entry, "input"), label=entry.name)
         threshold = match_threshold
-        if threshold is None and model.extra.get("match_threshold") is not None:
-            threshold = float(model.extra["match_threshold"])
-        if session is None:
-            path = verified_path(models_dir, name)
-            session = open_session(path, providers=providers, threads=threads)
+        if threshold is None and entry.extra.get("match_threshold") is not None:
+            threshold = float(entry.extra["match_threshold"])
         return cls(
-            session,
+            source,
             spec,
-            model_id=model.model_id,
+            model_id=entry.model_id,
             batch_size=batch_size,
             match_threshold=threshold,
+            aligner=manifest_aligner(entry, spec, ctx.models_dir),
+            flip=flip,
+            providers=ctx.providers,
+            threads=ctx.threads,
         )
 
     # --- properties -------------------------------------------------------------------
 
     @property
-    def model_id(self) -> str:
-        """``name@version``, stamped on every embedding."""
-        return self._model_id
-
-    @property
     def dim(self) -> int:
         """Embedding length, as declared (or produced) by the model."""
+        self.load()
         return self._dim
 
     @property
@@ -259,29 +224,43 @@ class FaceEmbedder:
         height, width = self.spec.size
         return align_face(image, points, self.spec.template_array, (width, height))
 
+    def crops(self, image: ImageArray, detections: Sequence[Detection]) -> list[ImageArray]:
+        """The model's input crop of every detection (its alignment recipe), RGB, input_size."""
+        return self.aligner.crops(image, detections)
+
     def embed(self, crops: Sequence[ImageArray] | npt.NDArray[np.uint8]) -> FloatArray:
-        """(N, dim) float32, each row L2-normalised; one session call per batch."""
+        """(N, dim) float32, each row L2-normalised; one session call per batch.
+
+        With ``flip``, each face's vector is the mean of its crop's and its mirror
+        image's (test-time augmentation), then normalised.
+        """
+        self.load()
         batch = self._stack(crops)
+        if self.flip and len(batch):
+            both = self._raw(np.concatenate([batch, batch[:, :, ::-1]]))
+            both /= np.maximum(np.linalg.norm(both, axis=1, keepdims=True), _NORM_EPS)
+            out = both[: len(batch)] + both[len(batch) :]
+        else:
+            out = self._raw(batch)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, _NORM_EPS)  # type: ignore[no-any-return]
+
+    def _raw(self, batch: npt.NDArray[np.uint8]) -> FloatArray:
+        """Unnormalised model outputs, one session call per batch."""
         out = np.empty((batch.shape[0], self._dim), dtype=np.float32)
         for start in range(0, batch.shape[0], self._batch_size):
             chunk = batch[start : start + self._batch_size]
             vectors = self._run(self.preprocess(chunk))
             if vectors.shape[1] != self._dim:
                 raise ModelError(
-                    f"{self._model_id} returned {vectors.shape[1]}-d vectors, expected {self._dim}"
+                    f"{self.model_id} returned {vectors.shape[1]}-d vectors, expected {self._dim}"
                 )
             out[start : start + chunk.shape[0]] = vectors
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, _NORM_EPS)  # type: ignore[no-any-return]
+        return out
 
     def preprocess(self, crops: npt.NDArray[np.uint8]) -> FloatArray:
         """(N, H, W, 3) RGB uint8 → the model's input tensor."""
-        x = crops[..., self._order].astype(np.float32)
-        x -= self._mean
-        x *= self._inv_std
-        if self.spec.layout == "NCHW":
-            x = x.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(x)
+        return self.spec.to_tensor(crops)
 
     # --- internals ----------------------------------------------------------------------
 
@@ -290,15 +269,16 @@ class FaceEmbedder:
         batch = np.asarray(crops) if len(crops) else np.zeros((0, height, width, 3), np.uint8)
         if batch.ndim != 4 or batch.shape[1:] != (height, width, 3):
             raise ValueError(
-                f"{self._model_id} takes (N, {height}, {width}, 3) crops, got {batch.shape};"
+                f"{self.model_id} takes (N, {height}, {width}, 3) crops, got {batch.shape};"
                 " use FaceEmbedder.align to make them"
             )
         if batch.dtype != np.uint8:
             raise ValueError(f"crops must be uint8, got {batch.dtype}")
         return batch
 
-    def _run(self, x: FloatArray) -> FloatArray:
-        result = self._session.run([self._output_name], {self._input_name: x})[0]
+    def _run(self, x: FloatArray, session: ModelSession | None = None) -> FloatArray:
+        session = session or self.session
+        result = session.run([self._output_name], {self._input_name: x})[0]
         return np.asarray(result, dtype=np.float32).reshape(x.shape[0], -1)
 
     def _check_input_shape(self, shape: list[Any], batch_size: int) -> int:
@@ -310,11 +290,11 @@ class FaceEmbedder:
         height, width = self.spec.size
         want = [3, height, width] if self.spec.layout == "NCHW" else [height, width, 3]
         if len(shape) != 4:
-            raise ModelError(f"{self._model_id}: input must be 4-d, model declares {shape}")
+            raise ModelError(f"{self.model_id}: input must be 4-d, model declares {shape}")
         for declared, expected in zip(shape[1:], want, strict=True):
             if isinstance(declared, int) and declared > 0 and declared != expected:
                 raise ModelError(
-                    f"{self._model_id}: model input is {shape}, the manifest says"
+                    f"{self.model_id}: model input is {shape}, the manifest says"
                     f" {self.spec.layout} {height}x{width}x3"
                 )
         fixed = shape[0]
@@ -322,15 +302,15 @@ class FaceEmbedder:
             return min(batch_size, fixed)
         return batch_size
 
-    def _read_dim(self) -> int:
+    def _read_dim(self, session: ModelSession) -> int:
         """Output length from the model's declared output shape, or one probe run."""
-        shape = list(self._session.get_outputs()[0].shape)
+        shape = list(session.get_outputs()[0].shape)
         tail = shape[1:]
         if tail and all(isinstance(d, int) and d > 0 for d in tail):
             return int(np.prod(tail))
         height, width = self.spec.size
         probe = np.zeros((1, height, width, 3), dtype=np.uint8)
-        return int(self._run(self.preprocess(probe)).shape[1])
+        return int(self._run(self.preprocess(probe), session).shape[1])
 
 
 def custom_spec(overrides: Mapping[str, Any], *, label: str) -> InputSpec:
@@ -359,3 +339,17 @@ def with_template(spec: InputSpec, template: FloatArray) -> InputSpec:
     if points.shape != (_LANDMARKS, 2):
         raise ValueError(f"template must be (5, 2), got {points.shape}")
     return replace(spec, template=tuple((float(x), float(y)) for x, y in points))
+
+
+def manifest_aligner(entry: ModelSpec, spec: InputSpec, models_dir: Path) -> Aligner:
+    """The entry's ``alignment`` block: ``{"method": "dlib-chip", "landmarks": NAME,
+    "padding": P}`` (dlib's predictor + ``get_face_chip``), else the ``input`` template."""
+    block = entry.extra.get("alignment")
+    if block is None or block.get("method", "template") == "template":
+        return TemplateAligner(spec.template_array, spec.size)
+    if block.get("method") != "dlib-chip":
+        raise ModelError(f"embedder {entry.name!r}: unknown alignment method {block!r}")
+    if spec.size[0] != spec.size[1]:
+        raise ModelError(f"embedder {entry.name!r}: dlib chips are square, input is {spec.size}")
+    predictor = load_shape_predictor(models_dir, str(block["landmarks"]))
+    return DlibChipAligner(predictor, size=spec.size[0], padding=float(block.get("padding", 0.25)))

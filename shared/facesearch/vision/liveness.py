@@ -20,32 +20,40 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.config import Settings
 from facesearch.errors import InvalidImage, ModelError
-from facesearch.models import get_spec, verified_path
-from facesearch.vision.ort import ModelSession, open_session
+from facesearch.vision.inference import InferenceModel, LoadContext, Source, TensorSpec, single_io
+from facesearch.vision.ort import ModelSession
+from facesearch.vision.registry import ModelSpec
+from facesearch.vision.settings import VisionSettings
 from facesearch.vision.types import Detection, ImageArray
 
-Layout = Literal["NCHW", "NHWC"]
-Channels = Literal["RGB", "BGR"]
 ScoreArray = npt.NDArray[np.float32]
 
-
-def _triple(value: object, what: str) -> tuple[float, float, float]:
-    """A number (same for every channel) or three numbers, R, G, B."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return (float(value),) * 3
-    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3:
-        r, g, b = (float(v) for v in value)
-        return (r, g, b)
-    raise ValueError(f"{what}: expected a number or 3 numbers, got {value!r}")
+#: Defaults for an operator-supplied liveness model (``FACESEARCH_LIVENESS_PATH``): the
+#: MiniFASNet family of minivision's Silent-Face-Anti-Spoofing, the usual production
+#: choice. Its ONNX exports take [N, 3, 80, 80] float32, BGR, raw 0..255 (no mean, no
+#: scaling), cut from the detection box enlarged 2.7x (``2.7_80x80_MiniFASNetV2``; the
+#: ``4_0_0_80x80_MiniFASNetV1SE`` model wants 4.0) and output 3 logits, column 1 = real
+#: face. Silent-Face keeps its enlarged box inside the image by shifting it; we pad the
+#: outside with zeros instead (the crop of a face well inside the photo is identical).
+MINIFASNET_INPUT: dict[str, Any] = {
+    "size": [80, 80],
+    "layout": "NCHW",
+    "channels": "BGR",
+    "mean": 0.0,
+    "std": 1.0,
+    "crop": {"square": False, "scale": 2.7, "center_shift": [0.0, 0.0]},
+    "live_index": 1,
+    "apply_softmax": True,
+}
+#: Liveness tensors: the tfjs defaults (NHWC, RGB / 255); kept as a name for callers.
+LivenessInput = TensorSpec
 
 
 @dataclass(frozen=True)
@@ -92,166 +100,151 @@ class LivenessCrop:
         return round(cx - out_w / 2), round(cy - out_h / 2), w_px, h_px
 
 
-@dataclass(frozen=True)
-class LivenessInput:
-    """Tensor layout and normalisation: model input = (pixel - mean) / std."""
-
-    layout: Layout = "NHWC"
-    channels: Channels = "RGB"
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (255.0, 255.0, 255.0)
-
-    @classmethod
-    def from_mapping(cls, block: Mapping[str, Any], *, label: str) -> LivenessInput:
-        try:
-            spec = cls(
-                layout=block.get("layout", "NHWC"),
-                channels=block.get("channels", "RGB"),
-                mean=_triple(block.get("mean", 0.0), "mean"),
-                std=_triple(block.get("std", 255.0), "std"),
-            )
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"liveness {label!r}: malformed 'input' block: {exc}") from exc
-        if spec.layout not in ("NCHW", "NHWC"):
-            raise ModelError(f"liveness {label!r}: layout must be NCHW or NHWC")
-        if spec.channels not in ("RGB", "BGR"):
-            raise ModelError(f"liveness {label!r}: channels must be RGB or BGR")
-        if not all(math.isfinite(s) and s > 0 for s in spec.std):
-            raise ModelError(f"liveness {label!r}: std must be positive, got {list(spec.std)}")
-        return spec
-
-
-class LivenessModel:
+class LivenessModel(InferenceModel):
     """Scores every detected face of an image in one batched session call.
 
     Input height and width are read from the model; the manifest only says how to
     crop and normalise. Tests inject any :class:`~facesearch.vision.ort.ModelSession`.
     """
 
+    role: ClassVar[str] = "liveness"
+
     def __init__(
         self,
-        session: ModelSession,
+        session: Source,
         *,
         model_id: str,
-        input_spec: LivenessInput | None = None,
+        input_spec: TensorSpec | None = None,
         crop: LivenessCrop | None = None,
         live_index: int = 0,
+        apply_softmax: bool = False,
+        declared_size: Sequence[int] | None = None,
+        providers: str = "auto",
+        threads: int = 0,
     ) -> None:
-        self._session = session
-        self.model_id = model_id
-        self.input_spec = input_spec or LivenessInput()
+        self.input_spec = input_spec or TensorSpec()
+        self.apply_softmax = bool(apply_softmax)
+        self._declared = None if declared_size is None else tuple(int(v) for v in declared_size)
         self.crop = crop or LivenessCrop()
         self.live_index = int(live_index)
-        inputs = session.get_inputs()
-        if len(inputs) != 1:
-            raise ModelError(f"liveness {model_id}: expected 1 input, model has {len(inputs)}")
-        self._input_name: str = inputs[0].name
-        self.size = self._read_size(list(inputs[0].shape))
-        self._output_name: str = session.get_outputs()[0].name
-        order = [2, 1, 0] if self.input_spec.channels == "BGR" else [0, 1, 2]
-        self._order = order
-        self._mean = np.asarray(self.input_spec.mean, dtype=np.float32)[order]
-        self._inv_std = (1.0 / np.asarray(self.input_spec.std, dtype=np.float64)).astype(
-            np.float32
-        )[order]
+        self._size: tuple[int, int] = (0, 0)
+        super().__init__([session], model_id=model_id, providers=providers, threads=threads)
 
-    def _read_size(self, shape: list[Any]) -> tuple[int, int]:
-        """(height, width) from the model's input shape, checked against the layout."""
-        if len(shape) != 4:
-            raise ModelError(f"liveness {self.model_id}: input must be 4-d, got {shape}")
-        if self.input_spec.layout == "NHWC":
-            height, width, channels = shape[1], shape[2], shape[3]
-        else:
-            channels, height, width = shape[1], shape[2], shape[3]
-        if not all(isinstance(d, int) and d > 0 for d in (height, width)) or channels != 3:
+    def _on_load(self, sessions: tuple[ModelSession, ...]) -> None:
+        label = f"liveness {self.model_id}"
+        self._input_name, shape, self._output_name = single_io(sessions[0], label)
+        height, width = self.input_spec.image_size(shape, label=label)
+        if height is None or width is None or len(shape) != 4:
             raise ModelError(
-                f"liveness {self.model_id}: input shape {shape} is not a fixed-size 3-channel "
+                f"{label}: input shape {shape} is not a fixed-size 3-channel "
                 f"{self.input_spec.layout} image"
             )
-        return int(height), int(width)
+        channels = shape[3] if self.input_spec.layout == "NHWC" else shape[1]
+        if channels != 3:
+            raise ModelError(f"{label}: input shape {shape} is not a 3-channel image")
+        if self._declared is not None and self._declared != (height, width):
+            raise ModelError(
+                f"{label}: manifest size {list(self._declared)} != model input {(height, width)}"
+            )
+        self._size = (height, width)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the model input, read from the model."""
+        self.load()
+        return self._size
 
     # --- construction -------------------------------------------------------------------
 
     @classmethod
-    def from_manifest(
-        cls,
-        models_dir: Path,
-        name: str,
-        *,
-        session: ModelSession | None = None,
-        providers: str = "auto",
-        threads: int = 0,
+    def from_entry(
+        cls, entry: ModelSpec, source: Source, ctx: LoadContext, **opts: Any
     ) -> LivenessModel:
-        """A manifest model: hash-verified file, crop and normalisation from its entry."""
-        spec = get_spec(models_dir, name)
-        if spec.role != "liveness":
-            raise ModelError(f"model {name!r} has role {spec.role!r}, not 'liveness'")
-        input_block = spec.extra.get("input", {})
-        crop_block = spec.extra.get("crop")
-        output_block = spec.extra.get("output", {})
-        if not isinstance(input_block, Mapping) or not isinstance(crop_block, Mapping):
-            raise ModelError(f"liveness {name!r}: manifest entry needs 'input' and 'crop' objects")
-        if session is None:
-            session = open_session(
-                verified_path(models_dir, name), providers=providers, threads=threads
-            )
-        model = cls(
-            session,
-            model_id=spec.model_id,
-            input_spec=LivenessInput.from_mapping(input_block, label=name),
-            crop=LivenessCrop.from_mapping(crop_block, label=name),
-            live_index=int(output_block.get("live_index", 0)),
+        """Crop recipe, normalisation and live column from the manifest entry."""
+        if opts:
+            raise TypeError(f"unknown liveness options {sorted(opts)}")
+        input_block = cls.block(entry, "input")
+        return cls(
+            source,
+            model_id=entry.model_id,
+            input_spec=TensorSpec.from_mapping(input_block, label=f"liveness {entry.name!r}"),
+            crop=LivenessCrop.from_mapping(cls.block(entry, "crop"), label=entry.name),
+            live_index=int(cls.block(entry, "output", required=False).get("live_index", 0)),
+            apply_softmax=bool(
+                cls.block(entry, "output", required=False).get("apply_softmax", False)
+            ),
+            declared_size=input_block.get("size"),
+            providers=ctx.providers,
+            threads=ctx.threads,
         )
-        declared = input_block.get("size")
-        if declared is not None and tuple(int(v) for v in declared) != model.size:
-            raise ModelError(
-                f"liveness {name!r}: manifest size {list(declared)} != model input {model.size}"
-            )
-        return model
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, session: ModelSession | None = None
+        cls, vision: VisionSettings, *, session: ModelSession | None = None
     ) -> LivenessModel:
-        """The production model: ``settings.vision.liveness_model`` from the manifest."""
-        return cls.from_manifest(
-            settings.vision.models_dir,
-            settings.vision.liveness_model,
-            session=session,
-            providers=settings.vision.onnx_providers,
-            threads=settings.vision.onnx_threads,
+        """``vision.liveness_model`` from the manifest, or ``vision.liveness_path`` (+ sha256,
+        + ``liveness_input``, whose defaults are :data:`MINIFASNET_INPUT`)."""
+        if vision.liveness_path is None:
+            return cls.from_section(vision, vision.liveness_model, session=session)
+        source, model_id = cls.custom_source(
+            vision.liveness_path, vision.liveness_sha256, session, setting="LIVENESS"
+        )
+        label = f"liveness {str(vision.liveness_path)!r}"
+        block = {**MINIFASNET_INPUT, **(vision.liveness_input or {})}
+        unknown = set(block) - set(MINIFASNET_INPUT)
+        if unknown:
+            raise ModelError(f"{label}: unknown liveness_input keys {sorted(unknown)}")
+        crop = block["crop"]
+        if not isinstance(crop, Mapping):
+            raise ModelError(f"{label}: 'crop' must be an object, got {crop!r}")
+        return cls(
+            source,
+            model_id=model_id,
+            input_spec=TensorSpec.from_mapping(block, label=label),
+            crop=LivenessCrop.from_mapping(crop, label=label),
+            live_index=int(block["live_index"]),
+            apply_softmax=bool(block["apply_softmax"]),
+            declared_size=block["size"],
+            providers=vision.onnx_providers,
+            threads=vision.onnx_threads,
         )
 
     # --- inference ----------------------------------------------------------------------
 
     def crops(self, image: ImageArray, detections: Sequence[Detection]) -> ImageArray:
         """The (N, H, W, 3) uint8 RGB crops the model sees, in detection order."""
-        _check_image(image)
-        height, width = self.size
-        out = np.zeros((len(detections), height, width, 3), dtype=np.uint8)
-        for i, detection in enumerate(detections):
-            region = _cut_padded(image, self.crop.region(detection.box))
-            out[i] = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
-        return out
+        return box_crops(image, detections, self.crop, self.size)
 
     def score(self, image: ImageArray, detections: Sequence[Detection]) -> ScoreArray:
         """Live score in [0, 1] per detection, float32 (N,); higher means more live."""
         crops = self.crops(image, detections)
         if len(crops) == 0:
             return np.zeros((0,), dtype=np.float32)
-        batch = (crops[..., self._order].astype(np.float32) - self._mean) * self._inv_std
-        if self.input_spec.layout == "NCHW":
-            batch = batch.transpose(0, 3, 1, 2)
-        outputs = self._session.run(
-            [self._output_name], {self._input_name: np.ascontiguousarray(batch)}
-        )[0]
+        batch = self.input_spec.to_tensor(crops)
+        outputs = self.session.run([self._output_name], {self._input_name: batch})[0]
         outputs = np.asarray(outputs, dtype=np.float32).reshape(len(crops), -1)
         if outputs.shape[1] <= self.live_index:
             raise ModelError(
                 f"liveness {self.model_id}: output has {outputs.shape[1]} columns, "
                 f"live_index is {self.live_index}"
             )
+        if self.apply_softmax:
+            shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+            outputs = shifted / shifted.sum(axis=1, keepdims=True)
         return np.ascontiguousarray(outputs[:, self.live_index])
+
+
+def box_crops(
+    image: ImageArray, detections: Sequence[Detection], crop: LivenessCrop, size: tuple[int, int]
+) -> ImageArray:
+    """(N, H, W, 3) uint8 crops of ``crop``'s region around each box, zero-padded, area-resized."""
+    _check_image(image)
+    height, width = size
+    out = np.zeros((len(detections), height, width, 3), dtype=np.uint8)
+    for i, detection in enumerate(detections):
+        region = _cut_padded(image, crop.region(detection.box))
+        out[i] = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def _check_image(image: object) -> None:

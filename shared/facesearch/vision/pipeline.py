@@ -17,15 +17,17 @@ import numpy as np
 
 from facesearch.config import Settings, get_settings
 from facesearch.errors import FaceSearchError
+from facesearch.vision.attributes import AttributeModel
 from facesearch.vision.decode import DecodedImage, decode_image
 from facesearch.vision.detect import MtcnnDetector
 from facesearch.vision.embed import FaceEmbedder
 from facesearch.vision.liveness import LivenessModel
+from facesearch.vision.memory import limit_heap_growth
 from facesearch.vision.quality import assess
 from facesearch.vision.settings import QualityPolicy
 from facesearch.vision.types import Detection, Face, ImageArray, ImageResult
 
-STAGES = ("decode", "detect", "liveness", "align", "quality", "embed")
+STAGES = ("decode", "detect", "liveness", "attributes", "align", "quality", "embed")
 
 
 @contextmanager
@@ -41,7 +43,9 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 class _Pending:
     """An image that has been detected/aligned and waits for the batched embed call."""
 
-    decoded: DecodedImage
+    width: int
+    height: int
+    source_format: str  # the decoded pixels are not kept: a batch holds only crops
     faces: list[Face]
     crops: list[ImageArray]
     timings: dict[str, float]
@@ -55,35 +59,45 @@ class FacePipeline:
         detector: MtcnnDetector | None = None,
         liveness: LivenessModel | None = None,
         embedder: FaceEmbedder | None = None,
+        attributes: AttributeModel | None = None,
     ) -> None:
         self.settings = settings or get_settings()
+        limit_heap_growth()  # see facesearch.vision.memory: peak RSS -40 % on big photos
         self._detector = detector
         self._liveness = liveness
         self._embedder = embedder
+        self._attributes = attributes
         self.policy = self.settings.quality
 
     # Models load on first use so that importing the module (cold start) stays cheap.
     @property
     def detector(self) -> MtcnnDetector:
         if self._detector is None:
-            self._detector = MtcnnDetector.from_settings(self.settings)
+            self._detector = MtcnnDetector.from_settings(self.settings.vision)
         return self._detector
 
     @property
     def liveness(self) -> LivenessModel:
         if self._liveness is None:
-            self._liveness = LivenessModel.from_settings(self.settings)
+            self._liveness = LivenessModel.from_settings(self.settings.vision)
         return self._liveness
 
     @property
     def embedder(self) -> FaceEmbedder:
         if self._embedder is None:
-            self._embedder = FaceEmbedder.from_settings(self.settings)
+            self._embedder = FaceEmbedder.from_settings(self.settings.vision)
         return self._embedder
+
+    @property
+    def attributes(self) -> AttributeModel | None:
+        """The face-attribute model, or None when ``vision.face_attributes`` is off."""
+        if self._attributes is None and self.settings.vision.face_attributes:
+            self._attributes = AttributeModel.from_settings(self.settings.vision)
+        return self._attributes
 
     def warm_up(self) -> None:
         """Load every model now (e.g. at instance start) instead of on the first request."""
-        _ = self.detector, self.liveness, self.embedder
+        _ = self.detector, self.liveness, self.embedder, self.attributes
 
     def decode(self, data: bytes) -> DecodedImage:
         return decode_image(
@@ -150,7 +164,8 @@ class FacePipeline:
         minimum (e.g. 14 px playing cards in a group photo); a face smaller than
         the minimum the operator asked for is not reported.
         """
-        minimum = self.settings.vision.min_face_px
+        vision = self.settings.vision
+        minimum = max(vision.min_face_px, vision.min_face_ratio * min(image.shape[:2]))
         detections = [d for d in self.detector.detect(image) if min(d.width, d.height) >= minimum]
         return detections[: self.settings.vision.max_faces_per_image]
 
@@ -169,11 +184,15 @@ class FacePipeline:
                 if detections
                 else np.zeros(0, dtype=np.float32)
             )
+        with _timed(timings, "attributes"):
+            model = self.attributes
+            attributes = model.predict(image, detections) if model else [None] * len(detections)
+        with _timed(timings, "align"):
+            crops = self.embedder.crops(image, detections)
         faces: list[Face] = []
-        crops: list[ImageArray] = []
-        for index, (detection, live) in enumerate(zip(detections, scores, strict=True)):
-            with _timed(timings, "align"):
-                crop = self.embedder.align(image, detection.landmarks)
+        for index, (detection, live, crop, attribute) in enumerate(
+            zip(detections, scores, crops, attributes, strict=True)
+        ):
             with _timed(timings, "quality"):
                 quality = assess(detection, crop, policy or self.policy)
             faces.append(
@@ -183,10 +202,17 @@ class FacePipeline:
                     liveness=float(live),
                     live=bool(live >= self.settings.vision.liveness_threshold),
                     quality=quality,
+                    attributes=attribute,
                 )
             )
-            crops.append(crop)
-        return _Pending(decoded=decoded, faces=faces, crops=crops, timings=timings)
+        return _Pending(
+            width=decoded.width,
+            height=decoded.height,
+            source_format=decoded.format,
+            faces=faces,
+            crops=crops,
+            timings=timings,
+        )
 
     def _embed_pending(self, batch: list[_Pending]) -> list[ImageResult]:
         all_crops = [crop for item in batch for crop in item.crops]
@@ -209,12 +235,12 @@ class FacePipeline:
             offset += count
             results.append(
                 ImageResult(
-                    width=item.decoded.width,
-                    height=item.decoded.height,
+                    width=item.width,
+                    height=item.height,
                     faces=item.faces,
                     model=self.embedder.model_id,
                     timings_ms={stage: round(item.timings.get(stage, 0.0), 3) for stage in STAGES},
-                    source_format=item.decoded.format,
+                    source_format=item.source_format,
                 )
             )
         return results

@@ -44,6 +44,11 @@ class VisionSettings(SettingsSection):
     embed_batch_size: int = Field(
         default=32, ge=1, le=1024, description="Faces per embedder call (GPU: larger is faster)."
     )
+    embed_flip: bool = Field(
+        default=False,
+        description="Test-time augmentation: embed each face and its mirror image, keep the"
+        " mean (2x embedder cost).",
+    )
 
     # --- decode ----------------------------------------------------------------------
     max_image_bytes: int = Field(
@@ -63,6 +68,13 @@ class VisionSettings(SettingsSection):
     min_face_px: int = Field(
         default=20, ge=8, description="Smallest face reported (shorter box side, detection px)."
     )
+    min_face_ratio: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.5,
+        description="Smallest face as a share of the image's shorter side (0 = off); the"
+        " detector skips pyramid levels that could only find smaller faces.",
+    )
     detect_thresholds: tuple[float, float, float] = Field(
         default=(0.6, 0.7, 0.8), description="MTCNN P/R/O-Net score thresholds (JSON list)."
     )
@@ -77,8 +89,29 @@ class VisionSettings(SettingsSection):
     liveness_model: str = Field(
         default="liveness-v1", description="Liveness model name in models/manifest.json"
     )
+    liveness_path: Path | None = Field(
+        default=None,
+        description="Override: path to another ONNX liveness model (e.g. a MiniFASNet export).",
+    )
+    liveness_sha256: str | None = Field(
+        default=None, description="Required with liveness_path: the file's pinned sha256."
+    )
+    liveness_input: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON overrides of the custom liveness model's input spec (size, layout,"
+        " channels, mean, std, crop, live_index, apply_softmax); defaults are MiniFASNet's"
+        " 80x80 BGR 0..255, crop 2.7x the box, softmax column 1.",
+    )
     liveness_threshold: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Faces scoring below are flagged live=false."
+    )
+    face_attributes: bool = Field(
+        default=False,
+        description="Add per-face attributes (gender) to every face; off by default: checked"
+        " on 70 faces only (README).",
+    )
+    attributes_model: str = Field(
+        default="faceres-deep-v1", description="Attribute model name in models/manifest.json"
     )
     match_threshold: float | None = Field(
         default=None,

@@ -48,6 +48,16 @@ class Quality:
         return not self.reasons
 
 
+@dataclass(frozen=True)
+class Attributes:
+    """Optional per-face attributes (``FACESEARCH_FACE_ATTRIBUTES``); see the README for
+    how far each one was checked."""
+
+    gender: str  # "male" | "female"
+    gender_score: float  # the model's P(male), 0..1
+    model: str  # name@version of the attribute model
+
+
 @dataclass
 class Face:
     index: int
@@ -57,6 +67,7 @@ class Face:
     embedding: FloatArray | None = None  # L2-normalised
     crop: ImageArray | None = None  # aligned RGB face, embedder input size
     live: bool | None = None  # liveness >= the configured threshold
+    attributes: Attributes | None = None  # None unless face attributes are enabled
 
 
 @dataclass

@@ -29,7 +29,7 @@ from facesearch.storage.metadata import (
     embedding_bytes,
 )
 
-MODEL = "dlib-resnet-v1@1"
+MODEL = "dlib-resnet-v1@2"
 
 
 class Deployment:

@@ -57,13 +57,13 @@ def test_unsubscribed_topic_keeps_its_messages() -> None:
 def test_embeddings_message_round_trip() -> None:
     vectors = np.random.default_rng(1).normal(size=(3, 128)).astype(np.float32)
     msg = EmbeddingsMessage(
-        "img", "dlib-resnet-v1@1", ["img-0", "img-1", "img-2"], vectors, 12.5, "wedding"
+        "img", "dlib-resnet-v1@2", ["img-0", "img-1", "img-2"], vectors, 12.5, "wedding"
     )
     wire = msg.encode()
     assert wire.attributes == {
         "kind": "embeddings",
         "image_id": "img",
-        "model": "dlib-resnet-v1@1",
+        "model": "dlib-resnet-v1@2",
         "collection": "wedding",
     }
     back = EmbeddingsMessage.decode(wire)

@@ -23,12 +23,10 @@ import pytest
 
 from facesearch.config import DEFAULT_MODELS_DIR, load_settings
 from facesearch.errors import InvalidImage, ModelError
-from facesearch.models import verified_path
 from facesearch.vision.decode import decode_image
-from facesearch.vision.detect import (
-    MODEL_NAMES,
+from facesearch.vision.detect import MODEL_NAMES, MtcnnDetector
+from facesearch.vision.mtcnn_geometry import (
     PNET_MIN_INPUT_PX,
-    MtcnnDetector,
     crop_and_resize,
     decode_landmarks,
     iou_matrix,
@@ -39,6 +37,7 @@ from facesearch.vision.detect import (
     square,
 )
 from facesearch.vision.ort import open_session
+from facesearch.vision.registry import verified_path
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "data" / "reference"
 REFERENCE = json.loads((REFERENCE_DIR / "mtcnn_reference.json").read_text())
@@ -430,11 +429,11 @@ def test_from_settings_uses_verified_models(
     model_paths: tuple[Path, Path, Path], photos_dir: Path, tmp_path: Path
 ) -> None:
     settings = load_settings(onnx_providers="CPUExecutionProvider", min_face_px=24)
-    detector = MtcnnDetector.from_settings(settings)
+    detector = MtcnnDetector.from_settings(settings.vision)
     assert detector.min_face_px == 24 and detector.max_side_px == settings.vision.detect_max_side_px
     faces = detector.detect(_decode(photos_dir, "labelled/tom_hanks/tom_hanks_1.png"))
     assert len(faces) == 1 and faces[0].score > 0.99
     # A models dir whose generated files are missing fails loudly, pointing at `make models`.
     (tmp_path / "manifest.json").write_text((DEFAULT_MODELS_DIR / "manifest.json").read_text())
     with pytest.raises(ModelError, match="make models"):
-        MtcnnDetector.from_settings(load_settings(models_dir=tmp_path))
+        MtcnnDetector.from_settings(load_settings(models_dir=tmp_path).vision)

@@ -24,9 +24,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from facesearch.config import DEFAULT_MODELS_DIR, load_settings
 from facesearch.errors import ModelError
-from facesearch.models import get_spec
 from facesearch.vision.decode import decode_image
 from facesearch.vision.embed import FaceEmbedder, InputSpec
+from facesearch.vision.registry import get_spec
 from facesearch.vision.types import ImageArray
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -98,7 +98,9 @@ def aligned(images: dict[str, ImageArray], embedder: FaceEmbedder) -> dict[str, 
     """Production path: our MTCNN landmarks, aligned onto the manifest template."""
     from facesearch.vision.detect import MtcnnDetector
 
-    detector = MtcnnDetector.from_settings(load_settings(onnx_providers="CPUExecutionProvider"))
+    detector = MtcnnDetector.from_settings(
+        load_settings(onnx_providers="CPUExecutionProvider").vision
+    )
     crops = {}
     for name, image in images.items():
         faces = detector.detect(image)
@@ -427,7 +429,7 @@ def test_custom_embedder_path_uses_arcface_defaults_and_overrides(tmp_path: Path
     settings = load_settings(
         embedder_path=path, embedder_sha256=sha, onnx_providers="CPUExecutionProvider"
     )
-    embedder = FaceEmbedder.from_settings(settings)
+    embedder = FaceEmbedder.from_settings(settings.vision)
     assert embedder.model_id == f"arcface_r100@{sha[:12]}"
     assert embedder.spec == InputSpec.arcface_112()
     assert embedder.match_threshold is None  # nothing calibrated for an unknown model
@@ -441,7 +443,7 @@ def test_custom_embedder_path_uses_arcface_defaults_and_overrides(tmp_path: Path
             embedder_input={"size": [96, 96], "channels": "BGR", "mean": 0, "std": 1},
             match_threshold=0.3,
             onnx_providers="CPUExecutionProvider",
-        )
+        ).vision
     )
     assert overridden.input_size == (96, 96)
     assert (overridden.spec.channels, overridden.spec.mean, overridden.spec.std) == (
@@ -456,16 +458,18 @@ def test_custom_embedder_needs_a_pinned_hash(tmp_path: Path) -> None:
     path = tmp_path / "m.onnx"
     _tiny_onnx(path)
     with pytest.raises(ModelError, match="SHA256"):
-        FaceEmbedder.from_settings(load_settings(embedder_path=path))
+        FaceEmbedder.from_settings(load_settings(embedder_path=path).vision)
     with pytest.raises(ModelError, match="sha256"):
-        FaceEmbedder.from_settings(load_settings(embedder_path=path, embedder_sha256="ab" * 32))
+        FaceEmbedder.from_settings(
+            load_settings(embedder_path=path, embedder_sha256="ab" * 32).vision
+        )
     with pytest.raises(ModelError, match="unknown input keys"):
         FaceEmbedder.from_settings(
             load_settings(
                 embedder_path=path,
                 embedder_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                 embedder_input={"colour": "RGB"},
-            )
+            ).vision
         )
 
 

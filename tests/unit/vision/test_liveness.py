@@ -185,7 +185,7 @@ def test_malformed_crop_blocks_are_model_errors(block: dict[str, Any], message: 
 
 @pytest.fixture(scope="module")
 def model() -> LivenessModel:
-    return LivenessModel.from_settings(load_settings())
+    return LivenessModel.from_settings(load_settings().vision)
 
 
 def test_manifest_model_reads_its_size_and_recipe(model: LivenessModel) -> None:
@@ -220,7 +220,7 @@ class Photo:
 
 @pytest.fixture(scope="module")
 def real_photos(photos_dir: Path) -> list[Photo]:
-    detector = MtcnnDetector.from_settings(load_settings())
+    detector = MtcnnDetector.from_settings(load_settings().vision)
     photos: list[Photo] = []
     for path in sorted((photos_dir / "labelled").rglob("*.*")):
         rgb = decode_image(path.read_bytes()).rgb
@@ -432,3 +432,99 @@ def test_screen_recapture_lowers_most_scores_a_little(
     drop = real_scores - attack_scores["screen"]
     assert np.mean(drop > 0) >= 0.7
     assert 0 < drop.mean() < 0.3
+
+
+# --------------------------------------------------------------------------------------
+# A pluggable model: a generated ONNX of MiniFASNet's shape, loaded from settings
+
+
+def _minifasnet_like(path: Path) -> str:
+    """[N,3,80,80] -> 3 logits; logit 1 ("real") = (channel 2 - channel 0) / 64, i.e.
+    (R - B) / 64 when fed BGR — so the test sees channel order, layout and softmax."""
+    import hashlib
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.zeros((3, 3), np.float32)
+    weights[0, 1], weights[2, 1] = -1 / 64, 1 / 64
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+        ],
+        "minifasnet_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 80, 80])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+        initializer=[numpy_helper.from_array(weights, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_custom_liveness_model_from_settings(tmp_path: Path) -> None:
+    path = tmp_path / "minifasnet_v2.onnx"
+    sha = _minifasnet_like(path)
+    vision = load_settings(
+        liveness_path=path, liveness_sha256=sha, onnx_providers="CPUExecutionProvider"
+    ).vision
+    model = LivenessModel.from_settings(vision)
+    assert model.model_id == f"minifasnet_v2@{sha[:12]}"
+    assert model.size == (80, 80) and model.live_index == 1 and model.apply_softmax
+    assert (model.input_spec.layout, model.input_spec.channels) == ("NCHW", "BGR")
+    assert model.crop.scale == pytest.approx(2.7) and not model.crop.square
+    image = np.zeros((400, 800, 3), np.uint8)
+    image[:, :400, 0] = 200  # left half red
+    image[:, 400:, 2] = 200  # right half blue
+    scores = model.score(image, [_det(150, 150, 250, 250), _det(550, 150, 650, 250)])
+    real = np.exp(200 / 64) / (np.exp(200 / 64) + 2)  # softmax of logits (0, 200/64, 0)
+    fake = np.exp(-200 / 64) / (np.exp(-200 / 64) + 2)
+    assert scores == pytest.approx([real, fake], rel=1e-4)
+
+
+def test_custom_liveness_overrides_and_pins(tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    sha = _minifasnet_like(path)
+    square = LivenessModel.from_settings(
+        load_settings(
+            liveness_path=path,
+            liveness_sha256=sha,
+            liveness_input={"crop": {"square": True, "scale": 4.0}, "apply_softmax": False},
+        ).vision
+    )
+    assert square.crop.square and square.crop.scale == 4.0 and not square.apply_softmax
+    with pytest.raises(ModelError, match="LIVENESS_SHA256"):
+        LivenessModel.from_settings(load_settings(liveness_path=path).vision)
+    with pytest.raises(ModelError, match="sha256"):
+        LivenessModel.from_settings(
+            load_settings(liveness_path=path, liveness_sha256="0" * 64).vision
+        )
+    with pytest.raises(ModelError, match="unknown liveness_input"):
+        LivenessModel.from_settings(
+            load_settings(liveness_path=path, liveness_sha256=sha, liveness_input={"x": 1}).vision
+        )
+    with pytest.raises(ModelError, match="manifest size"):
+        LivenessModel.from_settings(
+            load_settings(
+                liveness_path=path, liveness_sha256=sha, liveness_input={"size": [64, 64]}
+            ).vision
+        ).load()  # the graph is opened (and its input checked) on first use
+
+
+def test_pipeline_records_the_custom_liveness_score(tmp_path: Path, photos_dir: Path) -> None:
+    from facesearch.vision.pipeline import FacePipeline
+
+    path = tmp_path / "m.onnx"
+    sha = _minifasnet_like(path)
+    settings = load_settings(
+        liveness_path=path, liveness_sha256=sha, onnx_providers="CPUExecutionProvider"
+    )
+    result = FacePipeline(settings).process(
+        (photos_dir / "labelled/obama/obama_1.jpg").read_bytes()
+    )
+    assert len(result.faces) == 1
+    face = result.faces[0]
+    assert face.liveness is not None and 0.0 < face.liveness < 1.0
+    assert face.live == (face.liveness >= settings.vision.liveness_threshold)
