@@ -61,9 +61,10 @@ tf-validate: ## terraform validate both envs (needs registry.terraform.io)
 tf-schema: ## re-distill the google provider schema subset used by the HCL tests (needs npm)
 	$(PY) infra/scripts/distill_provider_schema.py
 
-run: setup ## embedded demo: ingest the sample photos, search a face, detect + match (no cloud, no services)
+run: setup ## embedded demo: ingest the sample photos (clustered into persons), search a face, list persons, detect + match (no cloud, no services)
 	$(VENV)/bin/facesearch ingest tests/data/photos --data-dir .facesearch/demo
 	$(VENV)/bin/facesearch search tests/data/photos/labelled/obama/obama_2.jpg --data-dir .facesearch/demo -k 3
+	$(VENV)/bin/facesearch persons list --data-dir .facesearch/demo
 	$(VENV)/bin/facesearch detect tests/data/photos/group/insightface_t1.jpg --out bench-results/annotated_t1.jpg
 	$(VENV)/bin/facesearch match tests/data/photos/labelled/obama/obama_1.jpg tests/data/photos/labelled/obama/obama_2.jpg || true
 	$(VENV)/bin/facesearch match tests/data/photos/labelled/obama/obama_1.jpg tests/data/photos/labelled/biden/biden_1.jpg || true

@@ -273,6 +273,7 @@ def _extensions() -> list[Callable[[Any], None]]:
     registrars.append(
         __import__("facesearch.collections.cli", fromlist=["*"]).add_collection_commands
     )
+    registrars.append(__import__("facesearch.people.cli", fromlist=["*"]).add_person_commands)
     return registrars
 
 

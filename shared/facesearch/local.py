@@ -129,6 +129,10 @@ class EmbeddedSystem:
         self.indexer = services.indexer_service(self.backend)
         self.bus.subscribe(settings.storage.embeddings_topic, self.indexer.handle_batch)
         self.bus.subscribe(settings.storage.deletions_topic, self.indexer.handle_batch)
+        # face-events -> persons, as the clusterer function does in the cloud (drained by
+        # the same flush, after the index commit that announced them)
+        self.clusterer = services.clusterer_service(self.backend)
+        self.bus.subscribe(settings.storage.events_topic, self.clusterer.handle_batch)
         self._reader: IndexReader | None = None
 
     def flush(self) -> int:

@@ -1,8 +1,9 @@
 """The collection catalog's contract on both adapters, and isolation as a property.
 
 Scoped stores (metadata and people) must never show or touch another collection's
-records, whatever the interleaving of writes, reads, forgets and person edits; an erasing collection takes
-no writes; purge leaves nothing. SQLite here, Firestore on its emulator (``integration``).
+records, whatever the interleaving of writes, reads, forgets and person edits; an
+erasing collection takes no writes; purge leaves nothing. SQLite here, Firestore on
+its emulator (``integration``).
 """
 
 from __future__ import annotations

@@ -31,6 +31,44 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Env]
     server.shutdown()
 
 
+def test_client_persons_and_corrections(served: tuple[str, Env]) -> None:
+    """Every persons call of the client against the live API, undo included (runs before
+    the round trip below, which forgets the Obama faces)."""
+    url, env = served
+    client = Client(url, KEY)
+    first, second = env.faces["obama-1"][0], env.faces["obama-2"][0]
+    a = client.create_person("A")
+    b = client.create_person("B")
+    for face_id in (first, second):
+        assert client.set_face_person(face_id, a.person_id).person_id == a.person_id
+    assert client.person(a.person_id).faces == 2
+    assert {i.image_id for i in client.person_images(a.person_id).items} == {"obama-1", "obama-2"}
+    assert a.person_id in {p.person_id for p in client.iter_persons(limit=1)}
+
+    moved = client.split_person(a.person_id, [second], to_person=b.person_id)
+    assert [(f.face_id, f.after_person) for f in moved.faces] == [(second, b.person_id)]
+    assert [i.image_id for i in client.person_images(b.person_id).items] == ["obama-2"]
+
+    merged = client.merge_persons(a.person_id, [b.person_id])
+    assert client.person(b.person_id).person_id == a.person_id  # an alias answers as its root
+    assert client.person(a.person_id).faces == 2
+    undone = client.undo(merged.correction_id)
+    assert undone.undoes == merged.correction_id
+    assert client.person(b.person_id).person_id == b.person_id
+    assert client.corrections(limit=1).items[0].correction_id == undone.correction_id
+
+    grouped = client.search_face(first, group_by="person", k=2, threshold=0.0)
+    assert {p.person_id for p in grouped.faces[0].persons} >= {b.person_id}
+
+    rejected = client.reject_face(b.person_id, second)
+    assert rejected.person_id == b.person_id
+    # it never comes back to B (the engine may place it with its neighbour in A)
+    assert client.face(second).person_id != b.person_id
+    with pytest.raises(ApiError) as info:
+        client.undo("no-such-correction")
+    assert info.value.http_status == 404
+
+
 def test_client_round_trip(served: tuple[str, Env]) -> None:
     url, env = served
     client = Client(url, KEY)

@@ -354,7 +354,7 @@ class Corrections:
             now = self.clock()
             entry = reads.correction(correction_id)
             if entry is None:
-                raise UndoRefused(f"no correction {correction_id}")
+                raise NotFound(f"correction {correction_id} not found")
             if entry.kind is CorrectionKind.UNDO:
                 raise UndoRefused("an undo cannot be undone; apply the correction again")
             if entry.undone_by is not None:

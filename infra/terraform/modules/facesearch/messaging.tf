@@ -6,7 +6,8 @@
 #                    scheduler.tf), the indexer itself (fan-out and continuations of
 #                    control messages), operators -> indexer (push, OIDC as push-indexer)
 #   face-events      indexer (face_added / face_removed after each index commit)
-#                    -> downstream consumers (pull subscription)
+#                    -> clusterer (push, OIDC as the push-clusterer account): persons.
+#                    Other consumers add their own subscription to the topic.
 # Push endpoints end in /projects/P/topics/T: functions-framework turns a raw Pub/Sub push
 # into a CloudEvent whose source names that topic, so one handler can tell them apart.
 
@@ -106,13 +107,16 @@ module "topic_events" {
   maximum_backoff            = var.pubsub_maximum_backoff
   max_delivery_attempts      = var.pubsub_max_delivery_attempts
 
-  name                    = local.topic_names.events
-  topic_message_retention = "604800s"
+  name                       = local.topic_names.events
+  topic_message_retention    = "604800s"
+  push_endpoint              = "${module.clusterer.uri}/projects/${var.project_id}/topics/${local.topic_names.events}"
+  push_audience              = module.clusterer.uri
+  push_service_account_email = google_service_account.push["clusterer"].email
+  ack_deadline_seconds       = min(var.clusterer.timeout_seconds, 600)
 
   # The indexer announces each commit (facesearch.indexer.service); a failed publish fails
   # the delivery, so without this grant every embeddings/deletions message is retried.
-  publishers  = { indexer = local.sa["indexer"] }
-  subscribers = var.event_subscribers
+  publishers = { indexer = local.sa["indexer"] }
 
   depends_on = [google_kms_crypto_key_iam_member.cmek]
 }

@@ -14,6 +14,7 @@ module "monitoring" {
     module.indexer.name,
     module.query.name,
     module.cloudinary.name,
+    module.clusterer.name,
   ]
 
   dead_letter_subscriptions = [

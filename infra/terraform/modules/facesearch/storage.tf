@@ -60,6 +60,8 @@ module "index" {
   iam_members = {
     indexer-rw = { role = "roles/storage.objectUser", member = local.sa["indexer"] }
     query-read = { role = "roles/storage.objectViewer", member = local.sa["query"] }
+    # the clusterer (and recluster job) searches a new face's neighbourhood: read only
+    clusterer-read = { role = "roles/storage.objectViewer", member = local.sa["clusterer"] }
   }
 
   depends_on = [google_kms_crypto_key_iam_member.cmek]
