@@ -34,10 +34,17 @@ def pipeline() -> FacePipeline:
 
 
 @pytest.fixture
-def deployment(
+def emulated(
     gcs_emulator: emulators.Emulator,
     pubsub_emulator: emulators.Emulator,
     firestore_emulator: emulators.Emulator,
+) -> None:
+    """All three emulators up (GCS publishes its notifications to Pub/Sub)."""
+
+
+@pytest.fixture
+def deployment(
+    emulated: None,
     emulator_log_dir: Path,
     gcp_project: str,
     tmp_path: Path,
