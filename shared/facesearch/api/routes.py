@@ -112,11 +112,11 @@ _DATA_ROUTES: tuple[Route, ...] = (
         "GET",
         "/v1/faces",
         list_faces,
-        "Faces, all or of one person or image, a page at a time",
+        "Faces, all or of one person (404 if there is no such person) or image, a page at a time",
         s.FacePage,
         query=FacesQuery,
         tag="records",
-        errors=(400,),
+        errors=(400, 404),
     ),
     Route(
         "get_face",

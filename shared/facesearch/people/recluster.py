@@ -41,7 +41,14 @@ from facesearch.people.engine import new_person_id
 from facesearch.people.ports import ChangeSet, PeopleStore, face_key, person_key, tombstone_key
 from facesearch.people.representative import face_weight, recompute
 from facesearch.people.settings import PeopleSettings
-from facesearch.people.types import ClusterFace, FaceInput, Person, Source, Tombstone
+from facesearch.people.types import (
+    ClusterFace,
+    CorrectionKind,
+    FaceInput,
+    Person,
+    Source,
+    Tombstone,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +94,25 @@ def _all_persons(store: PeopleStore) -> dict[str, Person]:
         if page.next_cursor is None:
             return out
         cursor = page.next_cursor
+
+
+def _user_merged(store: PeopleStore) -> set[str]:
+    """Persons a user merged into another (not undone): the user said they are one, so a
+    re-cluster keeps their faces with that person as it keeps user-assigned faces."""
+    out: set[str] = set()
+    before: str | None = None
+    while True:
+        entries = store.list_corrections(before=before, limit=1000)
+        for entry in entries:
+            if (
+                entry.kind is CorrectionKind.MERGE
+                and entry.actor is Source.USER
+                and entry.undone_by is None
+            ):
+                out.update(entry.merged)
+        if len(entries) < 1000:
+            return out
+        before = entries[-1].correction_id
 
 
 def match_by_overlap(
@@ -185,12 +211,24 @@ def recluster(
         return root if root in persons else None
 
     current_root = [root_of(work[f].person_id) for f in ids]
+    merged_by_user = {p for p in _user_merged(store) if p in persons}
+    merge_roots = {persons[p].merged_into for p in merged_by_user} - {None}
+
+    def pinned(face: ClusterFace) -> bool:
+        """A face the batch rule may not move: user-assigned, or one of a person a user
+        merged, on either side of the merge (that merge is a user's statement too)."""
+        if face.source is Source.USER:
+            return True
+        own = persons.get(face.person_id or "")
+        if own is None:
+            return False
+        return own.person_id in merged_by_user or (
+            own.merged_into is None and own.person_id in merge_roots
+        )
 
     # --- 2. cluster ---------------------------------------------------------------------
     roots = sorted({p.merged_into or p.person_id for p in persons.values()})
-    user_roots = {
-        r for r, f in zip(current_root, ids, strict=True) if r and work[f].source is Source.USER
-    }
+    user_roots = {r for r, f in zip(current_root, ids, strict=True) if r and pinned(work[f])}
     distinct_pairs: set[tuple[str, str]] = set()
     for record in persons.values():
         a = root_of(record.person_id)
@@ -217,7 +255,7 @@ def recluster(
     weights = np.array([face_weight(work[f].quality, settings) for f in ids], dtype=np.float64)
     fixed = np.array(
         [
-            code[r] if r is not None and work[f].source is Source.USER else -1
+            code[r] if r is not None and pinned(work[f]) else -1
             for f, r in zip(ids, current_root, strict=True)
         ],
         dtype=np.int64,
@@ -278,7 +316,7 @@ def recluster(
         face = work[face_id]
         label = labels[position]
         target = mapping.get(label) if label >= 0 else None
-        if face.source is Source.USER and current_root[position] is not None:
+        if pinned(face) and current_root[position] is not None:
             target = current_root[position]
         elif target is not None:
             rejected_roots = {root_of(p) for p in face.rejected} | set(face.rejected)

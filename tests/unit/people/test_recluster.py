@@ -82,6 +82,31 @@ def test_recluster_splits_a_wrong_merge_and_the_bigger_part_keeps_the_id() -> No
     check_invariants(h)
 
 
+def test_a_users_merge_survives_a_recluster_and_its_undo_is_respected() -> None:
+    faces, labels = identity_faces(3, 4, seed=44)
+    h = Harness()
+    h.add(faces)
+    corrections = Corrections(h.store, h.settings, engine=h.engine)
+    first = h.assignment()[faces[0].face_id]
+    second = h.assignment()[faces[4].face_id]
+    third = h.assignment()[faces[8].face_id]
+    assert first and second and third and len({first, second, third}) == 3
+    corrections.merge(first, [second])  # the user says: one person (the machine disagrees)
+    recluster(h.store, PeopleSettings(), new_id=counter_ids("new"))
+    roots = {h.root_of(f) for f in h.faces().values() if labels[f.face_id] in (0, 1)}
+    assert roots == {first}
+    check_invariants(h)
+    # a merge the user undid is not binding: the re-cluster keeps them apart again
+    h2 = Harness()
+    h2.add(faces)
+    c2 = Corrections(h2.store, h2.settings, engine=h2.engine)
+    entry = c2.merge(first, [second])
+    c2.undo(entry.correction_id)
+    recluster(h2.store, PeopleSettings(), new_id=counter_ids("new"))
+    apart = {h2.root_of(f) for f in h2.faces().values() if labels[f.face_id] in (0, 1)}
+    assert len(apart) == 2
+
+
 def test_user_faces_rejections_and_distinct_marks_survive() -> None:
     faces, _labels = identity_faces(3, 5, seed=43)
     h = Harness()

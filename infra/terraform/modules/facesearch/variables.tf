@@ -423,13 +423,6 @@ variable "firestore_composite_indexes" {
         { field_path = "created_at", order = "ASCENDING" },
       ]
     }
-    faces-by-person = {
-      collection = "faces"
-      fields = [
-        { field_path = "person_id", order = "ASCENDING" },
-        { field_path = "created_at", order = "DESCENDING" },
-      ]
-    }
     images-by-status = {
       collection = "images"
       fields = [
