@@ -101,7 +101,7 @@ def test_uploaded_photos_become_persons_and_corrections_work_through_the_api(
     }
     total = sum(len(f) for f in faces.values())
     assert total >= len(uploads)
-    wait_for("every face clustered", lambda: people.counts().faces == total, 180, 0.5)
+    wait_for("every face clustered", lambda: people.counts().faces == total, 300, 0.5)
 
     # who each photo's subject is, as the API shows it
     subject = {name: _main_face(f).face_id for name, f in faces.items()}

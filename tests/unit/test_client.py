@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 
@@ -92,6 +93,28 @@ def test_client_round_trip(served: tuple[str, Env]) -> None:
     with pytest.raises(ApiError) as info:
         client.face(env.faces["obama-1"][0])
     assert info.value.http_status == 404 and info.value.code == "not-found"
+
+
+def test_persons_cli_against_the_api(
+    served: tuple[str, Env], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``facesearch persons ... --remote URL`` answers what the client does."""
+    from facesearch.cli import main
+
+    url, _ = served
+    remote = ["--remote", url, "--key-id", KEY.key_id, "--secret", KEY.secret, "--json"]
+    listed = Client(url, KEY).persons(limit=100)
+    assert listed.items, "earlier tests left persons"
+    assert main(["persons", "list", *remote]) == 0
+    assert json.loads(capsys.readouterr().out) == listed.model_dump(mode="json")
+    pid = listed.items[0].person_id
+    assert main(["persons", "name", pid, "Remote name", *remote]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "Remote name"
+    assert main(["persons", "log", *remote]) == 0
+    entry = json.loads(capsys.readouterr().out)["items"][0]
+    assert entry["kind"] == "name" and entry["new_name"] == "Remote name"
+    assert main(["persons", "show", "nobody", *remote]) == 2
+    assert "not-found" in capsys.readouterr().err
 
 
 def test_client_errors_are_typed(served: tuple[str, Env]) -> None:

@@ -34,7 +34,6 @@ neighbours that counted the removed face.
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -47,7 +46,7 @@ import numpy as np
 from facesearch.errors import StaleRead, TransientError
 from facesearch.logs import log_fields
 from facesearch.people import rule
-from facesearch.people.plan import Plan, stamp
+from facesearch.people.plan import Plan, backoff, stamp
 from facesearch.people.ports import FaceSource, NeighbourSearch, PeopleStore
 from facesearch.people.reads import Reads
 from facesearch.people.representative import PersonView, face_weight, similarity_to
@@ -174,7 +173,7 @@ class PeopleEngine:
             except StaleRead:
                 if attempt == attempts:
                     break
-                time.sleep(random.uniform(0, 0.002 * attempt))
+                backoff(attempt)
         raise TransientError(
             f"people: gave up after {attempts} attempts (racing writers kept changing the"
             " neighbourhood); the event will be redelivered"

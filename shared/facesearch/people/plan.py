@@ -10,6 +10,8 @@ removal invalidates are refilled from the person's own faces before the apply.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -163,18 +165,31 @@ def stamp(person: Person, now: float) -> Person:
     return replace(person, updated_at=now, created_at=person.created_at or now)
 
 
+#: longest pause between two attempts of one decision (seconds)
+MAX_BACKOFF_S = 0.5
+
+
+def backoff(attempt: int) -> None:
+    """Sleep before re-reading after a lost race: random ("full jitter"), growing
+    exponentially up to :data:`MAX_BACKOFF_S`. Two instances handed the same event at the
+    same moment (Pub/Sub redelivery, or two subscriptions) otherwise retry in lockstep:
+    with Firestore's lock-based transactions each abort the other until they give up."""
+    time.sleep(random.uniform(0, min(MAX_BACKOFF_S, 0.01 * 2**attempt)))
+
+
 def apply_step(
     store: PeopleStore, settings: PeopleSettings, what: str, step: Callable[[Reads], Plan | None]
 ) -> None:
     """Read, decide (``step`` returns the plan, or None when there is nothing to do) and
     apply; a racing writer makes it re-read and re-decide, up to ``apply_attempts``."""
-    for _ in range(settings.apply_attempts):
+    for attempt in range(1, settings.apply_attempts + 1):
         plan = step(Reads(store))
         if plan is None or plan.empty:
             return
         try:
             store.apply(plan.change_set())
         except StaleRead:
+            backoff(attempt)
             continue
         return
     raise TransientError(f"{what}: the records kept changing; try again")
