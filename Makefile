@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-pipeline bench-query bench-video bench-collections bench-clustering gpu-smoke clean
+.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-shards bench-pipeline bench-query bench-video bench-collections bench-clustering gpu-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -88,7 +88,7 @@ format: ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format shared functions tests models infra
 	$(VENV)/bin/ruff check --fix shared functions tests models infra
 
-bench: bench-accuracy bench-vision bench-index bench-pipeline bench-query bench-video bench-collections bench-clustering ## all benchmarks; each writes bench-results/*.json
+bench: bench-accuracy bench-vision bench-index bench-scale bench-pipeline bench-query bench-video bench-collections bench-clustering ## all benchmarks; each writes bench-results/*.json
 
 bench-accuracy:
 	$(PY) -m tests.bench.accuracy
@@ -98,6 +98,13 @@ bench-vision:
 
 bench-index:
 	$(PY) -m tests.bench.index
+
+SCALE_ARGS ?=
+bench-scale: ## index at scale, 100k x 128 by default; SCALE_ARGS="--faces 1000000" for 1M
+	$(PY) -m tests.bench.scale $(SCALE_ARGS)
+
+bench-shards: ## sharding simulation: N shard processes on loopback, fan-out overhead
+	$(PY) -m tests.bench.shards $(SHARDS_ARGS)
 
 bench-pipeline:
 	$(PY) -m tests.bench.pipeline

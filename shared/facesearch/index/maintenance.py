@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from facesearch.errors import FaceSearchError, NotFound
+from facesearch.index.commit import read_manifest
 from facesearch.index.live import sorted_contains
 from facesearch.index.manifest import Manifest, segment_id_of
 from facesearch.index.segment import SegmentCache, stack_vectors
-from facesearch.index.writer import read_manifest
 from facesearch.native import Index
 from facesearch.storage.blob import BlobStore
 

@@ -35,7 +35,25 @@ class IndexParams(SettingsSection):
     expansion_add: int = Field(default=128, ge=1, description="[efConstruction]")
     expansion_search: int = Field(default=64, ge=1, description="[ef] at query time")
     build_threads: int = Field(default=0, ge=0, description="0 = all cores")
+    segment_max_vectors: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Largest segment an add builds or compaction merges into; a larger add "
+        "becomes several segments, built in parallel.",
+    )
+    build_workers: int = Field(
+        default=0,
+        ge=0,
+        description="Processes building the segments of one large add at once; "
+        "0 = one per core, 1 = in the calling process.",
+    )
     search_threads: int = Field(default=1, ge=0, description="per query batch; 0 = all")
+    fanout_threads: int = Field(
+        default=0,
+        ge=0,
+        description="Segments of one query searched in parallel; 0 = one thread per core, "
+        "1 = one after another.",
+    )
     compact_min_segment: int = Field(
         default=1024, ge=1, description="Segments below this many live vectors form tier 0."
     )

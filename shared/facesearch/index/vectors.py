@@ -15,7 +15,14 @@ _MIN_NORM = 1e-12
 
 
 def normalise(vectors: ArrayLike, *, dims: int | None = None) -> np.ndarray:
-    """(n, d) float32 rows of length 1; a single vector becomes one row."""
+    """(n, d) float32 rows of length 1; a single vector becomes one row.
+
+    One pass finds NaN/inf (they make the sum of squares non-finite), which
+    matters on the query path; rows whose squares overflow float32 although
+    every value is finite are re-summed in float64. A row is normalised the
+    same way alone or in a batch (tested), so a query gives the same answer
+    through ``search_one`` and ``search``.
+    """
     arr = np.asarray(vectors, dtype=np.float32)
     if arr.ndim == 1:
         arr = arr[None, :]
@@ -23,10 +30,13 @@ def normalise(vectors: ArrayLike, *, dims: int | None = None) -> np.ndarray:
         raise InvalidEmbedding(f"expected an (n, d) array of embeddings, got shape {arr.shape}")
     if dims is not None and arr.shape[1] != dims:
         raise InvalidEmbedding(f"expected {dims}-d embeddings, got {arr.shape[1]}-d")
-    if not np.isfinite(arr).all():
-        raise InvalidEmbedding("embedding contains NaN or infinite values")
-    norms = np.linalg.norm(arr, axis=1)
+    squares = np.einsum("ij,ij->i", arr, arr)
+    if not np.isfinite(squares).all():
+        if not np.isfinite(arr).all():
+            raise InvalidEmbedding("embedding contains NaN or infinite values")
+        squares = np.einsum("ij,ij->i", arr, arr, dtype=np.float64)
+    norms = np.sqrt(squares)
     if (norms < _MIN_NORM).any():
         raise InvalidEmbedding("embedding has zero length; cannot normalise")
-    out: np.ndarray = (arr / norms[:, None]).astype(np.float32)
+    out: np.ndarray = (arr / norms[:, None]).astype(np.float32, copy=False)
     return out

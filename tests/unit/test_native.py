@@ -41,3 +41,26 @@ def test_usearch_is_only_imported_through_facesearch_native() -> None:
         )
     ]
     assert offenders == [], f"import usearch via facesearch.native in: {offenders}"
+
+
+@pytest.mark.parametrize(("dtype", "metric"), [("f16", "ip"), ("f32", "ip"), ("i8", "cos")])
+@pytest.mark.parametrize("rows", [1, 3])
+def test_raw_search_equals_the_public_wrapper(dtype: str, metric: str, rows: int) -> None:
+    """native.search_many skips usearch's Python wrapper; it must answer exactly the same."""
+    import numpy as np
+
+    from facesearch.native import Index, search_many
+
+    rng = np.random.default_rng(rows)
+    data = rng.standard_normal((300, 24)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    index = Index(ndim=24, metric=metric, dtype=dtype)
+    index.add(np.arange(300, dtype=np.uint64), data)
+    queries = data[:rows] + 0.05 * rng.standard_normal((rows, 24)).astype(np.float32)
+    keys, dist, found = search_many(index, queries, 7, exact=False, threads=1)
+    wrapped = index.search(queries, 7, threads=1)
+    want_keys = np.asarray(wrapped.keys).reshape(rows, -1)
+    want_dist = np.asarray(wrapped.distances).reshape(rows, -1)
+    assert found.tolist() == [7] * rows
+    assert np.array_equal(keys, want_keys)
+    assert np.array_equal(dist, want_dist)
