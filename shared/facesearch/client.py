@@ -43,6 +43,7 @@ from facesearch.api.schemas import (
     Stats,
 )
 from facesearch.api.settings import key_secret
+from facesearch.api.video_schemas import TrackOut, VideoOut
 from facesearch.auth.signing import SigningKey, sign_request
 from facesearch.config import Settings
 from facesearch.errors import ConfigError, FaceSearchError, TransientError
@@ -407,6 +408,27 @@ class Client:
 
     def forget_person(self, person_id: str) -> Forgotten:
         return self._json(Forgotten, "DELETE", self._data(f"/v1/persons/{person_id}"))
+
+    # --- videos --------------------------------------------------------------------------------
+
+    def video(self, video_id: str, *, cursor: str | None = None, limit: int = 100) -> VideoOut:
+        """A video's status and progress, and a page of its tracks (``next_cursor``)."""
+        params = _params(cursor=cursor, limit=limit)
+        return self._json(VideoOut, "GET", self._data(f"/v1/videos/{video_id}"), params=params)
+
+    def iter_tracks(self, video_id: str, *, page_size: int = 100) -> Iterator[TrackOut]:
+        """Every track of a video, page by page."""
+        cursor = None
+        while True:
+            page = self.video(video_id, cursor=cursor, limit=page_size)
+            yield from page.tracks
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def forget_video(self, video_id: str) -> Forgotten:
+        """Every track face of the video (records, crops, index entries) and its record."""
+        return self._json(Forgotten, "DELETE", self._data(f"/v1/videos/{video_id}"))
 
     # --- collections ---------------------------------------------------------------------------
 

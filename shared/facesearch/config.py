@@ -36,6 +36,7 @@ from pydantic_settings import (
 
 from facesearch.api.settings import ApiSettings, ClientSettings
 from facesearch.cloudinary.settings import CloudinarySettings
+from facesearch.console.settings import ConsoleSettings
 from facesearch.errors import ConfigError
 from facesearch.index.params import IndexParams
 from facesearch.indexer.settings import IndexerSettings
@@ -102,6 +103,7 @@ class Settings(BaseSettings):
     cloudinary: CloudinarySettings = Field(default_factory=CloudinarySettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
     people: PeopleSettings = Field(default_factory=PeopleSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -21,8 +21,10 @@ from facesearch.backends import services
 from facesearch.backends.local import LocalBackend
 from facesearch.config import Settings
 from facesearch.index.reader import IndexReader
+from facesearch.ingest.entry import bus_handler
 from facesearch.ingest.service import IngestOutcome, IngestService, Outcome
-from facesearch.ingest.sources import IMAGE_EXTENSIONS, SourceRef
+from facesearch.ingest.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, SourceRef
+from facesearch.ingest.video import VideoProgress
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
     FaceRecord,
@@ -30,6 +32,7 @@ from facesearch.storage.metadata import (
     MetadataStore,
     check_collection_id,
 )
+from facesearch.storage.videos import VideoRecord, VideoStatus
 from facesearch.vision.pipeline import FacePipeline
 from facesearch.vision.types import Face
 
@@ -41,10 +44,12 @@ COMMIT_EVERY_IMAGES = 64
 
 @dataclass
 class IngestSummary:
-    images: int = 0
+    images: int = 0  # inputs: images and videos
     done: int = 0
     duplicates: int = 0
-    faces: int = 0
+    faces: int = 0  # faces of images, tracks of videos
+    videos: int = 0  # videos processed (their tracks count as faces)
+    video_ids: list[str] = field(default_factory=list)  # every video given, whatever became of it
     rejected: dict[str, list[str]] = field(default_factory=dict)  # reason -> sources
     skipped: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -59,9 +64,12 @@ class IngestSummary:
 
     def add(self, outcome: IngestOutcome) -> None:
         self.images += 1
+        if outcome.media == "video" and outcome.image_id:
+            self.video_ids.append(outcome.image_id)
         if outcome.outcome is Outcome.DONE:
             self.done += 1
             self.faces += outcome.faces
+            self.videos += int(outcome.media == "video")
         elif outcome.outcome is Outcome.DUPLICATE:
             self.duplicates += 1
         elif outcome.outcome is Outcome.FAILED:
@@ -76,9 +84,10 @@ class IngestSummary:
 class Match:
     face_id: str
     similarity: float
-    image_id: str
-    source: str  # the matched face's source image (path or gs:// URL)
+    image_id: str  # the image's, or the video's id
+    source: str  # the matched face's source image or video (path or gs:// URL)
     face: FaceRecord | None
+    moments: tuple[tuple[int, int], ...] = ()  # a video track's (start_ms, end_ms) spans
 
 
 @dataclass(frozen=True)
@@ -88,11 +97,13 @@ class FaceMatches:
 
 
 def iter_image_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files given directly, and image-named files found under given folders (sorted)."""
+    """Files given directly, and image- or video-named files under given folders (sorted);
+    what a file is, is decided by its content when it is ingested."""
+    wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
     for path in paths:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in IMAGE_EXTENSIONS:
+                if child.is_file() and child.suffix.lower() in wanted:
                     yield child
         else:
             yield path
@@ -111,6 +122,7 @@ class EmbeddedSystem:
         *,
         pipeline: FacePipeline | None = None,
         collection_id: str = DEFAULT_COLLECTION,
+        on_video_progress: VideoProgress | None = None,
     ) -> None:
         if settings.backend != "local":
             settings = settings.with_overrides(backend="local")
@@ -133,6 +145,10 @@ class EmbeddedSystem:
         # the same flush, after the index commit that announced them)
         self.clusterer = services.clusterer_service(self.backend)
         self.bus.subscribe(settings.storage.events_topic, self.clusterer.handle_batch)
+        # a video's chunk and finish tasks, handled one by one as Pub/Sub pushes them
+        self.bus.subscribe(settings.storage.ingest_topic, bus_handler(self.ingest_service))
+        if self.ingest_service.videos is not None:
+            self.ingest_service.videos.on_progress = on_video_progress
         self._reader: IndexReader | None = None
 
     def flush(self) -> int:
@@ -159,15 +175,50 @@ class EmbeddedSystem:
         return summary
 
     def ingest_file(self, path: Path) -> IngestOutcome:
+        """One file; a video is processed to the end (its chunks, then the finish) here."""
         try:
-            data = path.read_bytes()
+            if path.stat().st_size > self.settings.vision.max_image_bytes:
+                # larger than any image: maybe a video, never read whole (ingest sniffs it)
+                source = SourceRef.local_large_file(str(path), created_time=time.time())
+                outcome = self.ingest_service.ingest(source.in_collection(self.collection_id))
+            else:
+                data = path.read_bytes()
+                source = SourceRef.local_file(str(path), data, created_time=time.time())
+                source = source.in_collection(self.collection_id)
+                outcome = self.ingest_service.ingest(source, data)
         except OSError as exc:
             return IngestOutcome(
                 "", str(path), Outcome.FAILED, error_code="unreadable", reason=str(exc)
             )
-        source = SourceRef.local_file(str(path), data, created_time=time.time())
-        source = source.in_collection(self.collection_id)
-        return self.ingest_service.ingest(source, data)
+        if outcome.outcome is Outcome.QUEUED:
+            return self._finish_video(outcome)
+        return outcome
+
+    def _finish_video(self, queued: IngestOutcome) -> IngestOutcome:
+        """Run a planned video's tasks (and the indexer) now; its final outcome."""
+        self.flush()
+        video = self.metadata.get_video(queued.image_id)
+        if video is None:
+            return IngestOutcome(
+                queued.image_id, queued.source, Outcome.FAILED, reason="gone", media="video"
+            )
+        if video.status is VideoStatus.DONE:
+            return IngestOutcome(
+                video.video_id,
+                queued.source,
+                Outcome.DONE,
+                faces=video.track_count,
+                timings_ms=dict(video.timings_ms),
+                media="video",
+            )
+        return IngestOutcome(
+            video.video_id,
+            queued.source,
+            Outcome.FAILED,
+            error_code=video.error_code or "video-unfinished",
+            reason=video.error_message or f"video left {video.status}",
+            media="video",
+        )
 
     def reader(self) -> IndexReader:
         if self._reader is None:
@@ -188,20 +239,37 @@ class EmbeddedSystem:
             np.stack([f.embedding for f in faces if f.embedding is not None]), k
         )
         records = self.metadata.get_faces([h.face_id for row in hits for h in row])
-        images: dict[str, ImageRecord | None] = {}
+        tracks = self.metadata.get_tracks([r.track_id for r in records.values() if r.track_id])
+        sources: dict[str, str] = {}
         out = []
         for face, row in zip(faces, hits, strict=True):
             matches = []
             for hit in row:
                 record = records.get(hit.face_id)
                 image_id = record.image_id if record else hit.face_id.rsplit("-", 1)[0]
-                if image_id not in images:
-                    images[image_id] = self.metadata.get_image(image_id)
-                image = images[image_id]
-                source = image.source if image else "?"
-                matches.append(Match(hit.face_id, hit.similarity, image_id, source, record))
+                if image_id not in sources:
+                    sources[image_id] = self._source(
+                        image_id, video=bool(record and record.video_id)
+                    )
+                track = tracks.get(record.track_id or "") if record else None
+                matches.append(
+                    Match(
+                        hit.face_id,
+                        hit.similarity,
+                        image_id,
+                        sources[image_id],
+                        record,
+                        track.spans if track else (),
+                    )
+                )
             out.append(FaceMatches(face, matches))
         return out
+
+    def _source(self, image_id: str, *, video: bool) -> str:
+        item: ImageRecord | VideoRecord | None = (
+            self.metadata.get_video(image_id) if video else self.metadata.get_image(image_id)
+        )
+        return item.source if item else "?"
 
 
 __all__ = ["EmbeddedSystem", "FaceMatches", "IngestSummary", "Match", "iter_image_files"]

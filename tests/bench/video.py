@@ -9,6 +9,12 @@ spawned process pinned to the same number of threads:
 - ours: ``facesearch.video.process_video`` with default settings (probe, plan,
   every chunk, stitch), then again with short chunks (``--chunk-s``, default 8 s)
   to check that stitching across chunk boundaries finds the same people;
+- integrated: every clip through the embedded system as ``facesearch ingest`` runs it
+  (``facesearch.local.EmbeddedSystem``): the ingest service plans it into chunk tasks on
+  the in-process bus, each chunk is processed and its result serialised to the crops
+  store, the finisher stitches, stores track faces and tracks (SQLite) and the indexer
+  commits them: the cloud's code path on one machine. Its tracks must equal the core
+  pass's (same spans), and its speed shows what the integration costs;
 - baseline: the same decoder and sampling grid (no scene-cut frames), then
   ``face_recognition`` (dlib HOG + ResNet) on every sampled frame, no tracking.
 
@@ -132,7 +138,36 @@ def run_ours(
             "samples": stats.samples,
             "cut_scores_top": sorted(stats.cut_scores, reverse=True)[:6],
         }
+    out["integrated"] = _run_integrated(clips, threads, base)
     out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def _run_integrated(clips: list[dict[str, Any]], threads: int, base: Any) -> dict[str, Any]:
+    """Each clip through EmbeddedSystem.ingest_file (plan, chunk tasks, finisher, indexer)."""
+    import tempfile
+
+    from facesearch.config import load_settings
+    from facesearch.local import EmbeddedSystem
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
+        settings = load_settings(
+            data_dir=Path(tmp), onnx_threads=threads, video_decode_threads=threads
+        )
+        system = EmbeddedSystem(settings, pipeline=base)
+        for clip in clips:
+            path = VIDEOS_DIR / clip["file"]
+            start, cpu = time.perf_counter(), time.process_time()
+            outcome = system.ingest_file(path)
+            seconds = time.perf_counter() - start
+            tracks = system.metadata.list_tracks(outcome.image_id, limit=1000).items
+            out[clip["name"]] = {
+                "seconds": seconds,
+                "cpu_seconds": time.process_time() - cpu,
+                "outcome": str(outcome.outcome),
+                "spans": [[list(s) for s in t.spans] for t in tracks],
+            }
     return out
 
 
@@ -325,6 +360,15 @@ def main(argv: list[str] | None = None) -> int:
     for clip in clips:
         for stage, ms in main_pass["clips"][clip["name"]]["timings_ms"].items():
             stage_ms[stage] = stage_ms.get(stage, 0.0) + ms
+    integrated = ours["integrated"]
+    integrated_speed = video_s / sum(integrated[c["name"]]["seconds"] for c in clips)
+    integrated_cpu = video_s / sum(integrated[c["name"]]["cpu_seconds"] for c in clips)
+    same_tracks = [
+        c["name"]
+        for c in every_clip
+        if integrated[c["name"]]["spans"]
+        == [t["spans"] for t in main_pass["clips"][c["name"]]["tracks"]]
+    ]
     decoded = sum(ours["decode"][c["name"]]["frames"] for c in clips)
     decode_fps = decoded / sum(ours["decode"][c["name"]]["seconds"] for c in clips)
 
@@ -380,6 +424,13 @@ def main(argv: list[str] | None = None) -> int:
             "span_error_s": chunked_score["span_error_s"],
             "track_purity": round(chunked_score["track_purity"], 4),
             "tracks": chunked_score["tracks"],
+        },
+        "integrated": {
+            "video_s_per_s": round(integrated_speed, 3),
+            "video_s_per_cpu_s": round(integrated_cpu, 3),
+            "overhead_cpu": round(ours_cpu / integrated_cpu, 3),
+            "same_tracks_as_core": f"{len(same_tracks)}/{len(every_clip)}",
+            "outcomes": sorted({integrated[c["name"]]["outcome"] for c in every_clip}),
         },
         "samples": sum(main_pass["clips"][c["name"]]["samples"] for c in clips),
         "stage_ms_per_video_s": {k: round(v / video_s, 1) for k, v in stage_ms.items()},

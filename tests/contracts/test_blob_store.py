@@ -115,6 +115,23 @@ class BlobStoreContract:
         store.delete("seg/x.usearch")
         assert [i.name for i in store.list("seg/")] == ["seg/y.ids"]
 
+    def test_open_read_is_seekable_and_pinned(self, store: BlobStore) -> None:
+        data = bytes(range(256)) * 4096  # 1 MiB
+        gen = store.write("video/clip.mp4", data)
+        with store.open_read("video/clip.mp4") as reader:
+            assert reader.read(4) == data[:4]
+            assert reader.seek(0, 2) == len(data)
+            reader.seek(700_001)
+            assert reader.read(10) == data[700_001:700_011]
+            assert reader.tell() == 700_011
+        with store.open_read("video/clip.mp4", generation=gen) as reader:
+            assert reader.read() == data
+        store.write("video/clip.mp4", b"newer")
+        with pytest.raises(NotFound):
+            store.open_read("video/clip.mp4", generation=gen).read()  # that version is gone
+        with pytest.raises(NotFound):
+            store.open_read("video/missing.mp4")
+
     def test_rejects_escaping_names(self, store: BlobStore) -> None:
         for bad in ["", "/abs", "../up", "a/../b", ".hidden", "a//b", "a/.x"]:
             with pytest.raises(ValueError):

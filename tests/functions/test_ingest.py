@@ -13,18 +13,20 @@ import pytest
 
 from facesearch.backends.local import LocalBackend
 from facesearch.config import load_settings
-from facesearch.errors import TransientError
+from facesearch.errors import BadMessage, TransientError
 from facesearch.index.params import IndexParams
 from facesearch.index.reader import IndexReader
 from facesearch.index.writer import IndexWriter
 from facesearch.indexer import entry as indexer_entry
 from facesearch.indexer.service import IndexerService
 from facesearch.ingest import entry as ingest_entry
+from facesearch.ingest.loader import SourceLoader
 from facesearch.ingest.service import IngestService
 from facesearch.ingest.sources import SourceRef
+from facesearch.ingest.video import VideoIngest
 from facesearch.storage.local.blob import LocalBlobStore
 from facesearch.storage.local.bus import InProcessBus
-from facesearch.storage.messages import EmbeddingsMessage
+from facesearch.storage.messages import EmbeddingsMessage, VideoTask
 from facesearch.storage.metadata import ImageStatus
 from facesearch.vision.pipeline import FacePipeline
 
@@ -107,6 +109,41 @@ def test_ingest_function_acks_done_and_poison_retries_transient(
     service.metadata.delete_image(image.image_id)
     retry = client.post("/", data=body, headers=storage_headers("up", "a.jpg", "e3"))
     assert retry.status_code == 500  # Eventarc / Pub/Sub will redeliver
+
+
+def _push(body: dict[str, Any], message_id: str) -> dict[str, Any]:
+    data = base64.b64encode(json.dumps(body).encode()).decode()
+    return {
+        "message": {"data": data, "messageId": message_id, "attributes": {}},
+        "subscription": "projects/p/subscriptions/ingest",
+    }
+
+
+def test_ingest_function_acks_video_tasks_it_cannot_or_need_not_run(
+    ingest_service: tuple[IngestService, dict[str, Any]], tmp_path: Path
+) -> None:
+    service, _ = ingest_service
+    client = app("ingest")
+    path = "/projects/p/topics/ingest-requests"
+    task = VideoTask("chunk", "v1", "p1", {"kind": "gcs", "bucket": "up", "name": "v.mp4"}, 0)
+    body = json.loads(task.encode().data)
+    # this service was built without the video half: a misconfiguration, retried
+    assert client.post(path, json=_push(body, "m1")).status_code == 500
+    service.videos = VideoIngest(
+        service.settings,
+        crops=service.crops,
+        bus=service.bus,
+        open_video=lambda where: None,  # type: ignore[arg-type, return-value]
+    )
+    # a task of a video that does not exist (forgotten): acknowledged
+    assert client.post(path, json=_push(body, "m2")).status_code == 200
+    # a malformed video task is poison: acknowledged, never retried
+    bad = {"v": 1, "video": {"step": "explode", "video_id": "v1", "plan_id": "p1"}}
+    assert client.post(path, json=_push(bad, "m3")).status_code == 200
+    # a task naming a local file is refused by the cloud's loader (never read)
+    loader = SourceLoader(lambda name: LocalBlobStore(tmp_path / name), local_files=False)
+    with pytest.raises(BadMessage):
+        loader.open_video({"kind": "file", "path": "/etc/passwd"})
 
 
 def test_indexer_function_acks_after_commit(tmp_path: Path) -> None:

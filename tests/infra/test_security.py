@@ -142,7 +142,11 @@ def test_least_privilege_per_service() -> None:
             deletion_publishers,  # face-deletions publisher (checked below)
         ]
     ), indexer_refs
-    assert calls["topic_events"]["publishers"] == {"indexer": sa("indexer")}
+    # face-events: the indexer's commits, and ingest's finished videos (video_done/failed)
+    assert calls["topic_events"]["publishers"] == {
+        "indexer": sa("indexer"),
+        "ingest": sa("ingest"),
+    }
     # clusterer: Firestore (persons), index read, nothing on crops, publishes nowhere.
     clusterer_refs = sorted(
         s for s in walk_strings(stack().raw) if re.search(r'(sa|runtime)\["clusterer"\]', s)
@@ -168,7 +172,11 @@ def test_least_privilege_per_service() -> None:
     assert calls["cloudinary_secret"]["accessors"] == {"cloudinary": sa("cloudinary")}
     # publishers per topic.
     assert calls["topic_embeddings"]["publishers"] == {"ingest": sa("ingest")}
-    assert calls["topic_ingest"]["publishers"] == {"cloudinary": sa("cloudinary")}
+    # ingest-requests: the webhook's uploads, and ingest's own video chunk / finish tasks
+    assert calls["topic_ingest"]["publishers"] == {
+        "cloudinary": sa("cloudinary"),
+        "ingest": sa("ingest"),
+    }
     # face-deletions: the forget path (query API, cloudinary "delete"), query's collection
     # erase, the indexer's own continuations, the retention scheduler, explicit extras.
     assert re.findall(r'(\w+) = local\.sa\["(\w+)"\]', deletion_publishers) == [

@@ -220,6 +220,29 @@ def pull_all(project: str, sub_id: str, *, max_wait_s: float = 2.0) -> list[Any]
     return out
 
 
+def pull_until(
+    project: str,
+    sub_id: str,
+    done: Callable[[list[Any]], bool],
+    *,
+    timeout_s: float = 60.0,
+    quiet_s: float = 1.0,
+) -> list[Any]:
+    """Pull until ``done(messages so far)`` holds, then drain what follows within ``quiet_s``.
+
+    A fixed quiet window alone (``pull_all``) misses messages that the emulator delivers
+    late on a loaded machine; waiting for what the test expects, then for extras, does not.
+    """
+    out: list[Any] = []
+
+    def more() -> bool:
+        out.extend(pull_all(project, sub_id, max_wait_s=0.2))
+        return done(out)
+
+    wait_for(f"messages on {sub_id}", more, timeout_s, 0.0)
+    return out + pull_all(project, sub_id, max_wait_s=quiet_s)
+
+
 def wait_for(what: str, check: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> float:
     """Poll ``check`` until true; returns the seconds it took, fails the test on timeout."""
     start = time.monotonic()
@@ -286,8 +309,10 @@ class Deployment:
         relay_repeat: int = 1,
         relay_concurrency: int = 2,
         clusterers: int = 0,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.project = project
+        self.extra_env = dict(extra_env or {})
         self.tmp = tmp
         self.log_dir = log_dir
         self.pipeline = pipeline
@@ -317,6 +342,7 @@ class Deployment:
             "FACESEARCH_INDEXER_COMMIT_WINDOW_MS": str(self.window_ms),
             "FACESEARCH_LOG_JSON": "true",
             "FACESEARCH_INDEX_BUILD_THREADS": "1",
+            **self.extra_env,
         }
 
     def __enter__(self) -> Deployment:
@@ -395,10 +421,10 @@ class Deployment:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def upload(self, name: str, data: bytes) -> int:
+    def upload(self, name: str, data: bytes, content_type: str = "image/jpeg") -> int:
         blob = self.uploads.blob(name)
         self.upload_times[name] = time.monotonic()
-        blob.upload_from_string(data, content_type="image/jpeg")
+        blob.upload_from_string(data, content_type=content_type)
         assert blob.generation is not None
         self.generations[name] = int(blob.generation)
         return self.generations[name]

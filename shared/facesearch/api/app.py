@@ -145,10 +145,16 @@ class QueryApp:
     ) -> Iterable[bytes]:
         return self.handle(Request(environ))(environ, start_response)
 
-    def handle(self, request: Request) -> Response:
+    def handle(
+        self, request: Request, *, trusted: bool = False, principal: str | None = None
+    ) -> Response:
+        """One request. ``trusted``: the caller (the console layer) has already authenticated
+        it by other means — a console session with its CSRF check, or a verified IAP
+        identity — so no request signature is asked for; scope is then unrestricted, but
+        collection state and quotas still apply; ``principal`` names it in the access log."""
         start = time.perf_counter()
         request_id = _request_id(request)
-        key_id: str | None = None
+        key_id: str | None = principal if trusted else None
         call: Call | None = None
         route: Route | None = None
         try:
@@ -159,7 +165,8 @@ class QueryApp:
             except WzNotFound as exc:
                 raise NotFound(f"no route {request.path}") from exc
             route = self.routes[str(endpoint)]
-            if route.auth:
+            signed = route.auth and not trusted
+            if signed:
                 # before reading a byte of the body: no anonymous or forged caller (bad
                 # headers, unknown key, stale time, a nonce seen here) makes us buffer 50 MB
                 self.verifier.precheck(dict(request.headers), request_id=request_id)
@@ -169,7 +176,7 @@ class QueryApp:
             path_args = _path_args(args)
             collection_id = path_args.pop("collection_id", DEFAULT_COLLECTION)
             call = Call(request, body, path_args, self, request_id, collection_id)
-            if route.auth:
+            if signed:
                 t = time.perf_counter()
                 call.verified = self.verifier.verify(
                     request.method,
@@ -181,6 +188,7 @@ class QueryApp:
                 )
                 key_id = call.verified.key_id
                 call.timings["auth"] = round((time.perf_counter() - t) * 1000.0, 3)
+            if route.auth:
                 self._admit(route, call)
             result = route.handler(call)
             stage_timings = getattr(result, "timings_ms", None)

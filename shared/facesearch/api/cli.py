@@ -90,8 +90,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     if not settings.api.public_url:  # links point at where we listen, not at a Host header
         settings = settings.with_overrides(public_url=f"http://{args.host}:{args.port}")
+    if args.console:
+        settings = settings.with_overrides(console_mode="local")
     configure_for(settings)
-    app = query_app(backend_for(settings))
+    backend = backend_for(settings)
+    app = query_app(backend)
     health = app.service.operations.health()
     if not settings.api.signing_keys and not settings.api.signing_keys_secret:
         print(
@@ -104,7 +107,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"({health.status}, {health.index_faces or 0} faces indexed)",
         file=sys.stderr,
     )
-    server = make_wsgi_server(app, args.host, args.port)
+    wsgi: Any = app
+    console = None
+    if args.console:
+        from facesearch.backends.services import console_app
+
+        console = wsgi = console_app(backend, app)
+    server = make_wsgi_server(wsgi, args.host, args.port)  # listening from here on
+    if console is not None:
+        print(
+            "web console: open this one-time link within "
+            f"{settings.console.login_link_ttl_s} s (it works once):\n  {console.login_url()}",
+            file=sys.stderr,
+        )
     try:
         server.serve_forever()
     finally:
@@ -217,6 +232,11 @@ def add_api_commands(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the signed query API on localhost")
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"bind address ({DEFAULT_HOST})")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT})")
+    serve.add_argument(
+        "--console",
+        action="store_true",
+        help="also serve the web console; prints a one-time login link",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     search = commands.add_parser(

@@ -164,7 +164,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "facesearch query API",
             "version": __version__,
-            "description": "Signed face search, match, records, persons and forget. Errors "
+            "description": "Signed face search, match, records, videos, persons and forget. "
+            "Errors "
             "are RFC 9457 problem+json with a stable `type` "
             "(`urn:facesearch:problem:<code>`).",
         },

@@ -53,6 +53,8 @@ class OperationsService:
             images=counts.images,
             persons=self.people.counts().persons,
             images_by_status=dict(counts.images_by_status),
+            videos=counts.videos,
+            tracks=counts.tracks,
             index=index,
             models=self.models(),
         )

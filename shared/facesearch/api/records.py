@@ -14,6 +14,7 @@ from facesearch.api.views import faces_out
 from facesearch.errors import NotFound
 from facesearch.people.service import PeopleService
 from facesearch.storage.metadata import FaceRecord, MetadataStore
+from facesearch.storage.videos import TrackRecord
 
 
 def all_faces(store: MetadataStore, *, image_id: str) -> Iterator[FaceRecord]:
@@ -21,6 +22,17 @@ def all_faces(store: MetadataStore, *, image_id: str) -> Iterator[FaceRecord]:
     cursor: str | None = None
     while True:
         page = store.list_faces(image_id=image_id, cursor=cursor, limit=1000)
+        yield from page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return
+
+
+def all_tracks(store: MetadataStore, video_id: str) -> Iterator[TrackRecord]:
+    """Every track of a video, following the pages."""
+    cursor: str | None = None
+    while True:
+        page = store.list_tracks(video_id, cursor=cursor, limit=1000)
         yield from page.items
         cursor = page.next_cursor
         if cursor is None:

@@ -17,6 +17,7 @@ from facesearch.api.collection_routes import COLLECTION_ROUTES
 from facesearch.api.inputs import parse_match, parse_search
 from facesearch.api.person_routes import PERSON_ROUTES
 from facesearch.api.route import CropQuery, FacesQuery, Route, Scoping, query_args
+from facesearch.api.video_routes import VIDEO_ROUTES
 from facesearch.auth.keys import Scope
 from facesearch.errors import BadRequest
 
@@ -150,6 +151,7 @@ _DATA_ROUTES: tuple[Route, ...] = (
         scope=Scope.ERASE,
     ),
     *PERSON_ROUTES,
+    *VIDEO_ROUTES,
     Route(
         "stats",
         "GET",

@@ -110,13 +110,28 @@ class SearchRequest(SearchParams):
     )
 
 
+class Moment(BaseModel):
+    """A stretch of a video in which a face is on screen (sampled-frame times, ms)."""
+
+    start_ms: int
+    end_ms: int
+
+
 class Match(BaseModel):
     face_id: str
-    image_id: str | None
+    image_id: str | None = Field(description="The image, or the video, the face is from.")
     similarity: float
     person_id: str | None = None
     person_name: str | None = None
-    crop_url: str | None = Field(default=None, description="Time-limited URL of the face crop.")
+    crop_url: str | None = Field(
+        default=None, description="Time-limited URL of the face crop (a video's thumbnail)."
+    )
+    video_id: str | None = Field(default=None, description="Set when the face is a video track.")
+    track_id: str | None = None
+    t_ms: int | None = Field(default=None, description="When in the video the crop was taken.")
+    moments: list[Moment] | None = Field(
+        default=None, description="Every stretch of the video in which this track is seen."
+    )
 
 
 class FaceSummary(BaseModel):
@@ -300,6 +315,9 @@ class FaceOut(BaseModel):
         default=None, description="'user' (assigned by a user: never moved) or 'machine'."
     )
     crop_url: str | None = None
+    video_id: str | None = None
+    track_id: str | None = None
+    t_ms: int | None = None
     created_at: float
     updated_at: float
 
@@ -396,6 +414,8 @@ class Stats(BaseModel):
     images: int
     persons: int
     images_by_status: dict[str, int]
+    videos: int = 0
+    tracks: int = Field(default=0, description="Video tracks (each also counts as a face).")
     index: IndexStats
     models: dict[str, str]
 
@@ -414,7 +434,7 @@ def public_source(source: str) -> str:
     the Cloudinary public_id, a file's name — never bucket names, local paths or versions
     (deployment internals; docs/security.md)."""
     identity = source.split("#", 1)[0]
-    for scheme in ("gs://", "cloudinary://"):
+    for scheme in ("gs://", "cloudinary://", "cloudinary-video://"):
         if identity.startswith(scheme):
             rest = identity[len(scheme) :]
             return rest.split("/", 1)[1] if "/" in rest else rest

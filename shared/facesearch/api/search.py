@@ -29,6 +29,7 @@ from facesearch.api.schemas import (
     SearchParams,
     SearchResponse,
 )
+from facesearch.api.videos import moments_of
 from facesearch.config import Settings
 from facesearch.errors import (
     BadRequest,
@@ -231,6 +232,7 @@ class SearchService:
         wanted.discard(exclude or "")
         records = self.store.get_faces(sorted(wanted)) if wanted else {}
         assigned = self.people.assignments(records)
+        moments = moments_of(self.store, (r.track_id for r in records.values() if r.track_id))
         for row, face_hits in zip(rows, hits, strict=True):
             matches: list[Match] = []
             for hit in face_hits:
@@ -246,6 +248,10 @@ class SearchService:
                         person_id=person.person_id if person else None,
                         person_name=person.name if person else None,
                         crop_url=self.crops.url(found.face_id, found.crop_url, found.collection_id),
+                        video_id=found.video_id,
+                        track_id=found.track_id,
+                        t_ms=found.t_ms,
+                        moments=moments.get(found.track_id or "") if found.track_id else None,
                     )
                 )
                 if len(matches) == k:

@@ -7,7 +7,8 @@ services the routes call:
 * ``searcher`` — search and match, by face or by person (:mod:`.search`)
 * ``records`` — faces and images (:mod:`.records`)
 * ``persons`` — persons, their images, corrections and undo (:mod:`.persons`)
-* ``forgetter`` — forget an image or a person (:mod:`.forget`)
+* ``videos`` — a video's status, progress and tracks (:mod:`.videos`)
+* ``forgetter`` — forget an image, a video or a person (:mod:`.forget`)
 * ``operations`` — models, stats, health (:mod:`.operations`)
 
 All of them see persons through one :class:`~facesearch.people.service.PeopleService`
@@ -39,6 +40,7 @@ from facesearch.api.operations import OperationsService
 from facesearch.api.persons import PersonsService
 from facesearch.api.records import RecordService
 from facesearch.api.search import SearchService
+from facesearch.api.videos import VideoService
 from facesearch.collections.policy import CollectionSettings
 from facesearch.config import Settings
 from facesearch.index.reader import IndexReader
@@ -65,6 +67,7 @@ class CollectionQuery:
     searcher: SearchService
     records: RecordService
     persons: PersonsService
+    videos: VideoService
     forgetter: ForgetService
     operations: OperationsService
 
@@ -91,6 +94,7 @@ class QueryService:
         open_reader: CollectionReaderFactory | None = None,
         policies: PolicyLookup | None = None,
         drop_cache: Callable[[str], None] | None = None,
+        crops_root: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -103,6 +107,7 @@ class QueryService:
         self._open_reader = open_reader
         self._policies = policies or (lambda collection_id: CollectionSettings())
         self._drop_cache = drop_cache
+        self.crops_root = crops_root
         self._clock = clock
         self._open: OrderedDict[str, CollectionQuery] = OrderedDict()
         self._lock = threading.Lock()
@@ -210,8 +215,14 @@ class QueryService:
             ),
             records=RecordService(store, self.crops, people),
             persons=PersonsService(people, store, self.crops),
+            videos=VideoService(store, self.crops, people),
             forgetter=ForgetService(
-                store, self.crops, self._forget_index(collection_id), index, people
+                store,
+                self.crops,
+                self._forget_index(collection_id),
+                index,
+                people,
+                crops_root=self.crops_root,
             ),
             operations=OperationsService(
                 self.settings,

@@ -10,11 +10,12 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facesearch.backends import Backend
 from facesearch.config import Settings
-from facesearch.errors import BadRequest, ConfigError
+from facesearch.errors import BadRequest, ConfigError, NotFound
 
 if TYPE_CHECKING:
     from facesearch.api.app import QueryApp
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from facesearch.api.service import QueryService
     from facesearch.auth.verify import Verifier
     from facesearch.cloudinary.webhook import CloudinaryWebhook, ImageForgetter
+    from facesearch.console.app import ConsoleApp
     from facesearch.indexer.service import IndexerService
     from facesearch.ingest.loader import UrlFetcher
     from facesearch.ingest.service import IngestService
@@ -30,11 +32,25 @@ if TYPE_CHECKING:
     from facesearch.people.service import PeopleService
 
 
-def ingest_service(backend: Backend, *, fetch_url: UrlFetcher | None = None) -> IngestService:
-    """Ingest: objects from buckets (and URLs through ``fetch_url``), crops, embeddings out."""
+def ingest_service(
+    backend: Backend,
+    *,
+    fetch_url: UrlFetcher | None = None,
+    fetch_video: UrlFetcher | None = None,
+) -> IngestService:
+    """Ingest: objects from buckets (and URLs through ``fetch_url`` / ``fetch_video``),
+    crops, embeddings out; videos planned into chunk tasks on the ingest topic."""
     from facesearch.ingest.loader import SourceLoader
     from facesearch.ingest.service import IngestService
+    from facesearch.ingest.video import VideoIngest
 
+    loader = SourceLoader(
+        backend.bucket,
+        fetch_url=fetch_url,
+        fetch_video=fetch_video,
+        staging=backend.crops(),
+        local_files=backend.kind == "local",  # a message never names a file in the cloud
+    )
     return IngestService(
         backend.settings,
         stores=backend.metadata,
@@ -42,7 +58,14 @@ def ingest_service(backend: Backend, *, fetch_url: UrlFetcher | None = None) -> 
         collections=backend.collections(),
         crops=backend.crops(),
         bus=backend.bus(),
-        loader=SourceLoader(backend.bucket, fetch_url=fetch_url),
+        loader=loader,
+        videos=VideoIngest(
+            backend.settings,
+            crops=backend.crops(),
+            bus=backend.bus(),
+            open_video=loader.open_video,
+            fetch_video=fetch_video,
+        ),
     )
 
 
@@ -51,7 +74,12 @@ def cloud_ingest_service(backend: Backend) -> IngestService:
     are fetched only from our Cloudinary delivery host (needs the cloud name here too)."""
     from facesearch.cloudinary.delivery import cloudinary_fetcher
 
-    return ingest_service(backend, fetch_url=cloudinary_fetcher(backend.settings))
+    settings = backend.settings
+    return ingest_service(
+        backend,
+        fetch_url=cloudinary_fetcher(settings),
+        fetch_video=cloudinary_fetcher(settings, resource_type="video"),
+    )
 
 
 def indexer_service(backend: Backend) -> IndexerService:
@@ -135,6 +163,7 @@ def query_service(backend: Backend) -> QueryService:
             drop_cache=lambda collection_id: shutil.rmtree(
                 backend.index_cache_dir(collection_id), ignore_errors=True
             ),
+            crops_root=backend.crops().url,
         ),
     )
 
@@ -189,24 +218,30 @@ def check_embedder(settings: Settings, name: str) -> None:
         raise BadRequest(f"no embedder {name!r} in the model manifest")
 
 
-def api_forgetter(backend: Backend) -> ImageForgetter:
-    """``QueryService.forget_image``, the path of ``DELETE /v1/images/{id}``, built on the
-    first delete so a webhook cold start does not load the query service's models."""
+def api_forgetter(backend: Backend, kind: str = "image") -> ImageForgetter:
+    """``forget_image`` (``DELETE /v1/images/{id}``) or, for ``kind="video"``,
+    ``forget_video`` (``DELETE /v1/videos/{id}``) of the query service, built on the first
+    delete so a webhook cold start does not load the query service's models."""
     lock = threading.Lock()
 
-    def forget(collection_id: str, image_id: str) -> int:
+    def forget(collection_id: str, item_id: str) -> int:
         with lock:
             service = query_service(backend)
         forgetter = service.collection(collection_id).forgetter
-        return len(forgetter.forget_image(image_id).deleted_faces)
+        if kind == "video":
+            return len(forgetter.forget_video(item_id).deleted_faces)
+        return len(forgetter.forget_image(item_id).deleted_faces)
 
     return forget
 
 
 def cloudinary_webhook(
-    backend: Backend, *, forget_image: ImageForgetter | None = None
+    backend: Backend,
+    *,
+    forget_image: ImageForgetter | None = None,
+    forget_video: ImageForgetter | None = None,
 ) -> CloudinaryWebhook:
-    """The webhook; deletes go through the query API's forget unless ``forget_image``."""
+    """The webhook; deletes go through the query API's forget unless given forgetters."""
     from facesearch.cloudinary.signature import NotificationVerifier
     from facesearch.cloudinary.webhook import CloudinaryWebhook
 
@@ -223,5 +258,58 @@ def cloudinary_webhook(
         bus=backend.bus(),
         stores=backend.metadata,
         forget_image=forget_image or api_forgetter(backend),
+        forget_video=forget_video or api_forgetter(backend, "video"),
         secrets=secrets,
     )
+
+
+def console_app(backend: Backend, app: QueryApp | None = None) -> ConsoleApp:
+    """The web console and share pages in front of the query API (``app``, else a new one).
+
+    Photos are read where ingest found them (local file, bucket object); in embedded mode a
+    failed image can be retried (ingest runs again in this process, and its faces are
+    indexed before the call returns).
+    """
+    from facesearch.console.app import ConsoleApp, ConsoleParts
+    from facesearch.console.tokens import console_key, derived_key
+    from facesearch.ingest.loader import SourceLoader
+    from facesearch.ingest.sources import SourceRef
+    from facesearch.storage.metadata import ImageRecord
+
+    query = app or query_app(backend)
+    loader = SourceLoader(backend.bucket)
+
+    def photos(record: ImageRecord) -> bytes:
+        info = record.source_info
+        kind = str(info.get("kind", ""))
+        if kind not in ("file", "gcs"):
+            raise NotFound(f"{kind or 'this'} source is not served")
+        ref = SourceRef(kind, str(info["name"]), "", bucket=str(info.get("bucket", "")))
+        return loader(ref)[0]
+
+    retry: Callable[[str, ImageRecord], str] | None = None
+    if backend.kind == "local":
+        from facesearch.local import EmbeddedSystem
+
+        systems: dict[str, EmbeddedSystem] = {}
+
+        def retry_local(collection_id: str, record: ImageRecord) -> str:
+            if record.source_info.get("kind") != "file":
+                raise NotFound("only local files can be retried here")
+            if collection_id not in systems:
+                systems[collection_id] = EmbeddedSystem(
+                    backend.settings, collection_id=collection_id
+                )
+            outcome = systems[collection_id].ingest_file(Path(str(record.source_info["name"])))
+            systems[collection_id].flush()
+            return str(outcome.outcome)
+
+        retry = retry_local
+
+    settings = backend.settings
+    if settings.console.secret is None and backend.kind == "gcp":  # instances share no disk
+        ring = backend.keyring()
+        key = derived_key(s for k in ring.key_ids() if (s := ring.secret(k)) is not None)
+    else:
+        key = console_key(settings)
+    return ConsoleApp(query, key, parts=ConsoleParts(photos=photos, retry=retry))

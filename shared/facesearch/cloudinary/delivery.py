@@ -11,7 +11,9 @@ The ingest side fetches through :func:`cloudinary_fetcher`: the SSRF-safe
 fetcher (https only, resolve once and connect to the vetted public address,
 every redirect hop re-checked, byte cap, one deadline) restricted to our
 delivery host, plus a path check that the URL stays inside our cloud on
-``res.cloudinary.com`` (``/<cloud_name>/image/...``, no dot segments).
+``res.cloudinary.com`` (``/<cloud_name>/image/...``, or ``/video/...`` for the video
+fetcher, no dot segments). Videos are fetched whole, without a transformation, under
+their own byte cap and deadline (``FACESEARCH_VIDEO_FETCH_*``).
 """
 
 from __future__ import annotations
@@ -39,20 +41,37 @@ DECODABLE_FORMATS = frozenset(
 FETCHABLE_TYPES = frozenset({"upload", "authenticated"})
 
 
-def source_id(cloud_name: str, public_id: str, version: int) -> str:
-    """The identity hashed into the image id (matches facesearch.ingest.sources)."""
-    return f"cloudinary://{cloud_name}/{public_id}#{version}"
+#: Cloudinary resource types we ingest; an image and a video may share a public_id
+RESOURCE_TYPES = ("image", "video")
+#: Video formats asked for as they are (anything else is asked for as MP4)
+VIDEO_FORMATS = frozenset({"mp4", "mov", "m4v", "3gp", "webm", "mkv", "avi", "ts", "mts"})
+
+
+def source_id(cloud_name: str, public_id: str, version: int, resource_type: str = "image") -> str:
+    """The identity hashed into the image (or video) id (matches facesearch.ingest.sources).
+
+    Videos get their own scheme: Cloudinary keeps images and videos apart, so the same
+    public_id may name one of each.
+    """
+    scheme = "cloudinary" if resource_type == "image" else f"cloudinary-{resource_type}"
+    return f"{scheme}://{cloud_name}/{public_id}#{version}"
 
 
 def cloudinary_image_id(
-    cloud_name: str, public_id: str, version: int, collection_id: str = DEFAULT_COLLECTION
+    cloud_name: str,
+    public_id: str,
+    version: int,
+    collection_id: str = DEFAULT_COLLECTION,
+    resource_type: str = "image",
 ) -> str:
-    return image_id_for(source_id(cloud_name, public_id, version), collection_id)
+    """The image id (or, for ``resource_type="video"``, the video id) of an asset."""
+    return image_id_for(source_id(cloud_name, public_id, version, resource_type), collection_id)
 
 
-def event_key(cloud_name: str, public_id: str, version: int) -> str:
+def event_key(cloud_name: str, public_id: str, version: int, resource_type: str = "image") -> str:
     """Fixed-length dedupe key (public_ids are free text; Firestore ids are not)."""
-    return hashlib.sha256(source_id(cloud_name, public_id, version).encode()).hexdigest()
+    identity = source_id(cloud_name, public_id, version, resource_type)
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 def require_cloud_name(settings: Settings) -> str:
@@ -77,20 +96,28 @@ def delivery_url(
     fmt: str | None = None,
     delivery_type: str = "upload",
     api_secret: str | None = None,
+    resource_type: str = "image",
 ) -> str:
-    """The https URL of a derivative no larger than ``cloudinary_max_side_px`` on each side."""
+    """The https URL of an image derivative no larger than ``cloudinary_max_side_px`` on
+    each side, or of a video as uploaded (in its own container when we read it, else MP4;
+    no size transformation: Cloudinary transforms large videos only asynchronously)."""
     if delivery_type not in FETCHABLE_TYPES:
         raise ValueError(f"delivery type {delivery_type!r} cannot be fetched")
+    if resource_type not in RESOURCE_TYPES:
+        raise ValueError(f"resource type {resource_type!r} cannot be fetched")
     side = settings.cloudinary.max_side_px
     options: dict[str, object] = {
         "cloud_name": require_cloud_name(settings),
-        "resource_type": "image",
+        "resource_type": resource_type,
         "type": delivery_type,
         "version": version,
         "secure": True,
         "format": fmt if fmt in DECODABLE_FORMATS else "jpg",
         "transformation": [{"width": side, "height": side, "crop": "limit"}],
     }
+    if resource_type == "video":
+        options["format"] = fmt if fmt in VIDEO_FORMATS else "mp4"
+        del options["transformation"]
     if settings.cloudinary.secure_distribution:
         options.update(
             private_cdn=True, secure_distribution=settings.cloudinary.secure_distribution
@@ -103,7 +130,7 @@ def delivery_url(
     return str(url)
 
 
-def check_delivery_url(url: str, settings: Settings) -> None:
+def check_delivery_url(url: str, settings: Settings, resource_type: str = "image") -> None:
     """Refuse any URL outside our cloud's delivery host and path (before fetching)."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
@@ -112,20 +139,27 @@ def check_delivery_url(url: str, settings: Settings) -> None:
     path = unquote(parts.path)
     if posixpath.normpath(path) != path or "/./" in path or "/../" in path:
         raise UrlNotAllowed("delivery URL path has dot segments")
-    prefix = "/image/"
+    if resource_type not in RESOURCE_TYPES:
+        raise UrlNotAllowed(f"resource type {resource_type!r} is not fetched")
+    prefix = f"/{resource_type}/"
     if not settings.cloudinary.secure_distribution:
-        prefix = f"/{require_cloud_name(settings)}/image/"
+        prefix = f"/{require_cloud_name(settings)}/{resource_type}/"
     if not path.startswith(prefix):
         raise UrlNotAllowed("delivery URL is outside our Cloudinary cloud")
 
 
-def fetch_policy(settings: Settings) -> FetchPolicy:
-    """The production policy: only our delivery host, the image byte cap and fetch deadline."""
-    return FetchPolicy.from_settings(settings, allowed_hosts=[delivery_host(settings)])
+def fetch_policy(settings: Settings, resource_type: str = "image") -> FetchPolicy:
+    """The production policy: only our delivery host, the byte cap and fetch deadline
+    (an image's, or for videos ``FACESEARCH_VIDEO_FETCH_MAX_BYTES`` / ``_TIMEOUT_S``)."""
+    policy = FetchPolicy.from_settings(settings, allowed_hosts=[delivery_host(settings)])
+    if resource_type == "video":
+        video = settings.video
+        policy = replace(policy, max_bytes=video.fetch_max_bytes, timeout_s=video.fetch_timeout_s)
+    return policy
 
 
 def cloudinary_fetcher(
-    settings: Settings, *, policy: FetchPolicy | None = None
+    settings: Settings, *, policy: FetchPolicy | None = None, resource_type: str = "image"
 ) -> Callable[[str], bytes]:
     """A ``UrlFetcher`` for ``facesearch.ingest.loader``: Cloudinary URLs and nothing else.
 
@@ -135,11 +169,11 @@ def cloudinary_fetcher(
     ``policy`` exists for tests (a local TLS server: its port, its CA, 127.0.0.1 exempt);
     production uses :func:`fetch_policy`. The host allow-list is ours either way.
     """
-    active = policy or fetch_policy(settings)
+    active = policy or fetch_policy(settings, resource_type)
     active = replace(active, allowed_hosts=(delivery_host(settings),))
 
     def fetch(url: str) -> bytes:
-        check_delivery_url(url, settings)
+        check_delivery_url(url, settings, resource_type)
         try:
             return fetch_image(url, active).data
         except FetchFailed as exc:

@@ -2,16 +2,17 @@
 
 Which ``notification_type`` does what (also in docs/cloudinary.md):
 
-* ``upload`` of an ``image`` resource: ingest it (``UploadedImage``).
+* ``upload`` of an ``image`` or ``video`` resource: ingest it (``UploadedImage``; a
+  video is planned into chunks by ingest, docs/video.md).
 * ``eager``: the derived versions of an upload are ready. The original was
   announced by its own ``upload`` notification; we treat the eager one as another
   announcement of the same original (public_id + version from the derived URL),
   so whichever arrives first queues it and the other is a duplicate.
-* ``delete``: forget every ``image`` resource listed (``DeletedImages``).
+* ``delete``: forget every ``image`` and ``video`` resource listed (``DeletedImages``).
 * everything else (``rename``, ``moderation``, ``resource_tags_changed``,
   ``resource_context_changed``, ``resource_metadata_changed``, ``multi``,
-  ``explode``, ``generate_archive``, folder events, ...) and any non-image
-  resource (``video``, ``raw``): acknowledged with 200 and logged
+  ``explode``, ``generate_archive``, folder events, ...), ``raw`` resources and eager
+  versions of videos (their upload notification suffices): acknowledged with 200 and logged
   (``Ignored``), so Cloudinary does not retry what we will never process.
 
 Identities are never taken from URLs we would fetch: the ingest URL is rebuilt
@@ -36,12 +37,15 @@ MAX_PUBLIC_ID_CHARS = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FORMAT = re.compile(r"^[a-z0-9]{1,10}$")
 #: ``.../<resource_type>/<delivery type>/[transformations/]v<version>/<public_id>.<ext>``
+#: resource types we ingest (and forget when deleted)
+INGESTED_RESOURCES = frozenset({"image", "video"})
 _DERIVED_URL = re.compile(r"/(image|video|raw)/([a-z_]+)/(?:.+/)?v([0-9]{1,12})/(.+)$")
 
 
 @dataclass(frozen=True)
 class UploadedImage:
-    """An original image to ingest: one public_id at one version."""
+    """An original image (or video: ``resource_type``) to ingest: one public_id at one
+    version."""
 
     notification_type: str
     public_id: str
@@ -54,6 +58,7 @@ class UploadedImage:
     tags: tuple[str, ...] = ()
     context: tuple[tuple[str, str], ...] = ()  # the asset's custom context, key-value pairs
     asset_folder: str | None = None
+    resource_type: str = "image"  # image | video
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class DeletedImage:
     public_id: str
     version: int | None
     delivery_type: str
+    resource_type: str = "image"  # image | video
 
 
 @dataclass(frozen=True)
@@ -116,8 +122,8 @@ def _format(value: object) -> str | None:
 
 def _upload(body: Mapping[str, Any]) -> Notification:
     resource_type = _str(body, "resource_type") or "image"
-    if resource_type != "image":
-        return Ignored("upload", f"resource_type {resource_type} is not an image")
+    if resource_type not in INGESTED_RESOURCES:
+        return Ignored("upload", f"resource_type {resource_type[:32]} is not ingested")
     size = body.get("bytes")
     return UploadedImage(
         notification_type="upload",
@@ -131,6 +137,7 @@ def _upload(body: Mapping[str, Any]) -> Notification:
         tags=_tags(body.get("tags")),
         context=_context(body.get("context")),
         asset_folder=_str(body, "asset_folder"),
+        resource_type=resource_type,
     )
 
 
@@ -209,7 +216,8 @@ def _delete(body: Mapping[str, Any]) -> Notification:
     for resource in resources:
         if not isinstance(resource, Mapping):
             raise BadNotification("delete notification: a resource is not an object")
-        if (_str(resource, "resource_type") or "image") != "image":
+        resource_type = _str(resource, "resource_type") or "image"
+        if resource_type not in INGESTED_RESOURCES:
             continue
         version = resource.get("version")
         images.append(
@@ -217,10 +225,11 @@ def _delete(body: Mapping[str, Any]) -> Notification:
                 public_id=check_public_id(resource.get("public_id")),
                 version=None if version is None else _version(version),
                 delivery_type=_str(resource, "type") or "upload",
+                resource_type=resource_type,
             )
         )
     if not images:
-        return Ignored("delete", "no image resources")
+        return Ignored("delete", "no image or video resources")
     return DeletedImages(tuple(images))
 
 

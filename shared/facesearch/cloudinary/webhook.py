@@ -5,8 +5,9 @@ anything but 200, so the request does one signature check, one create-if-absent
 and one Pub/Sub publish, and the GPU ingest function downloads the image later.
 
 Outcomes (rendered as 200 by :mod:`facesearch.cloudinary.entry`):
-``queued`` (ingest request published), ``duplicate`` (this public_id + version
-was queued before), ``ignored`` (not ours to process), ``forgotten`` (delete).
+``queued`` (ingest request published; a video's asks ingest to plan it into chunks),
+``duplicate`` (this public_id + version was queued before), ``ignored`` (not ours to
+process), ``forgotten`` (delete: images and videos).
 Raised errors become 401 (signature), 400 (unreadable body) or 503
 (:class:`TransientError`: Cloudinary retries).
 """
@@ -43,14 +44,14 @@ from facesearch.errors import NotFound, TransientError
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Bus, Message
 from facesearch.storage.ledger import LEDGER_TTL_S, EventLedger
-from facesearch.storage.metadata import DEFAULT_COLLECTION, ImageStatus, MetadataStore
+from facesearch.storage.metadata import DEFAULT_COLLECTION, ImageRecord, ImageStatus, MetadataStore
+from facesearch.storage.videos import VideoRecord
 
 logger = logging.getLogger(__name__)
 
 INGEST_REQUEST_VERSION = 1
-#: Forgets an image's records, crops and index entries (the query API's forget); the
-#: number of faces removed. Raises NotFound for an unknown image.
-#: forget one image of a collection through the API's forget path: (collection, image) -> faces
+#: Forgets an image's (or a video's) records, crops and index entries through the query
+#: API's forget path: (collection, image or video id) -> faces removed; NotFound if unknown.
 ImageForgetter = Callable[[str, str], int]
 
 
@@ -73,13 +74,16 @@ def ingest_request(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The ``ingest-requests`` body and attributes (facesearch.ingest.sources, schema v1)."""
     cloud = require_cloud_name(settings)
-    sid = source_id(cloud, upload.public_id, upload.version)
+    kind = upload.resource_type
+    sid = source_id(cloud, upload.public_id, upload.version, kind)
     body: dict[str, Any] = {
         "v": INGEST_REQUEST_VERSION,
         "url": url,
         "source_id": sid,
         "collection": collection_id,
     }
+    if kind == "video":
+        body["media"] = "video"  # planned into chunks by ingest (facesearch.ingest.video)
     if upload.format:
         content_type = mimetypes.types_map.get(f".{upload.format}")
         if content_type:
@@ -90,7 +94,9 @@ def ingest_request(
         "kind": "ingest-request",
         "source": "cloudinary",
         "collection": collection_id,
-        "image_id": cloudinary_image_id(cloud, upload.public_id, upload.version, collection_id),
+        "image_id": cloudinary_image_id(
+            cloud, upload.public_id, upload.version, collection_id, kind
+        ),
     }
     return body, attributes
 
@@ -105,6 +111,7 @@ class CloudinaryWebhook:
     bus: Bus = field(kw_only=True)
     stores: Callable[[str], MetadataStore] = field(kw_only=True)
     forget_image: ImageForgetter = field(kw_only=True)
+    forget_video: ImageForgetter = field(kw_only=True)
     secrets: Callable[[], Sequence[str]] = field(kw_only=True)
     clock: Callable[[], float] = field(kw_only=True, default=time.time)
     cloud_name: str = field(init=False)
@@ -127,10 +134,11 @@ class CloudinaryWebhook:
         kind = upload.notification_type
         if upload.delivery_type not in FETCHABLE_TYPES:
             return self._ignored(Ignored(kind, f"delivery type {upload.delivery_type}"))
-        key = event_key(self.cloud_name, upload.public_id, upload.version)
+        kind_of = upload.resource_type
+        key = event_key(self.cloud_name, upload.public_id, upload.version, kind_of)
         collection = collection_for_upload(upload, self.settings.cloudinary.collection_from)
         image_id = cloudinary_image_id(
-            self.cloud_name, upload.public_id, upload.version, collection
+            self.cloud_name, upload.public_id, upload.version, collection, kind_of
         )
         fields = {
             "image_id": image_id,
@@ -156,6 +164,7 @@ class CloudinaryWebhook:
                 fmt=upload.format,
                 delivery_type=upload.delivery_type,
                 api_secret=secret,
+                resource_type=kind_of,
             )
             body, attributes = ingest_request(self.settings, upload, url, collection)
             message = Message(json.dumps(body, separators=(",", ":")).encode(), attributes)
@@ -199,11 +208,14 @@ class CloudinaryWebhook:
                 extra=log_fields(public_id=image.public_id),
             )
             return None
-        key = event_key(self.cloud_name, image.public_id, image.version)
+        kind = image.resource_type
+        key = event_key(self.cloud_name, image.public_id, image.version, kind)
         claim = self.ledger.get(key)
         # the upload's claim says which collection it went to (the delete does not say)
         collection = (claim or {}).get("collection") or DEFAULT_COLLECTION
-        image_id = cloudinary_image_id(self.cloud_name, image.public_id, image.version, collection)
+        image_id = cloudinary_image_id(
+            self.cloud_name, image.public_id, image.version, collection, kind
+        )
         fields = {"image_id": image_id, "public_id": image.public_id, "version": image.version}
         deleted = {
             "public_id": image.public_id,
@@ -212,8 +224,10 @@ class CloudinaryWebhook:
             "collection": collection,
         }
         expires_at = self.clock() + LEDGER_TTL_S
+        store = self.stores(collection)
+        record: ImageRecord | VideoRecord | None
         try:
-            record = self.stores(collection).get_image(image_id)
+            record = store.get_video(image_id) if kind == "video" else store.get_image(image_id)
         except NotFound:
             record = None
         if record is None:
@@ -225,10 +239,11 @@ class CloudinaryWebhook:
             if claim.get("deleted"):
                 return None  # forgotten before: a duplicate delete
             raise TransientError(f"image {image_id} is queued for ingest; retry the delete")
-        if record.status in (ImageStatus.QUEUED, ImageStatus.PROCESSING):
-            raise TransientError(f"image {image_id} is being ingested; retry the delete")
+        if str(record.status) in (ImageStatus.QUEUED, ImageStatus.PROCESSING):
+            raise TransientError(f"{kind} {image_id} is being ingested; retry the delete")
+        forget = self.forget_video if kind == "video" else self.forget_image
         try:
-            removed = self.forget_image(collection, image_id)
+            removed = forget(collection, image_id)
         except NotFound:
             removed = 0
         self.ledger.put(key, deleted, expires_at)

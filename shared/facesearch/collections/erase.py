@@ -94,8 +94,10 @@ class EraseJob:
         budget = self.step_budget
         result = EraseStep()
         purged = self.stores(collection_id).purge(limit=budget)
-        result.removed.update(images=purged.images, faces=purged.faces)
-        left = budget - purged.images - purged.faces
+        result.removed.update(
+            images=purged.images, faces=purged.faces, videos=purged.videos, tracks=purged.tracks
+        )
+        left = budget - sum(result.removed.values())
         people = self.people(collection_id).purge(limit=max(left, 0))
         result.removed["people_records"] = people.removed
         left -= people.removed
@@ -169,6 +171,8 @@ class EraseJob:
             "faces": counts.faces,
             "persons": people.persons + people.aliases,
             "people_records": people.faces + people.tombstones + people.corrections,
+            "videos": counts.videos,
+            "tracks": counts.tracks,
             "crops": len(self.crops.list_versions(collection_prefix(collection_id))),
             "index_objects": len(self.index_store(collection_id).list_versions("")),
             "ledger": self.ledger.count_collection(collection_id) if self.ledger else 0,

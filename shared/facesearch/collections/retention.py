@@ -3,8 +3,9 @@
 Run by the scheduler (Cloud Scheduler publishes a ``retention`` control message
 daily; the indexer fans it out to every collection with a retention and sweeps
 each in bounded steps) or by ``facesearch collections sweep`` locally. An expired
-image goes the way of any forgotten one — crops first, then its index entries,
-then its records — so a sweep interrupted half-way is simply resumed.
+image — or video: its track faces, tracks and any work files left — goes the way of
+any forgotten one — crops first, then its index entries, then its records — so a
+sweep interrupted half-way is simply resumed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from facesearch.collections.policy import CollectionSettings
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
-from facesearch.storage.metadata import Catalog, CollectionStatus, MetadataStore
+from facesearch.storage.metadata import Catalog, CollectionStatus, FaceRecord, MetadataStore
+from facesearch.video.names import work_files
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +33,8 @@ IndexRemover = Callable[[str, list[str]], object]
 
 @dataclass(frozen=True)
 class SweepStep:
-    images: int
-    faces: int
+    images: int  # images and videos forgotten
+    faces: int  # their faces (a video's: its track faces)
     done: bool
 
 
@@ -92,14 +94,33 @@ class RetentionSweep:
                 self.remove_from_index(collection_id, face_ids)
             store.delete_image(image.image_id)
             faces += len(face_ids)
-        if expired:
+        room = limit - len(expired)
+        videos = store.videos_created_before(cutoff, limit=room) if room > 0 else []
+        for video in videos:
+            records = list(_all_faces(store, video.video_id))
+            for face in records:
+                if face.crop_url:
+                    self._delete_crop(face.crop_url)
+            for name in work_files(video):
+                self.crops.delete(name)
+            face_ids = [f.face_id for f in records]
+            if face_ids:
+                self.remove_from_index(collection_id, face_ids)
+            store.delete_video(video.video_id)
+            faces += len(face_ids)
+        if expired or videos:
             logger.info(
-                "retention: expired images forgotten",
+                "retention: expired images and videos forgotten",
                 extra=log_fields(
-                    collection=collection_id, images=len(expired), faces=faces, days=days
+                    collection=collection_id,
+                    images=len(expired),
+                    videos=len(videos),
+                    faces=faces,
+                    days=days,
                 ),
             )
-        return SweepStep(len(expired), faces, len(expired) < limit)
+        done = room > 0 and len(videos) < room
+        return SweepStep(len(expired) + len(videos), faces, done)
 
     def run(self, collection_id: str) -> SweepStep:
         """Sweep one collection to the end (embedded mode)."""
@@ -114,3 +135,14 @@ class RetentionSweep:
         prefix = f"{self.crops.url}/"
         if location.startswith(prefix):
             self.crops.delete(location[len(prefix) :])
+
+
+def _all_faces(store: MetadataStore, image_id: str) -> list[FaceRecord]:
+    out: list[FaceRecord] = []
+    cursor: str | None = None
+    while True:
+        page = store.list_faces(image_id=image_id, cursor=cursor, limit=1000)
+        out += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return out

@@ -22,7 +22,11 @@ from facesearch.storage.metadata import DEFAULT_COLLECTION
 def add_ingest_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``ingest`` and ``search`` on the main CLI."""
     ingest = subparsers.add_parser(
-        "ingest", help="ingest photos (files or folders) into the local collection"
+        "ingest",
+        help="ingest photos and videos (files or folders) into the local collection",
+        description="Photos and videos (decided by content). A video is processed here to the"
+        " end, chunk by chunk as the cloud's instances would, with a progress bar in video"
+        " seconds; its tracks become searchable faces (facesearch video show ID).",
     )
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -76,14 +80,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"facesearch ingest: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
     files = list(iter_image_files(args.paths))
-    system = EmbeddedSystem(settings, collection_id=args.collection)
     progress: Any = None
+    video_bar = None
     if not args.no_progress and not args.json:
         from tqdm import tqdm
 
-        progress = tqdm(total=len(files), unit="img", file=sys.stderr, dynamic_ncols=True)
+        progress = tqdm(total=len(files), unit="file", file=sys.stderr, dynamic_ncols=True)
+        video_bar = VideoBar()
+    system = EmbeddedSystem(settings, collection_id=args.collection, on_video_progress=video_bar)
 
     def tick(path: Path, outcome: Any) -> None:
+        if video_bar is not None:
+            video_bar.close()
         if progress is not None:
             progress.set_postfix_str(f"{path.name}: {outcome.outcome}", refresh=False)
             progress.update(1)
@@ -99,6 +107,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "images": summary.images,
+                    "videos": summary.videos,
+                    "video_ids": summary.video_ids,
                     "done": summary.done,
                     "duplicates": summary.duplicates,
                     "faces": summary.faces,
@@ -110,6 +120,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     "collection": {
                         "id": args.collection,
                         "images": counts.images,
+                        "videos": counts.videos,
                         "faces": counts.faces,
                     },
                     "dead_letters": len(system.bus.dead_letters),
@@ -119,18 +130,25 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
     else:
         rows = [
-            ["images", str(summary.images)],
-            ["  ingested", str(summary.done)],
+            ["files", str(summary.images)],
+            ["  ingested", f"{summary.done} ({summary.videos} videos)"],
             ["  already known", str(summary.duplicates)],
-            ["faces", str(summary.faces)],
+            ["faces", f"{summary.faces} (video tracks included)"],
         ]
+        for video_id in summary.video_ids[:5]:
+            rows.append(["  video", f"{video_id}  (facesearch video show {video_id})"])
+        if len(summary.video_ids) > 5:
+            rows.append(["  video", f"... {len(summary.video_ids) - 5} more (--json lists all)"])
         for reason, sources in sorted(summary.rejected.items()):
             examples = ", ".join(sources[:3]) + (", ..." if len(sources) > 3 else "")
             rows.append([f"rejected: {reason}", f"{len(sources)}  ({examples})"])
         for reason, sources in sorted(summary.skipped.items()):
             rows.append([f"skipped: {reason}", str(len(sources))])
         speed = f"{summary.images_per_s:.2f} images/s, {summary.faces_per_s:.2f} faces/s"
-        stored = f"{counts.images} images, {counts.faces} faces in {settings.data_dir}"
+        stored = (
+            f"{counts.images} images, {counts.videos} videos, {counts.faces} faces"
+            f" in {settings.data_dir}"
+        )
         if args.collection != DEFAULT_COLLECTION:
             stored += f" (collection {args.collection})"
         rows += [
@@ -143,6 +161,45 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"warning: {len(system.bus.dead_letters)} index message(s) failed", file=sys.stderr)
         return 1
     return 1 if args.strict and summary.rejected else 0
+
+
+def _moments(spans: Any) -> str:
+    """`` @ 0.0-1.9 s, 5.0-6.0 s`` for a video match (nothing for a photo's)."""
+    if not spans:
+        return ""
+    return " @ " + ", ".join(f"{a / 1000:.1f}-{b / 1000:.1f} s" for a, b in spans)
+
+
+class VideoBar:
+    """A progress bar per video, in seconds of video processed (chunk after chunk)."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._video: str | None = None
+
+    def __call__(self, video_id: str, t_ms: int, duration_ms: int | None) -> None:
+        from tqdm import tqdm
+
+        if video_id != self._video:
+            self.close()
+            self._video = video_id
+            total = None if duration_ms is None else round(duration_ms / 1000, 1)
+            self._bar = tqdm(
+                total=total,
+                unit="s",
+                desc=f"video {video_id[:8]}",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                leave=False,
+                bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s of video [{elapsed}<{remaining}]",
+            )
+        self._bar.n = round(t_ms / 1000, 1)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        self._bar, self._video = None, None
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -177,6 +234,11 @@ def cmd_search(args: argparse.Namespace) -> int:
                                     "similarity": round(m.similarity, 4),
                                     "image_id": m.image_id,
                                     "source": m.source,
+                                    **(
+                                        {"moments_ms": [list(s) for s in m.moments]}
+                                        if m.moments
+                                        else {}
+                                    ),
                                 }
                                 for m in r.matches
                             ],
@@ -196,11 +258,10 @@ def cmd_search(args: argparse.Namespace) -> int:
                 print("  no matches (empty collection?)")
                 continue
             rows = [
-                [str(n), f"{m.similarity:.4f}", m.source, m.face_id]
+                [str(n), f"{m.similarity:.4f}", m.source + _moments(m.moments), m.face_id]
                 for n, m in enumerate(r.matches, 1)
             ]
             print(
-                "  "
-                + _table(["#", "similarity", "source image", "face id"], rows).replace("\n", "\n  ")
+                "  " + _table(["#", "similarity", "source", "face id"], rows).replace("\n", "\n  ")
             )
     return 0 if any(r.matches for r in results) else 1

@@ -3,13 +3,17 @@
 This is the one place where errors become delivery decisions:
 
 * returned normally (HTTP 2xx, acknowledged): every final outcome — done,
-  failed(code) recorded in the metadata store, skipped, duplicate — and poison
-  input we cannot parse (logged at ERROR with its id: acked, not lost silently);
+  failed(code) recorded in the metadata store (an image, or a video: a bad video stays
+  bad, whichever chunk finds it), skipped, duplicate, a video queued as chunk tasks —
+  and poison input we cannot parse (logged at ERROR with its id: acked, not lost
+  silently);
 * raised (HTTP 5xx, the platform retries with backoff; after the subscription's
   ``max_delivery_attempts`` the message goes to the dead-letter topic):
   :class:`TransientError` (a dependency is down), :class:`ModelError` /
   :class:`ConfigError` (this instance is broken or misconfigured, the image may
-  be fine) and any unexpected exception.
+  be fine), :class:`IncompleteVideo` (a finish that overtook a chunk's result) and any
+  unexpected exception. A video chunk that keeps crashing its instance is failed after
+  ``MAX_CHUNK_ATTEMPTS`` instead (facesearch.ingest.video).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import base64
 import binascii
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from facesearch import jsonsafe
@@ -30,10 +34,12 @@ from facesearch.ingest.sources import (
     STORAGE_FINALIZED,
     SourceRef,
     collection_for_object,
-    source_from_ingest_request,
+    request_from_ingest_message,
     source_from_storage_object,
 )
 from facesearch.logs import log_fields
+from facesearch.storage.bus import Message
+from facesearch.storage.messages import VideoTask
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +65,9 @@ def _json_data(data: Any) -> Mapping[str, Any]:
     return jsonsafe.loads_object(data, error=BadMessage, what="event data")
 
 
-def source_from_event(event_type: str, data: Any) -> SourceRef:
-    """The image an event points at: a finalized object or an ingest-requests message."""
+def source_from_event(event_type: str, data: Any) -> SourceRef | VideoTask:
+    """What an event asks for: a finalized object, an ingest-requests message naming
+    something to ingest, or one step of a video being processed."""
     if event_type == STORAGE_FINALIZED:
         return source_from_storage_object(_json_data(data))
     if event_type == PUBSUB_PUBLISHED:
@@ -71,7 +78,7 @@ def source_from_event(event_type: str, data: Any) -> SourceRef:
             body = base64.b64decode(message.get("data") or "", validate=True)
         except (binascii.Error, ValueError) as exc:
             raise BadMessage("Pub/Sub message data is not base64") from exc
-        return source_from_ingest_request(body)
+        return request_from_ingest_message(body)
     raise BadMessage(f"unexpected event type {event_type!r}")
 
 
@@ -82,6 +89,8 @@ def handle_event(
     try:
         source = source_from_event(event_type, data)
         service = service or default_service()
+        if isinstance(source, VideoTask):
+            return service.run_video_task(source)
         watched = service.settings.storage.uploads_bucket
         if event_type == STORAGE_FINALIZED:  # the object's name says which collection
             pattern = service.settings.ingest.collection_pattern
@@ -126,3 +135,15 @@ def _f(event_id: str, **fields: Any) -> dict[str, Any]:
 def handle_cloud_event(event: Any, *, service: IngestService | None = None) -> None:
     """Adapter for ``functions_framework.cloud_event`` (a ``cloudevents`` CloudEvent)."""
     handle_event(str(event["type"]), event.data, event_id=str(event["id"]), service=service)
+
+
+def bus_handler(service: IngestService) -> Callable[[list[Message]], None]:
+    """``ingest-requests`` on the in-process bus (embedded mode): each message through
+    :func:`handle_event`, as the Pub/Sub push does in the cloud (raise = redeliver)."""
+
+    def handle(messages: list[Message]) -> None:
+        for message in messages:
+            data = {"message": {"data": base64.b64encode(message.data).decode()}}
+            handle_event(PUBSUB_PUBLISHED, data, event_id=message.message_id, service=service)
+
+    return handle

@@ -24,7 +24,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import numpy as np
 from PIL import Image
@@ -42,11 +41,18 @@ from facesearch.errors import (
     QuotaExceeded,
     TooManyAttempts,
 )
+from facesearch.ingest.job import (
+    MAX_PROCESSING_ATTEMPTS,
+    IngestJob,
+    IngestOutcome,
+    Outcome,
+)
 from facesearch.ingest.sources import SourceRef, face_id_for
+from facesearch.ingest.video import VideoIngest, is_video
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Bus
-from facesearch.storage.messages import EmbeddingsMessage, chunked
+from facesearch.storage.messages import EmbeddingsMessage, VideoTask, chunked
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
     FaceRecord,
@@ -55,57 +61,17 @@ from facesearch.storage.metadata import (
     MetadataStore,
     collection_prefix,
 )
+from facesearch.video.sniff import SNIFF_BYTES
 from facesearch.vision.decode import sniff_format
 from facesearch.vision.pipeline import FacePipeline
-from facesearch.vision.settings import QualityPolicy
 from facesearch.vision.types import Face, ImageResult
 
 logger = logging.getLogger(__name__)
 
-#: Processing attempts (redeliveries of one image) before it is failed for good.
-MAX_PROCESSING_ATTEMPTS = 5
 CROP_JPEG_QUALITY = 90
 
 #: Reads a source's bytes and the generation they belong to (None where meaningless).
 Loader = Callable[[SourceRef], tuple[bytes, int | None]]
-
-
-class Outcome(StrEnum):
-    DONE = "done"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # not ours to process (own output, not an image)
-    DUPLICATE = "duplicate"  # already done with this model: redelivery
-    SUPERSEDED = "superseded"  # the object changed or vanished since the event
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    image_id: str
-    source: str
-    outcome: Outcome
-    faces: int = 0
-    error_code: str | None = None
-    reason: str | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def acknowledged(self) -> bool:
-        return True  # every outcome returned (not raised) is final
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One ingest's collection-specific collaborators, chosen once per request."""
-
-    source: SourceRef
-    store: MetadataStore
-    pipeline: FacePipeline
-    policy: QualityPolicy
-    max_faces: int | None
-
-    @property
-    def model(self) -> str:
-        return self.pipeline.embedder.model_id
 
 
 @dataclass(eq=False)
@@ -124,6 +90,8 @@ class IngestService:
     crops: BlobStore = field(kw_only=True)
     bus: Bus = field(kw_only=True)
     loader: Loader = field(kw_only=True)
+    #: the video half (facesearch.ingest.video); None: videos are skipped as not images
+    videos: VideoIngest | None = field(kw_only=True, default=None)
 
     @property
     def metadata(self) -> MetadataStore:
@@ -162,10 +130,31 @@ class IngestService:
             self._drop_crops(job)
             return IngestOutcome(image_id, source.display, Outcome.SKIPPED, reason=error.code)
 
-    def _job(self, source: SourceRef) -> _Job:
+    def run_video_task(self, task: VideoTask) -> IngestOutcome:
+        """One step of a video (a chunk, or the finish) queued on ingest-requests."""
+        fields = log_fields(video_id=task.video_id, collection=task.collection_id)
+        source = SourceRef(kind="video", name=task.video_id, identity=task.video_id).in_collection(
+            task.collection_id
+        )
+        if self.videos is None:
+            raise ConfigError("this ingest service does not process videos")
+        try:
+            job = self._job(source)
+        except (NotFound, CollectionClosed) as error:
+            logger.warning("skipped: %s", error.message, extra=fields)
+            return IngestOutcome(task.video_id, source.display, Outcome.SKIPPED, reason=error.code)
+        try:
+            if task.step == "chunk":
+                return self.videos.chunk(job, task)
+            return self.videos.finish(job, task)
+        except CollectionClosed as error:  # the erase began while this step ran
+            logger.warning("skipped: %s", error.message, extra=fields)
+            return IngestOutcome(task.video_id, source.display, Outcome.SKIPPED, reason=error.code)
+
+    def _job(self, source: SourceRef) -> IngestJob:
         record = self.collections.require_active(source.collection_id)
         policy = CollectionSettings.from_record(record.settings)
-        return _Job(
+        return IngestJob(
             source=source,
             store=self.stores(source.collection_id),
             pipeline=self.pipelines(policy.embedder),
@@ -173,10 +162,16 @@ class IngestService:
             max_faces=policy.max_faces,
         )
 
-    def _ingest(self, job: _Job, data: bytes | None, fields: dict[str, object]) -> IngestOutcome:
+    def _ingest(
+        self, job: IngestJob, data: bytes | None, fields: dict[str, object]
+    ) -> IngestOutcome:
         source, store = job.source, job.store
         image_id = source.image_id
         limit = self.settings.vision.max_image_bytes
+        if self.videos is not None and (
+            source.claims_video or (data is None and self._large_video(source, limit))
+        ):
+            return self.videos.plan(job, data)
         if source.size is not None and source.size > limit:
             return self._fail(
                 job, ImageTooLarge(f"{source.size} bytes is over the {limit}-byte cap"), None
@@ -230,6 +225,8 @@ class IngestService:
                 return IngestOutcome(
                     image_id, source.display, Outcome.SUPERSEDED, reason="overwritten"
                 )
+        if self.videos is not None and is_video(data):  # sniffed by content, never the name
+            return self.videos.plan(job, data)
         if len(data) > limit:
             return self._fail(
                 job, ImageTooLarge(f"{len(data)} bytes is over the {limit}-byte cap"), existing
@@ -258,8 +255,27 @@ class IngestService:
             return self._fail(job, error, record)
         return self._store(job, record, result, time.perf_counter() - start)
 
+    def _large_video(self, source: SourceRef, limit: int) -> bool:
+        """An object over the image cap is refused unless its first bytes say video."""
+        if self.videos is None or source.size is None or source.size <= limit:
+            return False  # read whole below, and sniffed then (no extra request per photo)
+        where: dict[str, object]
+        if source.kind == "gcs":
+            where = {"kind": "gcs", "bucket": source.bucket, "name": source.name}
+            if source.generation is not None:
+                where["generation"] = source.generation
+        elif source.kind == "file":
+            where = {"kind": "file", "path": source.name}
+        else:
+            return False
+        try:
+            with self.videos.open_video(where) as reader:
+                return is_video(reader.read(SNIFF_BYTES))
+        except NotFound:
+            return False  # gone: the normal path records it superseded
+
     def _store(
-        self, job: _Job, record: ImageRecord, result: ImageResult, pipeline_s: float
+        self, job: IngestJob, record: ImageRecord, result: ImageResult, pipeline_s: float
     ) -> IngestOutcome:
         source, image_id = job.source, record.image_id
         start = time.perf_counter()
@@ -306,10 +322,10 @@ class IngestService:
         )
         return IngestOutcome(image_id, source.display, Outcome.DONE, len(faces), timings_ms=timings)
 
-    def _crop_name(self, job: _Job, index: int) -> str:
+    def _crop_name(self, job: IngestJob, index: int) -> str:
         return f"{collection_prefix(job.source.collection_id)}{job.source.image_id}/{index}.jpg"
 
-    def _face_record(self, job: _Job, face: Face, model: str) -> FaceRecord:
+    def _face_record(self, job: IngestJob, face: Face, model: str) -> FaceRecord:
         image_id = job.source.image_id
         crop_url = None
         if face.crop is not None:
@@ -326,13 +342,13 @@ class IngestService:
             crop_url=crop_url,
         )
 
-    def _drop_crops(self, job: _Job) -> None:
+    def _drop_crops(self, job: IngestJob) -> None:
         """Crops written for an image whose records the store then refused (erased collection)."""
         prefix = f"{collection_prefix(job.source.collection_id)}{job.source.image_id}/"
         for info in self.crops.list(prefix):
             self.crops.delete(info.name)
 
-    def _publish(self, job: _Job, model: str, faces: list[FaceRecord]) -> None:
+    def _publish(self, job: IngestJob, model: str, faces: list[FaceRecord]) -> None:
         if not faces:
             return
         source = job.source
@@ -352,7 +368,7 @@ class IngestService:
         self.bus.publish(self.settings.storage.embeddings_topic, messages)
 
     def _fail(
-        self, job: _Job, error: FaceSearchError, existing: ImageRecord | None
+        self, job: IngestJob, error: FaceSearchError, existing: ImageRecord | None
     ) -> IngestOutcome:
         """Record a permanent failure (so it is visible and never retried) and acknowledge."""
         source = job.source
@@ -391,6 +407,7 @@ class IngestService:
 
 __all__ = [
     "MAX_PROCESSING_ATTEMPTS",
+    "IngestJob",
     "IngestOutcome",
     "IngestService",
     "Loader",

@@ -14,11 +14,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from facesearch import jsonsafe
 from facesearch.errors import BadMessage
+from facesearch.storage.messages import VideoTask
 from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -26,6 +27,8 @@ PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )
+#: names a folder walk (``facesearch ingest FOLDER``) picks up as videos; the content decides
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".3gp", ".webm", ".mkv", ".avi", ".ts"})
 
 
 def image_id_for(identity: str, collection_id: str = DEFAULT_COLLECTION) -> str:
@@ -83,6 +86,11 @@ class SourceRef:
         """What humans see as the source (a local file's path; otherwise the identity)."""
         return self.name if self.kind == "file" else self.identity
 
+    @property
+    def claims_video(self) -> bool:
+        """An ingest request that says it is a video (a Cloudinary ``video`` resource)."""
+        return self.extra.get("media") == "video"
+
     def claims_image(self) -> bool:
         """Does the name or content type say "image"? (Used only to decide skip vs fail.)"""
         if self.content_type and self.content_type.lower().startswith("image/"):
@@ -137,6 +145,25 @@ class SourceRef:
             created_time=created_time,
         )
 
+    @classmethod
+    def local_large_file(cls, path: str, *, created_time: float | None = None) -> SourceRef:
+        """A local file too large to read whole (a video): hashed as a stream, same identity
+        as :meth:`local_file` would give it."""
+        digest = hashlib.sha256()
+        size = 0
+        with Path(path).open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+                size += len(block)
+        return cls(
+            kind="file",
+            name=path,
+            identity=f"sha256:{digest.hexdigest()}",
+            size=size,
+            content_type=mimetypes.guess_type(path)[0],
+            created_time=created_time,
+        )
+
 
 def _rfc3339(value: object) -> float | None:
     if not isinstance(value, str) or not value:
@@ -172,16 +199,28 @@ def source_from_storage_object(data: Mapping[str, Any]) -> SourceRef:
 
 
 def source_from_ingest_request(body: bytes) -> SourceRef:
-    """An ``ingest-requests`` message (e.g. from the Cloudinary webhook).
+    """An ``ingest-requests`` message naming something to ingest (not a video step)."""
+    request = request_from_ingest_message(body)
+    if isinstance(request, VideoTask):
+        raise BadMessage("ingest request: a video step, not a source")
+    return request
+
+
+def request_from_ingest_message(body: bytes) -> SourceRef | VideoTask:
+    """An ``ingest-requests`` message (e.g. from the Cloudinary webhook, or ingest itself).
 
     Schema v1, JSON: ``{"v": 1, "bucket": B, "name": N, "generation": G}`` for an
-    object to (re-)ingest, or ``{"v": 1, "url": U, "source_id": S}`` for an image
-    to fetch (``S`` is its stable identity, e.g. ``cloudinary://cloud/public_id#version``);
-    either may name its ``"collection"`` (absent: ``default``).
+    object to (re-)ingest, ``{"v": 1, "url": U, "source_id": S}`` for an image to fetch
+    (``S`` is its stable identity, e.g. ``cloudinary://cloud/public_id#version``;
+    ``"media": "video"`` for a video), or ``{"v": 1, "video": {...}}`` for one step of a
+    video being processed (:class:`facesearch.storage.messages.VideoTask`); each may name
+    its ``"collection"`` (absent: ``default``).
     """
     request = jsonsafe.loads_object(body, error=BadMessage, what="ingest request")
     if request.get("v") != 1:
         raise BadMessage("ingest request: unknown schema version")
+    if "video" in request:
+        return VideoTask.from_body(request)
     try:
         collection = check_collection_id(request.get("collection", DEFAULT_COLLECTION))
     except ValueError as exc:
@@ -191,12 +230,15 @@ def source_from_ingest_request(body: bytes) -> SourceRef:
     url, source_id = request.get("url"), request.get("source_id")
     if not isinstance(url, str) or not isinstance(source_id, str) or not url or not source_id:
         raise BadMessage("ingest request needs bucket/name/generation or url + source_id")
+    media = request.get("media")
+    if media not in (None, "image", "video"):
+        raise BadMessage(f"ingest request: unknown media {str(media)[:20]!r}")
     return SourceRef(
         kind="url",
         name=url,
         identity=source_id,
         content_type=request.get("content_type"),
         created_time=_rfc3339(request.get("created_at")),
-        extra={"url": url},
+        extra={"url": url, **({"media": media} if media else {})},
         collection_id=collection,
     )

@@ -32,6 +32,8 @@ from facesearch.storage.messages import FaceEvent
 
 logger = logging.getLogger(__name__)
 
+#: the events that change persons; others on face-events (a finished video) are acknowledged
+FACE_EVENTS = frozenset({"face_added", "face_removed"})
 #: collections whose people service (and index reader) an instance keeps open
 MAX_OPEN_COLLECTIONS = 16
 
@@ -79,6 +81,8 @@ class ClustererService:
     def handle(self, message: Message) -> Handled:
         """Apply one face event; raises (BadMessage: poison; anything else: retry)."""
         event = FaceEvent.decode(message)
+        if event.event not in FACE_EVENTS:  # video_done / video_failed share the topic
+            return Handled(event.event, event.collection_id, 0, {}, "not a face event")
         start = time.perf_counter()
         try:
             self._require_active(event.collection_id)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from facesearch.errors import TransientError
 
@@ -65,6 +65,14 @@ class BlobStore(Protocol):
 
     def stat(self, name: str) -> int | None:
         """Current generation, or ``None`` if absent. One metadata request."""
+        ...
+
+    def open_read(self, name: str, *, generation: int | None = None) -> BinaryIO:
+        """A seekable reader of one version of a (large) object that fetches only what
+        is read (ranged requests on GCS): a video chunk reads its own stretch of a
+        4 GB upload. ``generation`` pins the version (None: the current one, pinned at
+        open). NotFound when absent; a backend failure while reading raises
+        TransientError. Close it after use."""
         ...
 
     def write(self, name: str, data: bytes, *, if_generation_match: int | None = None) -> int:

@@ -2,7 +2,10 @@
 
 ``face-embeddings``  ingest -> indexer: one image's faces, a chunk at a time.
 ``face-deletions``   API / tools -> indexer: face ids to drop from the index.
-``face-events``      indexer -> anyone: ``face_added`` / ``face_removed`` after commit.
+``face-events``      indexer -> anyone: ``face_added`` / ``face_removed`` after commit;
+                     ingest -> anyone: ``video_done`` / ``video_failed`` (:class:`VideoEvent`).
+``ingest-requests``  ingest -> ingest: one step of a video, a chunk or the finish
+                     (:class:`VideoTask`); other ingest requests: facesearch.ingest.sources.
 
 Bodies carry a version ``v``; a body we cannot parse is *poison*
 (:class:`BadMessage`): the consumer acknowledges and logs it instead of letting
@@ -31,6 +34,11 @@ KIND_EMBEDDINGS = "embeddings"
 KIND_DELETIONS = "deletions"
 KIND_EVENT = "face-event"
 KIND_CONTROL = "control"
+KIND_VIDEO_TASK = "video-task"
+KIND_VIDEO_EVENT = "video-event"
+#: where a video task reads the video: an uploaded object, a copy the planner staged in
+#: the crops store (fetched URLs), or a local file (embedded mode only)
+VIDEO_SOURCE_KINDS = frozenset({"gcs", "blob", "file"})
 
 
 @dataclass(frozen=True)
@@ -189,6 +197,122 @@ def push_message(data: Any) -> Message:
         raise BadMessage("Pub/Sub message data is not base64") from exc
     attributes = {str(k): str(v) for k, v in (raw.get("attributes") or {}).items()}
     return Message(body, attributes, str(raw.get("messageId") or raw.get("message_id") or ""))
+
+
+@dataclass(frozen=True)
+class VideoTask:
+    """One step of a video on ``ingest-requests``: process chunk ``chunk``, or ``finish``.
+
+    Body ``{"v": 1, "collection", "video": {"step", "video_id", "plan_id", "chunk",
+    "source": {"kind": "gcs", "bucket", "name", "generation"} | {"kind": "blob", "name"}
+    | {"kind": "file", "path"}}}``; attributes ``kind=video-task``, ``step``, ``video_id``.
+    Ids are the planner's, so a redelivered step names the same chunk (idempotent).
+    """
+
+    step: str  # chunk | finish
+    video_id: str
+    plan_id: str
+    source: dict[str, Any]
+    chunk: int | None = None
+    collection_id: str = DEFAULT_COLLECTION
+
+    def encode(self) -> Message:
+        video: dict[str, Any] = {
+            "step": self.step,
+            "video_id": self.video_id,
+            "plan_id": self.plan_id,
+            "source": dict(self.source),
+        }
+        if self.chunk is not None:
+            video["chunk"] = self.chunk
+        body = {"v": VERSION, "collection": self.collection_id, "video": video}
+        attributes = {
+            "kind": KIND_VIDEO_TASK,
+            "step": self.step,
+            "video_id": self.video_id,
+            "collection": self.collection_id,
+        }
+        return Message(json.dumps(body, separators=(",", ":")).encode(), attributes)
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> VideoTask:
+        video = body.get("video")
+        if not isinstance(video, dict):
+            raise BadMessage("video task without a video object")
+        step, source, chunk = video.get("step"), video.get("source"), video.get("chunk")
+        ids = [video.get("video_id"), video.get("plan_id")]
+        if step not in ("chunk", "finish") or not all(isinstance(i, str) and i for i in ids):
+            raise BadMessage("video task needs step (chunk|finish), video_id and plan_id")
+        if not isinstance(source, dict) or source.get("kind") not in VIDEO_SOURCE_KINDS:
+            raise BadMessage("video task: unknown video source")
+        if step == "chunk" and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0):
+            raise BadMessage("video chunk task needs a chunk index")
+        return cls(
+            step=str(step),
+            video_id=str(ids[0]),
+            plan_id=str(ids[1]),
+            source=dict(source),
+            chunk=chunk if step == "chunk" else None,
+            collection_id=_collection(body),
+        )
+
+
+@dataclass(frozen=True)
+class VideoEvent:
+    """``video_done`` / ``video_failed`` on ``face-events``, once a video is finished.
+
+    Shaped like :class:`FaceEvent` (``event``, ``face_ids``: the track faces, already
+    announced one by one as ``face_added`` by the indexer) plus the video's fields, so a
+    consumer that switches on ``event`` ignores it unless it wants it; attribute
+    ``kind=video-event``. At least once.
+    """
+
+    event: str  # video_done | video_failed
+    video_id: str
+    face_ids: list[str]
+    tracks: int = 0
+    duration_ms: int | None = None
+    error_code: str | None = None
+    model: str | None = None
+    collection_id: str = DEFAULT_COLLECTION
+
+    def encode(self) -> Message:
+        body = {
+            "v": VERSION,
+            "collection": self.collection_id,
+            "event": self.event,
+            "video_id": self.video_id,
+            "face_ids": list(self.face_ids),
+            "tracks": self.tracks,
+            "duration_ms": self.duration_ms,
+            "error_code": self.error_code,
+            "model": self.model,
+            "manifest_version": None,
+        }
+        attributes = {
+            "kind": KIND_VIDEO_EVENT,
+            "event": self.event,
+            "video_id": self.video_id,
+            "collection": self.collection_id,
+        }
+        return Message(json.dumps(body).encode(), attributes)
+
+    @classmethod
+    def decode(cls, message: Message) -> VideoEvent:
+        body = _json(message)
+        try:
+            return cls(
+                event=str(body["event"]),
+                video_id=str(body["video_id"]),
+                face_ids=[str(i) for i in body["face_ids"]],
+                tracks=int(body.get("tracks") or 0),
+                duration_ms=body.get("duration_ms"),
+                error_code=body.get("error_code"),
+                model=body.get("model"),
+                collection_id=_collection(body),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadMessage(f"malformed video event: {exc!r}") from exc
 
 
 def _collection(body: dict[str, Any]) -> str:

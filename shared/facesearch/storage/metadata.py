@@ -46,6 +46,7 @@ from facesearch.errors import InvalidCursor
 
 if TYPE_CHECKING:
     from facesearch.people.ports import PeopleStore
+    from facesearch.storage.videos import ChunkState, TrackRecord, VideoRecord
     from facesearch.vision.types import Face
 
 T = TypeVar("T")
@@ -118,6 +119,8 @@ class Purged:
     images: int = 0
     faces: int = 0
     done: bool = True
+    videos: int = 0  # video records and their chunk markers
+    tracks: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,11 @@ class FaceRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     collection_id: str = DEFAULT_COLLECTION
+    #: a track's best face (docs/video.md): the video (also its ``image_id``), the track
+    #: (also its ``face_id``) and when in the video the face was seen
+    video_id: str | None = None
+    track_id: str | None = None
+    t_ms: int | None = None
 
     @property
     def dims(self) -> int:
@@ -207,6 +215,8 @@ class StoreCounts:
     images: int
     faces: int
     images_by_status: Mapping[str, int]
+    videos: int = 0
+    tracks: int = 0
 
 
 @runtime_checkable
@@ -265,11 +275,61 @@ class MetadataStore(Protocol):
     # stats
     def counts(self) -> StoreCounts: ...
 
+    # videos (records in facesearch.storage.videos; docs/video.md)
+    def put_video(self, record: VideoRecord) -> VideoRecord:
+        """Upsert; stamps ``updated_at`` (and ``created_at`` on first write)."""
+        ...
+
+    def get_video(self, video_id: str) -> VideoRecord | None: ...
+
+    def videos_created_before(self, before: float, *, limit: int = 100) -> list[VideoRecord]:
+        """Up to ``limit`` videos first stored before ``before`` (epoch s): retention."""
+        ...
+
+    def start_chunk(self, video_id: str, plan_id: str, chunk_index: int) -> ChunkState:
+        """Count one processing attempt of a chunk (its marker is created on the first);
+        an already finished chunk is reported done and not counted."""
+        ...
+
+    def finish_chunk(self, video_id: str, plan_id: str, chunk_index: int) -> int:
+        """Mark the chunk done (idempotent); returns how many chunks of the plan are done."""
+        ...
+
+    def chunks_done(self, video_id: str, plan_id: str) -> int:
+        """Chunks of the plan marked done (a video's progress)."""
+        ...
+
+    def claim_finish(self, video_id: str, plan_id: str) -> bool:
+        """True for the first caller only (per plan): who queues the video's finisher when
+        several last chunks finish at once. False too when the video or plan is gone."""
+        ...
+
+    def put_tracks(
+        self, video_id: str, tracks: Sequence[TrackRecord], faces: Sequence[FaceRecord]
+    ) -> None:
+        """Make these the video's tracks and track faces (``image_id`` = ``video_id``):
+        upserts; other tracks and faces of the video go."""
+        ...
+
+    def list_tracks(
+        self, video_id: str, *, cursor: str | None = None, limit: int = 100
+    ) -> Page[TrackRecord]:
+        """A video's tracks by ``track_index`` (first appearance)."""
+        ...
+
+    def get_tracks(self, track_ids: Sequence[str]) -> dict[str, TrackRecord]:
+        """Batch lookup (search hits on video faces -> their spans)."""
+        ...
+
+    def delete_video(self, video_id: str) -> list[str]:
+        """Delete the video, its chunk markers, tracks and track faces; the face ids."""
+        ...
+
     # erase
     def purge(self, *, limit: int = 500) -> Purged:
-        """Delete up to ``limit`` records of this collection (faces, then images); ``done``
-        once none is left. Used by collection erase (which purges the people store too);
-        idempotent."""
+        """Delete up to ``limit`` records of this collection (faces, tracks, images, chunk
+        markers, videos); ``done`` once none is left. Used by collection erase (which
+        purges the people store too); idempotent."""
         ...
 
 

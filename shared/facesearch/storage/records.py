@@ -40,6 +40,7 @@ from facesearch.storage.metadata import (
     ImageRecord,
     now,
 )
+from facesearch.storage.videos import TrackRecord, VideoRecord
 
 #: a record of the people store
 PeopleRecord = ClusterFace | Person | Tombstone | Correction
@@ -47,6 +48,8 @@ PeopleRecord = ClusterFace | Person | Tombstone | Correction
 _COLLECTION = TypeAdapter(CollectionRecord)
 _IMAGE = TypeAdapter(ImageRecord)
 _FACE = TypeAdapter(FaceRecord)
+_VIDEO = TypeAdapter(VideoRecord)
+_TRACK = TypeAdapter(TrackRecord)
 
 
 def collection_to_dict(record: CollectionRecord) -> dict[str, Any]:
@@ -82,6 +85,32 @@ def face_from_dict(data: Mapping[str, Any]) -> FaceRecord:
     flat = [float(v) for v in fields.get("landmarks") or []]
     fields["landmarks"] = [(flat[i], flat[i + 1]) for i in range(0, len(flat) - 1, 2)]
     return _FACE.validate_python(fields)
+
+
+def video_to_dict(record: VideoRecord) -> dict[str, Any]:
+    data: dict[str, Any] = _VIDEO.dump_python(record)
+    data["status"] = str(record.status)
+    return data
+
+
+def video_from_dict(data: Mapping[str, Any]) -> VideoRecord:
+    return _VIDEO.validate_python(_known(data, VideoRecord))
+
+
+def track_to_dict(record: TrackRecord) -> dict[str, Any]:
+    """JSON-able fields plus ``mean_embedding`` as bytes; spans flat (``s, e, s, e...``)
+    like landmarks (Firestore has no nested arrays), and ``first_ms`` for humans."""
+    data: dict[str, Any] = _TRACK.dump_python(record)
+    data["spans"] = [int(v) for span in record.spans for v in span]
+    data["first_ms"] = record.first_ms
+    return data
+
+
+def track_from_dict(data: Mapping[str, Any]) -> TrackRecord:
+    fields = _known(data, TrackRecord)
+    flat = [int(v) for v in fields.get("spans") or []]
+    fields["spans"] = [(flat[i], flat[i + 1]) for i in range(0, len(flat) - 1, 2)]
+    return _TRACK.validate_python(fields)
 
 
 def _known(data: Mapping[str, Any], record_type: type) -> dict[str, Any]:

@@ -58,15 +58,34 @@ def plan_chunks(video_id: str, info: VideoInfo, settings: VideoSettings) -> Chun
     chunk_ms = round(settings.chunk_s * 1000)
     duration_ms = None if duration is None else math.ceil(duration * 1000)
     plan_id = plan_id_for(video_id, duration_ms, settings)
-    if duration_ms is None:
-        bounds: list[tuple[int, int | None]] = [(0, None)]
-    else:
+    count = 1
+    if duration_ms is not None:
         count = max(1, math.ceil(duration_ms / chunk_ms))
         tail = duration_ms - (count - 1) * chunk_ms
         if count > 1 and tail < MIN_TAIL_FRACTION * chunk_ms:
             count -= 1
-        bounds = [(i * chunk_ms, (i + 1) * chunk_ms) for i in range(count)]
-        bounds[-1] = (bounds[-1][0], None)  # the last chunk reads to the end of the stream
+    return rebuild_plan(
+        video_id, plan_id, fps=settings.fps, chunk_ms=chunk_ms, duration_ms=duration_ms, total=count
+    )
+
+
+def rebuild_plan(
+    video_id: str,
+    plan_id: str,
+    *,
+    fps: float,
+    chunk_ms: int,
+    duration_ms: int | None,
+    total: int,
+) -> ChunkPlan:
+    """The plan from what a video record keeps of it (the chunk workers' and finisher's
+    view: exactly what :func:`plan_chunks` made, whatever the settings are now)."""
+    if total < 1:
+        raise InvalidVideo(f"a chunk plan has at least one chunk, not {total}")
+    bounds: list[tuple[int, int | None]] = [
+        (i * chunk_ms, (i + 1) * chunk_ms) for i in range(total)
+    ]
+    bounds[-1] = (bounds[-1][0], None)  # the last chunk reads to the end of the stream
     chunks = tuple(
         Chunk(index=i, chunk_id=chunk_id_for(video_id, plan_id, i), start_ms=start, end_ms=end)
         for i, (start, end) in enumerate(bounds)
@@ -74,7 +93,7 @@ def plan_chunks(video_id: str, info: VideoInfo, settings: VideoSettings) -> Chun
     return ChunkPlan(
         video_id=video_id,
         plan_id=plan_id,
-        fps=settings.fps,
+        fps=fps,
         chunk_ms=chunk_ms,
         duration_ms=duration_ms,
         chunks=chunks,

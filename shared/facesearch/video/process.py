@@ -10,7 +10,7 @@ cloud runs with one chunk per instance, so both give the same tracks.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 
 from facesearch.video.chunks import plan_chunks, stitch
@@ -21,6 +21,10 @@ from facesearch.video.tracker import Tracker, chunk_tracks
 from facesearch.video.types import Chunk, ChunkPlan, ChunkResult, VideoResult
 from facesearch.vision.decode import DecodedImage
 from facesearch.vision.pipeline import FacePipeline
+from facesearch.vision.settings import QualityPolicy
+
+#: told the time (ms) of the last frame sampled so far, after each batch (progress bars)
+ProgressCallback = Callable[[int], None]
 
 
 def video_pipeline(base: FacePipeline, settings: VideoSettings) -> FacePipeline:
@@ -47,8 +51,14 @@ def process_chunk(
     *,
     pipeline: FacePipeline,
     settings: VideoSettings,
+    policy: QualityPolicy | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> ChunkResult:
-    """Decode, sample, detect, embed and track one chunk; typed errors for bad video."""
+    """Decode, sample, detect, embed and track one chunk; typed errors for bad video.
+
+    ``policy``: the quality limits faces are judged by (a collection's own; default the
+    pipeline's); ``on_progress`` hears the last sampled time after each batch.
+    """
     stats = DecodeStats()
     tracker = Tracker(settings=settings, video_id=plan.video_id, id_prefix=chunk.chunk_id)
     timings = {"decode": 0.0, "detect": 0.0, "embed": 0.0, "track": 0.0}
@@ -62,7 +72,7 @@ def process_chunk(
             DecodedImage(rgb=s.rgb, format="video", exif_orientation=1, original_mode="RGB")
             for s in batch
         ]
-        results = pipeline.process_decoded_batch(images)
+        results = pipeline.process_decoded_batch(images, policy=policy)
         tick = time.perf_counter()
         for sample, result in zip(batch, results, strict=True):
             for stage in ("detect", "liveness", "attributes", "align", "quality"):
@@ -70,6 +80,8 @@ def process_chunk(
             timings["embed"] += result.timings_ms.get("embed", 0.0)
             tracker.update(sample.t_ms, result.faces, cut=sample.cut)
         timings["track"] += (time.perf_counter() - tick) * 1000.0
+        if on_progress is not None:
+            on_progress(batch[-1].t_ms)
         started = time.perf_counter()
     timings["decode"] += (time.perf_counter() - started) * 1000.0
     tick = time.perf_counter()

@@ -106,6 +106,16 @@ class VideoSettings(SettingsSection):
         description="FFmpeg codec names accepted (JSON list); others are unsupported-codec.",
     )
 
+    fetch_max_bytes: int = Field(
+        default=512 * 1024**2,
+        ge=1,
+        description="Largest video fetched from a URL (Cloudinary video uploads); the planner "
+        "holds it in memory once and stages it in the crops bucket for the chunks.",
+    )
+    fetch_timeout_s: float = Field(
+        default=300.0, gt=0.0, description="Deadline of one video download from a URL."
+    )
+
     # --- chunking ---------------------------------------------------------------------
     chunk_s: float = Field(
         default=60.0,

@@ -123,14 +123,16 @@ class FacePipeline:
         pending = self._detect_and_align(decoded, timings)
         return self._embed_pending([pending])[0]
 
-    def process_decoded_batch(self, images: Sequence[DecodedImage]) -> list[ImageResult]:
+    def process_decoded_batch(
+        self, images: Sequence[DecodedImage], *, policy: QualityPolicy | None = None
+    ) -> list[ImageResult]:
         """Already-decoded images (e.g. video frames): detect each, embed all faces at once.
 
         The faces of several frames share one batched embedder call, as in
         ``process_batch``; there is no decode step to fail, so no error slots.
         """
         self.warm_up()
-        pending = [self._detect_and_align(decoded, {"decode": 0.0}) for decoded in images]
+        pending = [self._detect_and_align(decoded, {"decode": 0.0}, policy) for decoded in images]
         return self._embed_pending(pending)
 
     def process_batch(

@@ -149,3 +149,31 @@ def test_the_certificate_must_match_the_delivery_host(cdn: DeliveryHost) -> None
     fetch = cloudinary_fetcher(_cname(cdn), policy=policy)
     with pytest.raises(TransientError, match="TLS"):
         fetch(f"https://{cdn.host}:{cdn.port}/image/upload/v1/x.jpg")
+
+
+def test_videos_are_fetched_from_the_video_path_only(cdn: DeliveryHost) -> None:
+    config = _cname(cdn)
+    url = delivery_url(config, "team/clip", 7, fmt="mov", resource_type="video")
+    assert url == f"https://{cdn.host}:{cdn.port}/video/upload/v7/team/clip.mov"  # as uploaded
+    assert delivery_url(config, "team/clip", 7, fmt="wmv", resource_type="video").endswith(
+        "/v7/team/clip.mp4"
+    )
+    cdn.files["/video/upload/v7/team/clip.mov"] = b"\x00\x00\x00\x18ftypqt  " + bytes(64)
+    fetch_video = cloudinary_fetcher(config, policy=cdn.policy(), resource_type="video")
+    assert fetch_video(url).startswith(b"\x00\x00\x00\x18ftyp")
+    with pytest.raises(UrlNotAllowed):  # the video fetcher does not fetch images, and back
+        fetch_video(f"https://{cdn.host}:{cdn.port}/image/upload/v1/x.jpg")
+    with pytest.raises(UrlNotAllowed):
+        cloudinary_fetcher(config, policy=cdn.policy())(url)
+    with pytest.raises(ValueError):
+        delivery_url(config, "x", 1, resource_type="raw")
+
+
+def test_the_video_fetch_policy_has_its_own_cap_and_deadline() -> None:
+    from facesearch.cloudinary.delivery import fetch_policy
+
+    config = settings(video_fetch_max_bytes=1234, video_fetch_timeout_s=77.0)
+    image, video = fetch_policy(config), fetch_policy(config, "video")
+    assert (video.max_bytes, video.timeout_s) == (1234, 77.0)
+    assert image.max_bytes == config.vision.max_image_bytes
+    assert video.allowed_hosts == image.allowed_hosts == ("res.cloudinary.com",)

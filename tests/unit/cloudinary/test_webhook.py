@@ -24,12 +24,13 @@ from facesearch.cloudinary.webhook import CloudinaryWebhook
 from facesearch.config import Settings, load_settings
 from facesearch.errors import NotFound, TransientError
 from facesearch.ingest.entry import source_from_event
-from facesearch.ingest.sources import PUBSUB_PUBLISHED
+from facesearch.ingest.sources import PUBSUB_PUBLISHED, SourceRef
 from facesearch.storage.bus import Message
 from facesearch.storage.local.bus import InProcessBus
 from facesearch.storage.local.ledger import SqliteEventLedger
 from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.metadata import ImageRecord, ImageStatus
+from facesearch.storage.videos import VideoRecord, VideoStatus
 from tests.support.cloudinary import CLOUD, TEST_SECRET, raw, sample, sign
 
 PUBLIC_ID = "team/offsite 2026/group_photo"
@@ -62,11 +63,12 @@ class Harness:
         self.ledger = SqliteEventLedger(tmp_path / "events.sqlite3")
         self.forgotten: list[str] = []
         self.forgotten_in: list[str] = []  # the collection of each forget
+        self.forgotten_videos: list[str] = []
         self.backend = LocalBackend(self.settings).override(
             bus=self.bus, metadata=self.metadata, cloudinary_ledger=self.ledger
         )
         self.webhook: CloudinaryWebhook = services.cloudinary_webhook(
-            self.backend, forget_image=self._forget
+            self.backend, forget_image=self._forget, forget_video=self._forget_video
         )
 
     def _forget(self, collection_id: str, image_id: str) -> int:
@@ -77,6 +79,14 @@ class Harness:
         self.forgotten_in.append(collection_id)
         store.delete_image(image_id)
         return 3
+
+    def _forget_video(self, collection_id: str, video_id: str) -> int:
+        store = self.backend.metadata(collection_id)
+        if store.get_video(video_id) is None:
+            raise NotFound(video_id)
+        self.forgotten_videos.append(video_id)
+        store.delete_video(video_id)
+        return 2
 
     def post(
         self, body: bytes, headers: dict[str, str] | None = None, method: str = "POST"
@@ -126,6 +136,45 @@ def test_upload_queues_one_ingest_request_that_ingest_understands(hook: Harness)
     assert source.name == body["url"] and source.created_time is not None
 
 
+VIDEO_ID = "team/offsite 2026/clip"
+VIDEO_VERSION = 1763893211
+
+
+def test_a_video_upload_queues_a_video_request(hook: Harness) -> None:
+    response = hook.post(raw(sample("upload_video")))
+    assert response.status_code == 200, response.get_data()
+    video_id = cloudinary_image_id(CLOUD, VIDEO_ID, VIDEO_VERSION, resource_type="video")
+    assert (_json(response)["outcome"], _json(response)["image_id"]) == ("queued", video_id)
+    assert video_id != cloudinary_image_id(CLOUD, VIDEO_ID, VIDEO_VERSION)  # not the image's
+    (message,) = hook.queued
+    body = json.loads(message.data)
+    # the video as uploaded, from our cloud's video delivery path (no transformation)
+    assert body["url"] == (
+        f"https://res.cloudinary.com/{CLOUD}/video/upload/v{VIDEO_VERSION}/team/offsite%202026/clip.mp4"
+    )
+    assert body["media"] == "video" and body["content_type"] == "video/mp4"
+    assert body["source_id"] == f"cloudinary-video://{CLOUD}/{VIDEO_ID}#{VIDEO_VERSION}"
+    event = {"message": {"data": base64.b64encode(message.data).decode()}}
+    source = source_from_event(PUBSUB_PUBLISHED, event)
+    assert isinstance(source, SourceRef) and source.claims_video and source.image_id == video_id
+    assert _json(hook.post(raw(sample("upload_video"))))["outcome"] == "duplicate"
+
+
+def test_a_video_delete_forgets_the_video(hook: Harness) -> None:
+    hook.post(raw(sample("upload_video")))
+    video_id = cloudinary_image_id(CLOUD, VIDEO_ID, VIDEO_VERSION, resource_type="video")
+    delete = {
+        "notification_type": "delete",
+        "resources": [{"resource_type": "video", "public_id": VIDEO_ID, "version": VIDEO_VERSION}],
+    }
+    hook.metadata.put_video(VideoRecord(video_id, "s", VideoStatus.PROCESSING))
+    assert hook.post(raw(delete)).status_code == 503  # still being processed: retried later
+    hook.metadata.put_video(VideoRecord(video_id, "s", VideoStatus.DONE))
+    response = hook.post(raw(delete))
+    assert _json(response)["image_ids"] == [video_id] and _json(response)["faces"] == 2
+    assert hook.forgotten_videos == [video_id] and hook.forgotten == []
+
+
 def test_retries_duplicates_and_the_eager_notification_queue_nothing_more(hook: Harness) -> None:
     body = raw(sample("upload"))
     assert _json(hook.post(body))["outcome"] == "queued"
@@ -158,17 +207,16 @@ def test_eager_first_queues_the_original(hook: Harness) -> None:
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        (sample("upload_video"), "resource_type video is not an image"),
-        (sample("upload", resource_type="raw"), "resource_type raw is not an image"),
+        (sample("upload", resource_type="raw"), "resource_type raw is not ingested"),
         (sample("rename"), "notification type not handled"),
         (sample("upload", notification_type="moderation"), "notification type not handled"),
         (sample("upload", type="private"), "delivery type private"),
         (
             {
                 "notification_type": "delete",
-                "resources": [{"resource_type": "video", "public_id": "x", "version": 1}],
+                "resources": [{"resource_type": "raw", "public_id": "x", "version": 1}],
             },
-            "no image resources",
+            "no image or video resources",
         ),
     ],
 )

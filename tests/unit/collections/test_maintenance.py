@@ -28,6 +28,8 @@ from facesearch.storage.metadata import (
     collection_prefix,
     embedding_bytes,
 )
+from facesearch.storage.videos import TrackRecord, VideoRecord, VideoStatus
+from facesearch.video.names import track_crop_name, work_files
 
 MODEL = "dlib-resnet-v1@2"
 
@@ -91,6 +93,60 @@ class Deployment:
         self.bus.drain()
         return ids
 
+    def put_video(self, collection_id: str, video_id: str, *, created: float) -> list[str]:
+        """A finished video as the finisher leaves it (two tracks), plus a chunk result and
+        a marker a crashed finisher could leave behind; its faces indexed."""
+        store = self.backend.metadata(collection_id)
+        crops = self.backend.crops()
+        store.put_video(
+            VideoRecord(
+                video_id,
+                f"test://{video_id}",
+                VideoStatus.DONE,
+                plan_id="p",
+                fps=2.0,
+                chunk_ms=60000,
+                chunks_total=1,
+                track_count=2,
+                created_at=created,
+            )
+        )
+        store.finish_chunk(video_id, "p", 0)
+        for name in work_files(store.get_video(video_id)):  # type: ignore[arg-type]
+            crops.write(name, b"{}")
+        vectors = np.random.default_rng(7).normal(size=(2, 128)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        faces, tracks = [], []
+        for i in range(2):
+            name = track_crop_name(collection_id, video_id, i)
+            crops.write(name, b"\xff\xd8\xff crop")
+            track_id = f"{video_id}-t{i}"
+            faces.append(
+                FaceRecord(
+                    face_id=track_id,
+                    image_id=video_id,
+                    face_index=i,
+                    bbox=(0.0, 0.0, 10.0, 10.0),
+                    landmarks=((1.0, 1.0),) * 5,
+                    det_score=0.99,
+                    embedding=embedding_bytes(vectors[i]),
+                    model=MODEL,
+                    crop_url=f"{crops.url}/{name}",
+                    video_id=video_id,
+                    track_id=track_id,
+                    t_ms=0,
+                )
+            )
+            tracks.append(
+                TrackRecord(track_id, video_id, i, ((0, 500),), 3, 0, faces[-1].embedding, MODEL)
+            )
+        store.put_tracks(video_id, tracks, faces)
+        ids = [f.face_id for f in faces]
+        message = EmbeddingsMessage(video_id, MODEL, ids, vectors, collection_id=collection_id)
+        self.bus.publish(self.settings.storage.embeddings_topic, [message.encode()])
+        self.bus.drain()
+        return ids
+
     def live(self, collection_id: str) -> set[str]:
         reader = self.backend.index_reader(collection_id=collection_id)
         return set(reader.face_ids())
@@ -150,6 +206,20 @@ def test_erase_runs_in_bounded_steps_until_the_scan_is_clean(world: Deployment) 
     assert world.bus.dead_letters == []
 
 
+def test_erase_removes_videos_their_tracks_and_work_files(world: Deployment) -> None:
+    world.create("event")
+    world.put("event", "e1", 1, created=time.time())
+    world.put_video("event", "v1", created=time.time())
+    assert world.backend.erase_job().scan("event")["videos"] == 1
+    report = world.backend.erase_job().run("event")
+    assert report["verified"] and not any(report["leftovers"].values())
+    assert report["leftovers"]["videos"] == 0 and report["leftovers"]["tracks"] == 0
+    removed = report["removed"]
+    assert (removed["videos"], removed["tracks"], removed["faces"]) == (2, 2, 3)  # + marker
+    assert removed["crops"] == 1 + 2 + 2  # the photo's crop, two track crops, work files
+    assert world.backend.crops().list(collection_prefix("event")) == []
+
+
 def test_finish_refuses_while_anything_is_left(world: Deployment) -> None:
     world.create("event")
     world.put("event", "e1", 1, created=time.time())
@@ -182,6 +252,21 @@ def test_retention_forgets_only_expired_images_of_collections_that_keep_them(
     crops = {i.name for i in world.backend.crops().list(collection_prefix("short"))}
     assert crops == {f"{collection_prefix('short')}new/0.jpg"}
     assert world.live("forever") == set(ancient)
+
+
+def test_retention_forgets_expired_videos_too(world: Deployment) -> None:
+    now = time.time()
+    world.create("short", retention_days=7)
+    old = world.put_video("short", "old", created=now - 8 * DAY_S)
+    new = world.put_video("short", "new", created=now - 1 * DAY_S)
+    world.control(ControlMessage("retention"))
+    store = world.backend.metadata("short")
+    assert store.get_video("old") is None and store.list_tracks("old").items == []
+    assert store.get_face(old[0]) is None and store.get_video("new") is not None
+    assert world.live("short") == set(new)
+    names = {i.name for i in world.backend.crops().list(collection_prefix("short"))}
+    assert not any("/old/" in n or n.startswith(f"{collection_prefix('short')}old/") for n in names)
+    assert f"{collection_prefix('short')}new/0.jpg" in names
 
 
 def test_retention_sweeps_a_large_collection_in_steps(world: Deployment) -> None:

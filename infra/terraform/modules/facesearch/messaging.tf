@@ -1,12 +1,16 @@
 # Four topics, each with a dead-letter topic + inspection subscription.
-#   ingest-requests  cloudinary -> ingest   (push, OIDC as the push-ingest account)
+#   ingest-requests  cloudinary -> ingest   (push, OIDC as the push-ingest account);
+#                    ingest -> ingest: a video's chunk tasks and its finish task (one
+#                    push each, so chunks run on many instances; their dead letters land
+#                    in ingest-requests-dlq with the rest)
 #   face-embeddings  ingest -> indexer      (push, OIDC as the push-indexer account)
 #   face-deletions   query (forgets; collection erase control messages), cloudinary
 #                    (forgets), Cloud Scheduler (daily retention control message,
 #                    scheduler.tf), the indexer itself (fan-out and continuations of
 #                    control messages), operators -> indexer (push, OIDC as push-indexer)
-#   face-events      indexer (face_added / face_removed after each index commit)
-#                    -> clusterer (push, OIDC as the push-clusterer account): persons.
+#   face-events      indexer (face_added / face_removed after each index commit), ingest
+#                    (video_done / video_failed) -> clusterer (push, OIDC as the
+#                    push-clusterer account): persons; it acknowledges video events.
 #                    Other consumers add their own subscription to the topic.
 # Push endpoints end in /projects/P/topics/T: functions-framework turns a raw Pub/Sub push
 # into a CloudEvent whose source names that topic, so one handler can tell them apart.
@@ -28,7 +32,8 @@ module "topic_ingest" {
   push_service_account_email = google_service_account.push["ingest"].email
   ack_deadline_seconds       = min(var.ingest.timeout_seconds, 600)
 
-  publishers = { cloudinary = local.sa["cloudinary"] }
+  # the webhook queues uploads; ingest queues a video's chunk and finish tasks
+  publishers = { cloudinary = local.sa["cloudinary"], ingest = local.sa["ingest"] }
 
   depends_on = [google_kms_crypto_key_iam_member.cmek]
 }
@@ -116,7 +121,8 @@ module "topic_events" {
 
   # The indexer announces each commit (facesearch.indexer.service); a failed publish fails
   # the delivery, so without this grant every embeddings/deletions message is retried.
-  publishers = { indexer = local.sa["indexer"] }
+  # Ingest announces finished (or failed) videos the same way.
+  publishers = { indexer = local.sa["indexer"], ingest = local.sa["ingest"] }
 
   depends_on = [google_kms_crypto_key_iam_member.cmek]
 }

@@ -44,6 +44,8 @@ locals {
     ingest = merge(local.common_env, local.cloudinary_delivery_env, {
       FACESEARCH_ONNX_PROVIDERS   = local.onnx_providers.ingest
       FACESEARCH_EMBED_BATCH_SIZE = tostring(var.ingest_embed_batch_size)
+      # one chunk of a video per ingest request (docs/video.md); sized to the timeout below
+      FACESEARCH_VIDEO_CHUNK_S = tostring(var.video_chunk_seconds)
     }, var.ingest.env)
 
     indexer = merge(local.common_env, {
@@ -57,6 +59,11 @@ locals {
       FACESEARCH_SIGNING_SERVICE_ACCOUNT  = google_service_account.runtime["query"].email
       FACESEARCH_SIGNED_URL_TTL_S         = tostring(var.signed_url_ttl_seconds)
       FACESEARCH_INDEX_REFRESH_INTERVAL_S = tostring(var.index_refresh_interval_seconds)
+      # the web console: which verified identity the service trusts (off, iam, iap)
+      FACESEARCH_CONSOLE_MODE                = var.console_access
+      FACESEARCH_CONSOLE_IAP_AUDIENCE        = coalesce(var.console_audience, var.console_access == "iam" ? local.query_public_url : "none")
+      FACESEARCH_CONSOLE_TRUST_FORWARDED_FOR = "true"
+      FACESEARCH_CONSOLE_IMG_ORIGINS         = jsonencode(["https://storage.googleapis.com"])
     }, var.query.env)
 
     cloudinary = merge(local.common_env, local.cloudinary_delivery_env, {

@@ -228,7 +228,7 @@ variable "retention_time_zone" {
 
 # ---------------------------------------------------------------------------- services
 variable "ingest" {
-  description = "ingest service sizing. A GPU needs >= 4 vCPU and >= 16Gi; concurrency lets several events share one GPU batch."
+  description = "ingest service sizing. A GPU needs >= 4 vCPU and >= 16Gi; concurrency lets several events share one GPU batch. It also processes video chunks (docs/video.md): one request per chunk of video_chunk_seconds, so the timeout must leave room for a chunk sharing the instance with others."
   type = object({
     cpu             = optional(string, "4")
     memory          = optional(string, "16Gi")
@@ -241,6 +241,22 @@ variable "ingest" {
     env             = optional(map(string), {})
   })
   default = {}
+
+  validation {
+    condition     = var.ingest.timeout_seconds >= 300 && var.ingest.timeout_seconds <= 3600
+    error_message = "ingest.timeout_seconds: 300..3600 (a video chunk is one request; the push subscription's ack deadline is min(timeout, 600))."
+  }
+}
+
+variable "video_chunk_seconds" {
+  description = "FACESEARCH_VIDEO_CHUNK_S: seconds of video per chunk task (one ingest request each). 60 s of 720p costs about 15 s of one CPU core on the CPU pipeline (docs/video.md), well inside the ingest timeout even with 8 requests sharing an instance."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.video_chunk_seconds >= 10 && var.video_chunk_seconds <= 300
+    error_message = "video_chunk_seconds: 10..300 (longer chunks risk the ingest timeout; shorter ones multiply tasks and stitching)."
+  }
 }
 
 variable "indexer" {
@@ -343,6 +359,22 @@ variable "query_public" {
   default     = false
 }
 
+variable "console_access" {
+  description = "Web console on the query service: off; iam (Cloud Run IAM: keep query_public false, list the console users in query_invokers; the console re-verifies their ID token); iap (Identity-Aware Proxy in front: the console trusts only IAP's signed JWT assertion; set console_audience)."
+  type        = string
+  default     = "off"
+  validation {
+    condition     = contains(["off", "iam", "iap"], var.console_access)
+    error_message = "console_access: off, iam or iap."
+  }
+}
+
+variable "console_audience" {
+  description = "Expected audience of the identity JWT: IAP's /projects/NUMBER/locations/REGION/services/NAME (iap); default the query URL (iam)."
+  type        = string
+  default     = null
+}
+
 variable "query_invokers" {
   description = "Members given roles/run.invoker on query when it is not public."
   type        = map(string)
@@ -428,6 +460,20 @@ variable "firestore_composite_indexes" {
       fields = [
         { field_path = "status", order = "ASCENDING" },
         { field_path = "updated_at", order = "DESCENDING" },
+      ]
+    }
+    tracks-by-video = {
+      collection = "tracks"
+      fields = [
+        { field_path = "video_id", order = "ASCENDING" },
+        { field_path = "track_index", order = "ASCENDING" },
+      ]
+    }
+    video-chunks-done = {
+      collection = "video_chunks"
+      fields = [
+        { field_path = "plan_id", order = "ASCENDING" },
+        { field_path = "done", order = "ASCENDING" },
       ]
     }
   }

@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar, cast
 
 import requests
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
 
-from facesearch.errors import Forbidden, NotFound, PreconditionFailed
+from facesearch.errors import Forbidden, NotFound, PreconditionFailed, TransientError
 from facesearch.storage.blob import BlobInfo, RetryPolicy, check_name
 
 T = TypeVar("T")
@@ -49,6 +51,10 @@ _TRANSIENT_TRANSPORT = (
     ConnectionError,
     TimeoutError,
 )
+
+
+#: bytes fetched per ranged request of :meth:`GcsBlobStore.open_read`
+READ_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -98,6 +104,24 @@ class GcsBlobStore:
             return self._generation(blob, name)
 
         return self._call(op, name, "download")
+
+    def open_read(self, name: str, *, generation: int | None = None) -> BinaryIO:
+        def op() -> storage.Blob:
+            blob = self._bucket().blob(self._key(name), generation=generation)
+            blob.reload(timeout=self.timeout_s, retry=None)  # NotFound now; pins the version
+            return blob
+
+        blob = self._call(op, name, "open")
+        # The reader's ranged downloads use the client's retry: a failed download inside
+        # BlobReader.read has already moved its position, so retrying read() from outside
+        # would skip bytes. A read that still fails is a TransientError (the chunk retries).
+        reader = blob.open(
+            "rb",
+            chunk_size=READ_CHUNK_BYTES,
+            retry=DEFAULT_RETRY.with_timeout(self.timeout_s),
+            timeout=self.timeout_s,
+        )
+        return cast(BinaryIO, _MappedReader(reader, f"{self.url}/{name}"))
 
     def stat(self, name: str) -> int | None:
         def op() -> int | None:
@@ -202,3 +226,49 @@ class GcsBlobStore:
                 raise Forbidden(f"{where}: access denied ({exc.code})") from exc
 
         return self.retry.run(mapped, transient=is_transient, what=where)
+
+
+class _MappedReader(io.RawIOBase):
+    """A BlobReader whose failures are our typed errors (NotFound, TransientError)."""
+
+    def __init__(self, reader: io.BufferedIOBase, where: str) -> None:
+        super().__init__()
+        self._reader = reader
+        self._where = where
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._mapped(lambda: self._reader.read(-1 if size is None else size), "read")
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._mapped(lambda: self._reader.seek(offset, whence), "seek")
+
+    def tell(self) -> int:
+        return self._reader.tell()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._reader.close()
+        super().close()
+
+    def _mapped(self, op: Callable[[], T], verb: str) -> T:
+        try:
+            return op()
+        except gexc.NotFound as exc:
+            raise NotFound(f"{verb} {self._where}: the object is gone") from exc
+        except (gexc.Forbidden, gexc.Unauthorized) as exc:
+            raise Forbidden(f"{verb} {self._where}: access denied ({exc.code})") from exc
+        except Exception as exc:
+            if is_transient(exc):
+                raise TransientError(f"{verb} {self._where}: {exc!r}") from exc
+            raise

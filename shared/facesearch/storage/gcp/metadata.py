@@ -1,6 +1,7 @@
 """Firestore adapter of the metadata port (the cloud source of truth).
 
-Firestore collections ``images`` and ``faces``, document id = record id,
+Firestore collections ``images`` and ``faces`` (and ``videos``, ``video_chunks``,
+``tracks``: :mod:`.videos`), document id = record id,
 per face collection: the ``default`` collection keeps the top-level ones (where
 all data from before collections lives, so nothing needs migrating); every other
 collection ``c`` lives under ``collections/c/`` (``collections/c/faces/...``), so
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 
 from facesearch.errors import CollectionClosed, NotFound
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
+from facesearch.storage.gcp.videos import FirestoreVideos
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
     CollectionStatus,
@@ -76,8 +78,10 @@ def check_open(record: Any, collection_id: str, tx: Any) -> None:
         raise CollectionClosed(f"collection {collection_id} is {status}: nothing is written")
 
 
-class FirestoreMetadataStore:
-    """One collection's metadata in Firestore (native mode), on the instance's one client."""
+class FirestoreMetadataStore(FirestoreVideos):
+    """One collection's metadata in Firestore (native mode), on the instance's one client.
+
+    The video methods (``videos``, ``video_chunks``, ``tracks``) are in :mod:`.videos`."""
 
     def __init__(self, client: Any, collection_id: str = DEFAULT_COLLECTION) -> None:
         self.client = client
@@ -85,6 +89,7 @@ class FirestoreMetadataStore:
         prefix = collection_path(self._cid)
         self._images = self.client.collection(f"{prefix}images")
         self._faces = self.client.collection(f"{prefix}faces")
+        self._open_video_collections(prefix)
         self._record = self.client.collection(COLLECTIONS).document(self._cid)
 
     @property
@@ -258,6 +263,8 @@ class FirestoreMetadataStore:
             images=self._count(self._images),
             faces=self._count(self._faces),
             images_by_status=by_status,
+            videos=self._count(self._videos),
+            tracks=self._count(self._tracks),
         )
 
     # --- erase ------------------------------------------------------------------------
@@ -266,7 +273,14 @@ class FirestoreMetadataStore:
     def purge(self, *, limit: int = 500) -> Purged:
         removed = {}
         left = limit
-        for name, ref in (("faces", self._faces), ("images", self._images)):
+        order = (
+            ("faces", self._faces),
+            ("tracks", self._tracks),
+            ("images", self._images),
+            ("video_chunks", self._chunks),
+            ("videos", self._videos),
+        )
+        for name, ref in order:
             ids = [s.id for s in ref.select([]).limit(max(left, 0)).stream()] if left > 0 else []
             for start in range(0, len(ids), _BATCH):
                 batch = self.client.batch()
@@ -275,6 +289,11 @@ class FirestoreMetadataStore:
                 batch.commit()
             removed[name] = len(ids)
             left -= len(ids)
-        refs = (self._faces, self._images)
-        done = all(not list(ref.select([]).limit(1).stream()) for ref in refs)
-        return Purged(removed["images"], removed["faces"], done)
+        done = all(not list(ref.select([]).limit(1).stream()) for _, ref in order)
+        return Purged(
+            images=removed["images"],
+            faces=removed["faces"],
+            done=done,
+            videos=removed["videos"] + removed["video_chunks"],
+            tracks=removed["tracks"],
+        )

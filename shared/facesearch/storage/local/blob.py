@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from facesearch.errors import ConfigError, NotFound, PreconditionFailed
 from facesearch.storage.blob import BlobInfo, check_name
@@ -83,6 +84,17 @@ class LocalBlobStore:
             if not self._path(name).is_file():
                 raise NotFound(f"{self.url}/{name} does not exist") from exc
             raise
+
+    def open_read(self, name: str, *, generation: int | None = None) -> BinaryIO:
+        """The file itself (a directory keeps no history: an older generation is gone)."""
+        try:
+            handle = self._path(name).open("rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise NotFound(f"{self.url}/{name} does not exist") from exc
+        if generation is not None and os.fstat(handle.fileno()).st_mtime_ns != generation:
+            handle.close()
+            raise NotFound(f"{self.url}/{name} generation {generation} is gone")
+        return handle
 
     def stat(self, name: str) -> int | None:
         try:

@@ -2,7 +2,8 @@
 
 One file holds every collection (a ``collection_id`` column in every primary key);
 :class:`SqliteDb` owns the one connection, its lock and the schema, migrating files
-from before collections (schema 1) in place into the ``default`` collection.
+from before collections (schema 1) in place into the ``default`` collection; schema 3
+added the video tables, which files of schema 2 get when they are next opened.
 :class:`SqliteCatalog` keeps the collection records and hands out scoped stores
 (:class:`facesearch.storage.local.metadata.SqliteMetadataStore`).
 """
@@ -37,7 +38,10 @@ if TYPE_CHECKING:
     from facesearch.storage.local.metadata import SqliteMetadataStore
     from facesearch.storage.local.people import SqlitePeopleStore
 
-SCHEMA_VERSION = 3
+#: 2: collections; 3: videos (tracks, chunk markers) and, separately, people (persons out of
+#: the face records, into their own tables); 4: both. Migrations key on the tables and
+#: columns a file has, not on this number, so a file of either schema 3 opens.
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     collection_id TEXT PRIMARY KEY, status TEXT NOT NULL, data TEXT NOT NULL
@@ -75,6 +79,22 @@ CREATE TABLE IF NOT EXISTS corrections (
     collection_id TEXT NOT NULL, correction_id TEXT NOT NULL, version INTEGER NOT NULL,
     data TEXT NOT NULL, PRIMARY KEY (collection_id, correction_id)
 );
+CREATE TABLE IF NOT EXISTS videos (
+    collection_id TEXT NOT NULL, video_id TEXT NOT NULL, status TEXT NOT NULL,
+    updated_at REAL NOT NULL, data TEXT NOT NULL, PRIMARY KEY (collection_id, video_id)
+);
+CREATE TABLE IF NOT EXISTS tracks (
+    collection_id TEXT NOT NULL, track_id TEXT NOT NULL, video_id TEXT NOT NULL,
+    track_index INTEGER NOT NULL, mean_embedding BLOB NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (collection_id, track_id)
+);
+CREATE INDEX IF NOT EXISTS tracks_video ON tracks (collection_id, video_id, track_index, track_id);
+CREATE TABLE IF NOT EXISTS video_chunks (
+    collection_id TEXT NOT NULL, chunk_id TEXT NOT NULL, video_id TEXT NOT NULL,
+    plan_id TEXT NOT NULL, chunk_index INTEGER NOT NULL, attempts INTEGER NOT NULL,
+    done INTEGER NOT NULL, PRIMARY KEY (collection_id, chunk_id)
+);
+CREATE INDEX IF NOT EXISTS video_chunks_plan ON video_chunks (collection_id, plan_id, done);
 """
 #: schema 2, frozen: the target of the schema-1 migration (3 builds on it)
 _SCHEMA_2 = """
@@ -95,6 +115,7 @@ CREATE TABLE IF NOT EXISTS persons (
     PRIMARY KEY (collection_id, person_id)
 );
 """
+#: the videos, tracks and video_chunks tables only get added: ``_SCHEMA`` creates them
 #: schema 1 (no collections) -> 2: every row moves into the default collection
 _MIGRATE_1_TO_2 = f"""
 DROP INDEX IF EXISTS images_status;

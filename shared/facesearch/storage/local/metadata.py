@@ -18,10 +18,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from facesearch.storage.local.catalog import SqliteDb, sql_json
+from facesearch.storage.local.videos import SqliteVideos
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
     FaceRecord,
@@ -44,9 +46,20 @@ from facesearch.storage.records import (
     image_to_dict,
 )
 
+#: erase order: faces first, so no face outlives its image or video record
+_PURGE_ORDER = (
+    ("faces", "face_id"),
+    ("tracks", "track_id"),
+    ("images", "image_id"),
+    ("video_chunks", "chunk_id"),
+    ("videos", "video_id"),
+)
 
-class SqliteMetadataStore:
-    """One collection's images and faces in a SQLite file (``:memory:`` too)."""
+
+class SqliteMetadataStore(SqliteVideos):
+    """One collection's images, faces and videos in a SQLite file (``:memory:`` too); its
+    persons are the people store's (:mod:`.people`). The video methods are in
+    :mod:`.videos`."""
 
     def __init__(
         self, target: Path | str | SqliteDb, collection_id: str = DEFAULT_COLLECTION
@@ -64,6 +77,10 @@ class SqliteMetadataStore:
 
     def close(self) -> None:
         self._sql.close()
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A transaction that first checks the collection still takes writes."""
+        return self._sql.write(self._cid)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self._sql.query(sql, params)
@@ -276,6 +293,8 @@ class SqliteMetadataStore:
             images=sum(by_status.values()),
             faces=self._count("faces"),
             images_by_status={str(s): by_status.get(str(s), 0) for s in ImageStatus},
+            videos=self._count("videos"),
+            tracks=self._count("tracks"),
         )
 
     def _count(self, table: str) -> int:
@@ -286,7 +305,7 @@ class SqliteMetadataStore:
         removed: dict[str, int] = {}
         with self._sql.tx() as db:
             left = limit
-            for table, key in (("faces", "face_id"), ("images", "image_id")):
+            for table, key in _PURGE_ORDER:
                 cursor = db.execute(
                     f"DELETE FROM {table} WHERE collection_id = ? AND {key} IN "
                     f"(SELECT {key} FROM {table} WHERE collection_id = ? LIMIT ?)",
@@ -294,5 +313,16 @@ class SqliteMetadataStore:
                 )
                 removed[table] = cursor.rowcount
                 left -= cursor.rowcount
-        done = self._count("faces") + self._count("images") == 0
-        return Purged(removed["images"], removed["faces"], done)
+            remaining = sum(
+                db.execute(
+                    f"SELECT COUNT(*) FROM {table} WHERE collection_id = ?", (self._cid,)
+                ).fetchone()[0]
+                for table, _ in _PURGE_ORDER
+            )
+        return Purged(
+            images=removed["images"],
+            faces=removed["faces"],
+            done=remaining == 0,
+            videos=removed["videos"] + removed["video_chunks"],
+            tracks=removed["tracks"],
+        )
