@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup browser test-browser screenshots venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-shards bench-pipeline bench-query bench-video bench-collections bench-clustering gpu-smoke clean
+.PHONY: help setup browser test-browser screenshots venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-shards bench-pipeline bench-query bench-video bench-collections bench-faults bench-load bench-clustering gpu-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -101,7 +101,7 @@ format: ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format shared functions tests models infra
 	$(VENV)/bin/ruff check --fix shared functions tests models infra
 
-bench: bench-accuracy bench-vision bench-index bench-scale bench-pipeline bench-query bench-video bench-collections bench-clustering ## all benchmarks; each writes bench-results/*.json
+bench: bench-accuracy bench-vision bench-index bench-scale bench-pipeline bench-query bench-video bench-collections bench-clustering bench-faults bench-load ## all benchmarks; each writes bench-results/*.json
 
 bench-accuracy:
 	$(PY) -m tests.bench.accuracy
@@ -130,6 +130,12 @@ bench-video:
 
 bench-clustering: ## event-driven clustering vs DBSCAN on the dev set, arrival orders, synthetic scale
 	$(PY) -m tests.bench.clustering
+
+bench-faults: ## 200 uploads on the emulators under 20 faults of each kind (kill -9, restarts, 429/503/slow, dup/reorder)
+	$(PY) -m tests.bench.faults
+
+bench-load: ## bounded load test of facesearch serve: capacity, then only 429/503 with Retry-After
+	$(PY) -m tests.bench.load
 
 bench-collections: ## 100 collections x 10k faces vs one of 1M: latency, cold open, memory, leaks, erase
 	$(PY) -m tests.bench.collections

@@ -21,9 +21,12 @@ from facesearch.cloudinary.entry import handle_http
 from facesearch.cloudinary.webhook import CloudinaryWebhook
 from facesearch.config import get_settings
 from facesearch.logs import configure_for
+from facesearch.telemetry import configure as configure_telemetry
+from facesearch.telemetry import request_scope
 
 _settings = get_settings()
 configure_for(_settings)
+configure_telemetry(_settings, "cloudinary")  # FACESEARCH_TELEMETRY_*; off by default
 _instance: dict[str, CloudinaryWebhook] = {}
 _lock = threading.Lock()
 
@@ -37,4 +40,5 @@ def _get_webhook() -> CloudinaryWebhook:
 
 @functions_framework.http
 def cloudinary(request: Request) -> Response:
-    return handle_http(request, _get_webhook)
+    with request_scope():  # spans flushed before the answer (CPU throttled after)
+        return handle_http(request, _get_webhook)

@@ -23,9 +23,12 @@ from facesearch.backends.services import console_app, query_app
 from facesearch.config import get_settings
 from facesearch.console.app import ConsoleApp
 from facesearch.logs import configure_for
+from facesearch.telemetry import configure as configure_telemetry
+from facesearch.telemetry import request_scope
 
 _settings = get_settings()
 configure_for(_settings)
+configure_telemetry(_settings, "query")  # FACESEARCH_TELEMETRY_*; off by default
 _instance: dict[str, QueryApp | ConsoleApp] = {}
 _lock = threading.Lock()
 
@@ -42,4 +45,5 @@ def _get_app() -> QueryApp | ConsoleApp:
 
 @functions_framework.http
 def query(request: Request) -> Response:
-    return _get_app().handle(request)
+    with request_scope():  # spans flushed before the answer (CPU throttled after)
+        return _get_app().handle(request)

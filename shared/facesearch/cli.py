@@ -275,6 +275,7 @@ def _extensions() -> list[Callable[[Any], None]]:
         __import__("facesearch.collections.cli", fromlist=["*"]).add_collection_commands
     )
     registrars.append(__import__("facesearch.people.cli", fromlist=["*"]).add_person_commands)
+    registrars.append(__import__("facesearch.ops.cli", fromlist=["*"]).add_ops_commands)
     return registrars
 
 

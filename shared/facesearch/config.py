@@ -45,6 +45,7 @@ from facesearch.net.settings import FetchSettings
 from facesearch.people.settings import PeopleSettings
 from facesearch.section import SettingsSection
 from facesearch.storage.settings import StorageSettings
+from facesearch.telemetry.settings import OpsSettings, TelemetrySettings
 from facesearch.video.settings import VideoSettings
 from facesearch.vision.settings import DEFAULT_MODELS_DIR, REPO_ROOT, QualityPolicy, VisionSettings
 
@@ -103,6 +104,8 @@ class Settings(BaseSettings):
     cloudinary: CloudinarySettings = Field(default_factory=CloudinarySettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
     people: PeopleSettings = Field(default_factory=PeopleSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @model_validator(mode="before")

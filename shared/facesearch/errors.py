@@ -99,6 +99,19 @@ class TooManyAttempts(FaceSearchError):
     code, http_status = "too-many-attempts", 500
 
 
+class EventExpired(FaceSearchError):
+    """An event kept failing past the max event age: dropped and recorded, not retried."""
+
+    code, http_status = "event-expired", 500
+
+
+class Overloaded(FaceSearchError):
+    """The instance is at its connection limit: refused at once with a Retry-After."""
+
+    code, http_status, retryable = "overloaded", 503, True
+    retry_after_s = 1
+
+
 # --- storage and the index ------------------------------------------------------------------
 
 

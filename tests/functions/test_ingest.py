@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,8 @@ def storage_headers(bucket: str, name: str, event_id: str) -> dict[str, str]:
         "ce-type": "google.cloud.storage.object.v1.finalized",
         "ce-source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
         "ce-subject": f"objects/{name}",
-        "ce-time": "2026-11-23T10:00:00Z",
+        # now: an event older than FACESEARCH_MAX_EVENT_AGE_S is dropped (tested below)
+        "ce-time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "content-type": "application/json",
     }
 

@@ -29,7 +29,8 @@ def _job() -> Body:
 def test_retention_job_publishes_the_control_message_to_face_deletions() -> None:
     job = _job()
     assert stack().of_type("google_cloud_scheduler_job") == [
-        stack().resource("google_cloud_scheduler_job", "retention")
+        stack().resource("google_cloud_scheduler_job", "retention"),
+        stack().resource("google_cloud_scheduler_job", "sweep"),
     ]
     assert job["count"] == "${var.retention_schedule == null ? 0 : 1}"
     assert job["schedule"] == "${var.retention_schedule}"
@@ -66,7 +67,8 @@ def test_scheduler_agent_may_publish_to_face_deletions_only() -> None:
     deletions = calls["topic_deletions"]["publishers"]
     # granted exactly while the job exists
     grant = '{scheduler = "serviceAccount:${local.scheduler_agent}"}'
-    assert f"var.retention_schedule == null ? {{}} : {grant}" in deletions, deletions
+    condition = "var.retention_schedule == null && var.sweep_schedule == null"
+    assert f"{condition} ? {{}} : {grant}" in deletions, deletions
     others = [
         s
         for name, call in calls.items()
@@ -127,3 +129,19 @@ def test_retention_payload_decodes_to_the_message_the_indexer_understands(tmp_pa
     assert json.loads(reference.data) == EXPECTED_BODY
     assert dict(reference.attributes) == EXPECTED_ATTRIBUTES
     assert EXPECTED_ATTRIBUTES["kind"] == KIND_CONTROL
+
+
+def test_sweep_job_publishes_a_control_message_the_indexer_understands() -> None:
+    from facesearch.storage.bus import Message
+    from facesearch.storage.messages import ControlMessage
+
+    job = stack().resource("google_cloud_scheduler_job", "sweep").body
+    assert job["count"] == "${var.sweep_schedule == null ? 0 : 1}"
+    assert stack().variables["sweep_schedule"]["default"] == "*/10 * * * *"
+    target = first(job, "pubsub_target")
+    assert target["topic_name"] == "${module.topic_deletions.topic_id}"
+    assert target["data"] == "${base64encode(jsonencode(local.sweep_control))}"
+    body = json.dumps(stack().locals["sweep_control"]).encode()
+    control = ControlMessage.decode(Message(body, target["attributes"]))
+    assert control == ControlMessage("sweep", None)
+    assert "${module.topic_deletions}" in job["depends_on"]

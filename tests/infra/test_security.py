@@ -5,6 +5,7 @@ a dead-letter policy on every subscription, OIDC-authenticated push, no secret v
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tests.infra.tf import (
     MODULES,
@@ -71,7 +72,14 @@ def test_project_level_grants_are_the_few_justified_ones() -> None:
         "firestore_user": "roles/datastore.user",
         "eventarc_receiver": "roles/eventarc.eventReceiver",
         "gcs_agent_pubsub_publisher": "roles/pubsub.publisher",
+        # telemetry (issue 18): write-only roles that exist only project-wide, granted to
+        # the four runtime identities and nobody else
+        "trace_agent": "roles/cloudtrace.agent",
+        "metric_writer": "roles/monitoring.metricWriter",
     }
+    for name in ("trace_agent", "metric_writer"):
+        assert grants[name]["for_each"] == "${local.sa}"
+        assert grants[name]["member"] == "${each.value}"
     condition = first(grants["firestore_user"], "condition")
     assert condition["expression"] == "${local.firestore_condition.expression}"
     expression = stack().locals["firestore_condition"]["expression"]
@@ -186,7 +194,8 @@ def test_least_privilege_per_service() -> None:
     ], deletion_publishers
     assert deletion_publishers.count("local.sa[") == 3
     scheduler = '{scheduler = "serviceAccount:${local.scheduler_agent}"}'
-    assert f"var.retention_schedule == null ? {{}} : {scheduler}" in deletion_publishers
+    condition = "var.retention_schedule == null && var.sweep_schedule == null"
+    assert f"{condition} ? {{}} : {scheduler}" in deletion_publishers
     assert deletion_publishers.count("serviceAccount:") == 1
     assert '{for k, m in var.deletion_publishers : "extra-${k}" => m}' in deletion_publishers
     # query signs URLs as itself only.
@@ -364,8 +373,41 @@ def test_secret_values_never_reach_state() -> None:
 def test_monitoring_covers_dlq_backlog_errors_and_ingest_failures() -> None:
     mon = load_module(MODULES / "monitoring")
     policies = {r.name for r in mon.of_type("google_monitoring_alert_policy")}
-    assert policies == {"dead_letter_backlog", "error_rate", "ingest_failures"}
+    assert policies == {
+        "dead_letter_backlog",
+        "error_rate",
+        "ingest_failures",
+        "searchable_latency",  # SLO: upload -> searchable p95 (issue 18)
+        "oldest_unacked",  # a consumer that stopped acknowledging
+    }
     assert "num_undelivered_messages" in mon.locals["dlq_filter"]
     assert mon.of_type("google_logging_metric")
     dlqs = stack().module_calls["monitoring"]["dead_letter_subscriptions"]
     assert len(dlqs) == 4
+
+
+def test_slo_alerts_and_dashboard_watch_the_application_metrics() -> None:
+    """The alerts and the dashboard name instruments that the code really defines."""
+    from facesearch.telemetry import metrics
+
+    source = Path(metrics.__file__).read_text()
+    names = set(re.findall(r'create_\w+\(\s*"(facesearch\.[a-z_.]+)"', source))
+    names |= set(re.findall(r'\(\d, "(facesearch\.[a-z_.]+)"', source))
+    mon = load_module(MODULES / "monitoring")
+    searchable = mon.resource("google_monitoring_alert_policy", "searchable_latency").body
+    condition = first(first(searchable, "conditions"), "condition_threshold")
+    assert condition["threshold_value"] == "${var.searchable_p95_seconds}"
+    assert first(condition, "aggregations")["cross_series_reducer"] == "REDUCE_PERCENTILE_95"
+    prefix = "workload.googleapis.com/"
+    assert mon.locals["searchable_metric"] == prefix + "facesearch.upload_to_searchable.seconds"
+    assert "oldest_unacked_message_age" in mon.locals["pushed_filter"]
+    assert len(stack().module_calls["monitoring"]["pushed_subscriptions"]) == 3
+    panels = mon.locals["panels"]
+    assert len(panels) >= 15
+    used = {m for p in panels for m in re.findall(r"\$\{local\.app\}\.([a-z_.]+)", p["filter"])}
+    assert used and {f"facesearch.{u}" for u in used} <= names, (used, names)
+    for wanted in ("upload_to_searchable.seconds", "ingest.faces", "ingest.rejects",
+                   "ingest.failures", "message.age.seconds", "index.segments", "index.live",
+                   "index.tombstones", "query.seconds", "cache.requests"):  # fmt: skip
+        assert wanted in used, wanted
+    assert mon.of_type("google_monitoring_dashboard")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
@@ -42,9 +43,12 @@ from facesearch.config import Settings
 from facesearch.errors import CollectionClosed, FaceSearchError, MethodNotAllowed, NotFound
 from facesearch.logs import log_fields
 from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id, check_id
+from facesearch.telemetry import extract, metrics, prometheus_text, span
 
 logger = logging.getLogger("facesearch.api")
 
+#: the Prometheus scrape path (unsigned: aggregate counts only, no ids; see docs/operations.md)
+METRICS_PATH = "/metrics"
 #: JSON bodies and multipart uploads: two images (match) in base64 plus form overhead
 BODY_OVERHEAD_BYTES = 1 << 20
 
@@ -148,11 +152,33 @@ class QueryApp:
     def handle(
         self, request: Request, *, trusted: bool = False, principal: str | None = None
     ) -> Response:
-        """One request. ``trusted``: the caller (the console layer) has already authenticated
-        it by other means — a console session with its CSRF check, or a verified IAP
-        identity — so no request signature is asked for; scope is then unrestricted, but
-        collection state and quotas still apply; ``principal`` names it in the access log."""
+        """One request, traced as a server span (continuing the caller's ``traceparent``)
+        and counted by route and status. ``trusted``: the caller (the console layer) has
+        already authenticated it by other means — a console session with its CSRF check,
+        or a verified IAP identity — so no request signature is asked for; scope is then
+        unrestricted, but collection state and quotas still apply; ``principal`` names it
+        in the access log."""
+        if request.path == METRICS_PATH and request.method == "GET":
+            exposition = prometheus_text()
+            if exposition is not None:  # only where the Prometheus exporter is on
+                return Response(exposition[0], status=200, content_type=exposition[1])
         start = time.perf_counter()
+        with span(
+            f"{request.method} {request.path if request.path == '/healthz' else 'api'}",
+            {"http.request.method": request.method},
+            parent=extract(dict(request.headers)),
+            kind=SpanKind.SERVER,
+        ) as current:
+            response, route_name = self._handle(request, start, trusted, principal)
+            current.update_name(f"{request.method} {route_name}")
+            current.set_attribute("http.route", route_name)
+            current.set_attribute("http.response.status_code", response.status_code)
+        metrics.record_request(route_name, response.status_code, time.perf_counter() - start)
+        return response
+
+    def _handle(
+        self, request: Request, start: float, trusted: bool, principal: str | None
+    ) -> tuple[Response, str]:
         request_id = _request_id(request)
         key_id: str | None = principal if trusted else None
         call: Call | None = None
@@ -199,6 +225,8 @@ class QueryApp:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             error = to_error(exc)
+            if error.code in ("rate-limited", "quota-exceeded"):
+                metrics.record_shed(error.code)
             if not isinstance(exc, FaceSearchError | HTTPException):
                 log_unexpected(exc, request_id=request_id, path=request.path)
             response = problem_response(error, request_id=request_id, instance=request.path)
@@ -221,7 +249,7 @@ class QueryApp:
                 timings_ms=timings,
             ),
         )
-        return response
+        return response, route.name if route else "unmatched"
 
     def _admit(self, route: Route, call: Call) -> None:
         """Scope, collection state and quota: what a verified key may do here, now."""

@@ -86,13 +86,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from facesearch.backends import backend_for
     from facesearch.backends.services import query_app
     from facesearch.logs import configure_for
+    from facesearch.telemetry import configure as configure_telemetry
 
     settings = load_settings()
     if not settings.api.public_url:  # links point at where we listen, not at a Host header
         settings = settings.with_overrides(public_url=f"http://{args.host}:{args.port}")
+    if settings.telemetry.metrics == "off":  # a local server exposes GET /metrics
+        settings = settings.with_overrides(telemetry_metrics="prometheus")
     if args.console:
         settings = settings.with_overrides(console_mode="local")
     configure_for(settings)
+    configure_telemetry(settings, "serve")
     backend = backend_for(settings)
     app = query_app(backend)
     health = app.service.operations.health()
@@ -113,7 +117,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from facesearch.backends.services import console_app
 
         console = wsgi = console_app(backend, app)
-    server = make_wsgi_server(wsgi, args.host, args.port)  # listening from here on
+    server = make_wsgi_server(  # listening from here on
+        wsgi, args.host, args.port, max_connections=settings.api.serve_max_connections
+    )
     if console is not None:
         print(
             "web console: open this one-time link within "

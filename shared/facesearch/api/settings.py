@@ -83,6 +83,12 @@ class ApiSettings(SettingsSection):
     query_max_concurrent_images: int = Field(
         default=4, ge=1, description="Requests running detection at once; more get HTTP 429."
     )
+    serve_max_connections: int = Field(
+        default=64,
+        ge=1,
+        description="facesearch serve: connections handled at once; more are answered 503 with"
+        " Retry-After at once (bounded threads and memory).",
+    )
 
 
 class ClientSettings(SettingsSection):

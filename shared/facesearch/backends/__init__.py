@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from facesearch.index.reader import IndexReader
     from facesearch.index.writer import IndexWriter
     from facesearch.people.ports import PeopleStore
-    from facesearch.storage.bus import Bus
+    from facesearch.storage.bus import Bus, DeadLetters
     from facesearch.storage.ledger import EventLedger
     from facesearch.storage.metadata import Catalog, MetadataStore
     from facesearch.storage.nonces import NonceStore
@@ -97,6 +97,10 @@ class Backend(ABC):
     @abstractmethod
     def bus(self) -> Bus:
         """Where services publish messages (Pub/Sub, or the in-process bus)."""
+
+    @abstractmethod
+    def dead_letters(self) -> DeadLetters:
+        """The dead-letter queues of the consumed topics (``facesearch dlq``)."""
 
     @abstractmethod
     def nonces(self) -> NonceStore:

@@ -18,7 +18,7 @@ from facesearch.storage.metadata import DEFAULT_COLLECTION
 if TYPE_CHECKING:
     from facesearch.api.crops import CropUrls
     from facesearch.api.forget import IndexForgetter
-    from facesearch.storage.bus import Bus
+    from facesearch.storage.bus import Bus, DeadLetters
     from facesearch.storage.ledger import EventLedger
     from facesearch.storage.metadata import Catalog
     from facesearch.storage.nonces import NonceStore
@@ -57,6 +57,15 @@ class GcpBackend(Backend):
         from facesearch.storage.gcp.bus import PubSubBus
 
         return self.once("bus", lambda: PubSubBus(self.settings.project))
+
+    def dead_letters(self) -> DeadLetters:
+        """The ``<topic>-dlq-pull`` subscriptions Terraform creates for each pushed topic."""
+        from facesearch.storage.gcp.dlq import PubSubDeadLetters
+
+        storage = self.settings.storage
+        topics = [storage.ingest_topic, storage.embeddings_topic, storage.deletions_topic]
+        project = self.settings.project or ""
+        return self.once("dead_letters", lambda: PubSubDeadLetters(project, topics))
 
     def nonces(self) -> NonceStore:
         from facesearch.storage.gcp.nonces import FirestoreNonceStore

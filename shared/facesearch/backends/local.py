@@ -14,6 +14,7 @@ from facesearch.storage.metadata import DEFAULT_COLLECTION
 if TYPE_CHECKING:
     from facesearch.api.crops import CropUrls
     from facesearch.api.forget import IndexForgetter
+    from facesearch.storage.bus import DeadLetters
     from facesearch.storage.ledger import EventLedger
     from facesearch.storage.local.bus import InProcessBus
     from facesearch.storage.metadata import Catalog
@@ -37,7 +38,13 @@ class LocalBackend(Backend):
     def bus(self) -> InProcessBus:
         from facesearch.storage.local.bus import InProcessBus
 
-        return self.once("bus", InProcessBus)
+        # durable: a message survives the process that published it (issue 18)
+        return self.once("bus", lambda: InProcessBus(self.settings.data_dir / "bus.sqlite3"))
+
+    def dead_letters(self) -> DeadLetters:
+        from facesearch.storage.local.bus import LocalDeadLetters
+
+        return self.once("dead_letters", lambda: LocalDeadLetters(self.bus()))
 
     def nonces(self) -> NonceStore:
         from facesearch.storage.local.nonces import SqliteNonceStore

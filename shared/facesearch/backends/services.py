@@ -85,6 +85,7 @@ def cloud_ingest_service(backend: Backend) -> IngestService:
 def indexer_service(backend: Backend) -> IndexerService:
     from facesearch.collections.maintenance import Maintenance
     from facesearch.indexer.service import IndexerService
+    from facesearch.ops.sweep import StuckSweep
 
     storage = backend.settings.storage
     return IndexerService(
@@ -95,7 +96,17 @@ def indexer_service(backend: Backend) -> IndexerService:
         require_active=lambda cid: backend.collections().require_active(cid, fresh=True),
         discard_index=lambda cid: backend.erase_job().discard_index(cid),
         maintenance=Maintenance(
-            backend.erase_job(), backend.retention(), backend.bus(), storage.deletions_topic
+            backend.erase_job(),
+            backend.retention(),
+            backend.bus(),
+            storage.deletions_topic,
+            stuck=StuckSweep(
+                backend.catalog(),
+                stores=backend.metadata,
+                bus=backend.bus(),
+                ingest_topic=storage.ingest_topic,
+                older_than_s=backend.settings.ops.stuck_after_s,
+            ),
         ),
     )
 

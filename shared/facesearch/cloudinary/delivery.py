@@ -74,6 +74,15 @@ def event_key(cloud_name: str, public_id: str, version: int, resource_type: str 
     return hashlib.sha256(identity.encode()).hexdigest()
 
 
+def asset_key(cloud_name: str, public_id: str, resource_type: str = "image") -> str:
+    """Ledger key of an asset across its versions (which version is current, and where).
+
+    Cloudinary's public ids are unique per resource type: an image and a video may share one.
+    """
+    kind = "" if resource_type == "image" else f"{resource_type}\n"
+    return hashlib.sha256(f"asset\n{kind}{cloud_name}\n{public_id}".encode()).hexdigest()
+
+
 def require_cloud_name(settings: Settings) -> str:
     if not settings.cloudinary.cloud_name:
         raise ConfigError("FACESEARCH_CLOUDINARY_CLOUD_NAME is not set")

@@ -17,12 +17,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from werkzeug.wrappers import Request, Response
 
 from facesearch.api.bodies import read_body
 from facesearch.cloudinary.webhook import CloudinaryWebhook
 from facesearch.errors import FaceSearchError, MethodNotAllowed, SignatureError
 from facesearch.logs import log_fields
+from facesearch.telemetry import extract, span
 
 logger = logging.getLogger("facesearch.cloudinary")
 
@@ -53,6 +55,19 @@ def handle_http(
 ) -> Response:
     """Answer one request. ``webhook`` may be a getter, so that a failure to build it
     (no secret configured, Secret Manager down) is answered here as problem+json too."""
+    with span(
+        "cloudinary.notification",
+        parent=extract(dict(request.headers)),
+        kind=SpanKind.SERVER,
+    ) as current:
+        response = _handle_http(request, webhook)
+        current.set_attribute("http.response.status_code", response.status_code)
+        return response
+
+
+def _handle_http(
+    request: Request, webhook: CloudinaryWebhook | Callable[[], CloudinaryWebhook]
+) -> Response:
     request_id = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0] or uuid.uuid4().hex
     fields: dict[str, Any] = {"request_id": request_id}
     try:

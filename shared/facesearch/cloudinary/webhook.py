@@ -6,8 +6,13 @@ and one Pub/Sub publish, and the GPU ingest function downloads the image later.
 
 Outcomes (rendered as 200 by :mod:`facesearch.cloudinary.entry`):
 ``queued`` (ingest request published; a video's asks ingest to plan it into chunks),
-``duplicate`` (this public_id + version was queued before), ``ignored`` (not ours to
-process), ``forgotten`` (delete: images and videos).
+``duplicate`` (this public_id + version was queued before), ``superseded`` (an older
+version than the one we hold), ``ignored`` (not ours to process), ``forgotten`` (delete:
+images and videos).
+
+A new version of a public_id replaces the old version's faces; a delete without a
+version forgets the current version (the ledger keeps, per asset, which version is
+current and in which collection).
 Raised errors become 401 (signature), 400 (unreadable body) or 503
 (:class:`TransientError`: Cloudinary retries).
 """
@@ -24,6 +29,7 @@ from typing import Any
 
 from facesearch.cloudinary.delivery import (
     FETCHABLE_TYPES,
+    asset_key,
     cloudinary_image_id,
     delivery_url,
     event_key,
@@ -152,36 +158,82 @@ class CloudinaryWebhook:
             "image_id": image_id,
             "collection": collection,
         }
-        if not self.ledger.claim(key, info, self.clock() + LEDGER_TTL_S):
-            logger.info("duplicate notification acknowledged", extra=log_fields(**fields))
-            return WebhookResult("duplicate", kind, {"image_id": image_id})
-        try:
-            secret = self.secrets()[0] if upload.delivery_type == "authenticated" else None
-            url = delivery_url(
-                self.settings,
-                upload.public_id,
-                upload.version,
-                fmt=upload.format,
-                delivery_type=upload.delivery_type,
-                api_secret=secret,
-                resource_type=kind_of,
+        asset = self.ledger.get(asset_key(self.cloud_name, upload.public_id, kind_of))
+        current = int(asset["version"]) if asset and asset.get("version", "").isdigit() else 0
+        if current > upload.version:
+            logger.info("older version than the current one: ignored", extra=log_fields(**fields))
+            return WebhookResult(
+                "superseded", kind, {"image_id": image_id, "current_version": current}
             )
-            body, attributes = ingest_request(self.settings, upload, url, collection)
-            message = Message(json.dumps(body, separators=(",", ":")).encode(), attributes)
-            self.bus.publish(self.settings.storage.ingest_topic, [message])
-        except BaseException:
-            # Not queued: give the claim back so Cloudinary's retry of this notification
-            # (we answer 5xx) is not mistaken for a duplicate.
-            try:
-                self.ledger.release(key)
-            except Exception:
-                logger.exception("could not release the claim", extra=log_fields(**fields))
-            raise
+        outcome = self._queue_once(
+            upload, key=key, info=info, image_id=image_id, collection=collection, fields=fields
+        )
+        if asset and current < upload.version:
+            # a new version replaces the old one's faces (forgotten once it is final)
+            self._forget_one(
+                DeletedImage(upload.public_id, current, upload.delivery_type, kind_of),
+                replaced=True,
+            )
+        if current != upload.version:
+            self.ledger.put(
+                asset_key(self.cloud_name, upload.public_id, kind_of),
+                {
+                    "public_id": upload.public_id,
+                    "version": str(upload.version),
+                    "image_id": image_id,
+                    "collection": collection,
+                },
+                self.clock() + LEDGER_TTL_S,
+            )
+        return WebhookResult(outcome, kind, {"image_id": image_id})
+
+    def _queue_once(
+        self,
+        upload: UploadedImage,
+        *,
+        key: str,
+        info: dict[str, str],
+        image_id: str,
+        collection: str,
+        fields: dict[str, Any],
+    ) -> str:
+        """Queue this version once: ``queued`` or ``duplicate``.
+
+        The claim is an outbox entry: created ``pending`` before the publish and marked
+        ``queued`` after it. A crash in between leaves it pending, and Cloudinary's retry
+        (we never answered 200) publishes again instead of taking it for a duplicate; the
+        ingest is idempotent, so a second publish costs nothing.
+        """
+        expires_at = self.clock() + LEDGER_TTL_S
+        if not self.ledger.claim(key, {**info, "state": "pending"}, expires_at):
+            claim = self.ledger.get(key) or {}
+            if claim.get("state") != "pending":
+                logger.info("duplicate notification acknowledged", extra=log_fields(**fields))
+                return "duplicate"
+            logger.warning(
+                "claimed but never queued (a crash?): queuing again", extra=log_fields(**fields)
+            )
+        secret = self.secrets()[0] if upload.delivery_type == "authenticated" else None
+        url = delivery_url(
+            self.settings,
+            upload.public_id,
+            upload.version,
+            fmt=upload.format,
+            delivery_type=upload.delivery_type,
+            api_secret=secret,
+            resource_type=upload.resource_type,
+        )
+        body, attributes = ingest_request(self.settings, upload, url, collection)
+        message = Message(json.dumps(body, separators=(",", ":")).encode(), attributes)
+        self.bus.publish(self.settings.storage.ingest_topic, [message])
+        self.ledger.put(key, {**info, "state": "queued"}, expires_at)
         logger.info(
             "ingest request queued",
-            extra=log_fields(notification_type=kind, api_key=upload.api_key, **fields),
+            extra=log_fields(
+                notification_type=upload.notification_type, api_key=upload.api_key, **fields
+            ),
         )
-        return WebhookResult("queued", kind, {"image_id": image_id})
+        return "queued"
 
     # --- delete ---------------------------------------------------------------------------
 
@@ -195,31 +247,35 @@ class CloudinaryWebhook:
                 faces += result[1]
         return WebhookResult("forgotten", "delete", {"image_ids": forgotten, "faces": faces})
 
-    def _forget_one(self, image: DeletedImage) -> tuple[str, int] | None:
-        """Forget one deleted image: (image id, faces removed), or None if we never had it.
+    def _forget_one(self, image: DeletedImage, *, replaced: bool = False) -> tuple[str, int] | None:
+        """Forget one deleted (or ``replaced``) image: (image id, faces removed), or None
+        if we never had it.
 
         A delete that overtakes its own ingest (queued, or being processed) is refused
         with 503 so that Cloudinary retries it after the ingest has finished; otherwise
-        the ingest would recreate the faces we were asked to forget.
+        the ingest would recreate the faces we were asked to forget. A delete without a
+        version means the asset's current version (the asset record says which).
         """
-        if image.version is None:
-            logger.warning(
-                "delete without a version: cannot derive the image id",
-                extra=log_fields(public_id=image.public_id),
-            )
-            return None
         kind = image.resource_type
-        key = event_key(self.cloud_name, image.public_id, image.version, kind)
+        version = image.version
+        if version is None:
+            asset = self.ledger.get(asset_key(self.cloud_name, image.public_id, kind)) or {}
+            if not asset.get("version", "").isdigit():
+                logger.warning(
+                    "delete without a version of an asset we never queued",
+                    extra=log_fields(public_id=image.public_id),
+                )
+                return None
+            version = int(asset["version"])
+        key = event_key(self.cloud_name, image.public_id, version, kind)
         claim = self.ledger.get(key)
         # the upload's claim says which collection it went to (the delete does not say)
         collection = (claim or {}).get("collection") or DEFAULT_COLLECTION
-        image_id = cloudinary_image_id(
-            self.cloud_name, image.public_id, image.version, collection, kind
-        )
-        fields = {"image_id": image_id, "public_id": image.public_id, "version": image.version}
+        image_id = cloudinary_image_id(self.cloud_name, image.public_id, version, collection, kind)
+        fields = {"image_id": image_id, "public_id": image.public_id, "version": version}
         deleted = {
             "public_id": image.public_id,
-            "version": str(image.version),
+            "version": str(version),
             "deleted": "1",
             "collection": collection,
         }
@@ -248,7 +304,10 @@ class CloudinaryWebhook:
             removed = 0
         self.ledger.put(key, deleted, expires_at)
         logger.info(
-            "image forgotten (deleted in Cloudinary)", extra=log_fields(faces=removed, **fields)
+            "image forgotten (replaced by a new version)"
+            if replaced
+            else "image forgotten (deleted in Cloudinary)",
+            extra=log_fields(faces=removed, **fields),
         )
         return image_id, removed
 

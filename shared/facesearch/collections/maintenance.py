@@ -1,4 +1,4 @@
-"""Maintenance steps the indexer runs from control messages: erase and retention.
+"""Maintenance steps the indexer runs from control messages: erase, retention, stuck sweep.
 
 One message, one bounded step; unfinished work re-publishes its own continuation,
 so a million-face erase is many short push requests (each within Cloud Run's
@@ -13,6 +13,7 @@ import logging
 from facesearch.collections.erase import EraseJob
 from facesearch.collections.retention import RetentionSweep
 from facesearch.logs import log_fields
+from facesearch.ops.sweep import StuckSweep
 from facesearch.storage.bus import Bus
 from facesearch.storage.messages import ControlMessage
 
@@ -20,17 +21,31 @@ logger = logging.getLogger(__name__)
 
 
 class Maintenance:
-    def __init__(self, erase: EraseJob, retention: RetentionSweep, bus: Bus, topic: str) -> None:
+    def __init__(
+        self,
+        erase: EraseJob,
+        retention: RetentionSweep,
+        bus: Bus,
+        topic: str,
+        *,
+        stuck: StuckSweep | None = None,
+    ) -> None:
         self.erase = erase
         self.retention = retention
         self.bus = bus
         self.topic = topic
+        self.stuck = stuck
 
     def handle(self, control: ControlMessage) -> str:
         """Do one step; returns what happened (``erased``, ``continued``, ``swept``...)."""
         if control.action == "erase":
             assert control.collection_id is not None
             return self._erase(control.collection_id)
+        if control.action == "sweep":
+            if self.stuck is None:
+                return "no sweep configured"
+            result = self.stuck.run(control.collection_id)
+            return f"re-queued {result.total} stuck images"
         if control.collection_id is None:  # the scheduler's daily nudge: one per collection
             due = self.retention.due()
             if due:

@@ -30,6 +30,7 @@ from facesearch.index.manifest import MANIFEST_NAME, Manifest, SegmentEntry, seg
 from facesearch.index.segment import BuiltSegment, SegmentCache
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
+from facesearch.telemetry import metrics
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,6 +66,9 @@ class ManifestLog:
         """Compare-and-swap the manifest; False (after a short jittered pause) if we lost."""
         try:
             self.store.write(MANIFEST_NAME, new.to_bytes(), if_generation_match=generation)
+            metrics.record_index(
+                "writer", self, len(new.segments), new.live_count, new.tombstone_count
+            )
             return True
         except PreconditionFailed:
             logger.debug("manifest swap lost, retrying", extra=log_fields(op=what, attempt=attempt))

@@ -41,6 +41,7 @@ from facesearch.index.vectors import normalise
 from facesearch.logs import log_fields
 from facesearch.native import search_many
 from facesearch.storage.blob import BlobStore
+from facesearch.telemetry import metrics, span
 
 #: Segments fetched, verified and mapped at once on open/refresh (downloads and sha256
 #: release the GIL, so a cold start with several segments overlaps them).
@@ -116,6 +117,14 @@ class IndexReader:
                         ) from exc
             snapshot = self._snapshot
             if snapshot.manifest is not None:
+                manifest = snapshot.manifest
+                metrics.record_index(
+                    "reader",
+                    self,
+                    len(manifest.segments),
+                    manifest.live_count,
+                    manifest.tombstone_count,
+                )
                 self.cache.prune(snapshot.manifest.segments)
                 logger.info(
                     "index opened",
@@ -171,10 +180,18 @@ class IndexReader:
     ) -> list[list[SearchHit]]:
         """Top-``k`` live faces for each query row, best first.
 
-        ``exact=True`` brute-forces every segment (for tests and recall checks).
+        ``exact=True`` brute-forces every segment (for tests and recall checks). Traced
+        as an ``index.search`` span.
         """
         if k < 1:
             raise ValueError("k must be >= 1")
+        with span(
+            "index.search",
+            {"facesearch.k": k, "facesearch.segments": len(self._snapshot.segments)},
+        ):
+            return self._search(queries, k, exact)
+
+    def _search(self, queries: ArrayLike, k: int, exact: bool) -> list[list[SearchHit]]:
         snapshot = self._snapshot
         manifest = snapshot.manifest
         if manifest is None:

@@ -31,8 +31,7 @@ from facesearch.index.manifest import Dtype, SegmentEntry, segment_object_names
 from facesearch.index.params import IndexParams
 from facesearch.native import Index, MetricKind
 from facesearch.storage.blob import BlobStore
-
-_HASH_CHUNK = 8 * 1024 * 1024
+from facesearch.telemetry import metrics
 
 
 def new_segment_id() -> str:
@@ -41,11 +40,9 @@ def new_segment_id() -> str:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file, streamed (segments and model files are larger than we want in RAM)."""
     with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @dataclass
@@ -245,8 +242,10 @@ class SegmentCache:
         target = self._path(sha256, suffix)
         with contextlib.suppress(FileNotFoundError):
             if target.stat().st_size == size:
+                metrics.record_cache("segments", True)
                 return target
             target.unlink()  # damaged local copy (e.g. disk full earlier): fetch again
+        metrics.record_cache("segments", False)
         tmp = self._tmp_path(target)
         try:
             self.store.download_to_file(name, tmp)

@@ -17,16 +17,22 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
+
+from opentelemetry.trace import SpanKind
 
 from facesearch.config import Settings, get_settings
 from facesearch.errors import BadMessage
 from facesearch.indexer.group_commit import GroupCommitter
 from facesearch.indexer.service import Applied, IndexerService
+from facesearch.ingest.sources import rfc3339
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Message
 from facesearch.storage.messages import KIND_DELETIONS, KIND_EMBEDDINGS, push_message
+from facesearch.telemetry import extract, metrics, request_scope, span
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +69,14 @@ def topic_of(source: str) -> str:
     return source.rsplit(marker, 1)[1] if marker in source else ""
 
 
+def publish_time(data: Any) -> float | None:
+    """The pushed message's ``publishTime`` (epoch s), if it says."""
+    raw = data.get("message") if isinstance(data, Mapping) else None
+    if not isinstance(raw, Mapping):
+        return None
+    return rfc3339(raw.get("publishTime") or raw.get("publish_time"))
+
+
 def message_from_push(data: Any, *, deletions_topic: str, topic: str) -> Message:
     message = push_message(data)
     if "kind" not in message.attributes:
@@ -82,8 +96,13 @@ def handle_push(
     event_id: str = "",
     committer: GroupCommitter[Message, Applied] | None = None,
     settings: Settings | None = None,
+    now: float | None = None,
 ) -> Applied | None:
-    """Process one pushed message; returns to acknowledge, raises to be redelivered."""
+    """Process one pushed message; returns to acknowledge, raises to be redelivered.
+
+    Traced as ``indexer.delivery``, a child of the publisher's span (the message's
+    ``traceparent`` attribute); flushed before the answer goes out.
+    """
     settings = settings or get_settings()
     try:
         message = message_from_push(
@@ -95,6 +114,45 @@ def handle_push(
             extra=log_fields(event_id=event_id, error_code=error.code, error=error.message),
         )
         return None
+    topic = topic_of(source) or message.attributes.get("kind", "")
+    published = publish_time(data)
+    age = None if published is None else (time.time() if now is None else now) - published
+    if age is not None:
+        metrics.record_message_age(topic, age)
+    with (
+        span(
+            "indexer.delivery",
+            {"messaging.message.id": message.message_id, "messaging.destination.name": topic},
+            parent=extract(message.attributes),
+            kind=SpanKind.CONSUMER,
+        ),
+        request_scope(),
+    ):
+        if age is not None and age > settings.ops.max_event_age_s:
+            # The faces stay in the metadata store: `facesearch doctor --repair` (or a
+            # re-ingest) puts them back. Better than a message retried for ever.
+            metrics.record_expired(topic)
+            logger.error(
+                "message older than the max event age: dropped (doctor --repair restores)",
+                extra=log_fields(
+                    event_id=event_id,
+                    message_id=message.message_id,
+                    kind=message.attributes.get("kind"),
+                    image_id=message.attributes.get("image_id"),
+                    collection=message.attributes.get("collection"),
+                    age_s=round(age),
+                ),
+            )
+            return None
+        return _submit(message, event_id, committer, settings)
+
+
+def _submit(
+    message: Message,
+    event_id: str,
+    committer: GroupCommitter[Message, Applied] | None,
+    settings: Settings,
+) -> Applied | None:
     try:
         # poison bodies come back as Applied(poison=...) (acked, logged by the service);
         # whatever raises here (index store down, manifest contended, a bug) is retried

@@ -48,6 +48,7 @@ from facesearch.storage.messages import (
     FaceEvent,
 )
 from facesearch.storage.metadata import DEFAULT_COLLECTION
+from facesearch.telemetry import link_to, metrics, span
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +173,16 @@ class IndexerService:
                 results[i] = Applied(KIND_EMBEDDINGS, 0)
             return
         vectors = np.concatenate([m.vectors for _, m in items if len(m.face_ids)])
+        links = [link for i, _ in items if (link := link_to(messages[i].attributes))]
+        started = time.perf_counter()
         try:
-            added = self.writers(collection_id).add(face_ids, vectors, model)
+            with span(
+                "index.commit",
+                {"facesearch.op": "add", "facesearch.faces": len(face_ids)},
+                links=links,
+            ):
+                added = self.writers(collection_id).add(face_ids, vectors, model)
+            metrics.record_commit("add", time.perf_counter() - started)
             if self._closed_meanwhile(collection_id):
                 for i, _ in items:
                     results[i] = Applied(KIND_EMBEDDINGS, 0)
@@ -193,6 +202,9 @@ class IndexerService:
             return
         now = time.time()
         lags = [now - m.source_time for _, m in items if m.source_time]
+        if added.added:  # a redelivery that added nothing made nothing searchable
+            for lag in lags:
+                metrics.record_searchable(lag)
         logger.info(
             "embeddings indexed",
             extra=log_fields(
@@ -217,8 +229,13 @@ class IndexerService:
         results: list[Applied | BaseException | None],
     ) -> None:
         face_ids = [f for _, m in deletions for f in m.face_ids]
+        started = time.perf_counter()
         try:
-            deleted = self.writers(collection_id).delete(face_ids)
+            with span(
+                "index.commit", {"facesearch.op": "delete", "facesearch.faces": len(face_ids)}
+            ):
+                deleted = self.writers(collection_id).delete(face_ids)
+            metrics.record_commit("delete", time.perf_counter() - started)
             if self._closed_meanwhile(collection_id):
                 for i, m in deletions:
                     results[i] = Applied(KIND_DELETIONS, len(m.face_ids))

@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from opentelemetry.trace import SpanKind
 
 from facesearch import jsonsafe
 from facesearch.config import Settings, get_settings
@@ -35,11 +39,13 @@ from facesearch.ingest.sources import (
     SourceRef,
     collection_for_object,
     request_from_ingest_message,
+    rfc3339,
     source_from_storage_object,
 )
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Message
 from facesearch.storage.messages import VideoTask
+from facesearch.telemetry import TRACE_ATTRIBUTES, extract, metrics, request_scope, span
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +88,68 @@ def source_from_event(event_type: str, data: Any) -> SourceRef | VideoTask:
     raise BadMessage(f"unexpected event type {event_type!r}")
 
 
+def event_envelope(
+    event_type: str, data: Any, attributes: Mapping[str, Any]
+) -> tuple[float | None, dict[str, str]]:
+    """When the event happened (epoch s) and the carrier of its trace context.
+
+    Eventarc's CloudEvent ``time`` (and ``traceparent`` extension) for a finalized
+    object; the Pub/Sub message's ``publishTime`` (and its attributes) for a push.
+    """
+    carrier = {k: str(v) for k, v in attributes.items() if k in TRACE_ATTRIBUTES}
+    when = rfc3339(attributes.get("time"))
+    if event_type == PUBSUB_PUBLISHED:
+        with contextlib.suppress(BadMessage):
+            message = _json_data(data).get("message")
+            if isinstance(message, Mapping):
+                when = rfc3339(message.get("publishTime") or message.get("publish_time")) or when
+                carrier |= {
+                    str(k): str(v)
+                    for k, v in (message.get("attributes") or {}).items()
+                    if k in TRACE_ATTRIBUTES
+                }
+    return when, carrier
+
+
 def handle_event(
-    event_type: str, data: Any, *, event_id: str = "", service: IngestService | None = None
+    event_type: str,
+    data: Any,
+    *,
+    event_id: str = "",
+    service: IngestService | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    now: float | None = None,
 ) -> IngestOutcome | None:
-    """Process one delivery; returns to acknowledge, raises to have it redelivered."""
+    """Process one delivery; returns to acknowledge, raises to have it redelivered.
+
+    ``attributes`` are the CloudEvent's (``time``, ``traceparent``): the span of this
+    delivery continues the uploader's or publisher's trace, and an event older than
+    ``FACESEARCH_MAX_EVENT_AGE_S`` is dropped and recorded instead of retried forever.
+    """
+    when, carrier = event_envelope(event_type, data, attributes or {})
+    topic = "uploads" if event_type == STORAGE_FINALIZED else "ingest-requests"
+    age = None if when is None else (time.time() if now is None else now) - when
+    if age is not None:
+        metrics.record_message_age(topic, age)
+    with (
+        span(
+            "ingest.delivery",
+            {"messaging.message.id": event_id, "facesearch.event.type": event_type},
+            parent=extract(carrier),
+            kind=SpanKind.CONSUMER,
+        ),
+        request_scope(),
+    ):
+        return _handle(event_type, data, event_id, service, age)
+
+
+def _handle(
+    event_type: str,
+    data: Any,
+    event_id: str,
+    service: IngestService | None,
+    age: float | None,
+) -> IngestOutcome | None:
     try:
         source = source_from_event(event_type, data)
         service = service or default_service()
@@ -103,14 +167,18 @@ def handle_event(
                 extra=_f(event_id, bucket=source.bucket, watched=watched),
             )
             return None
+        if age is not None and age > service.settings.ops.max_event_age_s:
+            return expired(service, source, event_type, event_id, age)
         return service.ingest(source)
-    except (ModelError, ConfigError):
+    except (ModelError, ConfigError) as error:
+        metrics.record_failure(error.code)
         logger.exception(
             "instance broken or misconfigured: delivery will be retried", extra=_f(event_id)
         )
         raise
     except FaceSearchError as error:
         if error.retryable:
+            metrics.record_failure(error.code)
             logger.warning(
                 "transient failure: delivery will be retried",
                 extra=_f(event_id, error_code=error.code, error=error.message),
@@ -128,13 +196,33 @@ def handle_event(
         return None
 
 
+def expired(
+    service: IngestService, source: SourceRef, event_type: str, event_id: str, age: float
+) -> IngestOutcome:
+    """Drop an event that kept failing past the max age, and record it: the image is
+    failed ``event-expired`` (visible, re-queueable with ``facesearch doctor``), unless
+    its record is already final."""
+    metrics.record_expired("uploads" if event_type == STORAGE_FINALIZED else "ingest-requests")
+    logger.error(
+        "event older than the max event age: dropped and recorded",
+        extra=_f(event_id, image_id=source.image_id, source=source.display, age_s=round(age)),
+    )
+    return service.record_expired(source, age)
+
+
 def _f(event_id: str, **fields: Any) -> dict[str, Any]:
     return log_fields(event_id=event_id, **fields)
 
 
 def handle_cloud_event(event: Any, *, service: IngestService | None = None) -> None:
     """Adapter for ``functions_framework.cloud_event`` (a ``cloudevents`` CloudEvent)."""
-    handle_event(str(event["type"]), event.data, event_id=str(event["id"]), service=service)
+    handle_event(
+        str(event["type"]),
+        event.data,
+        event_id=str(event["id"]),
+        service=service,
+        attributes=event.get_attributes(),
+    )
 
 
 def bus_handler(service: IngestService) -> Callable[[list[Message]], None]:
@@ -143,7 +231,12 @@ def bus_handler(service: IngestService) -> Callable[[list[Message]], None]:
 
     def handle(messages: list[Message]) -> None:
         for message in messages:
-            data = {"message": {"data": base64.b64encode(message.data).decode()}}
+            data = {
+                "message": {
+                    "data": base64.b64encode(message.data).decode(),
+                    "attributes": dict(message.attributes),  # the trace context, as in Pub/Sub
+                }
+            }
             handle_event(PUBSUB_PUBLISHED, data, event_id=message.message_id, service=service)
 
     return handle

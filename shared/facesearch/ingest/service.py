@@ -34,6 +34,7 @@ from facesearch.config import Settings
 from facesearch.errors import (
     CollectionClosed,
     ConfigError,
+    EventExpired,
     FaceSearchError,
     ImageTooLarge,
     ModelError,
@@ -52,7 +53,7 @@ from facesearch.ingest.video import VideoIngest, is_video
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Bus
-from facesearch.storage.messages import EmbeddingsMessage, VideoTask, chunked
+from facesearch.storage.messages import DeletionsMessage, EmbeddingsMessage, VideoTask, chunked
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
     FaceRecord,
@@ -61,6 +62,7 @@ from facesearch.storage.metadata import (
     MetadataStore,
     collection_prefix,
 )
+from facesearch.telemetry import metrics, span
 from facesearch.video.sniff import SNIFF_BYTES
 from facesearch.vision.decode import sniff_format
 from facesearch.vision.pipeline import FacePipeline
@@ -106,7 +108,27 @@ class IngestService:
     # --- the whole flow ------------------------------------------------------------------
 
     def ingest(self, source: SourceRef, data: bytes | None = None) -> IngestOutcome:
-        """Process one source; returns a final outcome or raises TransientError (retry)."""
+        """Process one source; returns a final outcome or raises TransientError (retry).
+
+        Traced as an ``ingest`` span (its stages as children) and counted in the metrics.
+        """
+        start = time.perf_counter()
+        with span(
+            "ingest",
+            {"facesearch.image_id": source.image_id, "facesearch.source.kind": source.kind},
+        ) as current:
+            outcome = self._ingest_source(source, data)
+            current.set_attribute("facesearch.outcome", str(outcome.outcome))
+            current.set_attribute("facesearch.faces", outcome.faces)
+        metrics.record_ingest(
+            str(outcome.outcome),
+            time.perf_counter() - start,
+            outcome.faces if outcome.outcome is Outcome.DONE else 0,
+            outcome.error_code,
+        )
+        return outcome
+
+    def _ingest_source(self, source: SourceRef, data: bytes | None) -> IngestOutcome:
         image_id = source.image_id
         fields = log_fields(
             image_id=image_id, source=source.display, collection=source.collection_id
@@ -151,6 +173,24 @@ class IngestService:
             logger.warning("skipped: %s", error.message, extra=fields)
             return IngestOutcome(task.video_id, source.display, Outcome.SKIPPED, reason=error.code)
 
+    def record_expired(self, source: SourceRef, age_s: float) -> IngestOutcome:
+        """An event too old to retry: the image is recorded ``failed(event-expired)``
+        (unless it already has a final record), so it is visible and can be re-queued."""
+        try:
+            job = self._job(source)
+        except (NotFound, CollectionClosed) as error:
+            return IngestOutcome(
+                source.image_id, source.display, Outcome.SKIPPED, reason=error.code
+            )
+        existing = job.store.get_image(source.image_id)
+        if existing is not None and existing.status in (ImageStatus.DONE, ImageStatus.FAILED):
+            return IngestOutcome(
+                source.image_id, source.display, Outcome.DUPLICATE, reason="already final"
+            )
+        return self._fail(
+            job, EventExpired(f"event {age_s:.0f} s old: dropped, not retried"), existing
+        )
+
     def _job(self, source: SourceRef) -> IngestJob:
         record = self.collections.require_active(source.collection_id)
         policy = CollectionSettings.from_record(record.settings)
@@ -179,9 +219,17 @@ class IngestService:
         existing = store.get_image(image_id)
         done = existing is not None and existing.status is ImageStatus.DONE
         if done and existing is not None and existing.model == job.model:
-            logger.info("already done: redelivery acknowledged", extra=fields)
+            # Re-publish the stored embeddings: the indexer skips live faces, and a face
+            # recorded but never indexed (a crash between publish and commit in embedded
+            # mode, a dropped message) becomes searchable again. No download, no model.
+            republished = self._republish(job, image_id)
+            logger.info("already done: redelivery acknowledged, embeddings re-sent", extra=fields)
             return IngestOutcome(
-                image_id, source.display, Outcome.DUPLICATE, faces=existing.face_count
+                image_id,
+                source.display,
+                Outcome.DUPLICATE,
+                faces=existing.face_count,
+                reason=f"{republished} embeddings re-published",
             )
         if existing is not None and existing.attempts >= MAX_PROCESSING_ATTEMPTS:
             if existing.status is ImageStatus.FAILED:
@@ -279,13 +327,16 @@ class IngestService:
     ) -> IngestOutcome:
         source, image_id = job.source, record.image_id
         start = time.perf_counter()
-        faces = [self._face_record(job, face, result.model) for face in result.faces]
+        with span("ingest.crops"):
+            faces = [self._face_record(job, face, result.model) for face in result.faces]
         crops_ms = (time.perf_counter() - start) * 1000.0
         start = time.perf_counter()
-        job.store.put_faces(image_id, faces)
+        with span("ingest.metadata"):
+            job.store.put_faces(image_id, faces)
         metadata_ms = (time.perf_counter() - start) * 1000.0
         start = time.perf_counter()
-        self._publish(job, result.model, faces)
+        with span("ingest.publish", {"facesearch.faces": len(faces)}):
+            self._publish(job, result.model, faces)
         publish_ms = (time.perf_counter() - start) * 1000.0
         timings = {
             **result.timings_ms,
@@ -348,6 +399,19 @@ class IngestService:
         for info in self.crops.list(prefix):
             self.crops.delete(info.name)
 
+    def _republish(self, job: IngestJob, image_id: str) -> int:
+        """The embeddings of a done image's stored faces, published again; how many."""
+        faces: list[FaceRecord] = []
+        cursor: str | None = None
+        while True:
+            page = job.store.list_faces(image_id=image_id, cursor=cursor, limit=500)
+            faces.extend(f for f in page.items if f.model == job.model)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        self._publish(job, job.model, faces)
+        return len(faces)
+
     def _publish(self, job: IngestJob, model: str, faces: list[FaceRecord]) -> None:
         if not faces:
             return
@@ -370,8 +434,24 @@ class IngestService:
     def _fail(
         self, job: IngestJob, error: FaceSearchError, existing: ImageRecord | None
     ) -> IngestOutcome:
-        """Record a permanent failure (so it is visible and never retried) and acknowledge."""
+        """Record a permanent failure (so it is visible and never retried) and acknowledge.
+
+        Faces an earlier, interrupted attempt stored (and perhaps published) are removed
+        from the records and the index: a failed image has no searchable faces.
+        """
         source = job.source
+        if existing is not None:
+            stale = [f.face_id for f in job.store.list_faces(image_id=source.image_id).items]
+            if stale:
+                job.store.put_faces(source.image_id, [])
+                self.bus.publish(
+                    self.settings.storage.deletions_topic,
+                    [
+                        DeletionsMessage(
+                            stale, "image failed", collection_id=source.collection_id
+                        ).encode()
+                    ],
+                )
         job.store.put_image(
             ImageRecord(
                 image_id=source.image_id,

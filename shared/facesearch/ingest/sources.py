@@ -165,7 +165,8 @@ class SourceRef:
         )
 
 
-def _rfc3339(value: object) -> float | None:
+def rfc3339(value: object) -> float | None:
+    """An RFC 3339 timestamp as epoch seconds (None when absent or unreadable)."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -194,7 +195,7 @@ def source_from_storage_object(data: Mapping[str, Any]) -> SourceRef:
         _int(data.get("generation"), "generation"),
         size=None if size is None else _int(size, "size"),
         content_type=data.get("contentType"),
-        created_time=_rfc3339(data.get("timeCreated")),
+        created_time=rfc3339(data.get("timeCreated")),
     )
 
 
@@ -238,7 +239,7 @@ def request_from_ingest_message(body: bytes) -> SourceRef | VideoTask:
         name=url,
         identity=source_id,
         content_type=request.get("content_type"),
-        created_time=_rfc3339(request.get("created_at")),
+        created_time=rfc3339(request.get("created_at")),
         extra={"url": url, **({"media": media} if media else {})},
         collection_id=collection,
     )

@@ -27,6 +27,33 @@ class Message:
     delivery_attempt: int = 1
 
 
+@dataclass(frozen=True)
+class DeadLetterInfo:
+    """A message that exhausted its delivery attempts, as ``facesearch dlq`` shows it."""
+
+    topic: str  # the topic it came from (and is replayed to)
+    message_id: str
+    attributes: Mapping[str, str]
+    data: bytes
+    published_at: float
+    error: str = ""
+
+
+@runtime_checkable
+class DeadLetters(Protocol):
+    """The dead-letter queues of every consumed topic (Pub/Sub DLQs, or the embedded bus)."""
+
+    def letters(self, limit: int = 100) -> list[DeadLetterInfo]: ...
+
+    def show(self, message_id: str) -> DeadLetterInfo:
+        """NotFound when no dead letter has that id."""
+        ...
+
+    def replay(self, message_ids: Sequence[str] | None = None) -> list[str]:
+        """Back to their topics (all, or these ids): idempotent; the ids replayed."""
+        ...
+
+
 #: A subscriber: gets a batch of messages; returning acks them all, raising retries them all.
 Handler = Callable[[list[Message]], None]
 

@@ -163,10 +163,11 @@ class FaceEvent:
 @dataclass(frozen=True)
 class ControlMessage:
     """Maintenance work for the indexer, one bounded step per message (Pub/Sub push):
-    ``erase`` a collection, or the ``retention`` sweep (of one collection, or of all
-    collections with a retention when ``collection_id`` is None)."""
+    ``erase`` a collection, the ``retention`` sweep (of one collection, or of all
+    collections with a retention when ``collection_id`` is None), or the ``sweep`` that
+    re-queues images stuck in ``processing`` (one collection, or all)."""
 
-    action: str  # erase | retention
+    action: str  # erase | retention | sweep
     collection_id: str | None = None
 
     def encode(self) -> Message:
@@ -178,7 +179,7 @@ class ControlMessage:
     def decode(cls, message: Message) -> ControlMessage:
         body = _json(message)
         action = body.get("action")
-        if action not in ("erase", "retention"):
+        if action not in ("erase", "retention", "sweep"):
             raise BadMessage(f"unknown control action {action!r}")
         collection = body.get("collection")
         if collection is None and action == "erase":

@@ -17,6 +17,7 @@ import numpy as np
 
 from facesearch.config import Settings, get_settings
 from facesearch.errors import FaceSearchError
+from facesearch.telemetry import span
 from facesearch.vision.attributes import AttributeModel
 from facesearch.vision.decode import DecodedImage, decode_image
 from facesearch.vision.detect import MtcnnDetector
@@ -32,9 +33,11 @@ STAGES = ("decode", "detect", "liveness", "attributes", "align", "quality", "emb
 
 @contextmanager
 def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Time a stage into ``timings`` and trace it as a ``vision.<stage>`` span."""
     start = time.perf_counter()
     try:
-        yield
+        with span(f"vision.{stage}"):
+            yield
     finally:
         timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000.0
 
@@ -219,9 +222,10 @@ class FacePipeline:
     def _embed_pending(self, batch: list[_Pending]) -> list[ImageResult]:
         all_crops = [crop for item in batch for crop in item.crops]
         start = time.perf_counter()
-        embeddings = (
-            self.embedder.embed(all_crops) if all_crops else np.zeros((0, 1), dtype=np.float32)
-        )
+        with span("vision.embed", {"facesearch.faces": len(all_crops)}):
+            embeddings = (
+                self.embedder.embed(all_crops) if all_crops else np.zeros((0, 1), dtype=np.float32)
+            )
         embed_ms = (time.perf_counter() - start) * 1000.0
         results: list[ImageResult] = []
         offset = 0

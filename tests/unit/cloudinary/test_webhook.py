@@ -175,6 +175,26 @@ def test_a_video_delete_forgets_the_video(hook: Harness) -> None:
     assert hook.forgotten_videos == [video_id] and hook.forgotten == []
 
 
+def test_a_new_video_version_replaces_the_old_video_not_an_image_of_the_same_name(
+    hook: Harness,
+) -> None:
+    """Versions are tracked per resource type: Cloudinary lets an image and a video share
+    a public id, and a new version of one must never forget the other."""
+    old_id = cloudinary_image_id(CLOUD, VIDEO_ID, VIDEO_VERSION, resource_type="video")
+    image_id = cloudinary_image_id(CLOUD, VIDEO_ID, VIDEO_VERSION + 5)
+    hook.post(raw(sample("upload_video")))
+    hook.metadata.put_video(VideoRecord(old_id, "s", VideoStatus.DONE))
+    same_name_image = sample("upload", public_id=VIDEO_ID, version=VIDEO_VERSION + 5)
+    assert _json(hook.post(raw(same_name_image)))["outcome"] == "queued"
+    assert hook.forgotten_videos == [] and hook.forgotten == []
+    newer = raw(sample("upload_video", version=VIDEO_VERSION + 1))
+    assert _json(hook.post(newer))["outcome"] == "queued"
+    assert hook.forgotten_videos == [old_id] and hook.forgotten == []
+    late = _json(hook.post(raw(sample("upload_video"))))
+    assert late["outcome"] == "superseded" and late["current_version"] == VIDEO_VERSION + 1
+    assert image_id not in hook.forgotten
+
+
 def test_retries_duplicates_and_the_eager_notification_queue_nothing_more(hook: Harness) -> None:
     body = raw(sample("upload"))
     assert _json(hook.post(body))["outcome"] == "queued"
@@ -190,9 +210,46 @@ def test_retries_duplicates_and_the_eager_notification_queue_nothing_more(hook: 
         "request_id": "",
     }
     assert len(hook.queued) == 1
-    # a new version of the same public_id is a new image
+    # a new version of the same public_id is a new image, which replaces the old one's
+    # faces once the old one is final (here: ingested)
+    _ingested(hook)
     assert _json(hook.post(raw(sample("upload", version=VERSION + 1))))["outcome"] == "queued"
     assert len(hook.queued) == 2
+    assert hook.forgotten == [IMAGE_ID]
+
+
+def test_a_new_version_replaces_the_old_and_a_late_old_one_is_superseded(hook: Harness) -> None:
+    hook.post(raw(sample("upload")))
+    newer = raw(sample("upload", version=VERSION + 1))
+    # the old version is still being ingested: wait for it (503, Cloudinary retries)...
+    _ingested(hook, ImageStatus.PROCESSING)
+    assert hook.post(newer).status_code == 503
+    assert len(hook.queued) == 2  # ... but the new version is already queued, once
+    _ingested(hook)
+    assert _json(hook.post(newer))["outcome"] == "duplicate"
+    assert hook.forgotten == [IMAGE_ID]
+    late = _json(hook.post(raw(sample("upload"))))
+    assert late["outcome"] == "superseded" and late["current_version"] == VERSION + 1
+    assert len(hook.queued) == 2
+
+
+def test_a_delete_without_a_version_forgets_the_current_version(hook: Harness) -> None:
+    hook.post(raw(sample("upload")))
+    _ingested(hook)
+    resource = {"public_id": PUBLIC_ID, "resource_type": "image", "type": "upload"}
+    response = hook.post(raw(json.dumps({"notification_type": "delete", "resources": [resource]})))
+    assert response.status_code == 200, response.get_data()
+    assert _json(response)["image_ids"] == [IMAGE_ID] and hook.forgotten == [IMAGE_ID]
+
+
+def test_a_crash_between_claim_and_publish_loses_nothing(hook: Harness) -> None:
+    """The claim is written, the process dies before publishing: Cloudinary's retry (no
+    200 was ever sent) finds the claim still pending and queues the upload."""
+    key = event_key(CLOUD, PUBLIC_ID, VERSION)
+    hook.ledger.claim(key, {"public_id": PUBLIC_ID, "state": "pending"}, 2e9)
+    assert _json(hook.post(raw(sample("upload"))))["outcome"] == "queued"
+    assert len(hook.queued) == 1
+    assert _json(hook.post(raw(sample("upload"))))["outcome"] == "duplicate"
 
 
 def test_eager_first_queues_the_original(hook: Harness) -> None:

@@ -1,7 +1,8 @@
 # Identities and least-privilege grants. No primitive roles; project-level grants are only
 # (a) Firestore access conditioned on this environment's database, (b) the Eventarc event
-# receiver role, and (c) the GCS service agent's Pub/Sub publisher role that Eventarc
-# Cloud Storage triggers require. Everything else is granted on the resource itself
+# receiver role, (c) the GCS service agent's Pub/Sub publisher role that Eventarc
+# Cloud Storage triggers require, and (d) the runtime identities' telemetry writers (Cloud
+# Trace agent, Monitoring metric writer: write-only roles that exist only project-wide). Everything else is granted on the resource itself
 # (buckets: storage.tf; topics: messaging.tf; secrets: secrets.tf), including the two custom
 # roles defined here (crop_deleter, collection_eraser), which are granted on the crops bucket
 # only. Collections need no grants of their own: every grant covers all of them.
@@ -72,6 +73,23 @@ resource "google_project_iam_member" "eventarc_receiver" {
   project = var.project_id
   role    = "roles/eventarc.eventReceiver"
   member  = "serviceAccount:${google_service_account.eventarc.email}"
+}
+
+# --- telemetry: spans to Cloud Trace, metrics to Cloud Monitoring (write-only roles) -----
+resource "google_project_iam_member" "trace_agent" {
+  for_each = local.sa
+
+  project = var.project_id
+  role    = "roles/cloudtrace.agent"
+  member  = each.value
+}
+
+resource "google_project_iam_member" "metric_writer" {
+  for_each = local.sa
+
+  project = var.project_id
+  role    = "roles/monitoring.metricWriter"
+  member  = each.value
 }
 
 resource "google_project_iam_member" "gcs_agent_pubsub_publisher" {

@@ -93,7 +93,7 @@ module "topic_deletions" {
       cloudinary = local.sa["cloudinary"]
       indexer    = local.sa["indexer"]
     },
-    var.retention_schedule == null ? {} : { scheduler = "serviceAccount:${local.scheduler_agent}" },
+    var.retention_schedule == null && var.sweep_schedule == null ? {} : { scheduler = "serviceAccount:${local.scheduler_agent}" },
     { for k, m in var.deletion_publishers : "extra-${k}" => m },
   )
 

@@ -8,6 +8,8 @@ module "monitoring" {
   error_rate_threshold      = var.error_rate_threshold
   ingest_failures_threshold = var.ingest_failures_threshold
   ingest_service_name       = module.ingest.name
+  searchable_p95_seconds    = var.searchable_p95_seconds
+  oldest_unacked_seconds    = var.oldest_unacked_seconds
 
   service_names = [
     module.ingest.name,
@@ -15,6 +17,12 @@ module "monitoring" {
     module.query.name,
     module.cloudinary.name,
     module.clusterer.name,
+  ]
+
+  pushed_subscriptions = [
+    module.topic_ingest.subscription_name,
+    module.topic_embeddings.subscription_name,
+    module.topic_deletions.subscription_name,
   ]
 
   dead_letter_subscriptions = [

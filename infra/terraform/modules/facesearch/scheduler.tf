@@ -23,6 +23,12 @@ locals {
     action     = "retention"
     collection = null
   }
+  # Body of the stuck-image sweep (every collection).
+  sweep_control = {
+    v          = 1
+    action     = "sweep"
+    collection = null
+  }
 }
 
 resource "google_cloud_scheduler_job" "retention" {
@@ -52,5 +58,36 @@ resource "google_cloud_scheduler_job" "retention" {
   }
 
   # module.topic_deletions includes the agent's publisher grant: no run before it exists.
+  depends_on = [google_project_service.apis, module.topic_deletions]
+}
+
+# The stuck-image sweep: every 10 minutes one {"v": 1, "action": "sweep", "collection": null}
+# control message on face-deletions; the indexer re-queues every image that has been
+# `processing` for longer than FACESEARCH_OPS_STUCK_AFTER_S (facesearch.ops.sweep).
+resource "google_cloud_scheduler_job" "sweep" {
+  count = var.sweep_schedule == null ? 0 : 1
+
+  project     = var.project_id
+  region      = var.region
+  name        = "${local.prefix}-sweep"
+  description = "Re-queue images stuck in processing: a sweep control message on face-deletions."
+  schedule    = var.sweep_schedule
+  time_zone   = "Etc/UTC"
+
+  pubsub_target {
+    topic_name = module.topic_deletions.topic_id
+    data       = base64encode(jsonencode(local.sweep_control))
+    attributes = {
+      kind   = "control"
+      action = "sweep"
+    }
+  }
+
+  retry_config {
+    retry_count          = 1
+    min_backoff_duration = "30s"
+    max_backoff_duration = "120s"
+  }
+
   depends_on = [google_project_service.apis, module.topic_deletions]
 }

@@ -16,6 +16,10 @@ locals {
     FACESEARCH_EMBEDDINGS_TOPIC   = local.topic_names.embeddings
     FACESEARCH_DELETIONS_TOPIC    = local.topic_names.deletions
     FACESEARCH_EVENTS_TOPIC       = local.topic_names.events
+    # OpenTelemetry: spans to Cloud Trace, metrics to Cloud Monitoring (docs/operations.md)
+    FACESEARCH_TELEMETRY_TRACES             = "gcp"
+    FACESEARCH_TELEMETRY_METRICS            = "gcp"
+    FACESEARCH_TELEMETRY_TRACE_SAMPLE_RATIO = tostring(var.trace_sample_ratio)
   }
 
   # Cloudinary settings shared by the webhook (builds delivery URLs) and ingest (fetches

@@ -226,6 +226,41 @@ variable "retention_time_zone" {
   default     = "Etc/UTC"
 }
 
+variable "sweep_schedule" {
+  description = "Cron schedule (UTC) of the Cloud Scheduler job that publishes the sweep control message to face-deletions; the indexer re-queues images stuck in processing for longer than FACESEARCH_OPS_STUCK_AFTER_S. null = no job."
+  type        = string
+  default     = "*/10 * * * *"
+
+  validation {
+    condition     = var.sweep_schedule == null || can(regex("^\\S+( \\S+){4}$", var.sweep_schedule))
+    error_message = "sweep_schedule: a unix-cron string of five fields, or null to disable the job."
+  }
+}
+
+# ---------------------------------------------------------------------------- operations
+variable "trace_sample_ratio" {
+  description = "Share of new traces sampled into Cloud Trace (parent-based: a sampled caller's trace is always followed)."
+  type        = number
+  default     = 0.1
+
+  validation {
+    condition     = var.trace_sample_ratio >= 0 && var.trace_sample_ratio <= 1
+    error_message = "trace_sample_ratio: between 0 and 1."
+  }
+}
+
+variable "searchable_p95_seconds" {
+  description = "SLO: 95% of uploads are searchable within this many seconds; the alert fires when the 30-minute p95 is above it."
+  type        = number
+  default     = 120
+}
+
+variable "oldest_unacked_seconds" {
+  description = "Alert when a pushed subscription's oldest unacknowledged message is older than this (a stuck consumer)."
+  type        = number
+  default     = 900
+}
+
 # ---------------------------------------------------------------------------- services
 variable "ingest" {
   description = "ingest service sizing. A GPU needs >= 4 vCPU and >= 16Gi; concurrency lets several events share one GPU batch. It also processes video chunks (docs/video.md): one request per chunk of video_chunk_seconds, so the timeout must leave room for a chunk sharing the instance with others."

@@ -4,7 +4,14 @@ output "alert_policy_ids" {
     dead_letter_backlog = google_monitoring_alert_policy.dead_letter_backlog.name
     error_rate          = google_monitoring_alert_policy.error_rate.name
     ingest_failures     = google_monitoring_alert_policy.ingest_failures.name
+    searchable_latency  = google_monitoring_alert_policy.searchable_latency.name
+    oldest_unacked      = google_monitoring_alert_policy.oldest_unacked.name
   }
+}
+
+output "dashboard_id" {
+  description = "The operations dashboard."
+  value       = google_monitoring_dashboard.pipeline.id
 }
 
 output "ingest_failures_metric" {

@@ -68,3 +68,20 @@ variable "alert_duration_seconds" {
   type        = number
   default     = 300
 }
+
+variable "pushed_subscriptions" {
+  description = "The push subscriptions whose oldest unacknowledged message is watched."
+  type        = list(string)
+}
+
+variable "searchable_p95_seconds" {
+  description = "SLO: upload -> searchable p95 (seconds) above which the alert fires."
+  type        = number
+  default     = 120
+}
+
+variable "oldest_unacked_seconds" {
+  description = "Oldest unacknowledged message age (seconds) above which the alert fires."
+  type        = number
+  default     = 900
+}

@@ -17,6 +17,7 @@ from google.api_core import exceptions as gexc
 
 from facesearch.errors import ConfigError, TransientError
 from facesearch.storage.bus import Message
+from facesearch.telemetry import inject
 
 # Imported dynamically: a static import of the typed google.cloud.pubsub makes mypy
 # resolve the google.cloud namespace from it and hide the untyped google.cloud.storage.
@@ -46,7 +47,10 @@ class PubSubBus:
     def publish(self, topic: str, messages: Sequence[Message]) -> list[str]:
         path = self.topic_path(topic)
         try:
-            futures = [self.publisher.publish(path, m.data, **dict(m.attributes)) for m in messages]
+            # the publisher's trace context rides along as W3C traceparent attributes
+            futures = [
+                self.publisher.publish(path, m.data, **inject(m.attributes)) for m in messages
+            ]
             return [str(f.result(timeout=PUBLISH_TIMEOUT_S)) for f in futures]
         except (gexc.GoogleAPICallError, gexc.RetryError, TimeoutError, ConnectionError) as exc:
             # Even a missing topic or a permission error is retried, not swallowed: the
