@@ -15,9 +15,11 @@ from cloudevents.http.event import CloudEvent
 from facesearch.config import get_settings
 from facesearch.logs import configure_for
 from facesearch.people.entry import handle_cloud_event
+from facesearch.telemetry import configure as configure_telemetry
 
 _settings = get_settings()
 configure_for(_settings)
+configure_telemetry(_settings, "clusterer")  # FACESEARCH_TELEMETRY_*; off by default
 
 
 @functions_framework.cloud_event

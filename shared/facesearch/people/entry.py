@@ -17,11 +17,14 @@ import logging
 import threading
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
 from facesearch.config import Settings, get_settings
 from facesearch.errors import BadMessage
 from facesearch.logs import log_fields
 from facesearch.people.clusterer import ClustererService, Handled
 from facesearch.storage.messages import push_message
+from facesearch.telemetry import extract, request_scope, span
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +47,23 @@ def default_service(settings: Settings | None = None) -> ClustererService:
 def handle_push(
     data: Any, *, event_id: str = "", service: ClustererService | None = None
 ) -> Handled | None:
-    """Process one pushed face event; returns to acknowledge, raises to be redelivered."""
+    """Process one pushed face event; returns to acknowledge, raises to be redelivered.
+
+    Traced as ``clusterer.delivery``, a child of the indexer's commit span (the event's
+    ``traceparent`` attribute), so one trace runs from the upload to the person.
+    """
     try:
         message = push_message(data)
-        return (service or default_service()).handle(message)
+        with (
+            span(
+                "clusterer.delivery",
+                {"messaging.message.id": message.message_id or event_id},
+                parent=extract(message.attributes),
+                kind=SpanKind.CONSUMER,
+            ),
+            request_scope(),
+        ):
+            return (service or default_service()).handle(message)
     except BadMessage as error:
         logger.error(
             "unreadable face event acknowledged",
