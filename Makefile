@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup browser test-browser screenshots venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-shards bench-pipeline bench-query bench-video bench-collections bench-faults bench-load bench-jobs gpu-smoke clean
+.PHONY: help setup browser test-browser screenshots venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-shards bench-pipeline bench-query bench-video bench-collections bench-faults bench-load bench-clustering bench-jobs gpu-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -74,9 +74,10 @@ tf-validate: ## terraform validate both envs (needs registry.terraform.io)
 tf-schema: ## re-distill the google provider schema subset used by the HCL tests (needs npm)
 	$(PY) infra/scripts/distill_provider_schema.py
 
-run: setup ## embedded demo: ingest the sample photos, search a face, detect + match (no cloud, no services)
+run: setup ## embedded demo: ingest the sample photos (clustered into persons), search a face, list persons, detect + match (no cloud, no services)
 	$(VENV)/bin/facesearch ingest tests/data/photos --data-dir .facesearch/demo
 	$(VENV)/bin/facesearch search tests/data/photos/labelled/obama/obama_2.jpg --data-dir .facesearch/demo -k 3
+	$(VENV)/bin/facesearch persons list --data-dir .facesearch/demo
 	$(VENV)/bin/facesearch detect tests/data/photos/group/insightface_t1.jpg --out bench-results/annotated_t1.jpg
 	$(VENV)/bin/facesearch match tests/data/photos/labelled/obama/obama_1.jpg tests/data/photos/labelled/obama/obama_2.jpg || true
 	$(VENV)/bin/facesearch match tests/data/photos/labelled/obama/obama_1.jpg tests/data/photos/labelled/biden/biden_1.jpg || true
@@ -100,7 +101,7 @@ format: ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format shared functions tests models infra
 	$(VENV)/bin/ruff check --fix shared functions tests models infra
 
-bench: bench-accuracy bench-vision bench-index bench-scale bench-pipeline bench-query bench-video bench-collections bench-faults bench-load bench-jobs ## all benchmarks; each writes bench-results/*.json
+bench: bench-accuracy bench-vision bench-index bench-scale bench-pipeline bench-query bench-video bench-collections bench-clustering bench-faults bench-load bench-jobs ## all benchmarks; each writes bench-results/*.json
 
 bench-accuracy:
 	$(PY) -m tests.bench.accuracy
@@ -126,6 +127,9 @@ bench-query:
 
 bench-video:
 	$(PY) -m tests.bench.video
+
+bench-clustering: ## event-driven clustering vs DBSCAN on the dev set, arrival orders, synthetic scale
+	$(PY) -m tests.bench.clustering
 
 bench-faults: ## 200 uploads on the emulators under 20 faults of each kind (kill -9, restarts, 429/503/slow, dup/reorder)
 	$(PY) -m tests.bench.faults

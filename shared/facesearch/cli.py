@@ -274,6 +274,7 @@ def _extensions() -> list[Callable[[Any], None]]:
     registrars.append(
         __import__("facesearch.collections.cli", fromlist=["*"]).add_collection_commands
     )
+    registrars.append(__import__("facesearch.people.cli", fromlist=["*"]).add_person_commands)
     registrars.append(__import__("facesearch.ops.cli", fromlist=["*"]).add_ops_commands)
     registrars.append(__import__("facesearch.jobs.cli", fromlist=["*"]).add_job_commands)
     return registrars

@@ -25,6 +25,13 @@ import requests.auth
 from pydantic import BaseModel
 
 from facesearch.api.collection_schemas import CollectionOut, CollectionPage
+from facesearch.api.person_schemas import (
+    CorrectionOut,
+    CorrectionPage,
+    PersonImagePage,
+    PersonOut,
+    PersonPage,
+)
 from facesearch.api.schemas import (
     FaceOut,
     FacePage,
@@ -32,8 +39,6 @@ from facesearch.api.schemas import (
     Health,
     ImageOut,
     MatchResponse,
-    PersonOut,
-    PersonPage,
     SearchResponse,
     Stats,
 )
@@ -207,7 +212,10 @@ class Client:
         min_quality: float | None = None,
         face_index: int | None = None,
         bbox: Sequence[float] | None = None,
+        group_by: str | None = None,
     ) -> SearchResponse:
+        """Search with every face of an image; ``group_by="person"`` ranks persons instead
+        of faces (each query face's ``persons``: "who is this?")."""
         params = _params(
             k=k,
             threshold=threshold,
@@ -215,6 +223,7 @@ class Client:
             min_quality=min_quality,
             face_index=face_index,
             bbox=list(bbox) if bbox is not None else None,
+            group_by=group_by,
         )
         response = self.request(
             "POST",
@@ -313,12 +322,85 @@ class Client:
             PersonPage, "GET", self._data("/v1/persons"), params=_params(cursor=cursor, limit=limit)
         )
 
+    def iter_persons(self, *, limit: int = 100) -> Iterator[PersonOut]:
+        cursor = None
+        while True:
+            page = self.persons(cursor=cursor, limit=limit)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def person_images(
+        self, person_id: str, *, cursor: str | None = None, limit: int = 100
+    ) -> PersonImagePage:
+        """Every image of a person ("every photo of me"), with their faces in it."""
+        return self._json(
+            PersonImagePage,
+            "GET",
+            self._data(f"/v1/persons/{person_id}/images"),
+            params=_params(cursor=cursor, limit=limit),
+        )
+
     def set_face_person(self, face_id: str, person_id: str | None) -> FaceOut:
+        """Assign a face to a person (the machine never moves it again); ``None``: the
+        face is not its current person (a remembered rejection)."""
         return self._json(
             FaceOut,
             "PUT",
             self._data(f"/v1/faces/{face_id}/person"),
             payload={"person_id": person_id},
+        )
+
+    def merge_persons(self, person_id: str, others: Sequence[str]) -> CorrectionOut:
+        """Merge ``others`` into ``person_id`` (undoable)."""
+        return self._json(
+            CorrectionOut,
+            "POST",
+            self._data(f"/v1/persons/{person_id}/merge"),
+            payload={"persons": list(others)},
+        )
+
+    def split_person(
+        self,
+        person_id: str,
+        face_ids: Sequence[str],
+        *,
+        to_person: str | None = None,
+        name: str | None = None,
+    ) -> CorrectionOut:
+        """Move chosen faces of a person to ``to_person`` or (default) a new person."""
+        payload: dict[str, Any] = {"face_ids": list(face_ids)}
+        if to_person is not None:
+            payload["to_person"] = to_person
+        if name is not None:
+            payload["name"] = name
+        return self._json(
+            CorrectionOut, "POST", self._data(f"/v1/persons/{person_id}/split"), payload=payload
+        )
+
+    def reject_face(self, person_id: str, face_id: str) -> CorrectionOut:
+        """This face is not this person: it leaves and is never put back by the machine."""
+        return self._json(
+            CorrectionOut,
+            "POST",
+            self._data(f"/v1/persons/{person_id}/reject"),
+            payload={"face_id": face_id},
+        )
+
+    def corrections(self, *, before: str | None = None, limit: int = 100) -> CorrectionPage:
+        """The correction log, newest first."""
+        return self._json(
+            CorrectionPage,
+            "GET",
+            self._data("/v1/corrections"),
+            params=_params(before=before, limit=limit),
+        )
+
+    def undo(self, correction_id: str) -> CorrectionOut:
+        """Undo a recent correction (answers with the undo's own log entry)."""
+        return self._json(
+            CorrectionOut, "POST", self._data(f"/v1/corrections/{correction_id}/undo")
         )
 
     def forget_image(self, image_id: str) -> Forgotten:

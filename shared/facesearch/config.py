@@ -42,6 +42,7 @@ from facesearch.index.params import IndexParams
 from facesearch.indexer.settings import IndexerSettings
 from facesearch.ingest.settings import IngestSettings
 from facesearch.net.settings import FetchSettings
+from facesearch.people.settings import PeopleSettings
 from facesearch.section import SettingsSection
 from facesearch.storage.settings import StorageSettings
 from facesearch.telemetry.settings import OpsSettings, TelemetrySettings
@@ -102,6 +103,7 @@ class Settings(BaseSettings):
     client: ClientSettings = Field(default_factory=ClientSettings)
     cloudinary: CloudinarySettings = Field(default_factory=CloudinarySettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
+    people: PeopleSettings = Field(default_factory=PeopleSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)

@@ -316,3 +316,33 @@ class IncompleteVideo(FaceSearchError):
     """The finisher was asked to stitch before every chunk reported (retry later)."""
 
     code, http_status, retryable = "video-incomplete", 409, True
+
+
+# --- people (clustering, corrections) -------------------------------------------------------
+
+
+class StaleRead(PreconditionFailed):
+    """A people-store apply's precondition failed: a record changed (or appeared) since
+    it was read. The caller re-reads, re-decides and applies again; the engine does so
+    itself up to ``apply_attempts`` times."""
+
+    code = "stale-read"
+
+
+class CorrectionRefused(FaceSearchError):
+    """A correction that would break a constraint or a limit (the message says which)."""
+
+    code, http_status = "correction-refused", 409
+
+
+class UndoRefused(FaceSearchError):
+    """The entry cannot be undone: unknown, already undone, too old, or not undoable."""
+
+    code, http_status = "undo-refused", 409
+
+
+class ChangeSetInvalid(FaceSearchError):
+    """A change set that breaks the people-store contract (a programming error, never
+    retried)."""
+
+    code = "changeset-invalid"

@@ -123,7 +123,10 @@ class EmbeddedSystem:
         pipeline: FacePipeline | None = None,
         collection_id: str = DEFAULT_COLLECTION,
         on_video_progress: VideoProgress | None = None,
+        cluster: bool = True,
     ) -> None:
+        """``cluster=False`` leaves face-events unconsumed (no persons are found): for
+        fixtures that label faces by hand."""
         if settings.backend != "local":
             settings = settings.with_overrides(backend="local")
         self.settings = settings
@@ -141,6 +144,11 @@ class EmbeddedSystem:
         self.indexer = services.indexer_service(self.backend)
         self.bus.subscribe(settings.storage.embeddings_topic, self.indexer.handle_batch)
         self.bus.subscribe(settings.storage.deletions_topic, self.indexer.handle_batch)
+        # face-events -> persons, as the clusterer function does in the cloud (drained by
+        # the same flush, after the index commit that announced them)
+        if cluster:
+            self.clusterer = services.clusterer_service(self.backend)
+            self.bus.subscribe(settings.storage.events_topic, self.clusterer.handle_batch)
         # a video's chunk and finish tasks, handled one by one as Pub/Sub pushes them
         self.bus.subscribe(settings.storage.ingest_topic, bus_handler(self.ingest_service))
         if self.ingest_service.videos is not None:

@@ -285,7 +285,7 @@ def erase_check(work: Path, collections: list[str]) -> dict[str, Any]:
     leftovers = 0
     for cid in collections:
         counts = backend.metadata(cid).counts()
-        leftovers += counts.images + counts.faces + counts.persons
+        leftovers += counts.images + counts.faces + backend.people(cid).counts().records
         for root in (
             Path(backend.index_location(cid)),
             backend.index_cache_dir(cid),

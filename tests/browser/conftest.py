@@ -85,7 +85,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         console_share_client_per_min=8,
         log_json=True,
     )
-    system = EmbeddedSystem(settings)
+    # no clustering: the People page tests name and merge faces by hand, from scratch
+    # (clustering itself: tests/unit/people, tests/integration/test_people_e2e.py)
+    system = EmbeddedSystem(settings, cluster=False)
     images = {}
     for name, source in PHOTO_SET.items():
         target = photos_dir / f"{name}{source.suffix}"

@@ -70,10 +70,10 @@ def test_share_link_made_in_the_console_finds_a_guests_photos(
 def test_share_search_is_stricter_and_never_names_people_unless_allowed(
     anon: Any, console: Console, fresh_limits: None
 ) -> None:
-    store = console.app.query.service.collection("default").store
-    face = store.list_faces(image_id=console.images["obama-1"], limit=1).items[0]
-    person = store.create_person("Barack Obama")
-    store.set_face_person(face.face_id, person.person_id)
+    query = console.app.query.service.collection("default")
+    face = query.store.list_faces(image_id=console.images["obama-1"], limit=1).items[0]
+    person = query.persons.create_person("Barack Obama", {})
+    query.persons.set_face_person(face.face_id, person.person_id)
     selfie = PROBE.read_bytes()
     headers = {"Content-Type": "image/jpeg"}
     hidden = anon.request.post(_link(console) + "/search", data=selfie, headers=headers).json()

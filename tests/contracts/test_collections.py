@@ -1,8 +1,9 @@
 """The collection catalog's contract on both adapters, and isolation as a property.
 
-Scoped stores must never show or touch another collection's records, whatever the
-interleaving of writes, reads, forgets and person edits; an erasing collection takes
-no writes; purge leaves nothing. SQLite here, Firestore on its emulator (``integration``).
+Scoped stores (metadata and people) must never show or touch another collection's
+records, whatever the interleaving of writes, reads, forgets and person edits; an
+erasing collection takes no writes; purge leaves nothing. SQLite here, Firestore on
+its emulator (``integration``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from facesearch.errors import CollectionClosed, Conflict, NotFound
+from facesearch.people.adapters import face_input
+from facesearch.people.corrections import Corrections
+from facesearch.people.ports import ChangeSet, face_key, person_key
+from facesearch.people.types import ClusterFace, Person, Source
 from facesearch.storage.gcp.catalog import FirestoreCatalog
 from facesearch.storage.local.catalog import SqliteCatalog
 from facesearch.storage.local.metadata import SqliteMetadataStore
@@ -89,15 +94,16 @@ def test_the_same_ids_in_two_collections_are_two_records(catalog: Catalog) -> No
     a, b = catalog.store("a"), catalog.store("b")
     a.put_image(ImageRecord("img", "gs://x/a.jpg", ImageStatus.DONE, face_count=1))
     a.put_faces("img", [_face("img", 0, 1)])
-    a.create_person("Ann", person_id="p1")
-    b.create_person("Bob", person_id="p1")  # same id, other collection: no conflict
-    assert a.get_person("p1").name == "Ann" and b.get_person("p1").name == "Bob"  # type: ignore[union-attr]
+    _new_person(catalog, "a", "p1", "Ann")
+    _new_person(catalog, "b", "p1", "Bob")  # same id, other collection: no conflict
+    names = [catalog.people(c).get_persons(["p1"])["p1"].name for c in ("a", "b")]
+    assert names == ["Ann", "Bob"]
     assert b.get_image("img") is None and b.get_face("img-0") is None
     assert b.get_faces(["img-0"]) == {} and b.list_faces().items == []
     assert a.get_image("img").collection_id == "a"  # type: ignore[union-attr]
-    assert (a.counts().faces, b.counts().faces, b.counts().persons) == (1, 0, 1)
+    assert (a.counts().faces, b.counts().faces) == (1, 0)
     with pytest.raises(NotFound):
-        b.set_face_person("img-0", "p1")  # b cannot label a's face
+        _label(catalog, "b", "img-0", "p1")  # b cannot label a's face
     assert b.delete_image("img") == [] and a.get_face("img-0") is not None
 
 
@@ -107,21 +113,22 @@ def test_an_erasing_collection_takes_no_writes_and_purges_to_nothing(catalog: Ca
     for n in range(3):
         store.put_image(ImageRecord(f"i{n}", "s", ImageStatus.DONE))
         store.put_faces(f"i{n}", [_face(f"i{n}", k, n * 10 + k) for k in range(2)])
-    store.create_person("P", person_id="p")
+    _new_person(catalog, "gone", "p", "P")
     catalog.update_collection("gone", status=CollectionStatus.ERASING)
     with pytest.raises(CollectionClosed):
         store.put_image(ImageRecord("late", "s"))
     with pytest.raises(CollectionClosed):
         store.put_faces("i0", [_face("i0", 0, 0)])
     with pytest.raises(CollectionClosed):
-        store.create_person("Q")
+        _new_person(catalog, "gone", "q", "Q")
     assert store.get_image("i0") is not None  # reads still answer while erasing
     steps = 0
     while not store.purge(limit=2).done:
         steps += 1
         assert steps < 20
     counts = store.counts()
-    assert (counts.images, counts.faces, counts.persons) == (0, 0, 0)
+    assert (counts.images, counts.faces) == (0, 0)
+    assert catalog.people("gone").purge().done  # (the erase job purges both stores)
     done = catalog.update_collection("gone", status=CollectionStatus.ERASED, erase_report={"x": 1})
     assert done.status is CollectionStatus.ERASED and done.erase_report == {"x": 1}
     with pytest.raises(CollectionClosed):
@@ -150,26 +157,54 @@ ops = st.lists(
 )
 
 
+def _new_person(catalog: Catalog, cid: str, person_id: str, name: str) -> None:
+    """A user-created person (what ``POST /v1/persons`` writes)."""
+    person = Person(person_id, name=name, created_by=Source.USER)
+    catalog.people(cid).apply(ChangeSet(expect={person_key(person_id): 0}, put_persons=(person,)))
+
+
+def _label(catalog: Catalog, cid: str, face_id: str, person_id: str | None) -> None:
+    """Put a face in a person (a move), or say it is not its person (a rejection)."""
+    people = catalog.people(cid)
+    if not people.get_faces([face_id]):
+        record = catalog.store(cid).get_face(face_id)
+        if record is None:
+            raise NotFound(f"face {face_id} does not exist")
+        clustered = ClusterFace.from_input(face_input(record))
+        people.apply(ChangeSet(expect={face_key(face_id): 0}, put_faces=(clustered,)))
+    if person_id is None:
+        if people.get_faces([face_id])[face_id].person_id is not None:
+            Corrections(people).reject(face_id)
+    else:
+        Corrections(people).move([face_id], to_person=person_id)
+
+
 def _check_isolation(catalog: Catalog, model: dict[str, dict[str, Any]]) -> None:
     for cid in COLLECTIONS:
         store = catalog.store(cid)
+        people = catalog.people(cid)
         faces = {f.face_id for f in store.list_faces(limit=1000).items}
         images = {i.image_id for i in store.list_images(limit=1000).items}
-        persons = {p.person_id for p in store.list_persons(limit=1000).items}
+        persons = {p.person_id for p in people.list_persons(limit=1000).items}
+        labelled = {f.face_id: f.person_id for f in people.list_faces(limit=1000).items}
         assert faces == model[cid]["faces"]
         assert images == model[cid]["images"]
         assert persons == model[cid]["persons"]
+        assert labelled == model[cid]["labels"]
         assert all(f.collection_id == cid for f in store.list_faces(limit=1000).items)
         for other in COLLECTIONS:
             if other != cid:  # ids of other collections resolve to nothing here
                 foreign = model[other]["faces"] - model[cid]["faces"]
                 assert not store.get_faces(sorted(foreign))
+                assert not people.get_faces(sorted(set(model[other]["labels"]) - set(labelled)))
 
 
 def _run(catalog: Catalog, steps: list[tuple[str, str, int]]) -> None:
     for cid in COLLECTIONS:
         catalog.create_collection(CollectionRecord(cid))
-    model = {c: {"faces": set(), "images": set(), "persons": set()} for c in COLLECTIONS}
+    model: dict[str, dict[str, Any]] = {
+        c: {"faces": set(), "images": set(), "persons": set(), "labels": {}} for c in COLLECTIONS
+    }
     for op, cid, n in steps:
         store, state = catalog.store(cid), model[cid]
         image_id = f"{cid}-img{n}"  # ids are per collection, like real image ids
@@ -183,11 +218,12 @@ def _run(catalog: Catalog, steps: list[tuple[str, str, int]]) -> None:
             state["images"].discard(image_id)
             state["faces"] -= {f"{image_id}-0", f"{image_id}-1"}
         elif op == "person" and f"p{n}" not in state["persons"]:
-            store.create_person(f"P{n}", person_id=f"p{n}")
+            _new_person(catalog, cid, f"p{n}", f"P{n}")
             state["persons"].add(f"p{n}")
         elif op in ("label", "unlabel") and f"{image_id}-0" in state["faces"]:
             person = f"p{n}" if op == "label" and f"p{n}" in state["persons"] else None
-            store.set_face_person(f"{image_id}-0", person)
+            _label(catalog, cid, f"{image_id}-0", person)
+            state["labels"][f"{image_id}-0"] = person
         _check_isolation(catalog, model)
 
 
@@ -252,11 +288,13 @@ def test_a_schema_1_file_opens_with_its_data_in_the_default_collection(tmp_path:
     old.execute("INSERT INTO persons VALUES ('p1', ?)", ('{"person_id": "p1", "name": "Ann"}',))
     old.commit()
     old.close()
-    store = SqliteMetadataStore(path)  # migrates on open
+    store = SqliteMetadataStore(path)  # migrates on open (1 -> 2 -> 3)
     record = store.get_face("i1-0")
-    assert record is not None and record.person_id == "p1" and record.collection_id == "default"
+    assert record is not None and record.collection_id == "default"
     assert store.get_image("i1").status is ImageStatus.DONE  # type: ignore[union-attr]
-    assert store.get_person("p1").name == "Ann"  # type: ignore[union-attr]
+    people = SqliteCatalog(path).people("default")  # the manual person and label, absorbed
+    assert people.get_persons(["p1"])["p1"].name == "Ann"
+    assert people.get_faces(["i1-0"])["i1-0"].person_id == "p1"
     SqliteMetadataStore(path).put_image(ImageRecord("i2", "s"))  # a second open is a no-op
     assert {i.image_id for i in store.list_images().items} == {"i1", "i2"}
     other = SqliteCatalog(path)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesearch.errors import Conflict, InvalidCursor, NotFound, TransientError
+from facesearch.errors import InvalidCursor, TransientError
 from facesearch.storage.gcp.metadata import FirestoreMetadataStore
 from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.metadata import (
@@ -30,9 +30,7 @@ from facesearch.storage.metadata import (
 from tests.support import emulators
 
 
-def make_face(
-    image_id: str, index: int, *, seed: int = 0, person_id: str | None = None
-) -> FaceRecord:
+def make_face(image_id: str, index: int, *, seed: int = 0) -> FaceRecord:
     rng = np.random.default_rng(seed * 1000 + index)
     vector = rng.normal(size=128).astype(np.float32)
     vector /= np.linalg.norm(vector)
@@ -49,7 +47,6 @@ def make_face(
         live=True,
         quality={"score": 0.8, "sharpness": 120.5, "reasons": ["small"]},
         crop_url=f"crops/{image_id}/{index}.jpg",
-        person_id=person_id,
     )
 
 
@@ -120,14 +117,12 @@ class MetadataContract:
 
     def test_put_faces_is_idempotent_and_replaces_the_set(self, store: MetadataStore) -> None:
         store.put_faces("img1", [make_face("img1", i) for i in range(3)])
-        person = store.create_person("Ann")
-        store.set_face_person("img1-0", person.person_id)
+        created = store.get_face("img1-0").created_at  # type: ignore[union-attr]
         for _ in range(3):  # redelivery rewrites the same records
             store.put_faces("img1", [make_face("img1", i) for i in range(2)])
         page = store.list_faces(image_id="img1")
         assert [f.face_id for f in page.items] == ["img1-0", "img1-1"]
-        # a human's label survives re-processing
-        assert store.get_face("img1-0").person_id == person.person_id  # type: ignore[union-attr]
+        assert store.get_face("img1-0").created_at == created  # type: ignore[union-attr]
         assert store.counts().faces == 2
 
     def test_list_faces_pages_cover_everything_once(self, store: MetadataStore) -> None:
@@ -172,8 +167,6 @@ class MetadataContract:
     def test_put_embeddings_keeps_everything_else(self, store: MetadataStore) -> None:
         """``reembed`` stores a second model's vector beside the face's own one."""
         store.put_faces("img1", [make_face("img1", i) for i in range(3)])
-        person = store.create_person("Al")
-        store.set_face_person("img1-1", person.person_id)
         before = store.get_face("img1-1")
         assert before is not None and before.embeddings == {}
         other = np.arange(256, dtype="<f4") / 256.0
@@ -184,7 +177,7 @@ class MetadataContract:
         assert n == 2  # the missing face is skipped
         after = store.get_face("img1-1")
         assert after is not None
-        assert after.person_id == person.person_id and after.embedding == before.embedding
+        assert after.embedding == before.embedding
         assert after.model == before.model and after.bbox == before.bbox
         own = after.vector_for(before.model)
         assert own is not None and np.array_equal(own, before.vector())
@@ -205,22 +198,6 @@ class MetadataContract:
         store.put_faces("img1", [make_face("img1", i, seed=9) for i in range(3)])
         redone = store.get_face("img1-1")
         assert redone is not None and redone.embeddings == {}
-        assert redone.person_id == person.person_id
-
-    def test_list_faces_by_person_newest_first_with_cursor(self, store: MetadataStore) -> None:
-        person = store.create_person("Bo", {"team": "blue"})
-        for n in range(5):
-            store.put_faces(f"img{n}", [make_face(f"img{n}", 0)])
-            store.set_face_person(f"img{n}-0", person.person_id)
-        store.put_faces("other", [make_face("other", 0)])
-        first = store.list_faces(person_id=person.person_id, limit=3)
-        assert first.next_cursor is not None
-        second = store.list_faces(person_id=person.person_id, cursor=first.next_cursor, limit=3)
-        ids = [f.face_id for f in first.items + second.items]
-        assert sorted(ids) == [f"img{n}-0" for n in range(5)]
-        created = [f.created_at for f in first.items + second.items]
-        assert created == sorted(created, reverse=True)
-        assert second.next_cursor is None
 
     def test_list_faces_by_image_in_face_order(self, store: MetadataStore) -> None:
         store.put_faces("img1", [make_face("img1", i) for i in (2, 0, 1)])
@@ -237,7 +214,7 @@ class MetadataContract:
         with pytest.raises(InvalidCursor):
             store.list_faces(cursor="garbage!!")
         with pytest.raises(InvalidCursor):
-            store.list_persons(cursor=page_cursor)  # a faces cursor is not a persons cursor
+            store.list_images(cursor=page_cursor)  # a faces cursor is not an images cursor
 
     def test_delete_image_returns_its_faces(self, store: MetadataStore) -> None:
         store.put_image(make_image("img1", ImageStatus.DONE))
@@ -248,63 +225,13 @@ class MetadataContract:
         assert store.get_face("img2-0") is not None
         assert store.delete_image("img1") == []  # idempotent
 
-    def test_persons_crud(self, store: MetadataStore) -> None:
-        ann = store.create_person("Ann", {"employee": 7})
-        assert store.get_person(ann.person_id) == ann
-        with pytest.raises(Conflict):
-            store.create_person("Other", person_id=ann.person_id)
-        renamed = store.update_person(ann.person_id, name="Anne")
-        assert renamed.name == "Anne" and renamed.metadata == {"employee": 7}
-        remeta = store.update_person(ann.person_id, metadata={"employee": 8})
-        assert remeta.name == "Anne" and remeta.metadata == {"employee": 8}
-        with pytest.raises(NotFound):
-            store.update_person("ghost", name="x")
-        fixed = store.create_person("Fixed", person_id="p-fixed")
-        assert fixed.person_id == "p-fixed"
-
-    def test_list_persons_pages(self, store: MetadataStore) -> None:
-        made = {store.create_person(f"p{i}").person_id for i in range(7)}
-        seen: list[str] = []
-        cursor: str | None = None
-        while True:
-            page = store.list_persons(cursor=cursor, limit=3)
-            seen += [p.person_id for p in page.items]
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-        assert seen == sorted(made)
-
-    def test_delete_person_unlabels_faces(self, store: MetadataStore) -> None:
-        person = store.create_person("Cy")
-        store.put_faces("img1", [make_face("img1", i) for i in range(3)])
-        store.set_face_person("img1-0", person.person_id)
-        store.set_face_person("img1-2", person.person_id)
-        assert sorted(store.delete_person(person.person_id)) == ["img1-0", "img1-2"]
-        assert store.get_person(person.person_id) is None
-        assert store.get_face("img1-0").person_id is None  # type: ignore[union-attr]
-        assert store.delete_person(person.person_id) == []
-
-    def test_set_face_person_checks_both_exist(self, store: MetadataStore) -> None:
-        person = store.create_person("Di")
-        store.put_faces("img1", [make_face("img1", 0)])
-        with pytest.raises(NotFound):
-            store.set_face_person("ghost", person.person_id)
-        with pytest.raises(NotFound):
-            store.set_face_person("img1-0", "ghost")
-        labelled = store.set_face_person("img1-0", person.person_id)
-        assert labelled.person_id == person.person_id
-        cleared = store.set_face_person("img1-0", None)
-        assert cleared.person_id is None
-        assert store.list_faces(person_id=person.person_id).items == []
-
     def test_counts_and_status_listing(self, store: MetadataStore) -> None:
         store.put_image(make_image("a", ImageStatus.DONE))
         store.put_image(make_image("b", ImageStatus.FAILED))
         store.put_image(make_image("c", ImageStatus.DONE))
         store.put_faces("a", [make_face("a", i) for i in range(2)])
-        store.create_person("Ed")
         counts = store.counts()
-        assert counts.images == 3 and counts.faces == 2 and counts.persons == 1
+        assert counts.images == 3 and counts.faces == 2
         assert counts.images_by_status["done"] == 2 and counts.images_by_status["failed"] == 1
         assert counts.images_by_status["queued"] == 0
         done = store.list_images(status=ImageStatus.DONE, limit=1)

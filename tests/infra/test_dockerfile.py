@@ -106,5 +106,10 @@ def test_entrypoint_maps_target_to_its_source_and_rejects_unknown(tmp_path: Path
         "--host=0.0.0.0",
         "--port=9090",
     ]
+    (tmp_path / "bin" / "python3").write_text('#!/bin/sh\necho "PY $*"\n')
+    (tmp_path / "bin" / "python3").chmod(0o755)
+    job = _run_entrypoint("recluster", tmp_path)
+    assert job.returncode == 0, job.stderr
+    assert job.stdout.split() == ["PY", "-m", "facesearch.people.jobs"]
     bad = _run_entrypoint("shell", tmp_path)
     assert bad.returncode == 64 and "must be one of" in bad.stderr

@@ -20,7 +20,7 @@ from tests.infra.tf import (
 
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
-SERVICES = ("ingest", "indexer", "query", "cloudinary")
+SERVICES = ("ingest", "indexer", "query", "cloudinary", "clusterer")
 
 stack = lambda: load_module(MODULES / "facesearch")  # noqa: E731
 run_module = lambda: load_module(MODULES / "cloud_run_service")  # noqa: E731
@@ -107,6 +107,8 @@ def test_least_privilege_per_service() -> None:
     assert grants["index"] == {
         ("roles/storage.objectUser", sa("indexer")),
         ("roles/storage.objectViewer", sa("query")),
+        # the clusterer (and the recluster job) reads neighbourhoods: read only
+        ("roles/storage.objectViewer", sa("clusterer")),
         ("roles/storage.objectUser", "${local.jobs_sa}"),  # rebuild, job checkpoints
     }
     crop_deleter = "${google_project_iam_custom_role.crop_deleter.name}"
@@ -157,6 +159,23 @@ def test_least_privilege_per_service() -> None:
         "indexer": sa("indexer"),
         "ingest": sa("ingest"),
     }
+    # clusterer: Firestore (persons), index read, nothing on crops, publishes nowhere.
+    clusterer_refs = sorted(
+        s for s in walk_strings(stack().raw) if re.search(r'(sa|runtime)\["clusterer"\]', s)
+    )
+    assert clusterer_refs == sorted(
+        [
+            '${google_service_account.runtime["clusterer"].email}',  # the service
+            '${google_service_account.runtime["clusterer"].email}',  # the recluster job
+            '${local.sa["clusterer"]}',  # index bucket objectViewer
+        ]
+    ), clusterer_refs
+    job = stack().resource("google_cloud_run_v2_job", "recluster").body
+    job_env = dynamic(first(first(first(job, "template"), "template"), "containers"), "env")
+    assert job_env is not None
+    assert job_env["for_each"] == (
+        '${merge(local.service_env.clusterer, {FUNCTION_TARGET = "recluster"})}'
+    )
     # Firestore: every runtime service; the indexer erases collections and applies retention.
     firestore = stack().resource("google_project_iam_member", "firestore_user").body
     assert set(re.findall(r'"(\w+)"', firestore["for_each"])) == set(SERVICES)
@@ -225,7 +244,7 @@ def test_all_users_only_behind_an_explicit_variable_on_query_and_cloudinary() ->
     calls = stack().module_calls
     assert calls["query"]["public"] == "${var.query_public}"
     assert calls["cloudinary"]["public"] == "${var.cloudinary_public}"
-    for name in ("ingest", "indexer"):
+    for name in ("ingest", "indexer", "clusterer"):
         assert "public" not in calls[name], name
         assert calls[name].get("ingress", "").endswith(".ingress}")
     assert (
@@ -234,6 +253,10 @@ def test_all_users_only_behind_an_explicit_variable_on_query_and_cloudinary() ->
     )
     assert (
         optional_default(stack().variables["indexer"]["type"], "ingress")
+        == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    )
+    assert (
+        optional_default(stack().variables["clusterer"]["type"], "ingress")
         == "INGRESS_TRAFFIC_INTERNAL_ONLY"
     )
     assert stack().variables["query_public"]["default"] is False
@@ -303,6 +326,7 @@ def test_push_is_authenticated_with_oidc_of_dedicated_accounts() -> None:
         "topic_ingest": "ingest",
         "topic_embeddings": "indexer",
         "topic_deletions": "indexer",
+        "topic_events": "clusterer",
     }
     for call_name, target in expected.items():
         call = calls[call_name]
@@ -312,15 +336,15 @@ def test_push_is_authenticated_with_oidc_of_dedicated_accounts() -> None:
         )
         assert call["push_endpoint"].startswith(f"${{module.{target}.uri}}/projects/")
         assert call["push_audience"] == f"${{module.{target}.uri}}"
-    assert "push_endpoint" not in calls["topic_events"]
     # the push identities may invoke their own service and nothing else
     assert (
         calls["ingest"]["invokers"]["pubsub-push"]
         == 'serviceAccount:${google_service_account.push["ingest"].email}'
     )
-    assert calls["indexer"]["invokers"] == {
-        "pubsub-push": 'serviceAccount:${google_service_account.push["indexer"].email}'
-    }
+    for name in ("indexer", "clusterer"):
+        assert calls[name]["invokers"] == {
+            "pubsub-push": f'serviceAccount:${{google_service_account.push["{name}"].email}}'
+        }
 
 
 def test_eventarc_trigger_sends_finalized_uploads_to_ingest() -> None:

@@ -293,7 +293,8 @@ class Deployment:
 
     Mirrors Terraform's wiring: uploads bucket -> (notifications -> relay) ->
     ingest -> Firestore + crops bucket + face-embeddings -> push -> indexer ->
-    index bucket; face-events observed through a pull subscription.
+    index bucket; face-events observed through a pull subscription and, with
+    ``clusterers``, pushed to that many clusterer processes (persons in Firestore).
     """
 
     def __init__(
@@ -307,6 +308,7 @@ class Deployment:
         window_ms: float = 100.0,
         relay_repeat: int = 1,
         relay_concurrency: int = 2,
+        clusterers: int = 0,
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.project = project
@@ -318,6 +320,7 @@ class Deployment:
         self.window_ms = window_ms
         self.relay_repeat = relay_repeat
         self.relay_concurrency = relay_concurrency
+        self.clusterers = clusterers
         suffix = project.rsplit("-", 1)[-1]
         self.uploads_bucket = f"uploads-{suffix}"
         self.crops_bucket = f"crops-{suffix}"
@@ -386,6 +389,18 @@ class Deployment:
             self.indexer_urls.append(url)
             create_push_subscription(self.project, "face-embeddings", f"indexer-push-{n}", url)
             create_push_subscription(self.project, "face-deletions", f"indexer-del-{n}", url)
+        for n in range(self.clusterers):
+            # each its own push subscription: every event reaches every instance, the
+            # harshest form of two instances racing on the same faces
+            url = self._stack.enter_context(
+                function_process(
+                    "clusterer",
+                    self.env(self.tmp / f"clusterer{n}"),
+                    self.log_dir,
+                    f"clusterer{n}-{self.project}",
+                )
+            )
+            create_push_subscription(self.project, "face-events", f"clusterer-push-{n}", url)
         self.relay = self._stack.enter_context(
             EventarcRelay(
                 self.ingest_url,

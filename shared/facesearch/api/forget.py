@@ -2,9 +2,12 @@
 
 Ordered so that a failure half-way can simply be retried: crops first, then the
 index (tombstones locally, a face-deletions message in the cloud), then the
-metadata records. Search drops any hit whose record no longer exists, so a
-forgotten face is unsearchable as soon as its record is gone, even before the
-indexer has applied the tombstone.
+metadata records, then the faces' places in their persons (the people store: at
+once, so counts and covers change now; the indexer's later face_removed event finds
+them gone). Search drops any hit whose record no longer exists, so a forgotten face
+is unsearchable as soon as its record is gone, even before the indexer has applied
+the tombstone. Forgetting a person also deletes its records (and those merged into
+it) and blanks its names in the correction log.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from facesearch.api.records import all_faces, all_tracks
 from facesearch.api.schemas import Forgotten
 from facesearch.errors import FaceSearchError, NotFound
 from facesearch.logs import log_fields
+from facesearch.people.service import PeopleService
 from facesearch.storage.metadata import FaceRecord, MetadataStore
 from facesearch.video.names import work_files
 
@@ -35,10 +39,12 @@ class ForgetService:
         crops: CropUrls,
         forget_index: IndexForgetter,
         index: IndexView,
+        people: PeopleService,
         *,
         crops_root: str | None = None,
     ) -> None:
         self.store = store
+        self.people = people
         self.crops = crops
         self._forget_index = forget_index
         self.index = index
@@ -51,6 +57,7 @@ class ForgetService:
         faces = list(all_faces(self.store, image_id=image_id))
         crops, state = self._forget(faces, f"image {image_id}")
         deleted = self.store.delete_image(image_id)
+        self.people.remove(sorted(set(deleted) | {f.face_id for f in faces}))
         self._after(state)
         return Forgotten(
             deleted_faces=sorted(set(deleted) | {f.face_id for f in faces}),
@@ -80,11 +87,19 @@ class ForgetService:
 
     def forget_person(self, person_id: str) -> Forgotten:
         """Delete the person *and* their faces (right to be forgotten), not just the label."""
-        if self.store.get_person(person_id) is None:
-            raise NotFound(f"person {person_id} not found")
-        faces = list(all_faces(self.store, person_id=person_id))
-        crops, state = self._forget(faces, f"person {person_id}")
-        gone = {f.face_id for f in faces}
+        view = self.people.view(person_id)
+        face_ids: list[str] = []
+        cursor: str | None = None
+        while True:
+            page = self.people.faces(view.person_id, cursor=cursor, limit=1000)
+            face_ids += [f.face_id for f in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        records = self.store.get_faces(face_ids)
+        faces = [records[f] for f in face_ids if f in records]
+        crops, state = self._forget(faces, f"person {view.person_id}")
+        gone = set(face_ids)
         videos = {f.image_id for f in faces if f.video_id}
         # The port has no per-face delete: rewrite each affected image's face set without
         # them (a video's: its tracks too, so no track outlives its face).
@@ -95,7 +110,8 @@ class ForgetService:
                 self.store.put_tracks(image_id, tracks, keep)
             else:
                 self.store.put_faces(image_id, keep)
-        self.store.delete_person(person_id)
+        self.people.remove(sorted(gone))
+        self.people.drop(view)
         self._after(state)
         return Forgotten(deleted_faces=sorted(gone), crops_deleted=crops, index=state)
 

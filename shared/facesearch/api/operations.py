@@ -6,16 +6,24 @@ from facesearch.api.index_view import IndexView
 from facesearch.api.schemas import Health, IndexStats, Stats
 from facesearch.config import Settings
 from facesearch.errors import FaceSearchError
+from facesearch.people.ports import PeopleStore
 from facesearch.storage.metadata import MetadataStore
 from facesearch.vision.pipeline import FacePipeline
 
 
 class OperationsService:
     def __init__(
-        self, settings: Settings, *, store: MetadataStore, pipeline: FacePipeline, index: IndexView
+        self,
+        settings: Settings,
+        *,
+        store: MetadataStore,
+        people: PeopleStore,
+        pipeline: FacePipeline,
+        index: IndexView,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.people = people
         self.pipeline = pipeline
         self.index = index
 
@@ -43,7 +51,7 @@ class OperationsService:
         return Stats(
             faces=counts.faces,
             images=counts.images,
-            persons=counts.persons,
+            persons=self.people.counts().persons,
             images_by_status=dict(counts.images_by_status),
             videos=counts.videos,
             tracks=counts.tracks,

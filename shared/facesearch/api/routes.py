@@ -14,8 +14,9 @@ from pydantic import BaseModel
 
 from facesearch.api import schemas as s
 from facesearch.api.collection_routes import COLLECTION_ROUTES
-from facesearch.api.inputs import json_model, parse_match, parse_search
-from facesearch.api.route import CropQuery, FacesQuery, PageQuery, Route, Scoping, query_args
+from facesearch.api.inputs import parse_match, parse_search
+from facesearch.api.person_routes import PERSON_ROUTES
+from facesearch.api.route import CropQuery, FacesQuery, Route, Scoping, query_args
 from facesearch.api.video_routes import VIDEO_ROUTES
 from facesearch.auth.keys import Scope
 from facesearch.errors import BadRequest
@@ -56,38 +57,8 @@ def list_faces(call: Call) -> s.FacePage:
     )
 
 
-def create_person(call: Call) -> s.PersonOut:
-    body = json_model(call.request, call.body, s.PersonCreate)
-    return call.query.records.create_person(body.name, body.metadata)
-
-
-def get_person(call: Call) -> s.PersonOut:
-    return call.query.records.get_person(call.args["person_id"])
-
-
-def update_person(call: Call) -> s.PersonOut:
-    body = json_model(call.request, call.body, s.PersonPatch)
-    return call.query.records.update_person(
-        call.args["person_id"], name=body.name, metadata=body.metadata
-    )
-
-
-def list_persons(call: Call) -> s.PersonPage:
-    q: PageQuery = query_args(call, PageQuery)
-    return call.query.records.list_persons(cursor=q.cursor, limit=q.limit)
-
-
-def set_face_person(call: Call) -> s.FaceOut:
-    body = json_model(call.request, call.body, s.FacePersonPut)
-    return call.query.records.set_face_person(call.args["face_id"], body.person_id)
-
-
 def forget_image(call: Call) -> s.Forgotten:
     return call.query.forgetter.forget_image(call.args["image_id"])
-
-
-def forget_person(call: Call) -> s.Forgotten:
-    return call.query.forgetter.forget_person(call.args["person_id"])
 
 
 def stats(call: Call) -> s.Stats:
@@ -121,7 +92,7 @@ _DATA_ROUTES: tuple[Route, ...] = (
         "/v1/search",
         search,
         "Search the collection with every face of an image, one face, an embedding or a "
-        "stored face id",
+        "stored face id; faces, or persons ranked (group_by=person)",
         s.SearchResponse,
         body=_IMAGE_BODY,
         query=s.SearchParams,
@@ -142,11 +113,11 @@ _DATA_ROUTES: tuple[Route, ...] = (
         "GET",
         "/v1/faces",
         list_faces,
-        "Faces, all or of one person or image, a page at a time",
+        "Faces, all or of one person (404 if there is no such person) or image, a page at a time",
         s.FacePage,
         query=FacesQuery,
         tag="records",
-        errors=(400,),
+        errors=(400, 404),
     ),
     Route(
         "get_face",
@@ -157,18 +128,6 @@ _DATA_ROUTES: tuple[Route, ...] = (
         s.FaceOut,
         tag="records",
         errors=(404,),
-    ),
-    Route(
-        "set_face_person",
-        "PUT",
-        "/v1/faces/<face_id>/person",
-        set_face_person,
-        "Label a face with a person (null removes the label)",
-        s.FaceOut,
-        body={"application/json": s.FacePersonPut},
-        tag="persons",
-        errors=(400, 404, 415),
-        scope=Scope.MANAGE,
     ),
     Route(
         "get_image",
@@ -191,63 +150,7 @@ _DATA_ROUTES: tuple[Route, ...] = (
         errors=(404,),
         scope=Scope.ERASE,
     ),
-    Route(
-        "create_person",
-        "POST",
-        "/v1/persons",
-        create_person,
-        "Create a person",
-        s.PersonOut,
-        status=201,
-        body={"application/json": s.PersonCreate},
-        tag="persons",
-        errors=(400, 415),
-        scope=Scope.MANAGE,
-    ),
-    Route(
-        "list_persons",
-        "GET",
-        "/v1/persons",
-        list_persons,
-        "Persons, a page at a time",
-        s.PersonPage,
-        query=PageQuery,
-        tag="persons",
-        errors=(400,),
-    ),
-    Route(
-        "get_person",
-        "GET",
-        "/v1/persons/<person_id>",
-        get_person,
-        "One person",
-        s.PersonOut,
-        tag="persons",
-        errors=(404,),
-    ),
-    Route(
-        "update_person",
-        "PATCH",
-        "/v1/persons/<person_id>",
-        update_person,
-        "Rename a person or replace their metadata",
-        s.PersonOut,
-        body={"application/json": s.PersonPatch},
-        tag="persons",
-        errors=(400, 404, 415),
-        scope=Scope.MANAGE,
-    ),
-    Route(
-        "forget_person",
-        "DELETE",
-        "/v1/persons/<person_id>",
-        forget_person,
-        "Forget a person and all their faces: records, crops and index entries",
-        s.Forgotten,
-        tag="forget",
-        errors=(404,),
-        scope=Scope.ERASE,
-    ),
+    *PERSON_ROUTES,
     *VIDEO_ROUTES,
     Route(
         "stats",

@@ -8,21 +8,18 @@ server and the client cannot drift apart.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from facesearch import jsonsafe
 
 if TYPE_CHECKING:
-    from facesearch.storage.metadata import (
-        FaceRecord,
-        ImageRecord,
-        PersonRecord,
-    )
+    from facesearch.people.representative import PersonMatch
+    from facesearch.storage.metadata import FaceRecord, ImageRecord
     from facesearch.vision.types import Face
 
-_STRICT = ConfigDict(extra="forbid")
+STRICT = ConfigDict(extra="forbid")
 _OPEN = ConfigDict(extra="ignore")
 
 MAX_EMBEDDING_DIMS = 4096
@@ -51,7 +48,7 @@ class Problem(BaseModel):
 class SearchParams(BaseModel):
     """Knobs shared by every search flavour; in the query string for raw/multipart bodies."""
 
-    model_config = _STRICT
+    model_config = STRICT
     k: int | None = Field(
         default=None, ge=1, le=1000, description="Matches per face (default 10, max search_max_k)."
     )
@@ -76,6 +73,12 @@ class SearchParams(BaseModel):
         min_length=4,
         max_length=4,
         description="Selective search: the detected face overlapping this x1,y1,x2,y2 box most.",
+    )
+    group_by: Literal["face", "person"] = Field(
+        default="face",
+        description="'person': each query face answers with persons ranked by the similarity"
+        " of their centroid (``persons``; ``k`` of them, ``threshold`` defaults to"
+        " FACESEARCH_PEOPLE_PERSON_MATCH_SIMILARITY) instead of single faces.",
     )
 
     @field_validator("bbox", mode="before")
@@ -174,6 +177,28 @@ class FaceSummary(BaseModel):
         )
 
 
+class PersonMatchOut(BaseModel):
+    """A person found by a search with ``group_by=person``."""
+
+    person_id: str
+    name: str | None
+    similarity: float = Field(description="Of the query face to the person's centroid.")
+    faces: int
+    cover_face_id: str | None
+    cover_url: str | None = Field(default=None, description="Time-limited URL of its crop.")
+
+    @classmethod
+    def from_match(cls, match: PersonMatch, *, cover_url: str | None) -> PersonMatchOut:
+        return cls(
+            person_id=match.person_id,
+            name=match.name,
+            similarity=round(match.similarity, 6),
+            faces=match.faces,
+            cover_face_id=match.cover,
+            cover_url=cover_url,
+        )
+
+
 class QueryFace(FaceSummary):
     """One face of the query (an image face, or the stored face / embedding searched with)."""
 
@@ -181,6 +206,9 @@ class QueryFace(FaceSummary):
         default=None, description="Why this face was not searched (below min_liveness, ...)."
     )
     matches: list[Match] = []
+    persons: list[PersonMatchOut] = Field(
+        default=[], description="With group_by=person: the persons, best first."
+    )
 
 
 class SearchResponse(BaseModel):
@@ -198,7 +226,7 @@ class SearchResponse(BaseModel):
 class MatchOptions(BaseModel):
     """Which faces a match compares, and the threshold that decides."""
 
-    model_config = _STRICT
+    model_config = STRICT
     face_a: int | None = Field(default=None, ge=0, description="Face index in image A.")
     face_b: int | None = Field(default=None, ge=0, description="Face index in image B.")
     largest: bool = Field(default=False, description="With several faces, use the largest.")
@@ -281,8 +309,11 @@ class FaceOut(BaseModel):
     live: bool | None
     quality: dict[str, Any]
     model: str
-    person_id: str | None
+    person_id: str | None = None
     person_name: str | None = None
+    person_source: str | None = Field(
+        default=None, description="'user' (assigned by a user: never moved) or 'machine'."
+    )
     crop_url: str | None = None
     video_id: str | None = None
     track_id: str | None = None
@@ -292,11 +323,19 @@ class FaceOut(BaseModel):
 
     @classmethod
     def from_record(
-        cls, record: FaceRecord, *, crop_url: str | None, person_name: str | None
+        cls,
+        record: FaceRecord,
+        *,
+        crop_url: str | None,
+        person: tuple[str, str | None, str] | None = None,
     ) -> FaceOut:
-        """Every stored field, but the crop *location* never: only its time-limited URL."""
+        """Every stored field, but the crop *location* never: only its time-limited URL;
+        ``person`` = (person id, name, source) from the collection's people store."""
         out = cls.model_validate(record, from_attributes=True)
-        return out.model_copy(update={"crop_url": crop_url, "person_name": person_name})
+        update: dict[str, Any] = {"crop_url": crop_url}
+        if person is not None:
+            update.update(person_id=person[0], person_name=person[1], person_source=person[2])
+        return out.model_copy(update=update)
 
 
 class ImageOut(BaseModel):
@@ -339,7 +378,7 @@ MAX_METADATA_DEPTH = 8
 MAX_METADATA_BYTES = 16 * 1024
 
 
-def _small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+def small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
     text = json.dumps(value, separators=(",", ":")).encode()
@@ -348,49 +387,6 @@ def _small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if jsonsafe.depth(text) > MAX_METADATA_DEPTH:
         raise ValueError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
     return value
-
-
-class PersonCreate(BaseModel):
-    model_config = _STRICT
-    name: str = Field(min_length=1, max_length=256)
-    metadata: dict[str, Any] = Field(
-        default_factory=dict, description="Free-form JSON, at most 16 KiB and 8 levels deep."
-    )
-    _metadata = field_validator("metadata")(_small_metadata)
-
-
-class PersonPatch(BaseModel):
-    model_config = _STRICT
-    name: str | None = Field(default=None, min_length=1, max_length=256)
-    metadata: dict[str, Any] | None = Field(
-        default=None, description="Replaces the metadata (at most 16 KiB, 8 levels deep)."
-    )
-    _metadata = field_validator("metadata")(_small_metadata)
-
-
-class FacePersonPut(BaseModel):
-    model_config = _STRICT
-    person_id: str | None = Field(
-        min_length=1, max_length=MAX_ID_CHARS, description="null removes the label."
-    )
-
-
-class PersonOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    person_id: str
-    name: str
-    metadata: dict[str, Any]
-    created_at: float
-    updated_at: float
-
-    @classmethod
-    def from_record(cls, record: PersonRecord) -> PersonOut:
-        return cls.model_validate(record, from_attributes=True)
-
-
-class PersonPage(BaseModel):
-    items: list[PersonOut]
-    next_cursor: str | None
 
 
 class Forgotten(BaseModel):

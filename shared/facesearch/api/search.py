@@ -24,12 +24,12 @@ from facesearch.api.schemas import (
     MatchFace,
     MatchOptions,
     MatchResponse,
+    PersonMatchOut,
     QueryFace,
     SearchParams,
     SearchResponse,
 )
 from facesearch.api.videos import moments_of
-from facesearch.api.views import person_names
 from facesearch.config import Settings
 from facesearch.errors import (
     BadRequest,
@@ -39,7 +39,9 @@ from facesearch.errors import (
     NotFound,
     RateLimited,
 )
+from facesearch.index.reader import SearchHit
 from facesearch.index.vectors import normalise
+from facesearch.people.service import PeopleService
 from facesearch.storage.metadata import MetadataStore
 from facesearch.vision.matching import compare_faces, pick_face
 from facesearch.vision.pipeline import FacePipeline
@@ -48,6 +50,9 @@ from facesearch.vision.types import Face, ImageResult
 #: extra candidates fetched per face so that hits dropped after the ANN search
 #: (records forgotten but not yet tombstoned, the probe face itself) rarely shorten k
 CANDIDATE_SLACK = 8
+#: with group_by=person, nearest faces fetched per person asked for (their persons are the
+#: candidates ranked by centroid)
+PERSON_CANDIDATE_FACES = 8
 
 
 @dataclass(frozen=True)
@@ -101,9 +106,11 @@ class SearchService:
         pipeline: FacePipeline,
         index: IndexView,
         fetch: Callable[[str], bytes],
+        people: PeopleService,
         threshold: float | None = None,
     ) -> None:
         self.settings = settings
+        self.people = people
         self.fetch = fetch
         self._threshold = threshold
         self.store = store
@@ -173,31 +180,73 @@ class SearchService:
         live_rows = [i for i, face in enumerate(faces) if face.skipped is None]
         reader = self.index.reader
         t = time.perf_counter()
+        # persons: candidates are the persons of the nearest faces; fetch enough faces that
+        # a person with many close faces does not crowd out the others
+        fetch = k * PERSON_CANDIDATE_FACES if params.group_by == "person" else k
         hits = (
-            reader.search(np.stack([vectors[i] for i in live_rows]), k + CANDIDATE_SLACK)
+            reader.search(np.stack([vectors[i] for i in live_rows]), fetch + CANDIDATE_SLACK)
             if live_rows and reader.manifest is not None
             else [[] for _ in live_rows]
         )
         timings["ann"] = _ms(t)
         t = time.perf_counter()
+        if params.group_by == "person":
+            self._persons(
+                faces,
+                rows=live_rows,
+                vectors=vectors,
+                hits=hits,
+                k=k,
+                exclude=exclude,
+                threshold=params.threshold,
+            )
+        else:
+            self._matches(
+                faces, rows=live_rows, hits=hits, k=k, exclude=exclude, threshold=threshold
+            )
+        timings["metadata"] = _ms(t)
+        timings["total"] = _ms(start)
+        if params.group_by == "person":
+            threshold = self._person_threshold(params.threshold)
+        return SearchResponse(
+            model=self.pipeline.embedder.model_id,
+            k=k,
+            threshold=threshold,
+            faces=faces,
+            index_size=reader.live_count,
+            timings_ms=timings,
+        )
+
+    def _matches(
+        self,
+        faces: list[QueryFace],
+        *,
+        rows: list[int],
+        hits: list[list[SearchHit]],
+        k: int,
+        exclude: str | None,
+        threshold: float,
+    ) -> None:
+        """Each query face's matching faces (with who they are), best first."""
         wanted = {h.face_id for row in hits for h in row if h.similarity >= threshold}
         wanted.discard(exclude or "")
         records = self.store.get_faces(sorted(wanted)) if wanted else {}
-        names = person_names(self.store, {r.person_id for r in records.values() if r.person_id})
+        assigned = self.people.assignments(records)
         moments = moments_of(self.store, (r.track_id for r in records.values() if r.track_id))
-        for row, face_hits in zip(live_rows, hits, strict=True):
+        for row, face_hits in zip(rows, hits, strict=True):
             matches: list[Match] = []
             for hit in face_hits:
                 found = records.get(hit.face_id)
                 if found is None or hit.similarity < threshold:
                     continue  # forgotten (tombstone pending), the probe itself, or too far
+                person = assigned.get(hit.face_id)
                 matches.append(
                     Match(
                         face_id=hit.face_id,
                         image_id=found.image_id,
                         similarity=round(float(hit.similarity), 6),
-                        person_id=found.person_id,
-                        person_name=names.get(found.person_id or ""),
+                        person_id=person.person_id if person else None,
+                        person_name=person.name if person else None,
                         crop_url=self.crops.url(found.face_id, found.crop_url, found.collection_id),
                         video_id=found.video_id,
                         track_id=found.track_id,
@@ -208,16 +257,39 @@ class SearchService:
                 if len(matches) == k:
                     break
             faces[row] = faces[row].model_copy(update={"matches": matches})
-        timings["metadata"] = _ms(t)
-        timings["total"] = _ms(start)
-        return SearchResponse(
-            model=self.pipeline.embedder.model_id,
-            k=k,
-            threshold=threshold,
-            faces=faces,
-            index_size=reader.live_count,
-            timings_ms=timings,
-        )
+
+    def _person_threshold(self, given: float | None) -> float:
+        return given if given is not None else self.settings.people.person_match_similarity
+
+    def _persons(
+        self,
+        faces: list[QueryFace],
+        *,
+        rows: list[int],
+        vectors: list[np.ndarray],
+        hits: list[list[SearchHit]],
+        k: int,
+        exclude: str | None,
+        threshold: float | None,
+    ) -> None:
+        """Each query face's persons ranked by centroid similarity (``group_by=person``);
+        candidates are the persons of its nearest faces."""
+        for row, face_hits in zip(rows, hits, strict=True):
+            near = [h.face_id for h in face_hits if h.face_id != exclude]
+            ranked = self.people.rank(
+                vectors[row], near, k=k, min_similarity=self._person_threshold(threshold)
+            )
+            covers = self.store.get_faces([m.cover for m in ranked if m.cover])
+            persons = [
+                PersonMatchOut.from_match(
+                    match,
+                    cover_url=self.crops.url(cover.face_id, cover.crop_url, cover.collection_id)
+                    if (cover := covers.get(match.cover or ""))
+                    else None,
+                )
+                for match in ranked
+            ]
+            faces[row] = faces[row].model_copy(update={"persons": persons})
 
     def _check_embedding(self, vector: list[float]) -> np.ndarray:
         dims = self.pipeline.embedder.dim

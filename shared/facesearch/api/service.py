@@ -4,11 +4,16 @@ Per collection it opens (on first use) a :class:`CollectionQuery` — that
 collection's store, index view, embedder pipeline and policy — holding the four
 services the routes call:
 
-* ``searcher`` — search and match (:mod:`.search`)
-* ``records`` — faces, images, persons (:mod:`.records`)
+* ``searcher`` — search and match, by face or by person (:mod:`.search`)
+* ``records`` — faces and images (:mod:`.records`)
+* ``persons`` — persons, their images, corrections and undo (:mod:`.persons`)
 * ``videos`` — a video's status, progress and tracks (:mod:`.videos`)
 * ``forgetter`` — forget an image, a video or a person (:mod:`.forget`)
 * ``operations`` — models, stats, health (:mod:`.operations`)
+
+All of them see persons through one :class:`~facesearch.people.service.PeopleService`
+per collection, over the collection's people store, this view of its index and its
+metadata store.
 
 Open collections are kept in an LRU within a budget (how many, and how many bytes
 of index segments they map): a deployment with hundreds of event collections keeps
@@ -32,12 +37,16 @@ from facesearch.api.crops import CropUrls
 from facesearch.api.forget import ForgetService, IndexForgetter
 from facesearch.api.index_view import IndexView
 from facesearch.api.operations import OperationsService
+from facesearch.api.persons import PersonsService
 from facesearch.api.records import RecordService
 from facesearch.api.search import SearchService
 from facesearch.api.videos import VideoService
 from facesearch.collections.policy import CollectionSettings
 from facesearch.config import Settings
 from facesearch.index.reader import IndexReader
+from facesearch.people.adapters import IndexNeighbourSearch, MetadataFaceSource
+from facesearch.people.ports import PeopleStore
+from facesearch.people.service import PeopleService
 from facesearch.storage.metadata import DEFAULT_COLLECTION, MetadataStore
 from facesearch.vision.pipeline import FacePipeline
 
@@ -57,6 +66,7 @@ class CollectionQuery:
     pipeline: FacePipeline
     searcher: SearchService
     records: RecordService
+    persons: PersonsService
     videos: VideoService
     forgetter: ForgetService
     operations: OperationsService
@@ -76,6 +86,7 @@ class QueryService:
         settings: Settings,
         *,
         stores: Callable[[str], MetadataStore],
+        people: Callable[[str], PeopleStore],
         crops: CropUrls,
         forget_index: Callable[[str], IndexForgetter],
         pipelines: Callable[[str | None], FacePipeline],
@@ -88,6 +99,7 @@ class QueryService:
     ) -> None:
         self.settings = settings
         self.stores = stores
+        self.people = people
         self.crops = crops
         self._forget_index = forget_index
         self.pipelines = pipelines
@@ -107,6 +119,7 @@ class QueryService:
         settings: Settings,
         *,
         store: MetadataStore,
+        people: PeopleStore,
         crops: CropUrls,
         forget_index: IndexForgetter,
         pipeline: FacePipeline,
@@ -114,10 +127,11 @@ class QueryService:
         open_reader: Callable[[str], IndexReader] | None = None,
         reader: IndexReader | None = None,
     ) -> QueryService:
-        """A service over one store and index (tests, and tools without collections)."""
+        """A service over one store (and its people store) and index (tests, tools)."""
         service = cls(
             settings,
             stores=lambda collection_id: store,
+            people=lambda collection_id: people,
             crops=crops,
             forget_index=lambda collection_id: forget_index,
             pipelines=lambda embedder: pipeline,
@@ -178,6 +192,12 @@ class QueryService:
             reader=self._readers.get(collection_id),
             clock=self._clock,
         )
+        people = PeopleService(
+            self.people(collection_id),
+            IndexNeighbourSearch(lambda: index.reader),
+            MetadataFaceSource(store),
+            self.settings.people,
+        )
         return CollectionQuery(
             collection_id=collection_id,
             store=store,
@@ -190,19 +210,26 @@ class QueryService:
                 pipeline=pipeline,
                 index=index,
                 fetch=self._fetch,
+                people=people,
                 threshold=policy.match_threshold,
             ),
-            records=RecordService(store, self.crops),
-            videos=VideoService(store, self.crops),
+            records=RecordService(store, self.crops, people),
+            persons=PersonsService(people, store, self.crops),
+            videos=VideoService(store, self.crops, people),
             forgetter=ForgetService(
                 store,
                 self.crops,
                 self._forget_index(collection_id),
                 index,
+                people,
                 crops_root=self.crops_root,
             ),
             operations=OperationsService(
-                self.settings, store=store, pipeline=pipeline, index=index
+                self.settings,
+                store=store,
+                people=people.store,
+                pipeline=pipeline,
+                index=index,
             ),
         )
 
@@ -215,6 +242,10 @@ class QueryService:
     @property
     def records(self) -> RecordService:
         return self.collection().records
+
+    @property
+    def persons(self) -> PersonsService:
+        return self.collection().persons
 
     @property
     def forgetter(self) -> ForgetService:

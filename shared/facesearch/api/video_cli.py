@@ -68,7 +68,11 @@ def _fetch(args: argparse.Namespace) -> VideoOut:
         settings.api.signed_url_ttl_s,
         base_url=settings.api.public_url or DEFAULT_PUBLIC_URL,
     )
-    service = VideoService(backend.metadata(args.collection), crops)
+    from facesearch.backends.services import people_service
+
+    service = VideoService(
+        backend.metadata(args.collection), crops, people_service(backend, args.collection)
+    )
     return service.get_video(args.video_id, cursor=None, limit=limit)
 
 

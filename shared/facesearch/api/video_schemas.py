@@ -49,6 +49,7 @@ class TrackOut(BaseModel):
         face: FaceRecord | None,
         *,
         crop_url: str | None,
+        person_id: str | None,
         person_name: str | None,
     ) -> TrackOut:
         return cls(
@@ -62,7 +63,7 @@ class TrackOut(BaseModel):
             best_t_ms=track.best_t_ms,
             quality=None if face is None else face.quality.get("score"),
             det_score=None if face is None else face.det_score,
-            person_id=None if face is None else face.person_id,
+            person_id=person_id,
             person_name=person_name,
             crop_url=crop_url,
         )

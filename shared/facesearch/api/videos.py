@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from facesearch.api.crops import CropUrls
 from facesearch.api.schemas import Moment
 from facesearch.api.video_schemas import TrackOut, VideoOut
-from facesearch.api.views import person_names
 from facesearch.errors import NotFound
+from facesearch.people.service import PeopleService
 from facesearch.storage.metadata import MetadataStore
 from facesearch.storage.videos import VideoStatus
 
@@ -30,9 +30,10 @@ def moments_of(store: MetadataStore, track_ids: Iterable[str]) -> dict[str, list
 
 
 class VideoService:
-    def __init__(self, store: MetadataStore, crops: CropUrls) -> None:
+    def __init__(self, store: MetadataStore, crops: CropUrls, people: PeopleService) -> None:
         self.store = store
         self.crops = crops
+        self.people = people
 
     def get_video(self, video_id: str, *, cursor: str | None, limit: int) -> VideoOut:
         record = self.store.get_video(video_id)
@@ -46,7 +47,7 @@ class VideoService:
             done = 0
         page = self.store.list_tracks(video_id, cursor=cursor, limit=limit)
         faces = self.store.get_faces([t.face_id for t in page.items])
-        names = person_names(self.store, (f.person_id for f in faces.values() if f.person_id))
+        assigned = self.people.assignments(t.face_id for t in page.items)
         tracks = []
         for track in page.items:
             face = faces.get(track.face_id)
@@ -57,7 +58,8 @@ class VideoService:
                     crop_url=None
                     if face is None
                     else self.crops.url(face.face_id, face.crop_url, face.collection_id),
-                    person_name=names.get(face.person_id or "") if face else None,
+                    person_id=person.person_id if (person := assigned.get(track.face_id)) else None,
+                    person_name=person.name if person else None,
                 )
             )
         return VideoOut.from_record(

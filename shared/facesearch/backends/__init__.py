@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from facesearch.collections.retention import RetentionSweep
     from facesearch.index.reader import IndexReader
     from facesearch.index.writer import IndexWriter
+    from facesearch.people.ports import PeopleStore
     from facesearch.storage.bus import Bus, DeadLetters
     from facesearch.storage.ledger import EventLedger
     from facesearch.storage.metadata import Catalog, MetadataStore
@@ -84,9 +85,14 @@ class Backend(ABC):
         """The collections, and a scoped metadata store for each."""
 
     def metadata(self, collection_id: str = DEFAULT_COLLECTION) -> MetadataStore:
-        """The source of truth of one collection: its images, faces, persons."""
+        """The source of truth of one collection: its images and faces."""
         key = "metadata" if collection_id == DEFAULT_COLLECTION else f"metadata:{collection_id}"
         return self.once(key, lambda: self.catalog().store(collection_id))
+
+    def people(self, collection_id: str = DEFAULT_COLLECTION) -> PeopleStore:
+        """One collection's persons, their faces and the correction log (same database)."""
+        key = "people" if collection_id == DEFAULT_COLLECTION else f"people:{collection_id}"
+        return self.once(key, lambda: self.catalog().people(collection_id))
 
     @abstractmethod
     def bus(self) -> Bus:
@@ -244,6 +250,7 @@ class Backend(ABC):
             lambda: EraseJob(
                 self.catalog(),
                 stores=self.metadata,
+                people=self.people,
                 crops=self.crops(),
                 index_store=lambda cid: self.index_store(collection_id=cid),
                 ledger=self.cloudinary_ledger(),
@@ -260,9 +267,20 @@ class Backend(ABC):
                 self.catalog(),
                 stores=self.metadata,
                 crops=self.crops(),
-                remove_from_index=lambda cid, ids: self.index_writer(collection_id=cid).delete(ids),
+                remove_from_index=self.remove_from_index,
             ),
         )
+
+    def remove_from_index(self, collection_id: str, face_ids: list[str]) -> None:
+        """Tombstone faces in a collection's index *and announce it* on face-events, as
+        every index change is (the clusterer takes the faces out of their persons)."""
+        from facesearch.storage.messages import FaceEvent
+
+        deleted = self.index_writer(collection_id=collection_id).delete(face_ids)
+        event = FaceEvent(
+            "face_removed", face_ids, None, deleted.manifest_version, collection_id=collection_id
+        )
+        self.bus().publish(self.settings.storage.events_topic, [event.encode()])
 
     @abstractmethod
     def start_erase(self, collection_id: str) -> None:

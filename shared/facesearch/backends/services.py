@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from facesearch.indexer.service import IndexerService
     from facesearch.ingest.loader import UrlFetcher
     from facesearch.ingest.service import IngestService
+    from facesearch.people.clusterer import ClustererService
+    from facesearch.people.ports import NeighbourSearch
+    from facesearch.people.service import PeopleService
 
 
 def ingest_service(
@@ -108,6 +111,35 @@ def indexer_service(backend: Backend) -> IndexerService:
     )
 
 
+def people_service(
+    backend: Backend, collection_id: str, *, search: NeighbourSearch | None = None
+) -> PeopleService:
+    """One collection's persons: its people store, a neighbour search over its index (a
+    reader of its own unless ``search`` is given), its metadata store as the face source."""
+    from facesearch.people.adapters import IndexNeighbourSearch, MetadataFaceSource
+    from facesearch.people.service import PeopleService
+
+    return PeopleService(
+        backend.people(collection_id),
+        search or IndexNeighbourSearch(backend.index_reader(collection_id=collection_id)),
+        MetadataFaceSource(backend.metadata(collection_id)),
+        backend.settings.people,
+    )
+
+
+def clusterer_service(backend: Backend) -> ClustererService:
+    """face-events -> persons for every collection (the clusterer function, embedded mode)."""
+    from facesearch.people.clusterer import ClustererService
+
+    return backend.once(
+        "clusterer",
+        lambda: ClustererService(
+            lambda collection_id: people_service(backend, collection_id),
+            require_active=lambda cid: backend.collections().require_active(cid),
+        ),
+    )
+
+
 def verifier(backend: Backend) -> Verifier:
     from facesearch.auth.verify import Verifier
 
@@ -130,6 +162,7 @@ def query_service(backend: Backend) -> QueryService:
         lambda: QueryService(
             backend.settings,
             stores=backend.metadata,
+            people=backend.people,
             crops=backend.crop_urls(),
             forget_index=backend.index_forgetter,
             pipelines=backend.pipeline,

@@ -4,10 +4,12 @@ The collection is first marked ``erasing`` (stores refuse writes into it from th
 moment, in the same transaction as each write, so a late upload cannot resurrect
 anything), then removed in bounded steps — each step is small enough for one Pub/Sub
 push in the cloud, where the indexer re-publishes a continuation until the work is
-done — and finally scanned: the metadata store, the collection's index objects, its
-crops, its Cloudinary ledger entries and this instance's cached index segments must
-all be empty (query instances drop their cached copies when they see the collection
-closed: :meth:`facesearch.api.service.QueryService.close`). Only then is it marked
+done — and finally scanned: the metadata store, the people store (persons, their
+faces' clustering records with embeddings, tombstones, the correction log), the
+collection's index objects, its crops, its Cloudinary ledger entries and this
+instance's cached index segments must all be empty (query instances drop their
+cached copies when they see the collection closed:
+:meth:`facesearch.api.service.QueryService.close`). Only then is it marked
 ``erased``, with a report of what was removed and what the scan found. A scan that
 finds leftovers (something written just before the status change landed) sends the
 job round again instead of declaring success.
@@ -25,6 +27,7 @@ from typing import Any
 
 from facesearch.errors import CannotErase
 from facesearch.logs import log_fields
+from facesearch.people.ports import PeopleStore
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.ledger import EventLedger
 from facesearch.storage.metadata import (
@@ -55,6 +58,7 @@ class EraseJob:
         catalog: Catalog,
         *,
         stores: Callable[[str], MetadataStore],
+        people: Callable[[str], PeopleStore],
         crops: BlobStore,
         index_store: Callable[[str], BlobStore],
         ledger: EventLedger | None = None,
@@ -64,6 +68,7 @@ class EraseJob:
     ) -> None:
         self.catalog = catalog
         self.stores = stores
+        self.people = people
         self.crops = crops
         self.index_store = index_store
         self.ledger = ledger
@@ -90,13 +95,12 @@ class EraseJob:
         result = EraseStep()
         purged = self.stores(collection_id).purge(limit=budget)
         result.removed.update(
-            images=purged.images,
-            faces=purged.faces,
-            persons=purged.persons,
-            videos=purged.videos,
-            tracks=purged.tracks,
+            images=purged.images, faces=purged.faces, videos=purged.videos, tracks=purged.tracks
         )
         left = budget - sum(result.removed.values())
+        people = self.people(collection_id).purge(limit=max(left, 0))
+        result.removed["people_records"] = people.removed
+        left -= people.removed
         result.removed["crops"] = self._delete_objects(
             self.crops, collection_prefix(collection_id), left
         )
@@ -109,8 +113,10 @@ class EraseJob:
             self.ledger.purge_collection(collection_id, limit=max(left, 0)) if self.ledger else 0
         )
         result.removed["cache_files"] = self._clear_cache(collection_id)
-        result.done = purged.done and not any(
-            result.removed[k] for k in ("crops", "index_objects", "ledger")
+        result.done = (
+            purged.done
+            and people.done
+            and not any(result.removed[k] for k in ("crops", "index_objects", "ledger"))
         )
         self._record(collection_id, result)
         return result
@@ -159,10 +165,12 @@ class EraseJob:
     def scan(self, collection_id: str) -> dict[str, int]:
         """What of the collection is still stored anywhere (all zero when erased)."""
         counts = self.stores(collection_id).counts()
+        people = self.people(collection_id).counts()
         return {
             "images": counts.images,
             "faces": counts.faces,
-            "persons": counts.persons,
+            "persons": people.persons + people.aliases,
+            "people_records": people.faces + people.tombstones + people.corrections,
             "videos": counts.videos,
             "tracks": counts.tracks,
             "crops": len(self.crops.list_versions(collection_prefix(collection_id))),

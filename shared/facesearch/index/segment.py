@@ -33,8 +33,6 @@ from facesearch.native import Index, MetricKind
 from facesearch.storage.blob import BlobStore
 from facesearch.telemetry import metrics
 
-_HASH_CHUNK = 8 * 1024 * 1024
-
 
 def new_segment_id() -> str:
     """Time-ordered (sorts by creation in listings) and unique without coordination."""
@@ -42,11 +40,9 @@ def new_segment_id() -> str:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file, streamed (segments and model files are larger than we want in RAM)."""
     with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @dataclass

@@ -15,12 +15,11 @@ stored. This is the one place where outcomes become delivery decisions:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from opentelemetry.trace import SpanKind
@@ -32,7 +31,7 @@ from facesearch.indexer.service import Applied, IndexerService
 from facesearch.ingest.sources import rfc3339
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Message
-from facesearch.storage.messages import KIND_DELETIONS, KIND_EMBEDDINGS
+from facesearch.storage.messages import KIND_DELETIONS, KIND_EMBEDDINGS, push_message
 from facesearch.telemetry import extract, metrics, request_scope, span
 
 logger = logging.getLogger(__name__)
@@ -79,17 +78,11 @@ def publish_time(data: Any) -> float | None:
 
 
 def message_from_push(data: Any, *, deletions_topic: str, topic: str) -> Message:
-    if not isinstance(data, Mapping) or not isinstance(data.get("message"), Mapping):
-        raise BadMessage("push without a Pub/Sub message")
-    raw = data["message"]
-    try:
-        body = base64.b64decode(raw.get("data") or "", validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise BadMessage("Pub/Sub message data is not base64") from exc
-    attributes = {str(k): str(v) for k, v in (raw.get("attributes") or {}).items()}
-    if "kind" not in attributes:
-        attributes["kind"] = KIND_DELETIONS if topic == deletions_topic else KIND_EMBEDDINGS
-    return Message(body, attributes, str(raw.get("messageId") or raw.get("message_id") or ""))
+    message = push_message(data)
+    if "kind" not in message.attributes:
+        kind = KIND_DELETIONS if topic == deletions_topic else KIND_EMBEDDINGS
+        message = replace(message, attributes={**message.attributes, "kind": kind})
+    return message
 
 
 def _weight(message: Message) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,6 +185,19 @@ class ControlMessage:
         if collection is None and action == "erase":
             raise BadMessage("an erase names its collection")
         return cls(action, None if collection is None else _collection(body))
+
+
+def push_message(data: Any) -> Message:
+    """The message of a Pub/Sub push request body (``{"message": {"data": base64, ...}}``)."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("message"), Mapping):
+        raise BadMessage("push without a Pub/Sub message")
+    raw = data["message"]
+    try:
+        body = base64.b64decode(raw.get("data") or "", validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadMessage("Pub/Sub message data is not base64") from exc
+    attributes = {str(k): str(v) for k, v in (raw.get("attributes") or {}).items()}
+    return Message(body, attributes, str(raw.get("messageId") or raw.get("message_id") or ""))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The metadata-store port: images, faces and persons, the system's source of truth.
+"""The metadata-store port: images and faces, the system's source of truth.
 
 Two adapters implement it: :mod:`.local.metadata` (SQLite, embedded mode)
 and :mod:`.gcp.metadata` (Firestore); :mod:`.records` maps records to
@@ -12,15 +12,18 @@ the same tests against each):
 * ids are caller-chosen and stable (image_id from the source, face_id from
   image_id + index), so a redelivered event rewrites the same records:
   :meth:`MetadataStore.put_image` and :meth:`MetadataStore.put_faces` are upserts.
-* ``put_faces`` replaces the *detection* fields of an image's faces but keeps a
-  ``person_id`` that was assigned meanwhile (re-processing must not erase a
-  human's labelling), and deletes faces of that image not in the new set.
+* ``put_faces`` replaces an image's faces (keeping each face's ``created_at``) and
+  deletes faces of that image not in the new set.
 * listings are pages ordered by a stable key with an opaque ``next_cursor``
   (``None`` on the last page); cursors survive writes between pages.
 * missing records: ``get_*`` return ``None``; mutations of a missing record
   raise :class:`facesearch.errors.NotFound`; deletes of missing records are
   idempotent and return ``[]``.
 * a backend that is unavailable raises :class:`facesearch.errors.TransientError`.
+
+Persons — who a face belongs to, by the clusterer or a user — are not here: they
+live in the collection's people store (:class:`facesearch.people.ports.PeopleStore`,
+``Catalog.people``), beside these records in the same database.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import binascii
 import json
 import re
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
@@ -43,6 +45,7 @@ from facesearch import jsonsafe
 from facesearch.errors import InvalidCursor
 
 if TYPE_CHECKING:
+    from facesearch.people.ports import PeopleStore
     from facesearch.storage.videos import ChunkState, TrackRecord, VideoRecord
     from facesearch.vision.types import Face
 
@@ -115,7 +118,6 @@ class Purged:
 
     images: int = 0
     faces: int = 0
-    persons: int = 0
     done: bool = True
     videos: int = 0  # video records and their chunk markers
     tracks: int = 0
@@ -159,7 +161,6 @@ class FaceRecord:
     live: bool | None = None
     quality: Mapping[str, Any] = field(default_factory=dict)  # sharpness, ..., score, reasons
     crop_url: str | None = None
-    person_id: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
     collection_id: str = DEFAULT_COLLECTION
@@ -220,18 +221,6 @@ class FaceRecord:
 
 
 @dataclass(frozen=True)
-class PersonRecord:
-    """``persons/{person_id}``: a human label that faces can be assigned to."""
-
-    person_id: str
-    name: str
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    collection_id: str = DEFAULT_COLLECTION
-
-
-@dataclass(frozen=True)
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
@@ -241,7 +230,6 @@ class Page(Generic[T]):
 class StoreCounts:
     images: int
     faces: int
-    persons: int
     images_by_status: Mapping[str, int]
     videos: int = 0
     tracks: int = 0
@@ -249,10 +237,10 @@ class StoreCounts:
 
 @runtime_checkable
 class MetadataStore(Protocol):
-    """Images, faces and persons of *one* collection. Implementations are thread-safe.
+    """Images and faces of *one* collection. Implementations are thread-safe.
 
     A store is scoped: nothing it reads or writes belongs to another collection, and
-    every write (images, faces, persons, labels) is refused with
+    every write (images, faces) is refused with
     :class:`~facesearch.errors.CollectionClosed` once its collection is being erased,
     checked in the same transaction as the write.
     """
@@ -289,7 +277,7 @@ class MetadataStore(Protocol):
 
     # faces
     def put_faces(self, image_id: str, faces: Sequence[FaceRecord]) -> None:
-        """Make ``faces`` the image's face set (upsert, keep person_id, drop the rest)."""
+        """Make ``faces`` the image's face set (upsert, drop the rest)."""
         ...
 
     def get_face(self, face_id: str) -> FaceRecord | None: ...
@@ -299,57 +287,17 @@ class MetadataStore(Protocol):
         ...
 
     def list_faces(
-        self,
-        *,
-        person_id: str | None = None,
-        image_id: str | None = None,
-        cursor: str | None = None,
-        limit: int = 100,
+        self, *, image_id: str | None = None, cursor: str | None = None, limit: int = 100
     ) -> Page[FaceRecord]:
-        """All faces by face_id; a person's newest first; an image's by face_index."""
-        ...
-
-    def set_face_person(self, face_id: str, person_id: str | None) -> FaceRecord:
-        """Label a face (``None`` clears). NotFound for a missing face or person."""
+        """All faces by face_id; an image's by face_index."""
         ...
 
     def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> int:
-        """Store ``model``'s embedding (float32 LE bytes) on these faces (``reembed``).
+        """Store ``model``'s embedding (float32 LE bytes) on these faces (a re-embed job).
 
         Nothing else of a face changes; a face that no longer exists is skipped (it was
         forgotten meanwhile). Returns how many faces were updated.
         """
-        ...
-
-    # persons
-    def create_person(
-        self,
-        name: str,
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        person_id: str | None = None,
-    ) -> PersonRecord:
-        """New person (id generated unless given; an existing id raises Conflict)."""
-        ...
-
-    def get_person(self, person_id: str) -> PersonRecord | None: ...
-
-    def update_person(
-        self,
-        person_id: str,
-        *,
-        name: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> PersonRecord:
-        """Change the given fields (``metadata`` replaces the whole map). NotFound if absent."""
-        ...
-
-    def list_persons(self, *, cursor: str | None = None, limit: int = 100) -> Page[PersonRecord]:
-        """By ``person_id``."""
-        ...
-
-    def delete_person(self, person_id: str) -> list[str]:
-        """Delete the person and unlabel its faces; returns those face ids."""
         ...
 
     # stats
@@ -388,7 +336,7 @@ class MetadataStore(Protocol):
         self, video_id: str, tracks: Sequence[TrackRecord], faces: Sequence[FaceRecord]
     ) -> None:
         """Make these the video's tracks and track faces (``image_id`` = ``video_id``):
-        upserts that keep a face's ``person_id``; other tracks and faces of the video go."""
+        upserts; other tracks and faces of the video go."""
         ...
 
     def list_tracks(
@@ -408,8 +356,8 @@ class MetadataStore(Protocol):
     # erase
     def purge(self, *, limit: int = 500) -> Purged:
         """Delete up to ``limit`` records of this collection (faces, tracks, images, chunk
-        markers, videos, then persons); ``done`` once none is left. Used by collection
-        erase; idempotent."""
+        markers, videos); ``done`` once none is left. Used by collection erase (which
+        purges the people store too); idempotent."""
         ...
 
 
@@ -447,16 +395,17 @@ class Catalog(Protocol):
         """The scoped store of one collection (cheap; shares the catalog's connection)."""
         ...
 
+    def people(self, collection_id: str) -> PeopleStore:
+        """The scoped people store of one collection (persons, their faces, corrections),
+        in the same database, refusing writes once the collection is erasing."""
+        ...
+
 
 # --- helpers shared by the adapters ------------------------------------------------------------
 
 
 def now() -> float:
     return time.time()
-
-
-def new_person_id() -> str:
-    return uuid.uuid4().hex
 
 
 def clamp_limit(limit: int) -> int:

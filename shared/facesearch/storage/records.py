@@ -1,4 +1,4 @@
-"""Records <-> stored documents, one mapping for both metadata adapters.
+"""Records <-> stored documents, one mapping for both adapters of each store.
 
 pydantic's ``TypeAdapter`` over the record dataclasses does the field-by-field
 work (and the coercions: lists back to tuples, strings back to enums, defaults
@@ -10,27 +10,44 @@ one document shape serves both).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from pydantic import TypeAdapter
 
 from facesearch.errors import CollectionClosed
+from facesearch.people.ports import Kind
+from facesearch.people.types import (
+    ClusterFace,
+    Correction,
+    Person,
+    Tombstone,
+    correction_from_dict,
+    correction_to_dict,
+    person_from_dict,
+    person_to_dict,
+    tombstone_from_dict,
+    tombstone_to_dict,
+)
+from facesearch.people.types import face_from_dict as cluster_face_from_dict
+from facesearch.people.types import face_to_dict as cluster_face_to_dict
 from facesearch.storage.metadata import (
     CollectionRecord,
     CollectionStatus,
     FaceRecord,
     ImageRecord,
-    PersonRecord,
     now,
 )
 from facesearch.storage.videos import TrackRecord, VideoRecord
 
+#: a record of the people store
+PeopleRecord = ClusterFace | Person | Tombstone | Correction
+
 _COLLECTION = TypeAdapter(CollectionRecord)
 _IMAGE = TypeAdapter(ImageRecord)
 _FACE = TypeAdapter(FaceRecord)
-_PERSON = TypeAdapter(PersonRecord)
 _VIDEO = TypeAdapter(VideoRecord)
 _TRACK = TypeAdapter(TrackRecord)
 
@@ -68,15 +85,6 @@ def face_from_dict(data: Mapping[str, Any]) -> FaceRecord:
     flat = [float(v) for v in fields.get("landmarks") or []]
     fields["landmarks"] = [(flat[i], flat[i + 1]) for i in range(0, len(flat) - 1, 2)]
     return _FACE.validate_python(fields)
-
-
-def person_to_dict(record: PersonRecord) -> dict[str, Any]:
-    data: dict[str, Any] = _PERSON.dump_python(record)
-    return data
-
-
-def person_from_dict(data: Mapping[str, Any]) -> PersonRecord:
-    return _PERSON.validate_python(_known(data, PersonRecord))
 
 
 def video_to_dict(record: VideoRecord) -> dict[str, Any]:
@@ -131,3 +139,54 @@ def updated_collection(
         erase_report=current.erase_report if erase_report is None else dict(erase_report),
         updated_at=now(),
     )
+
+
+# --- people records (facesearch.people.types), the same document shape in both adapters -------
+
+#: the fields each kind's queries filter on, stored beside the JSON text
+_PEOPLE_QUERY_FIELDS: dict[Kind, tuple[str, ...]] = {
+    Kind.FACE: ("image_id", "person_id"),
+    Kind.PERSON: ("merged_into",),
+    Kind.TOMBSTONE: (),
+    Kind.CORRECTION: ("correction_id",),  # Firestore cannot scan document ids newest first
+}
+_PEOPLE_TO_DICT: dict[Kind, Callable[[Any], dict[str, Any]]] = {
+    Kind.FACE: cluster_face_to_dict,
+    Kind.PERSON: person_to_dict,
+    Kind.TOMBSTONE: tombstone_to_dict,
+    Kind.CORRECTION: correction_to_dict,
+}
+_PEOPLE_FROM_DICT: dict[Kind, Callable[[Mapping[str, Any]], Any]] = {
+    Kind.FACE: cluster_face_from_dict,
+    Kind.PERSON: person_from_dict,
+    Kind.TOMBSTONE: tombstone_from_dict,
+    Kind.CORRECTION: correction_from_dict,
+}
+
+
+def people_document(kind: Kind, record: PeopleRecord, version: int) -> dict[str, Any]:
+    """A people record as both adapters store it: ``version``, the query fields, the
+    embedding (faces) as bytes, and everything else as one JSON text in ``data`` —
+    Firestore refuses the nested arrays some records have (exemplars, face changes)."""
+    data = _PEOPLE_TO_DICT[kind](record)
+    data.pop("version", None)
+    document: dict[str, Any] = {"version": version}
+    for name in _PEOPLE_QUERY_FIELDS[kind]:
+        document[name] = data.get(name)
+    if kind is Kind.FACE:
+        document["embedding"] = data.pop("embedding")
+    document["data"] = json.dumps(data, separators=(",", ":"))
+    return document
+
+
+def people_record(kind: Kind, document: Mapping[str, Any]) -> Any:
+    """The record of a stored document. A person document from before clustering (a
+    manual person: ``name``, ``metadata``, no ``data``) reads as an unversioned person."""
+    if "data" not in document:
+        legacy = {k: v for k, v in document.items() if k != "version"}
+        return _PEOPLE_FROM_DICT[kind]({**legacy, "version": 0})
+    data = json.loads(document["data"])
+    data["version"] = int(document.get("version") or 0)
+    if kind is Kind.FACE:
+        data["embedding"] = bytes(document["embedding"])
+    return _PEOPLE_FROM_DICT[kind](data)

@@ -20,7 +20,7 @@ Every record belongs to the store's collection, like images and faces.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.storage.metadata import DEFAULT_COLLECTION
+from facesearch.storage.metadata import DEFAULT_COLLECTION, check_id
 
 
 class VideoStatus(StrEnum):
@@ -122,3 +122,17 @@ class ChunkState:
 
 
 __all__ = ["ChunkState", "TrackRecord", "VideoRecord", "VideoStatus"]
+
+
+def check_tracks(video_id: str, tracks: Sequence[TrackRecord], faces: Sequence[Any]) -> None:
+    """What every ``put_tracks`` refuses before it writes: ids that are not ours to store, a
+    track of another video, a face that is not this video's (``faces`` are FaceRecords)."""
+    check_id("video", video_id)
+    for track in tracks:
+        check_id("track", track.track_id)
+        if track.video_id != video_id:
+            raise ValueError(f"track {track.track_id} belongs to {track.video_id}")
+    for face in faces:
+        check_id("face", face.face_id)
+        if face.image_id != video_id or face.video_id != video_id:
+            raise ValueError(f"face {face.face_id} does not belong to video {video_id}")

@@ -24,7 +24,6 @@ from typing import Any
 from facesearch.errors import ModelError
 
 MANIFEST_NAME = "manifest.json"
-_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -50,11 +49,9 @@ class ModelSpec:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file, streamed (segments and model files are larger than we want in RAM)."""
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @lru_cache(maxsize=8)

@@ -200,3 +200,26 @@ def test_the_indexer_continues_the_publishers_trace(traced: InMemorySpanExporter
     (delivery,) = _in_trace("indexer.delivery")
     assert delivery.parent.span_id == int("b7ad6b7169203331", 16)  # type: ignore[attr-defined]
     assert [s.parent.span_id for s in _in_trace("index.commit")] == [delivery.context.span_id]  # type: ignore[attr-defined]
+
+
+def test_the_clusterer_continues_the_indexers_trace(traced: InMemorySpanExporter) -> None:
+    import base64
+
+    from facesearch.people.entry import handle_push
+
+    class Clusterer:
+        def handle(self, message: Message) -> None:
+            with telemetry.span("people.apply"):
+                return None
+
+    push = {
+        "message": {
+            "data": base64.b64encode(b"{}").decode(),
+            "attributes": {"kind": "face-event", "traceparent": PARENT},
+            "messageId": "e1",
+        }
+    }
+    handle_push(push, service=Clusterer())  # type: ignore[arg-type]
+    (delivery,) = _in_trace("clusterer.delivery")
+    assert delivery.parent.span_id == int("b7ad6b7169203331", 16)  # type: ignore[attr-defined]
+    assert [s.parent.span_id for s in _in_trace("people.apply")] == [delivery.context.span_id]  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@
 # only. Collections need no grants of their own: every grant covers all of them.
 
 resource "google_service_account" "runtime" {
-  for_each = toset(["ingest", "indexer", "query", "cloudinary"])
+  for_each = toset(["ingest", "indexer", "query", "cloudinary", "clusterer"])
 
   project      = var.project_id
   account_id   = "${local.sa_prefix}-${each.key}"
@@ -20,7 +20,7 @@ resource "google_service_account" "runtime" {
 
 # Dedicated identities whose OIDC tokens authenticate Pub/Sub pushes and Eventarc deliveries.
 resource "google_service_account" "push" {
-  for_each = toset(["ingest", "indexer"])
+  for_each = toset(["ingest", "indexer", "clusterer"])
 
   project      = var.project_id
   account_id   = "${local.sa_prefix}-push-${each.key}"
@@ -51,9 +51,11 @@ locals {
 
 # --- Firestore: ingest (images/, faces/), query (reads + nonces/, collection records),
 # cloudinary (dedupe ledger), indexer (collection erase and retention delete a collection's
-# records and its Cloudinary ledger entries; collections/<id>/... included) ---------------
+# records and its Cloudinary ledger entries; collections/<id>/... included), clusterer
+# (persons, their faces, the correction log; reads face records; the recluster job runs
+# as the clusterer too) ---------------------------------------------------------------
 resource "google_project_iam_member" "firestore_user" {
-  for_each = toset(["ingest", "query", "cloudinary", "indexer"])
+  for_each = toset(["ingest", "query", "cloudinary", "indexer", "clusterer"])
 
   project = var.project_id
   role    = "roles/datastore.user"

@@ -1,7 +1,8 @@
 # facesearch: the whole system in one project/environment.
 #   uploads bucket --(Eventarc finalize)--> ingest (GPU) --> Firestore, crops bucket
 #   cloudinary webhook --(Pub/Sub ingest-requests)--> ingest
-#   ingest --(Pub/Sub face-embeddings)--> indexer --> index bucket --(face-events)--> consumers
+#   ingest --(Pub/Sub face-embeddings)--> indexer --> index bucket
+#   indexer --(Pub/Sub face-events)--> clusterer --> persons in Firestore (recluster: a Job)
 #   client --(HMAC-signed HTTPS)--> query --> index + crops buckets, Firestore
 #   query / cloudinary forget, query collection erase, Cloud Scheduler daily retention
 #     --(Pub/Sub face-deletions)--> indexer (scheduler.tf)

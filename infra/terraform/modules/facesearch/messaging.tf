@@ -8,8 +8,10 @@
 #                    (forgets), Cloud Scheduler (daily retention control message,
 #                    scheduler.tf), the indexer itself (fan-out and continuations of
 #                    control messages), operators -> indexer (push, OIDC as push-indexer)
-#   face-events      indexer (face_added / face_removed after each index commit),
-#                    ingest (video_done / video_failed) -> downstream consumers (pull)
+#   face-events      indexer (face_added / face_removed after each index commit), ingest
+#                    (video_done / video_failed) -> clusterer (push, OIDC as the
+#                    push-clusterer account): persons; it acknowledges video events.
+#                    Other consumers add their own subscription to the topic.
 # Push endpoints end in /projects/P/topics/T: functions-framework turns a raw Pub/Sub push
 # into a CloudEvent whose source names that topic, so one handler can tell them apart.
 
@@ -111,14 +113,17 @@ module "topic_events" {
   maximum_backoff            = var.pubsub_maximum_backoff
   max_delivery_attempts      = var.pubsub_max_delivery_attempts
 
-  name                    = local.topic_names.events
-  topic_message_retention = "604800s"
+  name                       = local.topic_names.events
+  topic_message_retention    = "604800s"
+  push_endpoint              = "${module.clusterer.uri}/projects/${var.project_id}/topics/${local.topic_names.events}"
+  push_audience              = module.clusterer.uri
+  push_service_account_email = google_service_account.push["clusterer"].email
+  ack_deadline_seconds       = min(var.clusterer.timeout_seconds, 600)
 
   # The indexer announces each commit (facesearch.indexer.service); a failed publish fails
   # the delivery, so without this grant every embeddings/deletions message is retried.
   # Ingest announces finished (or failed) videos the same way.
-  publishers  = { indexer = local.sa["indexer"], ingest = local.sa["ingest"] }
-  subscribers = var.event_subscribers
+  publishers = { indexer = local.sa["indexer"], ingest = local.sa["ingest"] }
 
   depends_on = [google_kms_crypto_key_iam_member.cmek]
 }

@@ -16,6 +16,7 @@ module "monitoring" {
     module.indexer.name,
     module.query.name,
     module.cloudinary.name,
+    module.clusterer.name,
   ]
 
   pushed_subscriptions = [

@@ -5,6 +5,7 @@ output "service_urls" {
     indexer    = module.indexer.uri
     query      = module.query.uri
     cloudinary = module.cloudinary.uri
+    clusterer  = module.clusterer.uri
   }
 }
 
@@ -77,4 +78,9 @@ output "firestore_database" {
 output "runtime_env" {
   description = "The FACESEARCH_* values shared by all services (for local CLI use against this environment)."
   value       = local.common_env
+}
+
+output "recluster_job" {
+  description = "Cloud Run Job that re-clusters every active collection (gcloud run jobs execute <this>)."
+  value       = google_cloud_run_v2_job.recluster.name
 }

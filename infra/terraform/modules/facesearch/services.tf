@@ -1,4 +1,4 @@
-# The four Cloud Run services: one image, FUNCTION_TARGET per service. Environment variables
+# The five Cloud Run services: one image, FUNCTION_TARGET per service. Environment variables
 # are the FACESEARCH_* contract documented in docs/deploy.md ("Runtime contract").
 
 locals {
@@ -77,6 +77,9 @@ locals {
     cloudinary = merge(local.common_env, local.cloudinary_delivery_env, {
       FACESEARCH_CLOUDINARY_SECRET_NAME = module.cloudinary_secret.id
     }, var.cloudinary.env)
+
+    # persons per collection (facesearch.people); the recluster job shares it (people.tf)
+    clusterer = merge(local.common_env, var.clusterer.env)
   }
 }
 
@@ -186,4 +189,30 @@ module "cloudinary" {
   # Cloudinary cannot present a Google identity token: the webhook is reachable by anyone
   # and authenticates each call by its X-Cld-Signature (API secret) instead.
   public = var.cloudinary_public
+}
+
+module "clusterer" {
+  source = "../cloud_run_service"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "${local.prefix}-clusterer"
+  description           = "Cluster faces into persons as face-events arrive (CPU)."
+  function_target       = "clusterer"
+  image                 = var.image
+  service_account_email = google_service_account.runtime["clusterer"].email
+  env                   = local.service_env.clusterer
+  cpu                   = var.clusterer.cpu
+  memory                = var.clusterer.memory
+  min_instances         = var.clusterer.min_instances
+  max_instances         = var.clusterer.max_instances
+  concurrency           = var.clusterer.concurrency
+  timeout_seconds       = var.clusterer.timeout_seconds
+  ingress               = var.clusterer.ingress
+  deletion_protection   = var.deletion_protection
+  labels                = local.labels
+
+  invokers = {
+    pubsub-push = "serviceAccount:${google_service_account.push["clusterer"].email}"
+  }
 }

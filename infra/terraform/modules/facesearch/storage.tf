@@ -61,6 +61,8 @@ module "index" {
   iam_members = {
     indexer-rw = { role = "roles/storage.objectUser", member = local.sa["indexer"] }
     query-read = { role = "roles/storage.objectViewer", member = local.sa["query"] }
+    # the clusterer (and recluster job) searches a new face's neighbourhood: read only
+    clusterer-read = { role = "roles/storage.objectViewer", member = local.sa["clusterer"] }
     # rebuild writes segments + the manifest, both jobs their checkpoints (jobs/)
     jobs-rw = { role = "roles/storage.objectUser", member = local.jobs_sa }
   }

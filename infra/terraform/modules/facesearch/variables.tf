@@ -208,12 +208,6 @@ variable "deletion_publishers" {
   default     = {}
 }
 
-variable "event_subscribers" {
-  description = "Members allowed to pull the face-events subscription."
-  type        = map(string)
-  default     = {}
-}
-
 # ---------------------------------------------------------------------------- retention
 variable "retention_schedule" {
   description = "Cron schedule (in retention_time_zone) of the Cloud Scheduler job that publishes the retention control message to face-deletions; the indexer then forgets, per collection, faces older than that collection's retention_days. null = no job (publish the message by hand: docs/deploy.md)."
@@ -311,6 +305,31 @@ variable "indexer" {
     timeout_seconds = optional(number, 300)
     ingress         = optional(string, "INGRESS_TRAFFIC_INTERNAL_ONLY")
     env             = optional(map(string), {})
+  })
+  default = {}
+}
+
+variable "clusterer" {
+  description = "clusterer service sizing (CPU): face-events in, persons out; a few instances (racing ones are safe, Firestore transactions)."
+  type = object({
+    cpu             = optional(string, "1")
+    memory          = optional(string, "1Gi")
+    min_instances   = optional(number, 0)
+    max_instances   = optional(number, 4)
+    concurrency     = optional(number, 8)
+    timeout_seconds = optional(number, 120)
+    ingress         = optional(string, "INGRESS_TRAFFIC_INTERNAL_ONLY")
+    env             = optional(map(string), {})
+  })
+  default = {}
+}
+
+variable "recluster_job" {
+  description = "Sizing of the recluster Cloud Run Job (facesearch persons recluster: every active collection; run by hand after a parameter or model change)."
+  type = object({
+    cpu             = optional(string, "2")
+    memory          = optional(string, "8Gi")
+    timeout_seconds = optional(number, 3600)
   })
   default = {}
 }
@@ -469,13 +488,6 @@ variable "firestore_composite_indexes" {
       fields = [
         { field_path = "model_id", order = "ASCENDING" },
         { field_path = "created_at", order = "ASCENDING" },
-      ]
-    }
-    faces-by-person = {
-      collection = "faces"
-      fields = [
-        { field_path = "person_id", order = "ASCENDING" },
-        { field_path = "created_at", order = "DESCENDING" },
       ]
     }
     images-by-status = {

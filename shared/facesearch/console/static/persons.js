@@ -1,7 +1,8 @@
-// People, as the pages see them. A thin layer over the person routes of the query API:
-// labels today (/v1/collections/{cid}/persons, /faces?person=, PUT /faces/{id}/person); when the
-// clustering service lands, only this module changes. Every change pushes its inverse on an
-// undo stack, so merge, split, reject and rename can be undone from the People pages.
+// People, as the pages see them. A thin layer over the person routes of the query API
+// (/v1/collections/{cid}/persons..., /faces?person=, PUT /faces/{id}/person): persons are
+// found by the clusterer or made here; merge, split and reject are the server's corrections
+// (POST /persons/{id}/merge|split|reject), undone by the server (POST /corrections/{id}/undo).
+// Every change pushes its undo on a stack, so the People pages can undo the last one.
 import { v1 } from './api.js';
 
 const undoStack = [];
@@ -44,7 +45,10 @@ export async function createPerson(cid, name, faceIds = []) {
     what: `create ${name}`,
     run: async () => {
       await relabel(cid, faceIds.map((id) => [id, null]));
-      await v1(cid, `/persons/${encodeURIComponent(person.person_id)}`, { method: 'DELETE' });
+      // DELETE forgets a person's faces: only once nothing is left in it
+      if (!(await facesOf(cid, person.person_id, 1)).length) {
+        await v1(cid, `/persons/${encodeURIComponent(person.person_id)}`, { method: 'DELETE' });
+      }
     },
   });
   return person;
@@ -60,47 +64,41 @@ export async function rename(cid, personId, name) {
   return after;
 }
 
-/** Every face of `others` moves to `into`; the emptied persons are removed. */
-export async function merge(cid, into, others) {
-  const moved = [];
-  for (const other of others) {
-    const person = await getPerson(cid, other);
-    const faces = await facesOf(cid, other);
-    await relabel(cid, faces.map((f) => [f.face_id, into]));
-    await v1(cid, `/persons/${encodeURIComponent(other)}`, { method: 'DELETE' });
-    moved.push({ name: person.name, metadata: person.metadata, faceIds: faces.map((f) => f.face_id) });
-  }
+/** The server's corrections (merge, split, reject) are logged there and undone there. */
+async function corrected(cid, what, correction) {
   undoStack.push({
-    what: `merge ${moved.map((m) => m.name).join(', ')}`,
-    run: async () => {
-      for (const m of moved) {
-        const again = await v1(cid, '/persons', { method: 'POST', json: { name: m.name, metadata: m.metadata } });
-        await relabel(cid, m.faceIds.map((id) => [id, again.person_id]));
-      }
-    },
+    what,
+    run: () => v1(cid, `/corrections/${encodeURIComponent(correction.correction_id)}/undo`, { method: 'POST' }),
   });
+  return correction;
+}
+
+/** `others` are merged into `into` (one correction; undo detaches exactly them). */
+export async function merge(cid, into, others) {
+  const names = [];
+  for (const other of others) names.push((await getPerson(cid, other)).name);
+  const correction = await v1(cid, `/persons/${encodeURIComponent(into)}/merge`, { method: 'POST', json: { persons: others } });
+  await corrected(cid, `merge ${names.join(', ')}`, correction);
 }
 
 /** The selected faces of `personId` become a new person named `name`. */
 export async function split(cid, personId, faceIds, name) {
-  const person = await v1(cid, '/persons', { method: 'POST', json: { name } });
-  await relabel(cid, faceIds.map((id) => [id, person.person_id]));
-  undoStack.push({
-    what: `split ${name}`,
-    run: async () => {
-      await relabel(cid, faceIds.map((id) => [id, personId]));
-      await v1(cid, `/persons/${encodeURIComponent(person.person_id)}`, { method: 'DELETE' });
-    },
-  });
-  return person;
+  const correction = await v1(cid, `/persons/${encodeURIComponent(personId)}/split`, { method: 'POST', json: { face_ids: faceIds, name } });
+  await corrected(cid, `split ${name}`, correction);
+  return { person_id: correction.created_person, name };
 }
 
-/** The selected faces are not this person: their label is removed. */
+/** The selected faces are not this person: they leave it and never come back. */
 export async function reject(cid, personId, faceIds) {
-  await relabel(cid, faceIds.map((id) => [id, null]));
+  const done = [];
+  for (const faceId of faceIds) {
+    done.push(await v1(cid, `/persons/${encodeURIComponent(personId)}/reject`, { method: 'POST', json: { face_id: faceId } }));
+  }
   undoStack.push({
     what: `reject ${faceIds.length} face(s)`,
-    run: () => relabel(cid, faceIds.map((id) => [id, personId])),
+    run: async () => {
+      for (const c of done.reverse()) await v1(cid, `/corrections/${encodeURIComponent(c.correction_id)}/undo`, { method: 'POST' });
+    },
   });
 }
 

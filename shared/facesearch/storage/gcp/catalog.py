@@ -1,7 +1,9 @@
 """Firestore adapter of the collection catalog: ``collections/{collection_id}`` documents.
 
-The same documents are the parents of each collection's ``images``, ``faces`` and
-``persons`` subcollections (:mod:`.metadata`), and every write transaction there
+The same documents are the parents of each collection's ``images`` and ``faces``
+subcollections (:mod:`.metadata`) and its people records (``persons``,
+``person_faces``, ``face_tombstones``, ``corrections``: :mod:`.people`), and every
+write transaction there
 reads its collection's document, so a status change here (erasing) stops writes
 everywhere at once.
 """
@@ -14,6 +16,7 @@ from typing import Any
 from facesearch.errors import Conflict, NotFound
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
 from facesearch.storage.gcp.metadata import COLLECTIONS, FirestoreMetadataStore
+from facesearch.storage.gcp.people import FirestorePeopleStore
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
     CollectionRecord,
@@ -40,6 +43,9 @@ class FirestoreCatalog:
 
     def store(self, collection_id: str) -> FirestoreMetadataStore:
         return FirestoreMetadataStore(self.client, check_collection_id(collection_id))
+
+    def people(self, collection_id: str) -> FirestorePeopleStore:
+        return FirestorePeopleStore(self.client, check_collection_id(collection_id))
 
     @transient
     def create_collection(self, record: CollectionRecord) -> CollectionRecord:

@@ -1,6 +1,6 @@
 """Firestore adapter of the metadata port (the cloud source of truth).
 
-Firestore collections ``images``, ``faces``, ``persons`` (and ``videos``, ``video_chunks``,
+Firestore collections ``images`` and ``faces`` (and ``videos``, ``video_chunks``,
 ``tracks``: :mod:`.videos`), document id = record id,
 per face collection: the ``default`` collection keeps the top-level ones (where
 all data from before collections lives, so nothing needs migrating); every other
@@ -9,10 +9,10 @@ a scoped store cannot even name another collection's documents. Every write
 transaction reads ``collections/c`` and refuses to write into a collection that
 is being erased (:class:`CollectionClosed`). The
 queries are exactly the ones the composite indexes in Terraform cover
-(``faces(image_id, face_index)``, ``faces(person_id, created_at DESC)``,
-``images(status, updated_at DESC)``); change both together. Multi-document
-changes (``put_faces``, ``delete_person``) run in transactions so redelivered
-events and racing instances leave one consistent face set.
+(``faces(image_id, face_index)``, ``images(status, updated_at DESC)``); change both
+together. ``put_faces`` runs in a transaction so redelivered events and racing
+instances leave one consistent face set. The collection's persons are the people
+store's (:mod:`.people`), beside these collections.
 
 Errors: Firestore's transient statuses (unavailable, deadline, aborted after
 the client's own retries) become :class:`TransientError` so the entry point
@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, TypeVar
 
-from facesearch.errors import CollectionClosed, Conflict, NotFound
+from facesearch.errors import CollectionClosed, NotFound
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
 from facesearch.storage.gcp.videos import FirestoreVideos
 from facesearch.storage.metadata import (
@@ -36,7 +35,6 @@ from facesearch.storage.metadata import (
     ImageRecord,
     ImageStatus,
     Page,
-    PersonRecord,
     Purged,
     StoreCounts,
     check_collection_id,
@@ -44,7 +42,6 @@ from facesearch.storage.metadata import (
     clamp_limit,
     decode_cursor,
     encode_cursor,
-    new_person_id,
     now,
     stamped,
 )
@@ -53,8 +50,6 @@ from facesearch.storage.records import (
     face_to_dict,
     image_from_dict,
     image_to_dict,
-    person_from_dict,
-    person_to_dict,
 )
 
 T = TypeVar("T")
@@ -74,6 +69,19 @@ def collection_path(collection_id: str) -> str:
     return "" if collection_id == DEFAULT_COLLECTION else f"{COLLECTIONS}/{collection_id}/"
 
 
+def check_open(record: Any, collection_id: str, tx: Any) -> None:
+    """Inside a write transaction: the collection (its ``collections/{id}`` document
+    ``record``) must exist and take writes; the implicit ``default`` always does."""
+    snap = record.get(transaction=tx)
+    if not snap.exists:
+        if collection_id == DEFAULT_COLLECTION:
+            return
+        raise NotFound(f"collection {collection_id} does not exist")
+    status = snapshot_data(snap).get("status", CollectionStatus.ACTIVE)
+    if status != CollectionStatus.ACTIVE:
+        raise CollectionClosed(f"collection {collection_id} is {status}: nothing is written")
+
+
 class FirestoreMetadataStore(FirestoreVideos):
     """One collection's metadata in Firestore (native mode), on the instance's one client.
 
@@ -85,7 +93,6 @@ class FirestoreMetadataStore(FirestoreVideos):
         prefix = collection_path(self._cid)
         self._images = self.client.collection(f"{prefix}images")
         self._faces = self.client.collection(f"{prefix}faces")
-        self._persons = self.client.collection(f"{prefix}persons")
         self._open_video_collections(prefix)
         self._record = self.client.collection(COLLECTIONS).document(self._cid)
 
@@ -102,15 +109,7 @@ class FirestoreMetadataStore(FirestoreVideos):
         return result
 
     def _check_open(self, tx: Any) -> None:
-        """Inside a write transaction: the collection must exist and take writes."""
-        snap = self._record.get(transaction=tx)
-        if not snap.exists:
-            if self._cid == DEFAULT_COLLECTION:
-                return
-            raise NotFound(f"collection {self._cid} does not exist")
-        status = snapshot_data(snap).get("status", CollectionStatus.ACTIVE)
-        if status != CollectionStatus.ACTIVE:
-            raise CollectionClosed(f"collection {self._cid} is {status}: nothing is written")
+        check_open(self._record, self._cid, tx)
 
     # --- images -----------------------------------------------------------------------
 
@@ -215,8 +214,6 @@ class FirestoreMetadataStore(FirestoreVideos):
             for face in faces:
                 old = existing.get(face.face_id)
                 record = stamped(face, old.get("created_at") if old else None, self._cid)
-                if old is not None and record.person_id is None:
-                    record = replace(record, person_id=old.get("person_id"))
                 tx.set(self._faces.document(face.face_id), face_to_dict(record))
 
         self._in_transaction(run)
@@ -239,25 +236,10 @@ class FirestoreMetadataStore(FirestoreVideos):
 
     @transient
     def list_faces(
-        self,
-        *,
-        person_id: str | None = None,
-        image_id: str | None = None,
-        cursor: str | None = None,
-        limit: int = 100,
+        self, *, image_id: str | None = None, cursor: str | None = None, limit: int = 100
     ) -> Page[FaceRecord]:
         limit = clamp_limit(limit)
-        if person_id is not None and image_id is not None:
-            raise ValueError("filter faces by person_id or by image_id, not both")
-        desc = firestore.Query.DESCENDING
-        if person_id is not None:
-            kind, arity = f"faces:person:{person_id}", 2
-            query = (
-                self._faces.where(filter=firestore.FieldFilter("person_id", "==", person_id))
-                .order_by("created_at", direction=desc)
-                .order_by(_NAME, direction=desc)
-            )
-        elif image_id is not None:
+        if image_id is not None:
             kind, arity = f"faces:image:{image_id}", 2
             query = (
                 self._faces.where(filter=firestore.FieldFilter("image_id", "==", image_id))
@@ -274,11 +256,7 @@ class FirestoreMetadataStore(FirestoreVideos):
         if len(items) == limit:
             last = items[-1]
             values: list[Any] = (
-                [last.created_at, last.face_id]
-                if person_id is not None
-                else [last.face_index, last.face_id]
-                if image_id is not None
-                else [last.face_id]
+                [last.face_index, last.face_id] if image_id is not None else [last.face_id]
             )
             next_cursor = encode_cursor(kind, values)
         return Page(items, next_cursor)
@@ -309,110 +287,6 @@ class FirestoreMetadataStore(FirestoreVideos):
             updated += self._in_transaction(run)
         return updated
 
-    @transient
-    def set_face_person(self, face_id: str, person_id: str | None) -> FaceRecord:
-        face_ref = self._faces.document(face_id)
-
-        def run(tx: Any) -> FaceRecord:
-            self._check_open(tx)
-            snap = face_ref.get(transaction=tx)
-            if not snap.exists:
-                raise NotFound(f"face {face_id} does not exist")
-            if person_id is not None:
-                person = self._persons.document(person_id).get(transaction=tx)
-                if not person.exists:
-                    raise NotFound(f"person {person_id} does not exist")
-            record = replace(
-                face_from_dict(snapshot_data(snap)), person_id=person_id, updated_at=now()
-            )
-            tx.update(face_ref, {"person_id": person_id, "updated_at": record.updated_at})
-            return record
-
-        result: FaceRecord = self._in_transaction(run)
-        return result
-
-    # --- persons ----------------------------------------------------------------------
-
-    @transient
-    def create_person(
-        self,
-        name: str,
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        person_id: str | None = None,
-    ) -> PersonRecord:
-        person_id = check_id("person", person_id or new_person_id())
-        t = now()
-        record = PersonRecord(person_id, name, dict(metadata or {}), t, t, self._cid)
-        ref = self._persons.document(person_id)
-
-        def run(tx: Any) -> None:
-            self._check_open(tx)
-            if ref.get(transaction=tx).exists:
-                raise Conflict(f"person {person_id} already exists")
-            tx.create(ref, person_to_dict(record))
-
-        self._in_transaction(run)
-        return record
-
-    @transient
-    def get_person(self, person_id: str) -> PersonRecord | None:
-        snap = self._persons.document(person_id).get()
-        return person_from_dict(snapshot_data(snap)) if snap.exists else None
-
-    @transient
-    def update_person(
-        self,
-        person_id: str,
-        *,
-        name: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> PersonRecord:
-        ref = self._persons.document(person_id)
-
-        def run(tx: Any) -> PersonRecord:
-            self._check_open(tx)
-            snap = ref.get(transaction=tx)
-            if not snap.exists:
-                raise NotFound(f"person {person_id} does not exist")
-            record = person_from_dict(snapshot_data(snap))
-            record = replace(
-                record,
-                name=record.name if name is None else name,
-                metadata=record.metadata if metadata is None else dict(metadata),
-                updated_at=now(),
-            )
-            tx.set(ref, person_to_dict(record))
-            return record
-
-        result: PersonRecord = self._in_transaction(run)
-        return result
-
-    @transient
-    def list_persons(self, *, cursor: str | None = None, limit: int = 100) -> Page[PersonRecord]:
-        limit = clamp_limit(limit)
-        query = self._persons.order_by(_NAME)
-        if cursor:
-            query = query.start_after(decode_cursor("persons", cursor, 1))
-        items = [person_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
-        next_cursor = (
-            encode_cursor("persons", [items[-1].person_id]) if len(items) == limit else None
-        )
-        return Page(items, next_cursor)
-
-    @transient
-    def delete_person(self, person_id: str) -> list[str]:
-        query = self._faces.where(filter=firestore.FieldFilter("person_id", "==", person_id))
-        face_ids = sorted(s.id for s in query.select([]).stream())
-        t = now()
-        for start in range(0, len(face_ids), _BATCH):
-            batch = self.client.batch()
-            for face_id in face_ids[start : start + _BATCH]:
-                batch.update(self._faces.document(face_id), {"person_id": None, "updated_at": t})
-            batch.commit()
-        self._persons.document(person_id).delete()
-        return face_ids
-
     # --- stats ------------------------------------------------------------------------
 
     def _count(self, query: Any) -> int:
@@ -430,7 +304,6 @@ class FirestoreMetadataStore(FirestoreVideos):
         return StoreCounts(
             images=self._count(self._images),
             faces=self._count(self._faces),
-            persons=self._count(self._persons),
             images_by_status=by_status,
             videos=self._count(self._videos),
             tracks=self._count(self._tracks),
@@ -448,7 +321,6 @@ class FirestoreMetadataStore(FirestoreVideos):
             ("images", self._images),
             ("video_chunks", self._chunks),
             ("videos", self._videos),
-            ("persons", self._persons),
         )
         for name, ref in order:
             ids = [s.id for s in ref.select([]).limit(max(left, 0)).stream()] if left > 0 else []
@@ -463,7 +335,6 @@ class FirestoreMetadataStore(FirestoreVideos):
         return Purged(
             images=removed["images"],
             faces=removed["faces"],
-            persons=removed["persons"],
             done=done,
             videos=removed["videos"] + removed["video_chunks"],
             tracks=removed["tracks"],

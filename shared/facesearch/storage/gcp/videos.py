@@ -15,7 +15,6 @@ document takes about one write per second.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
@@ -35,7 +34,7 @@ from facesearch.storage.records import (
     video_from_dict,
     video_to_dict,
 )
-from facesearch.storage.videos import ChunkState, TrackRecord, VideoRecord
+from facesearch.storage.videos import ChunkState, TrackRecord, VideoRecord, check_tracks
 
 T = TypeVar("T")
 _NAME = "__name__"
@@ -151,15 +150,7 @@ class FirestoreVideos:
     def put_tracks(
         self, video_id: str, tracks: Sequence[TrackRecord], faces: Sequence[FaceRecord]
     ) -> None:
-        check_id("video", video_id)
-        for track in tracks:
-            check_id("track", track.track_id)
-            if track.video_id != video_id:
-                raise ValueError(f"track {track.track_id} belongs to {track.video_id}")
-        for face in faces:
-            check_id("face", face.face_id)
-            if face.image_id != video_id or face.video_id != video_id:
-                raise ValueError(f"face {face.face_id} does not belong to video {video_id}")
+        check_tracks(video_id, tracks, faces)
         by_video = firestore.FieldFilter("video_id", "==", video_id)
         by_image = firestore.FieldFilter("image_id", "==", video_id)
         old_tracks = {s.id: snapshot_data(s) for s in self._tracks.where(filter=by_video).stream()}
@@ -180,8 +171,6 @@ class FirestoreVideos:
         for face in faces:
             old = old_faces.get(face.face_id, {})
             stored = stamped(face, old.get("created_at"), self._cid)
-            if stored.person_id is None and old.get("person_id"):
-                stored = replace(stored, person_id=old["person_id"])
             ops.append((self._faces.document(face.face_id), face_to_dict(stored)))
         for start in range(0, len(ops), _WRITES_PER_TX):
             self._apply(ops[start : start + _WRITES_PER_TX])

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facesearch.errors import Conflict, NotFound, TransientError
+from facesearch.errors import CollectionClosed, Conflict, NotFound, TransientError
 from facesearch.storage.local.sqlite import private_file
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
@@ -36,8 +36,12 @@ from facesearch.storage.records import collection_from_dict, collection_to_dict,
 
 if TYPE_CHECKING:
     from facesearch.storage.local.metadata import SqliteMetadataStore
+    from facesearch.storage.local.people import SqlitePeopleStore
 
-SCHEMA_VERSION = 3
+#: 2: collections; 3: videos (tracks, chunk markers) and, separately, people (persons out of
+#: the face records, into their own tables); 4: both. Migrations key on the tables and
+#: columns a file has, not on this number, so a file of either schema 3 opens.
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     collection_id TEXT PRIMARY KEY, status TEXT NOT NULL, data TEXT NOT NULL
@@ -50,15 +54,30 @@ CREATE INDEX IF NOT EXISTS images_status
     ON images (collection_id, status, updated_at DESC, image_id DESC);
 CREATE TABLE IF NOT EXISTS faces (
     collection_id TEXT NOT NULL, face_id TEXT NOT NULL, image_id TEXT NOT NULL,
-    face_index INTEGER NOT NULL, person_id TEXT, created_at REAL NOT NULL,
+    face_index INTEGER NOT NULL, created_at REAL NOT NULL,
     embedding BLOB NOT NULL, data TEXT NOT NULL, PRIMARY KEY (collection_id, face_id)
 );
 CREATE INDEX IF NOT EXISTS faces_image ON faces (collection_id, image_id, face_index, face_id);
-CREATE INDEX IF NOT EXISTS faces_person
-    ON faces (collection_id, person_id, created_at DESC, face_id DESC);
+CREATE TABLE IF NOT EXISTS person_faces (
+    collection_id TEXT NOT NULL, face_id TEXT NOT NULL, version INTEGER NOT NULL,
+    image_id TEXT NOT NULL, person_id TEXT, embedding BLOB NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (collection_id, face_id)
+);
+CREATE INDEX IF NOT EXISTS person_faces_image ON person_faces (collection_id, image_id, face_id);
+CREATE INDEX IF NOT EXISTS person_faces_person
+    ON person_faces (collection_id, person_id, face_id);
 CREATE TABLE IF NOT EXISTS persons (
-    collection_id TEXT NOT NULL, person_id TEXT NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (collection_id, person_id)
+    collection_id TEXT NOT NULL, person_id TEXT NOT NULL, version INTEGER NOT NULL,
+    merged_into TEXT, data TEXT NOT NULL, PRIMARY KEY (collection_id, person_id)
+);
+CREATE INDEX IF NOT EXISTS persons_roots ON persons (collection_id, merged_into, person_id);
+CREATE TABLE IF NOT EXISTS face_tombstones (
+    collection_id TEXT NOT NULL, face_id TEXT NOT NULL, version INTEGER NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (collection_id, face_id)
+);
+CREATE TABLE IF NOT EXISTS corrections (
+    collection_id TEXT NOT NULL, correction_id TEXT NOT NULL, version INTEGER NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (collection_id, correction_id)
 );
 CREATE TABLE IF NOT EXISTS videos (
     collection_id TEXT NOT NULL, video_id TEXT NOT NULL, status TEXT NOT NULL,
@@ -77,7 +96,26 @@ CREATE TABLE IF NOT EXISTS video_chunks (
 );
 CREATE INDEX IF NOT EXISTS video_chunks_plan ON video_chunks (collection_id, plan_id, done);
 """
-#: schema 2 -> 3 (videos, tracks, video_chunks) only adds tables: ``_SCHEMA`` creates them
+#: schema 2, frozen: the target of the schema-1 migration (3 builds on it)
+_SCHEMA_2 = """
+CREATE TABLE IF NOT EXISTS collections (
+    collection_id TEXT PRIMARY KEY, status TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    collection_id TEXT NOT NULL, image_id TEXT NOT NULL, status TEXT NOT NULL,
+    updated_at REAL NOT NULL, data TEXT NOT NULL, PRIMARY KEY (collection_id, image_id)
+);
+CREATE TABLE IF NOT EXISTS faces (
+    collection_id TEXT NOT NULL, face_id TEXT NOT NULL, image_id TEXT NOT NULL,
+    face_index INTEGER NOT NULL, person_id TEXT, created_at REAL NOT NULL,
+    embedding BLOB NOT NULL, data TEXT NOT NULL, PRIMARY KEY (collection_id, face_id)
+);
+CREATE TABLE IF NOT EXISTS persons (
+    collection_id TEXT NOT NULL, person_id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (collection_id, person_id)
+);
+"""
+#: the videos, tracks and video_chunks tables only get added: ``_SCHEMA`` creates them
 #: schema 1 (no collections) -> 2: every row moves into the default collection
 _MIGRATE_1_TO_2 = f"""
 DROP INDEX IF EXISTS images_status;
@@ -86,7 +124,7 @@ DROP INDEX IF EXISTS faces_person;
 ALTER TABLE images RENAME TO images_v1;
 ALTER TABLE faces RENAME TO faces_v1;
 ALTER TABLE persons RENAME TO persons_v1;
-{_SCHEMA}
+{_SCHEMA_2}
 INSERT INTO images SELECT '{DEFAULT_COLLECTION}', image_id, status, updated_at, data FROM images_v1;
 INSERT INTO faces SELECT '{DEFAULT_COLLECTION}', face_id, image_id, face_index, person_id,
     created_at, embedding, data FROM faces_v1;
@@ -95,6 +133,20 @@ DROP TABLE images_v1;
 DROP TABLE faces_v1;
 DROP TABLE persons_v1;
 """
+#: schema 2 (manual persons, labels on faces) -> 3 (people): the old persons and labels are
+#: set aside, then absorbed as user-assigned people records (:func:`absorb_legacy`)
+_MIGRATE_2_TO_3 = """
+CREATE TABLE legacy_labels (
+    collection_id TEXT NOT NULL, face_id TEXT NOT NULL, person_id TEXT NOT NULL,
+    PRIMARY KEY (collection_id, face_id)
+);
+INSERT INTO legacy_labels SELECT collection_id, face_id, person_id FROM faces
+    WHERE person_id IS NOT NULL;
+DROP INDEX IF EXISTS faces_person;
+ALTER TABLE faces DROP COLUMN person_id;
+ALTER TABLE persons RENAME TO legacy_persons;
+"""
+LEGACY_TABLES = ("legacy_labels", "legacy_persons")
 
 
 class SqliteDb:
@@ -125,21 +177,28 @@ class SqliteDb:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             with self.tx() as db:
                 self._migrate(db)
+            self._absorb_legacy()
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        columns = {r[1] for r in db.execute("PRAGMA table_info(images)")}
-        if version < SCHEMA_VERSION and "images" in tables and "collection_id" not in columns:
-            for statement in _MIGRATE_1_TO_2.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-        else:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+        if "images" in tables:
+            columns = {r[1] for r in db.execute("PRAGMA table_info(images)")}
+            if "collection_id" not in columns:
+                _script(db, _MIGRATE_1_TO_2)
+            if "person_id" in {r[1] for r in db.execute("PRAGMA table_info(faces)")}:
+                _script(db, _MIGRATE_2_TO_3)
+        _script(db, _SCHEMA)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _absorb_legacy(self) -> None:
+        """Manual persons and labels of a schema-2 file become people records (once)."""
+        tables = {r[0] for r in self.query("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables & set(LEGACY_TABLES):
+            return
+        from facesearch.storage.local.people import absorb_legacy
+
+        absorb_legacy(self)
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -160,6 +219,19 @@ class SqliteDb:
                 self.conn.execute("COMMIT")
             finally:
                 self._local.writing = depth
+
+    @contextmanager
+    def write(self, collection_id: str) -> Iterator[sqlite3.Connection]:
+        """A transaction that first checks the collection still takes writes."""
+        with self.tx() as db:
+            status = collection_status(db, collection_id)
+            if status is None:
+                raise NotFound(f"collection {collection_id} does not exist")
+            if status is not CollectionStatus.ACTIVE:
+                raise CollectionClosed(
+                    f"collection {collection_id} is {status}: nothing is written"
+                )
+            yield db
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         reader = self._reader()
@@ -219,6 +291,11 @@ class SqliteCatalog:
         from facesearch.storage.local.metadata import SqliteMetadataStore
 
         return SqliteMetadataStore(self.db, check_collection_id(collection_id))
+
+    def people(self, collection_id: str) -> SqlitePeopleStore:
+        from facesearch.storage.local.people import SqlitePeopleStore
+
+        return SqlitePeopleStore(self.db, check_collection_id(collection_id))
 
     def create_collection(self, record: CollectionRecord) -> CollectionRecord:
         check_collection_id(record.collection_id)
@@ -285,6 +362,12 @@ class SqliteCatalog:
                 (collection_id, str(record.status), sql_json(collection_to_dict(record))),
             )
         return record
+
+
+def _script(db: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
 
 
 def sql_json(data: Mapping[str, Any]) -> str:

@@ -18,23 +18,20 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from facesearch.errors import CollectionClosed, Conflict, NotFound
-from facesearch.storage.local.catalog import SqliteDb, collection_status, sql_json
+from facesearch.storage.local.catalog import SqliteDb, sql_json
 from facesearch.storage.local.videos import SqliteVideos
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
-    CollectionStatus,
     FaceRecord,
     ImageRecord,
     ImageStatus,
     Page,
-    PersonRecord,
     Purged,
     StoreCounts,
     check_collection_id,
@@ -42,7 +39,6 @@ from facesearch.storage.metadata import (
     clamp_limit,
     decode_cursor,
     encode_cursor,
-    new_person_id,
     now,
     stamped,
 )
@@ -51,8 +47,6 @@ from facesearch.storage.records import (
     face_to_dict,
     image_from_dict,
     image_to_dict,
-    person_from_dict,
-    person_to_dict,
 )
 
 #: erase order: faces first, so no face outlives its image or video record
@@ -62,14 +56,13 @@ _PURGE_ORDER = (
     ("images", "image_id"),
     ("video_chunks", "chunk_id"),
     ("videos", "video_id"),
-    ("persons", "person_id"),
 )
 
 
 class SqliteMetadataStore(SqliteVideos):
-    """One collection's images, faces, persons and videos in a SQLite file (``:memory:`` too).
-
-    The video methods are in :mod:`.videos`."""
+    """One collection's images, faces and videos in a SQLite file (``:memory:`` too); its
+    persons are the people store's (:mod:`.people`). The video methods are in
+    :mod:`.videos`."""
 
     def __init__(
         self, target: Path | str | SqliteDb, collection_id: str = DEFAULT_COLLECTION
@@ -88,16 +81,9 @@ class SqliteMetadataStore(SqliteVideos):
     def close(self) -> None:
         self._sql.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         """A transaction that first checks the collection still takes writes."""
-        with self._sql.tx() as db:
-            status = collection_status(db, self._cid)
-            if status is None:
-                raise NotFound(f"collection {self._cid} does not exist")
-            if status is not CollectionStatus.ACTIVE:
-                raise CollectionClosed(f"collection {self._cid} is {status}: nothing is written")
-            yield db
+        return self._sql.write(self._cid)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self._sql.query(sql, params)
@@ -106,7 +92,7 @@ class SqliteMetadataStore(SqliteVideos):
 
     def put_image(self, record: ImageRecord) -> ImageRecord:
         check_id("image", record.image_id)
-        with self._write() as db:
+        with self._sql.write(self._cid) as db:
             row = db.execute(
                 "SELECT data FROM images WHERE collection_id = ? AND image_id = ?",
                 (self._cid, record.image_id),
@@ -207,11 +193,11 @@ class SqliteMetadataStore(SqliteVideos):
             check_id("face", face.face_id)
             if face.image_id != image_id:
                 raise ValueError(f"face {face.face_id} belongs to {face.image_id}, not {image_id}")
-        with self._write() as db:
+        with self._sql.write(self._cid) as db:
             existing = {
                 r["face_id"]: r
                 for r in db.execute(
-                    "SELECT face_id, person_id, created_at FROM faces "
+                    "SELECT face_id, created_at FROM faces "
                     "WHERE collection_id = ? AND image_id = ?",
                     (self._cid, image_id),
                 )
@@ -226,14 +212,11 @@ class SqliteMetadataStore(SqliteVideos):
                 old = existing.get(face.face_id)
                 if old is None:  # maybe a face id of another image (should never happen)
                     old = db.execute(
-                        "SELECT face_id, person_id, created_at FROM faces "
+                        "SELECT face_id, created_at FROM faces "
                         "WHERE collection_id = ? AND face_id = ?",
                         (self._cid, face.face_id),
                     ).fetchone()
-                record = stamped(face, old["created_at"] if old else None, self._cid)
-                if old is not None and record.person_id is None:
-                    record = replace(record, person_id=old["person_id"])
-                self._write_face(db, record)
+                self._write_face(db, stamped(face, old["created_at"] if old else None, self._cid))
 
     def _write_face(self, db: sqlite3.Connection, record: FaceRecord) -> None:
         data = face_to_dict(record)
@@ -244,13 +227,12 @@ class SqliteMetadataStore(SqliteVideos):
         }
         db.execute(
             "INSERT OR REPLACE INTO faces (collection_id, face_id, image_id, face_index,"
-            " person_id, created_at, embedding, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, embedding, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 self._cid,
                 record.face_id,
                 record.image_id,
                 record.face_index,
-                record.person_id,
                 record.created_at,
                 record.embedding,
                 sql_json(data),
@@ -264,7 +246,6 @@ class SqliteMetadataStore(SqliteVideos):
         data["embeddings"] = {
             model: base64.b64decode(text) for model, text in (data.get("embeddings") or {}).items()
         }
-        data["person_id"] = row["person_id"]
         data["collection_id"] = row["collection_id"]
         return face_from_dict(data)
 
@@ -290,28 +271,12 @@ class SqliteMetadataStore(SqliteVideos):
         return out
 
     def list_faces(
-        self,
-        *,
-        person_id: str | None = None,
-        image_id: str | None = None,
-        cursor: str | None = None,
-        limit: int = 100,
+        self, *, image_id: str | None = None, cursor: str | None = None, limit: int = 100
     ) -> Page[FaceRecord]:
         limit = clamp_limit(limit)
-        if person_id is not None and image_id is not None:
-            raise ValueError("filter faces by person_id or by image_id, not both")
         sql = "SELECT * FROM faces WHERE collection_id = ?"
         params: list[Any] = [self._cid]
-        if person_id is not None:
-            kind = f"faces:person:{person_id}"
-            sql += " AND person_id = ?"
-            params.append(person_id)
-            if cursor:
-                t, fid = decode_cursor(kind, cursor, 2)
-                sql += " AND (created_at < ? OR (created_at = ? AND face_id < ?))"
-                params += [t, t, fid]
-            sql += " ORDER BY created_at DESC, face_id DESC LIMIT ?"
-        elif image_id is not None:
+        if image_id is not None:
             kind = f"faces:image:{image_id}"
             sql += " AND image_id = ?"
             params.append(image_id)
@@ -332,34 +297,10 @@ class SqliteMetadataStore(SqliteVideos):
         if len(items) == limit:
             last = items[-1]
             values: list[Any] = (
-                [last.created_at, last.face_id]
-                if person_id is not None
-                else [last.face_index, last.face_id]
-                if image_id is not None
-                else [last.face_id]
+                [last.face_index, last.face_id] if image_id is not None else [last.face_id]
             )
             next_cursor = encode_cursor(kind, values)
         return Page(items, next_cursor)
-
-    def set_face_person(self, face_id: str, person_id: str | None) -> FaceRecord:
-        with self._write() as db:
-            row = db.execute(
-                "SELECT * FROM faces WHERE collection_id = ? AND face_id = ?",
-                (self._cid, face_id),
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"face {face_id} does not exist")
-            if (
-                person_id is not None
-                and not db.execute(
-                    "SELECT 1 FROM persons WHERE collection_id = ? AND person_id = ?",
-                    (self._cid, person_id),
-                ).fetchone()
-            ):
-                raise NotFound(f"person {person_id} does not exist")
-            record = replace(self._face(row), person_id=person_id, updated_at=now())
-            self._write_face(db, record)
-        return record
 
     def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> int:
         updated = 0
@@ -377,91 +318,6 @@ class SqliteMetadataStore(SqliteVideos):
                 updated += 1
         return updated
 
-    # --- persons ----------------------------------------------------------------------
-
-    def create_person(
-        self,
-        name: str,
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        person_id: str | None = None,
-    ) -> PersonRecord:
-        person_id = check_id("person", person_id or new_person_id())
-        t = now()
-        record = PersonRecord(person_id, name, dict(metadata or {}), t, t, self._cid)
-        with self._write() as db:
-            try:
-                db.execute(
-                    "INSERT INTO persons (collection_id, person_id, data) VALUES (?, ?, ?)",
-                    (self._cid, person_id, sql_json(person_to_dict(record))),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise Conflict(f"person {person_id} already exists") from exc
-        return record
-
-    def get_person(self, person_id: str) -> PersonRecord | None:
-        rows = self._query(
-            "SELECT data FROM persons WHERE collection_id = ? AND person_id = ?",
-            (self._cid, person_id),
-        )
-        return person_from_dict(json.loads(rows[0]["data"])) if rows else None
-
-    def update_person(
-        self,
-        person_id: str,
-        *,
-        name: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> PersonRecord:
-        with self._write() as db:
-            row = db.execute(
-                "SELECT data FROM persons WHERE collection_id = ? AND person_id = ?",
-                (self._cid, person_id),
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"person {person_id} does not exist")
-            record = person_from_dict(json.loads(row["data"]))
-            record = replace(
-                record,
-                name=record.name if name is None else name,
-                metadata=record.metadata if metadata is None else dict(metadata),
-                updated_at=now(),
-            )
-            db.execute(
-                "UPDATE persons SET data = ? WHERE collection_id = ? AND person_id = ?",
-                (sql_json(person_to_dict(record)), self._cid, person_id),
-            )
-        return record
-
-    def list_persons(self, *, cursor: str | None = None, limit: int = 100) -> Page[PersonRecord]:
-        limit = clamp_limit(limit)
-        after = decode_cursor("persons", cursor, 1)[0] if cursor else ""
-        rows = self._query(
-            "SELECT data FROM persons WHERE collection_id = ? AND person_id > ? "
-            "ORDER BY person_id LIMIT ?",
-            (self._cid, after, limit),
-        )
-        items = [person_from_dict(json.loads(r["data"])) for r in rows]
-        next_cursor = (
-            encode_cursor("persons", [items[-1].person_id]) if len(items) == limit else None
-        )
-        return Page(items, next_cursor)
-
-    def delete_person(self, person_id: str) -> list[str]:
-        with self._sql.tx() as db:
-            rows = db.execute(
-                "SELECT * FROM faces WHERE collection_id = ? AND person_id = ? ORDER BY face_id",
-                (self._cid, person_id),
-            ).fetchall()
-            t = now()
-            for row in rows:
-                self._write_face(db, replace(self._face(row), person_id=None, updated_at=t))
-            db.execute(
-                "DELETE FROM persons WHERE collection_id = ? AND person_id = ?",
-                (self._cid, person_id),
-            )
-        return [r["face_id"] for r in rows]
-
     # --- stats and erase ----------------------------------------------------------------
 
     def counts(self) -> StoreCounts:
@@ -472,18 +328,9 @@ class SqliteMetadataStore(SqliteVideos):
                 (self._cid,),
             )
         }
-        faces, persons = (
-            int(
-                self._query(
-                    f"SELECT COUNT(*) AS n FROM {table} WHERE collection_id = ?", (self._cid,)
-                )[0]["n"]
-            )
-            for table in ("faces", "persons")
-        )
         return StoreCounts(
             images=sum(by_status.values()),
-            faces=faces,
-            persons=persons,
+            faces=self._count("faces"),
             images_by_status={str(s): by_status.get(str(s), 0) for s in ImageStatus},
             videos=self._count("videos"),
             tracks=self._count("tracks"),
@@ -514,7 +361,6 @@ class SqliteMetadataStore(SqliteVideos):
         return Purged(
             images=removed["images"],
             faces=removed["faces"],
-            persons=removed["persons"],
             done=remaining == 0,
             videos=removed["videos"] + removed["video_chunks"],
             tracks=removed["tracks"],

@@ -31,7 +31,7 @@ from facesearch.storage.records import (
     video_from_dict,
     video_to_dict,
 )
-from facesearch.storage.videos import ChunkState, TrackRecord, VideoRecord
+from facesearch.storage.videos import ChunkState, TrackRecord, VideoRecord, check_tracks
 
 
 class SqliteVideos:
@@ -144,15 +144,7 @@ class SqliteVideos:
     def put_tracks(
         self, video_id: str, tracks: Sequence[TrackRecord], faces: Sequence[FaceRecord]
     ) -> None:
-        check_id("video", video_id)
-        for track in tracks:
-            check_id("track", track.track_id)
-            if track.video_id != video_id:
-                raise ValueError(f"track {track.track_id} belongs to {track.video_id}")
-        for face in faces:
-            check_id("face", face.face_id)
-            if face.image_id != video_id or face.video_id != video_id:
-                raise ValueError(f"face {face.face_id} does not belong to video {video_id}")
+        check_tracks(video_id, tracks, faces)
         with self._write() as db:
             old_tracks = {
                 r["track_id"]: json.loads(r["data"])["created_at"]
@@ -164,7 +156,7 @@ class SqliteVideos:
             old_faces = {
                 r["face_id"]: r
                 for r in db.execute(
-                    "SELECT face_id, person_id, created_at FROM faces"
+                    "SELECT face_id, created_at FROM faces"
                     " WHERE collection_id = ? AND image_id = ?",
                     (self._cid, video_id),
                 )
@@ -195,10 +187,7 @@ class SqliteVideos:
                 )
             for face in faces:
                 old = old_faces.get(face.face_id)
-                stored = stamped(face, old["created_at"] if old else None, self._cid)
-                if old is not None and stored.person_id is None:
-                    stored = replace(stored, person_id=old["person_id"])
-                self._write_face(db, stored)
+                self._write_face(db, stamped(face, old["created_at"] if old else None, self._cid))
 
     @staticmethod
     def _track(row: sqlite3.Row) -> TrackRecord:

@@ -1,0 +1,23 @@
+"""The re-cluster job's k-NN graph: the HNSW path agrees with the exact one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facesearch.people import jobs
+from facesearch.people.batch import knn_exact
+
+
+def test_hnsw_knn_graph_matches_exact_on_a_small_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(400, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    exact_ids, exact_sims = knn_exact(x, 5)
+    monkeypatch.setattr(jobs, "EXACT_KNN_MAX_FACES", 0)
+    ids, sims = jobs.knn_graph(x, 5)
+    assert ids.shape == (400, 5) and sims.shape == (400, 5)
+    assert not (ids == np.arange(400)[:, None]).any(), "a row is never its own neighbour"
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ids, exact_ids, strict=True)])
+    assert recall > 0.95
+    assert np.allclose(sims[:, 0], exact_sims[:, 0], atol=1e-4)
