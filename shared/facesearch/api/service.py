@@ -61,6 +61,7 @@ class CollectionQuery:
     """One collection's services over its store, index view, pipeline and policy."""
 
     collection_id: str
+    embedder: str | None  # the collection setting it was opened with (None: the default)
     store: MetadataStore
     index: IndexView
     pipeline: FacePipeline
@@ -148,12 +149,18 @@ class QueryService:
         """The collection's services, opened on first use, kept while the budget allows."""
         with self._lock:
             query = self._open.get(collection_id)
-            if query is not None:
+        if query is not None and query.embedder == self._policies(collection_id).embedder:
+            with self._lock:
                 self._open.move_to_end(collection_id)
-                return query
+            return query
+        # not open, or its embedder changed (a re-embed switched it): open it again, so
+        # queries are embedded by the model the index now holds (the reader refuses others)
         query = self._build(collection_id)
         with self._lock:
-            query = self._open.setdefault(collection_id, query)
+            found = self._open.get(collection_id)
+            if found is not None and found.embedder == query.embedder:
+                query = found
+            self._open[collection_id] = query
             self._open.move_to_end(collection_id)
             self._evict()
         return query
@@ -200,6 +207,7 @@ class QueryService:
         )
         return CollectionQuery(
             collection_id=collection_id,
+            embedder=policy.embedder,
             store=store,
             index=index,
             pipeline=pipeline,

@@ -1,7 +1,8 @@
-"""``facesearch backfill`` and ``facesearch rebuild`` (see :mod:`.backfill`, :mod:`.rebuild`).
+"""``facesearch backfill``, ``rebuild`` and ``reembed`` (:mod:`.backfill`, :mod:`.rebuild`,
+:mod:`.reembed`).
 
-Both run as one task of a job: ``--task-index`` / ``--task-count``, else Cloud Run's
-``CLOUD_RUN_TASK_INDEX`` / ``CLOUD_RUN_TASK_COUNT``; ``rebuild --tasks N`` runs every
+Each runs as one task of a job: ``--task-index`` / ``--task-count``, else Cloud Run's
+``CLOUD_RUN_TASK_INDEX`` / ``CLOUD_RUN_TASK_COUNT``; ``rebuild``/``reembed --tasks N`` run every
 task here in N processes and then switches. The JSON summary goes to stdout, the
 progress bar (rate, ETA) to stderr.
 """
@@ -135,6 +136,69 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reembed(args: argparse.Namespace) -> int:
+    from facesearch.backends import backend_for
+    from facesearch.jobs.reembed import Reembed, new_run_id, run_local_tasks
+    from facesearch.jobs.tasks import TaskSlot
+
+    backend = backend_for(_settings(args))
+    if args.tasks is None:  # one task of a job: all tasks share the run id
+        args.run_id = args.run_id or os.environ.get("CLOUD_RUN_EXECUTION")
+        if not args.run_id:
+            print("facesearch reembed: a job task needs --run-id", file=sys.stderr)
+            return 2
+    job = Reembed(
+        backend,
+        args.run_id or new_run_id(),
+        model=args.model,
+        collection_id=args.collection,
+        segment_size=args.segment_size,
+        source=args.source,
+    )
+    started = job.start()
+    if args.tasks is not None:
+        results = run_local_tasks(job, args.tasks)
+        count = args.tasks
+    else:
+        task = TaskSlot.from_env(index=args.task_index, count=args.task_count)
+        bar = _bar(None, "face", args.no_progress)
+        try:
+            results = [job.run_task(task, bar.update if bar is not None else None)]
+        finally:
+            if bar is not None:
+                bar.close()
+        count = task.count
+    summary: dict[str, Any] = {
+        "run_id": job.run_id,
+        "from_model": started["from_model"],
+        "model": started["model"],
+        "tasks": [
+            {
+                "task": r.task.label,
+                "faces": r.faces,
+                "segments": r.segments,
+                "seconds": round(r.seconds, 3),
+                "faces_per_s": round(r.faces_per_s, 1),
+                "resumed": r.resumed,
+            }
+            for r in results
+        ],
+    }
+    if args.tasks is None:  # this process did the embedding: say from what
+        summary["sources"] = {
+            "crop": job.sources.crop,
+            "original": job.sources.original,
+            "reused": job.sources.reused,
+            "unavailable": len(job.sources.unavailable),
+        }
+    if job.tasks_done(count):
+        summary["switch"] = job.switch(count).__dict__
+    else:
+        summary["switch"] = "waiting for the other tasks (the last one switches)"
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def add_job_commands(commands: Any) -> None:
     backfill = commands.add_parser(
         "backfill", help="ingest every image of gs://BUCKET[/PREFIX] (or a local folder)"
@@ -152,7 +216,23 @@ def add_job_commands(commands: Any) -> None:
     rebuild.add_argument("--model", help="embedding model to index (default: the index's)")
     rebuild.set_defaults(handler=cmd_rebuild)
 
-    for sub in (backfill, rebuild):
+    reembed = commands.add_parser(
+        "reembed",
+        help="re-embed every face with another model into a side index, then switch atomically",
+    )
+    reembed.add_argument("--model", required=True, help="embedder NAME[@VERSION] (model manifest)")
+    reembed.add_argument("--tasks", type=int, help="run N tasks here in parallel, then switch")
+    reembed.add_argument("--segment-size", type=int, default=50_000, help="faces per segment")
+    reembed.add_argument(
+        "--source",
+        choices=("auto", "crop", "original"),
+        default="auto",
+        help="embed from the stored crop, the original image, or (auto) the crop unless it"
+        " is too small for the new model",
+    )
+    reembed.set_defaults(handler=cmd_reembed)
+
+    for sub in (backfill, rebuild, reembed):
         sub.add_argument("--collection", default=DEFAULT_COLLECTION, help="default 'default'")
         sub.add_argument("--run-id", help="checkpoint name (backfill: derived from the source)")
         sub.add_argument("--task-index", type=int, help="this task (CLOUD_RUN_TASK_INDEX)")

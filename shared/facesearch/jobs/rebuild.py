@@ -170,7 +170,7 @@ class Rebuild:
         ):
             skipped += skipped_now
             if chunk:
-                segments.append(self._build(chunk).model_dump(mode="json"))
+                segments.append(self._build(chunk, str(model)).model_dump(mode="json"))
                 faces += len(chunk)
                 if progress is not None:
                     progress(len(chunk))
@@ -186,9 +186,15 @@ class Rebuild:
         )
         return TaskResult(task, faces, skipped, len(segments), seconds, bool(state))
 
-    def _build(self, faces: Sequence[FaceRecord]) -> SegmentEntry:
-        ids = [f.face_id for f in faces]
-        vectors = normalise(np.stack([f.vector() for f in faces]))
+    def _build(self, faces: Sequence[FaceRecord], model: str) -> SegmentEntry:
+        vectors = [f.vector_for(model) for f in faces]
+        return self._build_vectors(
+            [f.face_id for f in faces], np.stack([v for v in vectors if v is not None])
+        )
+
+    def _build_vectors(self, ids: list[str], raw: np.ndarray) -> SegmentEntry:
+        """One segment of these faces' vectors, uploaded under a fresh (unnamed) name."""
+        vectors = normalise(raw)
         keys = face_keys(ids)
         manifest = self._current()[0]
         dtype = manifest.dtype if manifest else self.params.dtype
@@ -314,7 +320,12 @@ class Rebuild:
         face = self.backend.metadata(self.collection_id).get_face(sidecar.face_id(0))
         if face is None:
             raise ConfigError("rebuild: a rebuilt face vanished; run the rebuild again")
-        return face.dims
+        vector = face.vector_for(self._started_model())
+        return face.dims if vector is None else int(vector.shape[0])
+
+    def _started_model(self) -> str:
+        started = self.checkpoints.read(START) or {}
+        return str(started.get("model", ""))
 
     def _sidecar(self, entry: SegmentEntry) -> SegmentIds:
         data, _ = self.store.read(entry.ids_name)
@@ -326,10 +337,14 @@ class Rebuild:
         faces = self.backend.metadata(self.collection_id).get_faces(face_ids)
         if not faces:
             return 0
+        model = self._started_model()
         writer = self.backend.index_writer(collection_id=self.collection_id)
-        records = list(faces.values())
+        pairs = [(f.face_id, f.vector_for(model)) for f in faces.values()]
+        kept = [(face, vector) for face, vector in pairs if vector is not None]
+        if not kept:
+            return 0
         result = writer.add(
-            [f.face_id for f in records], np.stack([f.vector() for f in records]), records[0].model
+            [face for face, _ in kept], np.stack([vector for _, vector in kept]), model
         )
         return result.added
 
@@ -337,14 +352,15 @@ class Rebuild:
 def _chunks(
     faces: Iterator[FaceRecord], model: str, size: int
 ) -> Iterator[tuple[list[FaceRecord], int, str]]:
-    """Faces of ``model`` in chunks of ``size``; with each, the other-model faces skipped
-    and the last face id read (where a resumed task continues)."""
+    """Faces with a ``model`` embedding (their own, or one a re-embed stored) in chunks of
+    ``size``; with each, the faces skipped (no such embedding) and the last face id read
+    (where a resumed task continues)."""
     chunk: list[FaceRecord] = []
     skipped = 0
     last = ""
     for face in faces:
         last = face.face_id
-        if face.model != model:
+        if face.model != model and model not in face.embeddings:  # re-embedded faces count
             skipped += 1
             continue
         chunk.append(face)
