@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup browser test-browser screenshots venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-shards bench-pipeline bench-query bench-video bench-collections bench-faults bench-load bench-clustering bench-jobs gpu-smoke clean
+.PHONY: help setup browser test-browser screenshots venv models models-check models-tfjs models-tfjs-check photos videos infra-tools image tf-validate tf-schema run test test-unit test-integration lint format bench bench-accuracy bench-vision bench-index bench-scale bench-shards bench-pipeline bench-query bench-video bench-collections bench-faults bench-load bench-clustering bench-jobs bench-reembed gpu-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -101,7 +101,7 @@ format: ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format shared functions tests models infra
 	$(VENV)/bin/ruff check --fix shared functions tests models infra
 
-bench: bench-accuracy bench-vision bench-index bench-scale bench-pipeline bench-query bench-video bench-collections bench-clustering bench-faults bench-load bench-jobs ## all benchmarks; each writes bench-results/*.json
+bench: bench-accuracy bench-vision bench-index bench-scale bench-pipeline bench-query bench-video bench-collections bench-clustering bench-faults bench-load bench-jobs bench-reembed ## all benchmarks; each writes bench-results/*.json
 
 bench-accuracy:
 	$(PY) -m tests.bench.accuracy
@@ -142,6 +142,9 @@ bench-collections: ## 100 collections x 10k faces vs one of 1M: latency, cold op
 
 bench-jobs: ## backfill + rebuild on the emulators, 10k faces, 1 task vs 2; nothing lost or doubled
 	$(PY) -m tests.bench.jobs
+
+bench-reembed: ## accuracy of re-embedding from stored crops vs originals (faces-dev)
+	$(PY) -m tests.bench.reembed
 
 gpu-smoke: ## on a GPU machine with the gpu extra: CUDA provider, no CPU fallback, faces/s, CPU parity, GPU memory
 	$(PY) -m tests.bench.gpu_smoke

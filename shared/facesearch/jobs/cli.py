@@ -177,6 +177,7 @@ def cmd_reembed(args: argparse.Namespace) -> int:
                 "task": r.task.label,
                 "faces": r.faces,
                 "segments": r.segments,
+                "unavailable": r.skipped_other_model,
                 "seconds": round(r.seconds, 3),
                 "faces_per_s": round(r.faces_per_s, 1),
                 "resumed": r.resumed,
