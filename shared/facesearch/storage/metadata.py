@@ -170,7 +170,7 @@ class FaceRecord:
     track_id: str | None = None
     t_ms: int | None = None
     #: the same face embedded by other models (model id -> float32 LE bytes), written by a
-    #: re-embed job (docs/jobs.md: not built yet); ``embedding`` / ``model`` stay the ones
+    #: re-embed job (``facesearch reembed``, docs/jobs.md); ``embedding`` / ``model`` stay the ones
     #: ingest stored. Re-processing the image (``put_faces``) drops them: they belonged to
     #: old detections.
     embeddings: Mapping[str, bytes] = field(default_factory=dict)
