@@ -20,6 +20,7 @@ from facesearch.config import load_settings
 from facesearch.errors import ModelMismatch
 from facesearch.index.ids import SegmentIds
 from facesearch.index.writer import read_manifest
+from facesearch.jobs.rebuild import Rebuild
 from facesearch.jobs.reembed import Reembed, crop_is_enough
 from facesearch.jobs.tasks import TaskSlot
 from facesearch.local import EmbeddedSystem
@@ -142,6 +143,13 @@ def test_reembed_switches_atomically_and_serves_one_model_throughout(
     assert again.sources.crop == again.sources.original == 0
     again.switch(1)
     assert _live(backend) == sorted(faces)
+    # and a plain rebuild of the new model's index finds the re-embedded vectors
+    rebuild = Rebuild(backend, "rebuild-after")
+    rebuild.start()
+    rebuilt = rebuild.run_task(TaskSlot(0, 1))
+    assert (rebuilt.faces, rebuilt.skipped_other_model) == (len(faces), 0)
+    assert rebuild.switch(1).switched and _live(backend) == sorted(faces)
+    assert _search(backend, "obama_1")[:2] == (NEW, obama_1)
 
 
 def test_killed_task_resumes_after_its_checkpoint(
