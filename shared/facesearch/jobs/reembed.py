@@ -243,12 +243,13 @@ class Reembed(Rebuild):
     def embed_faces(self, faces: Sequence[FaceRecord]) -> dict[str, npt.NDArray[np.float32]]:
         """The target model's vector of each face (absent: neither crop nor original)."""
         embedder = self.embedder
-        old_name = faces[0].model.partition("@")[0] if faces else ""
-        old = self.backend.pipeline(old_name).embedder if self.source != "original" else None
-        enough = old is not None and (self.source == "crop" or crop_is_enough(old, embedder))
         crops: dict[str, ImageArray] = {}
         for face in faces:
-            chip = self._from_crop(face, old, embedder) if enough and old is not None else None
+            chip = None
+            if self.source != "original":  # the crop is the face's own model's input
+                old = self._old_embedder(face.model)
+                if old is not None and (self.source == "crop" or crop_is_enough(old, embedder)):
+                    chip = self._from_crop(face, old, embedder)
             if chip is not None:
                 self.sources.crop += 1
             else:
@@ -262,6 +263,13 @@ class Reembed(Rebuild):
             return {}
         out = embedder.embed(list(crops.values()))
         return {fid: np.asarray(out[i], np.float32) for i, fid in enumerate(crops)}
+
+    def _old_embedder(self, model: str) -> FaceEmbedder | None:
+        """The embedder whose input the face's crop is (None: no longer in the manifest)."""
+        try:
+            return self.backend.pipeline(model.partition("@")[0]).embedder
+        except FaceSearchError:
+            return None
 
     def _from_crop(
         self, face: FaceRecord, old: FaceEmbedder, new: FaceEmbedder
