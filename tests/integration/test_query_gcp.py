@@ -23,6 +23,7 @@ from facesearch.config import load_settings
 from facesearch.storage.bus import Message
 from facesearch.storage.gcp.metadata import FirestoreMetadataStore
 from facesearch.storage.gcp.nonces import FirestoreNonceStore
+from facesearch.storage.gcp.people import FirestorePeopleStore
 from facesearch.storage.messages import DeletionsMessage
 from facesearch.vision.pipeline import FacePipeline
 from tests.support import emulators
@@ -74,6 +75,7 @@ def test_signed_api_on_firestore_with_queued_forget(
     service = QueryService.single(
         settings,
         store=store,
+        people=FirestorePeopleStore(_firestore(gcp_project)),
         crops=LocalCropUrls(b"k" * 32, 60, base_url="http://localhost"),
         forget_index=backend.index_forgetter(),
         pipeline=pipeline,

@@ -56,7 +56,7 @@ def knn_graph(
     n = len(vectors)
     if n <= EXACT_KNN_MAX_FACES:
         return knn_exact(vectors, k)
-    from usearch.index import Index
+    from facesearch.native import Index
 
     index = Index(ndim=vectors.shape[1], metric="cos", dtype="f32")
     index.add(np.arange(n, dtype=np.int64), vectors, threads=os.cpu_count() or 1)
