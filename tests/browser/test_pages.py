@@ -101,8 +101,15 @@ def test_every_page_loads_without_errors_and_is_keyboard_usable(
         "person": f"#/c/default/people/{person.person_id}",
     }
     for name, fragment in pages.items():
+        # a hash-only goto is a same-document navigation: it returns at once, while the
+        # previous page's heading is still shown; wait for the new page's own heading
+        page.evaluate("document.querySelector('main h1')?.setAttribute('data-old', '1')")
         page.goto(f"{console.url}/console/{fragment}")
-        page.wait_for_selector("main h1")
+        wait_until(
+            page,
+            "(() => { const h = document.querySelectorAll('main h1');"
+            " return h.length === 1 && !h[0].dataset.old; })()",
+        )
         page.wait_for_load_state("networkidle")
         assert page.locator("main h1").count() == 1, name
         assert "Could not load" not in page.inner_text("main"), name
