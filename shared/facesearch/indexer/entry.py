@@ -22,8 +22,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from opentelemetry.trace import SpanKind
-
 from facesearch.config import Settings, get_settings
 from facesearch.errors import BadMessage
 from facesearch.indexer.group_commit import GroupCommitter
@@ -32,7 +30,7 @@ from facesearch.ingest.sources import rfc3339
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Message
 from facesearch.storage.messages import KIND_DELETIONS, KIND_EMBEDDINGS, push_message
-from facesearch.telemetry import extract, metrics, request_scope, span
+from facesearch.telemetry import delivery, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -119,14 +117,10 @@ def handle_push(
     age = None if published is None else (time.time() if now is None else now) - published
     if age is not None:
         metrics.record_message_age(topic, age)
-    with (
-        span(
-            "indexer.delivery",
-            {"messaging.message.id": message.message_id, "messaging.destination.name": topic},
-            parent=extract(message.attributes),
-            kind=SpanKind.CONSUMER,
-        ),
-        request_scope(),
+    with delivery(
+        "indexer.delivery",
+        {"messaging.message.id": message.message_id, "messaging.destination.name": topic},
+        message.attributes,
     ):
         if age is not None and age > settings.ops.max_event_age_s:
             # The faces stay in the metadata store: `facesearch doctor --repair` (or a

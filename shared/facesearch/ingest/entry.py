@@ -27,8 +27,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opentelemetry.trace import SpanKind
-
 from facesearch import jsonsafe
 from facesearch.config import Settings, get_settings
 from facesearch.errors import BadMessage, ConfigError, FaceSearchError, ModelError
@@ -45,7 +43,7 @@ from facesearch.ingest.sources import (
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Message
 from facesearch.storage.messages import VideoTask
-from facesearch.telemetry import TRACE_ATTRIBUTES, extract, metrics, request_scope, span
+from facesearch.telemetry import TRACE_ATTRIBUTES, delivery, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -131,14 +129,10 @@ def handle_event(
     age = None if when is None else (time.time() if now is None else now) - when
     if age is not None:
         metrics.record_message_age(topic, age)
-    with (
-        span(
-            "ingest.delivery",
-            {"messaging.message.id": event_id, "facesearch.event.type": event_type},
-            parent=extract(carrier),
-            kind=SpanKind.CONSUMER,
-        ),
-        request_scope(),
+    with delivery(
+        "ingest.delivery",
+        {"messaging.message.id": event_id, "facesearch.event.type": event_type},
+        carrier,
     ):
         return _handle(event_type, data, event_id, service, age)
 

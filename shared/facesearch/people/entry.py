@@ -17,14 +17,12 @@ import logging
 import threading
 from typing import Any
 
-from opentelemetry.trace import SpanKind
-
 from facesearch.config import Settings, get_settings
 from facesearch.errors import BadMessage
 from facesearch.logs import log_fields
 from facesearch.people.clusterer import ClustererService, Handled
 from facesearch.storage.messages import push_message
-from facesearch.telemetry import extract, request_scope, span
+from facesearch.telemetry import delivery
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +52,10 @@ def handle_push(
     """
     try:
         message = push_message(data)
-        with (
-            span(
-                "clusterer.delivery",
-                {"messaging.message.id": message.message_id or event_id},
-                parent=extract(message.attributes),
-                kind=SpanKind.CONSUMER,
-            ),
-            request_scope(),
+        with delivery(
+            "clusterer.delivery",
+            {"messaging.message.id": message.message_id or event_id},
+            message.attributes,
         ):
             return (service or default_service()).handle(message)
     except BadMessage as error:

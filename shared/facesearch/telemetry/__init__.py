@@ -256,6 +256,19 @@ def request_scope() -> Iterator[None]:
         flush()
 
 
+@contextlib.contextmanager
+def delivery(
+    name: str, attributes: Mapping[str, Any], carrier: Mapping[str, str] | None
+) -> Iterator[Span]:
+    """One pushed message's handling: a CONSUMER span continuing the publisher's trace
+    (``carrier`` = the message attributes), flushed before the push is answered."""
+    with (
+        span(name, attributes, parent=extract(carrier), kind=SpanKind.CONSUMER) as current,
+        request_scope(),
+    ):
+        yield current
+
+
 def prometheus_text() -> tuple[bytes, str] | None:
     """The Prometheus exposition of this process's metrics (None unless that exporter is on)."""
     if "meter_provider" not in _state:
