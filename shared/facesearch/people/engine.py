@@ -47,7 +47,7 @@ from facesearch.errors import StaleRead, TransientError
 from facesearch.logs import log_fields
 from facesearch.people import rule
 from facesearch.people.plan import Plan, backoff, stamp
-from facesearch.people.ports import FaceSource, NeighbourSearch, PeopleStore
+from facesearch.people.ports import FaceSource, NeighbourSearch, PeopleStore, faces_of
 from facesearch.people.reads import Reads
 from facesearch.people.representative import PersonView, face_weight, similarity_to
 from facesearch.people.settings import PeopleSettings
@@ -425,15 +425,7 @@ class PeopleEngine:
     def _share_an_image(self, reads: Reads, a: PersonView, b: PersonView) -> bool:
         """Cannot-link check: does any photo show a face of ``a`` and a face of ``b``?"""
         smaller, larger = (a, b) if a.faces <= b.faces else (b, a)
-        images: set[str] = set()
-        for member in smaller.ids:
-            cursor: str | None = None
-            while True:
-                page = self.store.faces_of_person(member, cursor=cursor, limit=1000)
-                images.update(f.image_id for f in page.items)
-                if page.next_cursor is None:
-                    break
-                cursor = page.next_cursor
+        images = {f.image_id for member in smaller.ids for f in faces_of(self.store, member)}
         if not images:
             return False
         for face in self.store.faces_of_images(sorted(images)):

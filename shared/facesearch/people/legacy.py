@@ -50,6 +50,17 @@ class LegacyPerson:
     created_at: float = 0.0
     updated_at: float = 0.0
 
+    @classmethod
+    def of(cls, person_id: str, data: Mapping[str, Any]) -> LegacyPerson:
+        """One from its stored fields (the same on both adapters; missing ones read as empty)."""
+        return cls(
+            person_id,
+            str(data.get("name") or ""),
+            dict(data.get("metadata") or {}),
+            float(data.get("created_at") or 0.0),
+            float(data.get("updated_at") or 0.0),
+        )
+
 
 @dataclass
 class Absorbed:

@@ -178,14 +178,12 @@ class MemoryPeopleStore:
         changes.validate()
         self._pause()
         with self._lock:
-            for key, expected in changes.expect.items():
-                actual = self._version(key)
-                if actual != expected:
+            for key in changes.expect:
+                try:
+                    changes.check_version(key, self._version(key))
+                except StaleRead:
                     self.stale += 1
-                    raise StaleRead(
-                        f"{changes.reason or 'apply'}: {key[0]} {key[1]} is at version {actual},"
-                        f" the decision read version {expected}"
-                    )
+                    raise
             self.applies += 1
             for face_id in changes.delete_faces:
                 self._drop_face(face_id)

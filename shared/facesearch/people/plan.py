@@ -21,6 +21,7 @@ from facesearch.people.ports import (
     PeopleStore,
     correction_key,
     face_key,
+    faces_of,
     person_key,
     tombstone_key,
 )
@@ -119,15 +120,7 @@ class Plan:
 
     def _own_faces(self, person_id: str) -> list[ClusterFace]:
         """The person's own faces after this plan (store state + planned moves)."""
-        out: dict[str, ClusterFace] = {}
-        cursor: str | None = None
-        while True:
-            page = self.reads.store.faces_of_person(person_id, cursor=cursor, limit=1000)
-            for face in page.items:
-                out[face.face_id] = face
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
+        out = {face.face_id: face for face in faces_of(self.reads.store, person_id)}
         for face_id, planned in self._faces.items():
             if planned is None or planned.person_id != person_id:
                 out.pop(face_id, None)

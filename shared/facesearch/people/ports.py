@@ -32,17 +32,19 @@ the face events carry only ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
-from facesearch.errors import ChangeSetInvalid
+from facesearch.errors import ChangeSetInvalid, StaleRead
 from facesearch.people.types import ClusterFace, Correction, FaceInput, Person, Tombstone, Vector
 from facesearch.storage.metadata import Page
 
 #: Records one apply may write or delete (Firestore allows 500 writes per transaction).
 MAX_WRITES_PER_APPLY = 500
+
+T = TypeVar("T")
 
 
 class Kind(StrEnum):
@@ -53,6 +55,8 @@ class Kind(StrEnum):
 
 
 RecordKey = tuple[Kind, str]
+#: a record of the people store
+PeopleRecord = ClusterFace | Person | Tombstone | Correction
 #: the field holding each kind's record id (the key adapters store it under)
 ID_FIELDS: dict[Kind, str] = {
     Kind.FACE: "face_id",
@@ -105,6 +109,36 @@ class ChangeSet:
     @property
     def empty(self) -> bool:
         return not self.written_keys()
+
+    def check_version(self, key: RecordKey, actual: int) -> None:
+        """Raise :class:`StaleRead` unless ``key`` is still at the version the decision
+        read: every adapter compares each expected record with this, so the message a
+        losing writer logs is the same on all of them."""
+        expected = self.expect[key]
+        if actual != expected:
+            raise StaleRead(
+                f"{self.reason or 'apply'}: {key[0]} {key[1]} is at version {actual},"
+                f" the decision read version {expected}"
+            )
+
+    def deletes(self) -> Iterator[RecordKey]:
+        """The records to delete; an adapter deletes them before it writes (:meth:`writes`)."""
+        yield from (face_key(f) for f in self.delete_faces)
+        yield from (person_key(p) for p in self.delete_persons)
+
+    def writes(self) -> Iterator[tuple[RecordKey, PeopleRecord, int]]:
+        """Each record to write with its key and the version it is stored with: the
+        expected one + 1 (the version on the record passed in is ignored, see above)."""
+        kinds: tuple[tuple[Kind, Sequence[PeopleRecord]], ...] = (
+            (Kind.FACE, self.put_faces),
+            (Kind.PERSON, self.put_persons),
+            (Kind.TOMBSTONE, self.put_tombstones),
+            (Kind.CORRECTION, self.put_corrections),
+        )
+        for kind, records in kinds:
+            for record in records:
+                key = (kind, str(getattr(record, ID_FIELDS[kind])))
+                yield key, record, self.expect[key] + 1
 
     def validate(self) -> None:
         """Raise :class:`ChangeSetInvalid` for a change set no store may accept."""
@@ -233,3 +267,46 @@ class FaceSource(Protocol):
     def get(self, face_ids: Sequence[str]) -> dict[str, FaceInput]:
         """Faces that exist; deleted or unknown ids are missing from the dict."""
         ...
+
+
+# --- whole listings, a page at a time ------------------------------------------------------------
+
+
+def paged(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Every item of a cursor-paged listing; the next page is fetched only when the
+    caller gets there, so a caller that stops early reads no more than it used."""
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def faces_of(store: PeopleStore, person_id: str, *, page_size: int = 1000) -> Iterator[ClusterFace]:
+    """Every face whose ``person_id`` is exactly ``person_id`` (aliases not followed)."""
+    return paged(lambda cursor: store.faces_of_person(person_id, cursor=cursor, limit=page_size))
+
+
+def every_face(store: PeopleStore, *, page_size: int = 5000) -> Iterator[ClusterFace]:
+    """Every face record of the store, by face id."""
+    return paged(lambda cursor: store.list_faces(cursor=cursor, limit=page_size))
+
+
+def every_person(store: PeopleStore, *, page_size: int = 5000) -> Iterator[Person]:
+    """Every person record, roots and aliases, by person id."""
+    return paged(
+        lambda cursor: store.list_persons(roots_only=False, cursor=cursor, limit=page_size)
+    )
+
+
+def every_correction(store: PeopleStore, *, page_size: int = 1000) -> Iterator[Correction]:
+    """The whole correction log, newest first (a short page is the last one)."""
+    before: str | None = None
+    while True:
+        entries = store.list_corrections(before=before, limit=page_size)
+        yield from entries
+        if len(entries) < page_size:
+            return
+        before = entries[-1].correction_id

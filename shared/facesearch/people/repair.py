@@ -21,24 +21,13 @@ from dataclasses import replace
 
 from facesearch.errors import StaleRead
 from facesearch.people.plan import Plan, stamp
-from facesearch.people.ports import PeopleStore
+from facesearch.people.ports import PeopleStore, faces_of
 from facesearch.people.reads import Reads
 from facesearch.people.representative import face_weight, similarity_to
 from facesearch.people.settings import PeopleSettings
 from facesearch.people.types import ClusterFace, Source
 
 CHUNK = 200
-
-
-def _own_faces(store: PeopleStore, person_id: str) -> list[ClusterFace]:
-    out: list[ClusterFace] = []
-    cursor: str | None = None
-    while True:
-        page = store.faces_of_person(person_id, cursor=cursor, limit=1000)
-        out.extend(page.items)
-        if page.next_cursor is None:
-            return out
-        cursor = page.next_cursor
 
 
 def violations(store: PeopleStore, settings: PeopleSettings, person_id: str) -> list[str]:
@@ -49,7 +38,7 @@ def violations(store: PeopleStore, settings: PeopleSettings, person_id: str) -> 
     if root is None:
         return []
     view = views[root]
-    faces = [f for member in view.ids for f in _own_faces(store, member)]
+    faces = [f for member in view.ids for f in faces_of(store, member)]
     out: set[str] = set()
     for face in faces:
         if face.source is Source.MACHINE and face.rejected:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.people.ports import PeopleStore
+from facesearch.people.ports import PeopleStore, every_person
 from facesearch.people.settings import PeopleSettings
 from facesearch.people.types import (
     ClusterFace,
@@ -70,24 +70,27 @@ def add_face(person: Person, face: ClusterFace, settings: PeopleSettings) -> Per
     )
 
 
+def without_faces(person: Person) -> Person:
+    """``person`` with every statistic of its faces at zero (its identity, name, links
+    and constraints kept): where a person's last face leaves and where recompute starts."""
+    return replace(
+        person,
+        faces=0,
+        user_faces=0,
+        weight=0.0,
+        vector_sum=frozen_vector((), np.float64),
+        exemplars=(),
+        first_seen=None,
+        last_seen=None,
+    )
+
+
 def remove_face(person: Person, face: ClusterFace, settings: PeopleSettings) -> tuple[Person, bool]:
     """``person`` without ``face``; the flag says exemplars/first/last need a refill."""
     w = face_weight(face.quality, settings)
     faces = person.faces - 1
     if faces <= 0:
-        return (
-            replace(
-                person,
-                faces=0,
-                user_faces=0,
-                weight=0.0,
-                vector_sum=frozen_vector((), np.float64),
-                exemplars=(),
-                first_seen=None,
-                last_seen=None,
-            ),
-            False,
-        )
+        return without_faces(person), False
     exemplars = tuple(e for e in person.exemplars if e.face_id != face.face_id)
     refill = (len(exemplars) < len(person.exemplars) and faces > len(exemplars)) or (
         face.seen_at in (person.first_seen, person.last_seen)
@@ -124,16 +127,7 @@ def refill(person: Person, own_faces: Iterable[ClusterFace], settings: PeopleSet
 def recompute(person: Person, own_faces: Iterable[ClusterFace], settings: PeopleSettings) -> Person:
     """Every statistic of ``person`` from scratch (re-cluster, repairs)."""
     faces = list(own_faces)
-    blank = replace(
-        person,
-        faces=0,
-        user_faces=0,
-        weight=0.0,
-        vector_sum=frozen_vector((), np.float64),
-        exemplars=(),
-        first_seen=None,
-        last_seen=None,
-    )
+    blank = without_faces(person)
     if not faces:
         return blank
     weights = np.array([face_weight(f.quality, settings) for f in faces], dtype=np.float64)
@@ -328,12 +322,5 @@ def rank_persons(
 
 def load_views(store: PeopleStore) -> list[PersonView]:
     """Every root person of a store with its aliases (for person search and listings)."""
-    records: dict[str, Person] = {}
-    cursor: str | None = None
-    while True:
-        page = store.list_persons(roots_only=False, cursor=cursor, limit=5000)
-        records.update((p.person_id, p) for p in page.items)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    records = {p.person_id: p for p in every_person(store)}
     return [PersonView.of(p, records) for p in records.values() if p.is_root]

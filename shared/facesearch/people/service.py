@@ -23,7 +23,7 @@ from facesearch.errors import NotFound
 from facesearch.people.corrections import Corrections
 from facesearch.people.engine import Outcome, PeopleEngine, new_person_id
 from facesearch.people.plan import Plan, apply_step, stamp
-from facesearch.people.ports import FaceSource, NeighbourSearch, PeopleStore
+from facesearch.people.ports import FaceSource, NeighbourSearch, PeopleStore, every_correction
 from facesearch.people.reads import Reads
 from facesearch.people.representative import PersonMatch, PersonView, rank_persons
 from facesearch.people.settings import PeopleSettings
@@ -258,15 +258,9 @@ class PeopleService:
             return plan
 
         apply_step(self.store, self.settings, f"forget {view.person_id}", step)
-        before: str | None = None
-        while True:
-            entries = self.store.list_corrections(before=before, limit=500)
-            for entry in entries:
-                if entry.person_id in view.ids and (entry.old_name or entry.new_name):
-                    self._redact(entry.correction_id)
-            if len(entries) < 500:
-                return
-            before = entries[-1].correction_id
+        for entry in every_correction(self.store, page_size=500):
+            if entry.person_id in view.ids and (entry.old_name or entry.new_name):
+                self._redact(entry.correction_id)
 
     def _redact(self, correction_id: str) -> None:
         def step(reads: Reads) -> Plan | None:

@@ -23,9 +23,10 @@ import numpy as np
 from facesearch.logs import log_fields
 from facesearch.people.batch import BatchFaces, cluster, knn_exact
 from facesearch.people.plan import Plan, stamp
+from facesearch.people.ports import faces_of
 from facesearch.people.reads import Reads
 from facesearch.people.representative import face_weight
-from facesearch.people.types import ClusterFace, Correction, CorrectionKind, Person, Source
+from facesearch.people.types import Correction, CorrectionKind, Person, Source
 
 if TYPE_CHECKING:
     from facesearch.people.engine import Outcome, PeopleEngine
@@ -34,17 +35,6 @@ logger = logging.getLogger(__name__)
 
 #: faces moved per apply (and per log entry), well under the store's write limit
 SPLIT_CHUNK = 200
-
-
-def own_faces(engine: PeopleEngine, person_id: str) -> list[ClusterFace]:
-    out: list[ClusterFace] = []
-    cursor: str | None = None
-    while True:
-        page = engine.store.faces_of_person(person_id, cursor=cursor, limit=1000)
-        out.extend(page.items)
-        if page.next_cursor is None:
-            return out
-        cursor = page.next_cursor
 
 
 def split_if_too_wide(engine: PeopleEngine, person_id: str) -> Outcome | None:
@@ -68,7 +58,7 @@ def split_if_too_wide(engine: PeopleEngine, person_id: str) -> Outcome | None:
         )
         return Outcome("", "width-guard-skipped", root, detail="too large")
 
-    faces = own_faces(engine, root)
+    faces = list(faces_of(engine.store, root))
     if not any(f.source is Source.MACHINE for f in faces):
         return None
     embeddings = np.stack([f.embedding for f in faces]).astype(np.float32)

@@ -198,30 +198,12 @@ class FirestorePeopleStore:
                 for snap in self.client.get_all(refs, transaction=tx)
                 if snap.exists
             }
-            for (kind, ident), ref in zip(keys, refs, strict=True):
-                actual = found.get(ref.path, 0)
-                if actual != changes.expect[(kind, ident)]:
-                    raise StaleRead(
-                        f"{changes.reason or 'apply'}: {kind} {ident} is at version {actual},"
-                        f" the decision read version {changes.expect[(kind, ident)]}"
-                    )
-            for kind, ids in (
-                (Kind.FACE, changes.delete_faces),
-                (Kind.PERSON, changes.delete_persons),
-            ):
-                for ident in ids:
-                    tx.delete(self._refs[kind].document(ident))
-            puts: tuple[tuple[Kind, tuple[Any, ...]], ...] = (
-                (Kind.FACE, changes.put_faces),
-                (Kind.PERSON, changes.put_persons),
-                (Kind.TOMBSTONE, changes.put_tombstones),
-                (Kind.CORRECTION, changes.put_corrections),
-            )
-            for kind, records in puts:
-                for record in records:
-                    ident = getattr(record, ID_FIELDS[kind])
-                    version = changes.expect[(kind, ident)] + 1
-                    tx.set(self._refs[kind].document(ident), people_document(kind, record, version))
+            for key, ref in zip(keys, refs, strict=True):
+                changes.check_version(key, found.get(ref.path, 0))
+            for kind, ident in changes.deletes():
+                tx.delete(self._refs[kind].document(ident))
+            for (kind, ident), record, version in changes.writes():
+                tx.set(self._refs[kind].document(ident), people_document(kind, record, version))
 
         try:
             firestore.transactional(run)(self.client.transaction(max_attempts=_TX_ATTEMPTS))
@@ -276,13 +258,7 @@ class FirestorePeopleStore:
         """The manual persons (documents without a ``version``) and the labels still on
         face documents (``person_id``), for :func:`facesearch.people.legacy.absorb`."""
         persons = [
-            LegacyPerson(
-                snap.id,
-                str(data.get("name") or ""),
-                dict(data.get("metadata") or {}),
-                float(data.get("created_at") or 0.0),
-                float(data.get("updated_at") or 0.0),
-            )
+            LegacyPerson.of(snap.id, data)
             for snap, data in self._snapshots(self._refs[Kind.PERSON])
             if "version" not in data
         ]

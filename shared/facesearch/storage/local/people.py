@@ -19,16 +19,9 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from facesearch.errors import CollectionClosed, NotFound, StaleRead
+from facesearch.errors import CollectionClosed, NotFound
 from facesearch.logs import log_fields
-from facesearch.people.ports import (
-    ID_FIELDS,
-    ChangeSet,
-    Kind,
-    PeopleCounts,
-    PeoplePurged,
-    RecordKey,
-)
+from facesearch.people.ports import ID_FIELDS, ChangeSet, Kind, PeopleCounts, PeoplePurged
 from facesearch.people.types import ClusterFace, Correction, Person, Tombstone
 from facesearch.storage.local.catalog import LEGACY_TABLES, SqliteDb
 from facesearch.storage.metadata import (
@@ -38,7 +31,7 @@ from facesearch.storage.metadata import (
     decode_cursor,
     encode_cursor,
 )
-from facesearch.storage.records import PeopleRecord, people_document, people_record
+from facesearch.storage.records import people_document, people_record
 
 logger = logging.getLogger(__name__)
 
@@ -188,29 +181,12 @@ class SqlitePeopleStore:
     def apply(self, changes: ChangeSet) -> None:
         changes.validate()
         with self._sql.write(self._cid) as db:
-            for (kind, ident), expected in changes.expect.items():
-                actual = self._version(db, kind, ident)
-                if actual != expected:
-                    raise StaleRead(
-                        f"{changes.reason or 'apply'}: {kind} {ident} is at version {actual},"
-                        f" the decision read version {expected}"
-                    )
-            deletes: list[tuple[Kind, Sequence[str]]] = [
-                (Kind.FACE, changes.delete_faces),
-                (Kind.PERSON, changes.delete_persons),
-            ]
-            for kind, ids in deletes:
-                for ident in ids:
-                    self._delete(db, kind, ident)
-            puts: list[tuple[Kind, Sequence[PeopleRecord]]] = [
-                (Kind.FACE, changes.put_faces),
-                (Kind.PERSON, changes.put_persons),
-                (Kind.TOMBSTONE, changes.put_tombstones),
-                (Kind.CORRECTION, changes.put_corrections),
-            ]
-            for kind, records in puts:
-                for record in records:
-                    self._put(db, kind, record, changes.expect)
+            for key in changes.expect:
+                changes.check_version(key, self._version(db, *key))
+            for kind, ident in changes.deletes():
+                self._delete(db, kind, ident)
+            for (kind, ident), record, version in changes.writes():
+                self._put(db, kind, ident, people_document(kind, record, version))
 
     def _version(self, db: sqlite3.Connection, kind: Kind, ident: str) -> int:
         table, key = TABLES[kind]
@@ -225,15 +201,10 @@ class SqlitePeopleStore:
         db.execute(f"DELETE FROM {table} WHERE collection_id = ? AND {key} = ?", (self._cid, ident))
 
     def _put(
-        self,
-        db: sqlite3.Connection,
-        kind: Kind,
-        record: PeopleRecord,
-        expect: Mapping[RecordKey, int],
+        self, db: sqlite3.Connection, kind: Kind, ident: str, document: Mapping[str, Any]
     ) -> None:
         table, key = TABLES[kind]
-        ident = getattr(record, key)
-        row = {key: ident, **people_document(kind, record, int(expect[(kind, ident)]) + 1)}
+        row = {key: ident, **document}
         columns = ",".join(["collection_id", *row])
         marks = ",".join("?" * (len(row) + 1))
         db.execute(
@@ -284,15 +255,7 @@ def absorb_legacy(db: SqliteDb) -> None:
     persons: dict[str, list[LegacyPerson]] = {}
     for row in db.query("SELECT collection_id, person_id, data FROM legacy_persons"):
         data = json.loads(row["data"])
-        persons.setdefault(row["collection_id"], []).append(
-            LegacyPerson(
-                row["person_id"],
-                str(data.get("name") or ""),
-                dict(data.get("metadata") or {}),
-                float(data.get("created_at") or 0.0),
-                float(data.get("updated_at") or 0.0),
-            )
-        )
+        persons.setdefault(row["collection_id"], []).append(LegacyPerson.of(row["person_id"], data))
     labels: dict[str, dict[str, str]] = {}
     for row in db.query("SELECT collection_id, face_id, person_id FROM legacy_labels"):
         labels.setdefault(row["collection_id"], {})[row["face_id"]] = row["person_id"]
