@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from facesearch.people.corrections import Corrections
-from facesearch.people.recluster import match_by_overlap, recluster
+from facesearch.people.recluster import recluster
 from facesearch.people.settings import PeopleSettings
+from facesearch.people.stable_ids import match_by_overlap
 from facesearch.people.types import Source
 from tests.unit.people.support import Harness, check_invariants, identity_faces, partition
 
