@@ -45,6 +45,7 @@ from facesearch.collections.policy import CollectionSettings
 from facesearch.config import Settings
 from facesearch.index.reader import IndexReader
 from facesearch.people.adapters import IndexNeighbourSearch, MetadataFaceSource
+from facesearch.people.engine import PeopleEngine
 from facesearch.people.ports import PeopleStore
 from facesearch.people.service import PeopleService
 from facesearch.storage.metadata import DEFAULT_COLLECTION, MetadataStore
@@ -200,10 +201,12 @@ class QueryService:
             clock=self._clock,
         )
         people = PeopleService(
-            self.people(collection_id),
-            IndexNeighbourSearch(lambda: index.reader),
-            MetadataFaceSource(store),
-            self.settings.people,
+            PeopleEngine(
+                self.people(collection_id),
+                IndexNeighbourSearch(lambda: index.reader),
+                MetadataFaceSource(store),
+                self.settings.people,
+            )
         )
         return CollectionQuery(
             collection_id=collection_id,

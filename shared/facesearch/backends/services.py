@@ -117,13 +117,16 @@ def people_service(
     """One collection's persons: its people store, a neighbour search over its index (a
     reader of its own unless ``search`` is given), its metadata store as the face source."""
     from facesearch.people.adapters import IndexNeighbourSearch, MetadataFaceSource
+    from facesearch.people.engine import PeopleEngine
     from facesearch.people.service import PeopleService
 
     return PeopleService(
-        backend.people(collection_id),
-        search or IndexNeighbourSearch(backend.index_reader(collection_id=collection_id)),
-        MetadataFaceSource(backend.metadata(collection_id)),
-        backend.settings.people,
+        PeopleEngine(
+            backend.people(collection_id),
+            search or IndexNeighbourSearch(backend.index_reader(collection_id=collection_id)),
+            MetadataFaceSource(backend.metadata(collection_id)),
+            backend.settings.people,
+        )
     )
 
 

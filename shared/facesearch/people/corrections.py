@@ -12,11 +12,9 @@ lost). What the machine may never do afterwards follows from the records:
   ``distinct`` from the target: the machine never merges them back;
 * undoing a merge marks the two persons distinct for the same reason.
 
-Undo reverts one recent entry from what the entry recorded, face by face: a face
-is restored only if it is still as the entry left it or the machine changed it
-since (user intent outranks machine guesses); a face a *later user correction*
-changed is left alone and reported. Undo is itself logged; an entry is undone at
-most once; entries older than ``undo_max_age_s`` are final.
+Undo reverts one recent entry from what the entry recorded (:mod:`.undo` plans
+it). Undo is itself logged; an entry is undone at most once; entries older than
+``undo_max_age_s`` are final.
 """
 
 from __future__ import annotations
@@ -28,27 +26,23 @@ from dataclasses import replace
 
 from facesearch.errors import CorrectionRefused, NotFound, StaleRead, UndoRefused
 from facesearch.logs import log_fields
-from facesearch.people.engine import (
-    PeopleEngine,
-    face_change,
-    merge_into,
-    new_correction_id,
-    new_person_id,
-)
+from facesearch.people.engine import PeopleEngine
+from facesearch.people.merge import merge_into
 from facesearch.people.plan import Plan, stamp
 from facesearch.people.ports import ChangeSet, PeopleStore
 from facesearch.people.reads import Reads
 from facesearch.people.repair import repair_person
-from facesearch.people.representative import PersonView
 from facesearch.people.settings import PeopleSettings
 from facesearch.people.types import (
-    ClusterFace,
     Correction,
     CorrectionKind,
     FaceChange,
     Person,
     Source,
+    new_correction_id,
+    new_person_id,
 )
+from facesearch.people.undo import plan_undo
 
 logger = logging.getLogger(__name__)
 
@@ -112,13 +106,6 @@ class Corrections:
             for face_id in dict.fromkeys(freed):
                 self.engine.examine(face_id)
 
-    @staticmethod
-    def _root(reads: Reads, person_id: str) -> PersonView:
-        roots, views = reads.views([person_id])
-        if person_id not in roots:
-            raise NotFound(f"person {person_id} does not exist")
-        return views[roots[person_id]]
-
     # --- name -------------------------------------------------------------------------------
 
     def name(self, person_id: str, name: str | None) -> Correction:
@@ -129,7 +116,7 @@ class Corrections:
                 raise CorrectionRefused(f"a name has 1 to {MAX_NAME_CHARS} characters")
 
         def step(reads: Reads) -> Plan:
-            view = self._root(reads, person_id)
+            view = reads.root(person_id)
             now = self.clock()
             plan = Plan(reads, self.settings, f"name {view.person_id}")
             plan.put_person(stamp(replace(view.root, name=name), now))
@@ -159,10 +146,10 @@ class Corrections:
             raise CorrectionRefused(f"at most {MAX_MERGE_SOURCES} persons per merge")
 
         def step(reads: Reads) -> Plan:
-            target = self._root(reads, target_id)
+            target = reads.root(target_id)
             sources = {}
             for source_id in source_ids:
-                view = self._root(reads, source_id)
+                view = reads.root(source_id)
                 if view.person_id != target.person_id:
                     sources[view.person_id] = view
             if not sources:
@@ -232,7 +219,7 @@ class Corrections:
                 raise NotFound(f"faces {missing[:5]} do not exist")
             created: str | None = None
             if to_person is not None:
-                target = self._root(reads, to_person)
+                target = reads.root(to_person)
                 target_id = target.person_id
                 target_ids = set(target.ids)
             else:
@@ -262,7 +249,7 @@ class Corrections:
                 if (before.person_id, before.source) == (after.person_id, after.source):
                     continue
                 plan.put_face(before, after)
-                changes.append(face_change(before, after))
+                changes.append(FaceChange.between(before, after))
             if not changes and created is None:
                 raise CorrectionRefused("those faces are already there")
             distinct: list[tuple[str, str]] = []
@@ -317,7 +304,7 @@ class Corrections:
             wanted = person_id if person_id is not None else face.person_id
             if wanted is None:
                 raise CorrectionRefused(f"face {face_id} is in no person; name the person")
-            view = self._root(reads, wanted)
+            view = reads.root(wanted)
             own_root = None
             if face.person_id is not None:
                 roots, _ = reads.views([face.person_id])
@@ -340,7 +327,7 @@ class Corrections:
                     Source.USER,
                     now,
                     person_id=view.person_id,
-                    faces=(face_change(face, after, view.person_id),),
+                    faces=(FaceChange.between(face, after, view.person_id),),
                 )
             )
             return plan
@@ -362,13 +349,7 @@ class Corrections:
             if now - entry.at > self.settings.undo_max_age_s:
                 raise UndoRefused(f"{correction_id} is older than the undo window")
             plan = Plan(reads, self.settings, f"undo {correction_id}")
-            skipped: list[str] = []
-            if entry.kind is CorrectionKind.NAME:
-                self._undo_name(reads, plan, entry)
-            elif entry.kind is CorrectionKind.MERGE:
-                self._undo_merge(reads, plan, entry, now)
-            else:
-                skipped = self._undo_faces(reads, plan, entry, now)
+            skipped = plan_undo(reads, plan, entry, now)
             undo = Correction(
                 new_correction_id(now),
                 CorrectionKind.UNDO,
@@ -383,115 +364,3 @@ class Corrections:
             return plan
 
         return self._run("undo", step)
-
-    def _undo_name(self, reads: Reads, plan: Plan, entry: Correction) -> None:
-        assert entry.person_id is not None
-        view = self._root(reads, entry.person_id)
-        if view.root.name != entry.new_name:
-            raise UndoRefused("the person was renamed since; rename it instead")
-        plan.put_person(replace(view.root, name=entry.old_name))
-
-    def _undo_merge(self, reads: Reads, plan: Plan, entry: Correction, now: float) -> None:
-        assert entry.person_id is not None
-        target = self._root(reads, entry.person_id)
-        detached: set[str] = set()
-        for source_id, former_aliases in entry.merged_aliases or tuple(
-            (m, ()) for m in entry.merged
-        ):
-            source = plan.person(source_id)
-            if source is None or source.merged_into != target.person_id:
-                continue  # deleted, or detached by a later correction
-            back = [
-                a
-                for a in former_aliases
-                if (alias := plan.person(a)) is not None and alias.merged_into == target.person_id
-            ]
-            for alias_id in back:
-                alias = plan.person(alias_id)
-                assert alias is not None
-                plan.put_person(stamp(replace(alias, merged_into=source_id), now))
-            plan.put_person(
-                stamp(
-                    replace(
-                        source,
-                        merged_into=None,
-                        aliases=tuple(back),
-                        distinct_from=source.distinct_from | {target.person_id},
-                    ),
-                    now,
-                )
-            )
-            detached.update([source_id, *back])
-        if not detached:
-            raise UndoRefused("nothing of that merge is left to undo")
-        root = plan.person(target.person_id)
-        assert root is not None
-        merged_sources = {s for s, _ in entry.merged_aliases} or set(entry.merged)
-        name = root.name
-        if entry.new_name is not None and entry.old_name is None and root.name == entry.new_name:
-            name = None  # the target had taken a source's name
-        plan.put_person(
-            stamp(
-                replace(
-                    root,
-                    name=name,
-                    aliases=tuple(a for a in root.aliases if a not in detached),
-                    distinct_from=root.distinct_from | (merged_sources & detached),
-                ),
-                now,
-            )
-        )
-
-    def _undo_faces(self, reads: Reads, plan: Plan, entry: Correction, now: float) -> list[str]:
-        faces = reads.faces(c.face_id for c in entry.faces)
-        skipped: list[str] = []
-        for change in entry.faces:
-            current = faces.get(change.face_id)
-            if current is None:
-                continue  # the face is gone
-            as_left = (current.person_id, current.source) == (
-                change.after_person,
-                change.after_source,
-            )
-            if not as_left and current.source is Source.USER:
-                skipped.append(change.face_id)
-                continue
-            before_person = change.before_person
-            if before_person is not None and plan.person(before_person) is None:
-                # the person it came from was deleted when it emptied: bring it back
-                plan.put_person(
-                    Person(
-                        before_person,
-                        created_by=change.before_source,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-            rejected = current.rejected
-            if change.added_rejection is not None:
-                rejected = rejected - {change.added_rejection}
-            # undoing a machine action is the user vouching for what was there before
-            source = Source.USER if entry.actor is Source.MACHINE else change.before_source
-            if before_person is None:
-                source = Source.MACHINE
-            restored: ClusterFace = replace(
-                current, person_id=before_person, source=source, rejected=rejected
-            )
-            plan.put_face(current, restored)
-        for low, high in entry.distinct_added:
-            for a, b in ((low, high), (high, low)):
-                person = plan.person(a)
-                if person is not None and b in person.distinct_from:
-                    plan.put_person(replace(person, distinct_from=person.distinct_from - {b}))
-        emptied = {c.after_person for c in entry.faces if c.after_person is not None}
-        if entry.created_person is not None:
-            emptied.add(entry.created_person)
-        for person_id in sorted(emptied):
-            person = plan.person(person_id)
-            if person is None or person.faces or person.aliases or not person.is_root:
-                continue
-            if person_id == entry.created_person or (
-                person.created_by is Source.MACHINE and person.name is None
-            ):
-                plan.delete_person(person_id)
-        return skipped

@@ -29,15 +29,17 @@ neighbours already stored when it is added, and increments each non-core one (a
 pair is counted once, by whichever of the two is stored second; the precondition on
 the absent neighbour makes that hold under races too). Removals recount the
 neighbours that counted the removed face.
+
+What a decision reads lives in :mod:`.neighbourhood`, how persons merge in
+:mod:`.merge`; this module turns events into decisions and decisions into plans.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
@@ -46,54 +48,29 @@ import numpy as np
 from facesearch.errors import StaleRead, TransientError
 from facesearch.logs import log_fields
 from facesearch.people import rule
+from facesearch.people.merge import machine_merge
+from facesearch.people.neighbourhood import (
+    Neighbourhood,
+    read_neighbourhood,
+    recount_after_removal,
+)
 from facesearch.people.plan import Plan, backoff, stamp
-from facesearch.people.ports import FaceSource, NeighbourSearch, PeopleStore, faces_of
+from facesearch.people.ports import FaceSource, NeighbourSearch, PeopleStore
 from facesearch.people.reads import Reads
-from facesearch.people.representative import PersonView, face_weight, similarity_to
+from facesearch.people.representative import face_weight, similarity_to
 from facesearch.people.settings import PeopleSettings
 from facesearch.people.types import (
     ClusterFace,
-    Correction,
-    CorrectionKind,
-    FaceChange,
+    Outcome,
     Person,
     Source,
     Tombstone,
+    new_person_id,
 )
 from facesearch.storage.messages import FaceEvent
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def new_person_id() -> str:
-    return uuid.uuid4().hex
-
-
-def new_correction_id(now: float) -> str:
-    """Time-ordered, unique: ``<ns since epoch, 20 digits>-<random>``."""
-    return f"{int(now * 1e9):020d}-{uuid.uuid4().hex[:12]}"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one event (or one re-examination) did to one face or person."""
-
-    face_id: str
-    action: str  # joined, founded, deferred, kept, removed, merged, split, ignored-*
-    person_id: str | None = None
-    attempts: int = 1
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class _Context:
-    face: ClusterFace
-    links: list[rule.Link]
-    neighbours: dict[str, ClusterFace]  # stored neighbours among the k-NN hits
-    candidates: dict[str, rule.Candidate]
-    roots: dict[str, str]
-    views: dict[str, PersonView]
 
 
 class PeopleEngine:
@@ -179,51 +156,6 @@ class PeopleEngine:
             " neighbourhood); the event will be redelivered"
         )
 
-    # --- the neighbourhood ------------------------------------------------------------------
-
-    def _context(self, reads: Reads, face: ClusterFace) -> _Context:
-        k = self.settings.neighbours_k
-        hits = [
-            h for h in self.search.search(face.embedding, k + 1)[0] if h.face_id != face.face_id
-        ]
-        hits = hits[:k]
-        stored = reads.faces(h.face_id for h in hits)  # absent ones are expected absent
-        siblings = [s for s in reads.image_faces([face.image_id]) if s.face_id != face.face_id]
-        person_ids = {n.person_id for n in stored.values() if n.person_id is not None}
-        person_ids |= {s.person_id for s in siblings if s.person_id is not None}
-        if face.person_id is not None:
-            person_ids.add(face.person_id)
-        person_ids |= face.rejected
-        roots, views = reads.views(person_ids)
-        pairs = [(stored[h.face_id], h.similarity) for h in hits if h.face_id in stored]
-        links = rule.links_of(face, pairs, roots, self.settings)
-        rejected_roots = {roots[p] for p in face.rejected if p in roots}
-        candidates: dict[str, rule.Candidate] = {}
-        for root in {link.person_id for link in links if link.person_id is not None}:
-            view = views[root]
-            sibs = tuple(
-                rule.Sibling(s.face_id, self._fit_without(view, s), s.source)
-                for s in siblings
-                if s.person_id is not None and roots.get(s.person_id) == root
-            )
-            candidates[root] = rule.Candidate(
-                view,
-                rejected=root in rejected_roots or bool(view.ids & face.rejected),
-                siblings=sibs,
-            )
-        return _Context(face, links, stored, candidates, roots, views)
-
-    def _fit_without(self, view: PersonView, face: ClusterFace) -> float:
-        """A member's similarity to its person's centroid computed without itself."""
-        w = face_weight(face.quality, self.settings)
-        total = view.vector_sum
-        if not len(total):
-            return -1.0
-        rest = total - w * face.embedding.astype(np.float64)
-        if view.faces <= 1 or float(np.linalg.norm(rest)) < 1e-9:
-            return -1.0
-        return similarity_to(rest, face.embedding)
-
     # --- add ------------------------------------------------------------------------------
 
     def _add(
@@ -239,7 +171,7 @@ class PeopleEngine:
         if source is None:
             return Outcome(face_id, "ignored-missing", detail="not in the metadata store"), []
         face = ClusterFace.from_input(source, index_version=version or 0)
-        ctx = self._context(reads, face)
+        ctx = read_neighbourhood(self.search, self.settings, reads, face)
         decision = rule.decide(face, ctx.links, ctx.candidates, self.settings)
         plan = Plan(reads, self.settings, f"add {face_id}")
         followups, decision = self._apply_decision(plan, None, face, decision, ctx, new=True)
@@ -251,7 +183,7 @@ class PeopleEngine:
         face = reads.face(face_id)
         if face is None:
             return Outcome(face_id, "ignored-missing"), []
-        ctx = self._context(reads, face)
+        ctx = read_neighbourhood(self.search, self.settings, reads, face)
         own_root = ctx.roots.get(face.person_id) if face.person_id is not None else None
         if face.person_id is not None and own_root is None:
             # assigned to a person that vanished (a crash between writes cannot do this,
@@ -281,7 +213,7 @@ class PeopleEngine:
         stored: ClusterFace | None,
         face: ClusterFace,
         decision: rule.Decision,
-        ctx: _Context,
+        ctx: Neighbourhood,
         *,
         new: bool,
     ) -> tuple[list[tuple[str, ...]], rule.Decision]:
@@ -391,47 +323,7 @@ class PeopleEngine:
         return outcome
 
     def _merge_step(self, attempt: int, *, a: str, b: str) -> tuple[Outcome, None]:
-        return self._merge(a, b), None
-
-    def _merge(self, a: str, b: str) -> Outcome:
-        reads = Reads(self.store)
-        roots, views = reads.views([a, b])
-        if a not in roots or b not in roots:
-            return Outcome("", "merge-refused", a, detail="a person no longer exists")
-        va, vb = views[roots[a]], views[roots[b]]
-        refusal = rule.merge_refusal(va, vb, self.settings)
-        if refusal is None:
-            refusal = rule.merge_refusal(
-                va, vb, self.settings, shared_image=self._share_an_image(reads, va, vb)
-            )
-        if refusal is not None:
-            return Outcome("", "merge-refused", va.person_id, detail=f"{vb.person_id}: {refusal}")
-        target, source = sorted(
-            (va, vb),
-            key=lambda v: (v.name is None, -v.faces, v.root.created_at, v.person_id),
-        )
-        now = self.clock()
-        plan = Plan(reads, self.settings, f"merge {source.person_id} into {target.person_id}")
-        entry = merge_into(plan, target, [source], now=now, actor=Source.MACHINE)
-        self.store.apply(plan.change_set())
-        logger.info(
-            "persons merged",
-            extra=log_fields(
-                target=target.person_id, source=source.person_id, correction=entry.correction_id
-            ),
-        )
-        return Outcome("", "merged", target.person_id, detail=f"{source.person_id} merged in")
-
-    def _share_an_image(self, reads: Reads, a: PersonView, b: PersonView) -> bool:
-        """Cannot-link check: does any photo show a face of ``a`` and a face of ``b``?"""
-        smaller, larger = (a, b) if a.faces <= b.faces else (b, a)
-        images = {f.image_id for member in smaller.ids for f in faces_of(self.store, member)}
-        if not images:
-            return False
-        for face in self.store.faces_of_images(sorted(images)):
-            if face.person_id is not None and face.person_id in larger.ids:
-                return True
-        return False
+        return machine_merge(self.store, self.settings, a, b, clock=self.clock), None
 
     # --- remove ----------------------------------------------------------------------------
 
@@ -468,44 +360,9 @@ class PeopleEngine:
                     else:
                         plan.put_person(stamp(person, now))
                         person_root = person.merged_into or person.person_id
-            self._recount_neighbours(reads, plan, face)
+            recount_after_removal(self.search, self.settings, reads, plan, face)
         self.store.apply(plan.change_set())
         return Outcome(face_id, "removed", face.person_id if face else None), person_root
-
-    def _recount_neighbours(self, reads: Reads, plan: Plan, removed: ClusterFace) -> None:
-        k = self.settings.neighbours_k
-        hits = self.search.search(removed.embedding, k + 1)[0]
-        stored = reads.faces(h.face_id for h in hits if h.face_id != removed.face_id)
-        for hit in hits:
-            neighbour = stored.get(hit.face_id)
-            if neighbour is None or neighbour.image_id == removed.image_id:
-                continue
-            if hit.similarity < self.settings.link_similarity:
-                continue
-            neighbour = plan.face(neighbour.face_id) or neighbour
-            if not neighbour.core:
-                count = max(0, neighbour.link_count - 1)
-            else:
-                count = self._count_links(reads, neighbour, exclude=removed.face_id)
-            core = rule.is_core(count, self.settings)
-            if (count, core) != (neighbour.link_count, neighbour.core):
-                plan.put_face(neighbour, replace(neighbour, link_count=count, core=core))
-
-    def _count_links(self, reads: Reads, face: ClusterFace, *, exclude: str) -> int:
-        k = self.settings.neighbours_k
-        hits = [
-            h
-            for h in self.search.search(face.embedding, k + 2)[0]
-            if h.face_id not in (face.face_id, exclude)
-        ][:k]
-        stored = reads.faces(h.face_id for h in hits)
-        return sum(
-            1
-            for h in hits
-            if h.face_id in stored
-            and stored[h.face_id].image_id != face.image_id
-            and h.similarity >= self.settings.link_similarity
-        )
 
     # --- width guard ---------------------------------------------------------------------------
 
@@ -514,64 +371,3 @@ class PeopleEngine:
         from facesearch.people.split import split_if_too_wide
 
         return split_if_too_wide(self, person_id)
-
-
-def merge_into(
-    plan: Plan,
-    target: PersonView,
-    sources: Iterable[PersonView],
-    *,
-    now: float,
-    actor: Source,
-    note: str = "",
-) -> Correction:
-    """Plan merging ``sources`` (roots) into ``target`` (a root) and log it.
-
-    The sources keep their records and faces; they (and their aliases) point at the
-    target, so the merge is a handful of writes whatever the sizes, and undo restores
-    exactly the previous structure.
-    """
-    target_root = plan.person(target.person_id)
-    assert target_root is not None
-    aliases = list(target_root.aliases)
-    merged: list[str] = []
-    merged_aliases: list[tuple[str, tuple[str, ...]]] = []
-    for view in sources:
-        source = plan.person(view.person_id)
-        if source is None or source.person_id == target_root.person_id:
-            continue
-        merged.append(source.person_id)
-        merged_aliases.append((source.person_id, source.aliases))
-        for alias_id in source.aliases:
-            alias = plan.person(alias_id)
-            if alias is not None:
-                plan.put_person(stamp(replace(alias, merged_into=target_root.person_id), now))
-            aliases.append(alias_id)
-        plan.put_person(stamp(replace(source, merged_into=target_root.person_id, aliases=()), now))
-        aliases.append(source.person_id)
-    entry = Correction(
-        correction_id=new_correction_id(now),
-        kind=CorrectionKind.MERGE,
-        actor=actor,
-        at=now,
-        person_id=target_root.person_id,
-        merged=tuple(merged),
-        merged_aliases=tuple(merged_aliases),
-        note=note,
-    )
-    plan.put_person(stamp(replace(target_root, aliases=tuple(dict.fromkeys(aliases))), now))
-    plan.put_correction(entry)
-    return entry
-
-
-def face_change(
-    before: ClusterFace, after: ClusterFace, rejection: str | None = None
-) -> FaceChange:
-    return FaceChange(
-        before.face_id,
-        before.person_id,
-        before.source,
-        after.person_id,
-        after.source,
-        rejection,
-    )

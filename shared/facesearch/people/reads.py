@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from facesearch.errors import NotFound
 from facesearch.people.ports import (
     PeopleStore,
     RecordKey,
@@ -87,6 +88,13 @@ class Reads:
             for root in set(roots.values())
         }
         return roots, views
+
+    def root(self, person_id: str) -> PersonView:
+        """The person users see under ``person_id`` (its root); :class:`NotFound` if none."""
+        roots, views = self.views([person_id])
+        if person_id not in roots:
+            raise NotFound(f"person {person_id} does not exist")
+        return views[roots[person_id]]
 
     def expect_absent(self, key: RecordKey) -> None:
         self.expect.setdefault(key, 0)

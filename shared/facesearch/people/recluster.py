@@ -33,13 +33,19 @@ import numpy as np
 
 from facesearch.logs import log_fields
 from facesearch.people.batch import BatchFaces, BatchResult, KnnFunction, cluster, knn_exact
-from facesearch.people.engine import new_person_id
 from facesearch.people.ports import PeopleStore, every_correction, every_face, every_person
 from facesearch.people.representative import face_weight
 from facesearch.people.rewrite import create_persons, refresh_statistics, remove_faces, write_faces
 from facesearch.people.settings import PeopleSettings
 from facesearch.people.stable_ids import person_ids_of_clusters
-from facesearch.people.types import ClusterFace, CorrectionKind, FaceInput, Person, Source
+from facesearch.people.types import (
+    ClusterFace,
+    CorrectionKind,
+    FaceInput,
+    Person,
+    Source,
+    new_person_id,
+)
 
 logger = logging.getLogger(__name__)
 

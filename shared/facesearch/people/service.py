@@ -14,20 +14,18 @@ late event is then a no-op.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from facesearch.errors import NotFound
 from facesearch.people.corrections import Corrections
-from facesearch.people.engine import Outcome, PeopleEngine, new_person_id
+from facesearch.people.engine import PeopleEngine
 from facesearch.people.plan import Plan, apply_step, stamp
-from facesearch.people.ports import FaceSource, NeighbourSearch, PeopleStore, every_correction
+from facesearch.people.ports import every_correction
 from facesearch.people.reads import Reads
 from facesearch.people.representative import PersonMatch, PersonView, rank_persons
-from facesearch.people.settings import PeopleSettings
-from facesearch.people.types import ClusterFace, Correction, Person, Source
+from facesearch.people.types import ClusterFace, Correction, Outcome, Person, Source
 from facesearch.storage.messages import FaceEvent
 from facesearch.storage.metadata import Page, decode_cursor, encode_cursor
 
@@ -52,23 +50,17 @@ class PersonImages:
 class PeopleService:
     """Persons of one collection over its people store, index and metadata store."""
 
-    def __init__(
-        self,
-        store: PeopleStore,
-        search: NeighbourSearch,
-        faces: FaceSource,
-        settings: PeopleSettings | None = None,
-        *,
-        clock: Callable[[], float] = time.time,
-        new_id: Callable[[], str] = new_person_id,
-    ) -> None:
-        self.store = store
-        self.settings = settings or PeopleSettings()
-        self.clock = clock
-        self.new_id = new_id
-        self.engine = PeopleEngine(store, search, faces, self.settings, clock=clock, new_id=new_id)
+    def __init__(self, engine: PeopleEngine) -> None:
+        """Over ``engine`` (which holds the store, the index search, the face source, the
+        settings and the clock): the corrections share all of it, so their repairs
+        re-examine faces with the same rule."""
+        self.engine = engine
+        self.store = engine.store
+        self.settings = engine.settings
+        self.clock = engine.clock
+        self.new_id = engine.new_id
         self.corrections = Corrections(
-            store, self.settings, engine=self.engine, clock=clock, new_id=new_id
+            engine.store, engine.settings, engine=engine, clock=engine.clock, new_id=engine.new_id
         )
 
     # --- events ------------------------------------------------------------------------------

@@ -26,10 +26,18 @@ from facesearch.people.plan import Plan, stamp
 from facesearch.people.ports import faces_of
 from facesearch.people.reads import Reads
 from facesearch.people.representative import face_weight
-from facesearch.people.types import Correction, CorrectionKind, Person, Source
+from facesearch.people.types import (
+    Correction,
+    CorrectionKind,
+    FaceChange,
+    Outcome,
+    Person,
+    Source,
+    new_correction_id,
+)
 
 if TYPE_CHECKING:
-    from facesearch.people.engine import Outcome, PeopleEngine
+    from facesearch.people.engine import PeopleEngine
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +46,6 @@ SPLIT_CHUNK = 200
 
 
 def split_if_too_wide(engine: PeopleEngine, person_id: str) -> Outcome | None:
-    from facesearch.people.engine import Outcome, new_correction_id
-
     settings = engine.settings
     reads = Reads(engine.store)
     roots, views = reads.views([person_id])
@@ -101,8 +107,6 @@ def split_if_too_wide(engine: PeopleEngine, person_id: str) -> Outcome | None:
         def step(
             attempt: int, chunk: list[tuple[str, int]] = chunk
         ) -> tuple[Outcome, tuple[int, int]]:
-            from facesearch.people.engine import face_change
-
             now = engine.clock()
             plan = Plan(Reads(engine.store), settings, f"split {root}")
             changes = []
@@ -124,7 +128,7 @@ def split_if_too_wide(engine: PeopleEngine, person_id: str) -> Outcome | None:
                         )
                 after = replace(current, person_id=target, source=Source.MACHINE)
                 plan.put_face(current, after)
-                changes.append(face_change(current, after))
+                changes.append(FaceChange.between(current, after))
                 if target is None:
                     n_unassigned += 1
                 else:

@@ -12,6 +12,7 @@ documents (Firestore maps, SQLite JSON columns).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -38,6 +39,15 @@ class CorrectionKind(StrEnum):
     REJECT = "reject"  # "this face is not that person"
     SPLIT = "split"  # machine width guard moved machine faces out of a too-wide person
     UNDO = "undo"  # reverted an earlier entry
+
+
+def new_person_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_correction_id(now: float) -> str:
+    """Time-ordered, unique: ``<ns since epoch, 20 digits>-<random>``."""
+    return f"{int(now * 1e9):020d}-{uuid.uuid4().hex[:12]}"
 
 
 def frozen_vector(values: npt.ArrayLike, dtype: type[np.generic] = np.float32) -> Any:
@@ -169,6 +179,21 @@ class FaceChange:
     after_source: Source
     added_rejection: str | None = None
 
+    @classmethod
+    def between(
+        cls, before: ClusterFace, after: ClusterFace, rejection: str | None = None
+    ) -> FaceChange:
+        """The change from ``before`` to ``after`` (``rejection``: the person the face
+        was rejected from by the same correction)."""
+        return cls(
+            before.face_id,
+            before.person_id,
+            before.source,
+            after.person_id,
+            after.source,
+            rejection,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Correction:
@@ -196,6 +221,17 @@ class Correction:
 
 
 # --- dict forms ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one event (or one re-examination, merge or split) did to one face or person."""
+
+    face_id: str
+    action: str  # joined, founded, deferred, kept, removed, merged, split, ignored-*
+    person_id: str | None = None
+    attempts: int = 1
+    detail: str = ""
 
 
 def embedding_to_bytes(vector: npt.ArrayLike) -> bytes:

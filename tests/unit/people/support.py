@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facesearch.people.engine import Outcome, PeopleEngine
+from facesearch.people.engine import PeopleEngine
 from facesearch.people.memory import MemoryFaceSource, MemoryNeighbourSearch, MemoryPeopleStore
 from facesearch.people.representative import PersonView
 from facesearch.people.settings import PeopleSettings
-from facesearch.people.types import ClusterFace, FaceInput, Source, unit
+from facesearch.people.types import ClusterFace, FaceInput, Outcome, Source, unit
 
 DIMS = 32
 

@@ -217,7 +217,7 @@ def test_undo_skips_faces_a_later_user_correction_changed(world) -> None:
 
 
 def test_undo_of_a_machine_merge(world) -> None:
-    from facesearch.people.engine import merge_into
+    from facesearch.people.merge import merge_into
     from facesearch.people.plan import Plan
     from facesearch.people.reads import Reads
 
@@ -238,10 +238,9 @@ def test_machine_split_undo_pins_the_faces(world) -> None:
     h, c, persons, faces = world
     from dataclasses import replace
 
-    from facesearch.people.engine import face_change, new_correction_id
     from facesearch.people.plan import Plan
     from facesearch.people.reads import Reads
-    from facesearch.people.types import Correction, Person
+    from facesearch.people.types import Correction, FaceChange, Person, new_correction_id
 
     reads = Reads(h.store)
     plan = Plan(reads, h.settings, "test split")
@@ -257,7 +256,7 @@ def test_machine_split_undo_pins_the_faces(world) -> None:
             Source.MACHINE,
             1.0e6,
             persons[0],
-            (face_change(record, after),),
+            (FaceChange.between(record, after),),
         )
     )
     h.store.apply(plan.change_set())
