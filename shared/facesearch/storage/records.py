@@ -18,8 +18,12 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from facesearch.errors import CollectionClosed
-from facesearch.people.ports import Kind, PeopleRecord
+from facesearch.people.ports import Kind
 from facesearch.people.types import (
+    ClusterFace,
+    Correction,
+    Person,
+    Tombstone,
     correction_from_dict,
     correction_to_dict,
     person_from_dict,
@@ -37,6 +41,9 @@ from facesearch.storage.metadata import (
     now,
 )
 from facesearch.storage.videos import TrackRecord, VideoRecord
+
+#: a record of the people store
+PeopleRecord = ClusterFace | Person | Tombstone | Correction
 
 _COLLECTION = TypeAdapter(CollectionRecord)
 _IMAGE = TypeAdapter(ImageRecord)

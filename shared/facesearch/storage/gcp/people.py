@@ -28,8 +28,8 @@ from google.api_core import exceptions as gexc
 
 from facesearch.errors import StaleRead
 from facesearch.people.legacy import LegacyPerson
-from facesearch.people.ports import ID_FIELDS, ChangeSet, Kind, PeopleCounts, PeoplePurged
-from facesearch.people.types import ClusterFace, Correction, Person, Tombstone
+from facesearch.people.ports import ID_FIELDS, ChangeSet, Kind, PeoplePurged
+from facesearch.people.types import ClusterFace, Correction
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
 from facesearch.storage.gcp.metadata import COLLECTIONS, check_open, collection_path
 from facesearch.storage.metadata import (
@@ -39,6 +39,7 @@ from facesearch.storage.metadata import (
     decode_cursor,
     encode_cursor,
 )
+from facesearch.storage.people import Equal, PeopleStoreBase, clamp_page
 from facesearch.storage.records import people_document, people_record
 
 _NAME = "__name__"
@@ -49,7 +50,6 @@ _IN = 30
 #: transaction attempts on contention before the caller re-reads and re-decides (the client
 #: backs off up to seconds between attempts; a re-decision is cheaper than waiting longer)
 _TX_ATTEMPTS = 3
-MAX_PAGE = 5000
 #: kind -> Firestore collection name
 COLLECTION_NAMES: dict[Kind, str] = {
     Kind.FACE: "person_faces",
@@ -59,7 +59,7 @@ COLLECTION_NAMES: dict[Kind, str] = {
 }
 
 
-class FirestorePeopleStore:
+class FirestorePeopleStore(PeopleStoreBase):
     """One collection's people records in Firestore, on the instance's one client."""
 
     def __init__(self, client: Any, collection_id: str = DEFAULT_COLLECTION) -> None:
@@ -81,6 +81,7 @@ class FirestorePeopleStore:
 
     # --- reads -------------------------------------------------------------------------
 
+    @transient
     def _get(self, kind: Kind, ids: Iterable[str]) -> dict[str, Any]:
         wanted = list(dict.fromkeys(ids))
         out: dict[str, Any] = {}
@@ -92,22 +93,6 @@ class FirestorePeopleStore:
         return out
 
     @transient
-    def get_faces(self, face_ids: Iterable[str]) -> dict[str, ClusterFace]:
-        return self._get(Kind.FACE, face_ids)
-
-    @transient
-    def get_persons(self, person_ids: Iterable[str]) -> dict[str, Person]:
-        return self._get(Kind.PERSON, person_ids)
-
-    @transient
-    def get_tombstones(self, face_ids: Iterable[str]) -> dict[str, Tombstone]:
-        return self._get(Kind.TOMBSTONE, face_ids)
-
-    @transient
-    def get_corrections(self, correction_ids: Iterable[str]) -> dict[str, Correction]:
-        return self._get(Kind.CORRECTION, correction_ids)
-
-    @transient
     def faces_of_images(self, image_ids: Iterable[str]) -> list[ClusterFace]:
         wanted = sorted(set(image_ids))
         out: list[ClusterFace] = []
@@ -117,21 +102,17 @@ class FirestorePeopleStore:
             out += [people_record(Kind.FACE, snapshot_data(s)) for s in query.stream()]
         return sorted(out, key=lambda f: f.face_id)
 
+    def _where(self, kind: Kind, equal: Equal | None) -> Any:
+        """The kind's documents, filtered on ``field == value`` (a None value: null)."""
+        if equal is None:
+            return self._refs[kind]
+        return self._refs[kind].where(filter=firestore.FieldFilter(equal[0], "==", equal[1]))
+
+    @transient
     def _page(
-        self,
-        kind: Kind,
-        listing: str,
-        equal: tuple[str, str | None] | None,
-        *,
-        cursor: str | None,
-        limit: int,
+        self, kind: Kind, listing: str, equal: Equal | None, *, cursor: str | None, limit: int
     ) -> Page[Any]:
-        """Documents ordered by id, optionally where a field equals a value (``equal``)."""
-        limit = max(1, min(int(limit), MAX_PAGE))
-        query = self._refs[kind]
-        if equal is not None:
-            query = query.where(filter=firestore.FieldFilter(equal[0], "==", equal[1]))
-        query = query.order_by(_NAME)
+        query = self._where(kind, equal).order_by(_NAME)
         if cursor is not None:
             after = str(decode_cursor(listing, cursor, 1)[0])
             query = query.start_after({_NAME: self._refs[kind].document(after)})
@@ -140,47 +121,15 @@ class FirestorePeopleStore:
         return Page(items, encode_cursor(listing, last) if len(items) == limit else None)
 
     @transient
-    def faces_of_person(
-        self, person_id: str, *, cursor: str | None = None, limit: int = 500
-    ) -> Page[ClusterFace]:
-        return self._page(
-            Kind.FACE,
-            f"person-faces:{person_id}",
-            ("person_id", person_id),
-            cursor=cursor,
-            limit=limit,
-        )
-
-    @transient
-    def list_faces(
-        self, *, unassigned_only: bool = False, cursor: str | None = None, limit: int = 500
-    ) -> Page[ClusterFace]:
-        if unassigned_only:
-            return self._page(
-                Kind.FACE, "faces:unassigned", ("person_id", None), cursor=cursor, limit=limit
-            )
-        return self._page(Kind.FACE, "faces", None, cursor=cursor, limit=limit)
-
-    @transient
-    def list_persons(
-        self, *, roots_only: bool = True, cursor: str | None = None, limit: int = 500
-    ) -> Page[Person]:
-        if roots_only:
-            return self._page(
-                Kind.PERSON, "persons:roots", ("merged_into", None), cursor=cursor, limit=limit
-            )
-        return self._page(Kind.PERSON, "persons", None, cursor=cursor, limit=limit)
-
-    @transient
     def list_corrections(self, *, before: str | None = None, limit: int = 100) -> list[Correction]:
         query = self._refs[Kind.CORRECTION].order_by(
             "correction_id", direction=firestore.Query.DESCENDING
         )
         if before is not None:
             query = query.where(filter=firestore.FieldFilter("correction_id", "<", before))
-        limit = max(1, min(int(limit), MAX_PAGE))
         return [
-            people_record(Kind.CORRECTION, snapshot_data(s)) for s in query.limit(limit).stream()
+            people_record(Kind.CORRECTION, snapshot_data(s))
+            for s in query.limit(clamp_page(limit)).stream()
         ]
 
     # --- the one write path ------------------------------------------------------------------
@@ -216,23 +165,9 @@ class FirestorePeopleStore:
 
     # --- counts and erase ------------------------------------------------------------------------
 
-    @staticmethod
-    def _count(query: Any) -> int:
-        return int(query.count().get()[0][0].value)
-
     @transient
-    def counts(self) -> PeopleCounts:
-        persons = self._count(self._refs[Kind.PERSON])
-        roots = self._count(
-            self._refs[Kind.PERSON].where(filter=firestore.FieldFilter("merged_into", "==", None))
-        )
-        return PeopleCounts(
-            faces=self._count(self._refs[Kind.FACE]),
-            persons=roots,
-            aliases=persons - roots,
-            tombstones=self._count(self._refs[Kind.TOMBSTONE]),
-            corrections=self._count(self._refs[Kind.CORRECTION]),
-        )
+    def _count(self, kind: Kind, equal: Equal | None = None) -> int:
+        return int(self._where(kind, equal).count().get()[0][0].value)
 
     @transient
     def purge(self, *, limit: int = 500) -> PeoplePurged:

@@ -21,8 +21,8 @@ from typing import Any
 
 from facesearch.errors import CollectionClosed, NotFound
 from facesearch.logs import log_fields
-from facesearch.people.ports import ID_FIELDS, ChangeSet, Kind, PeopleCounts, PeoplePurged
-from facesearch.people.types import ClusterFace, Correction, Person, Tombstone
+from facesearch.people.ports import ID_FIELDS, ChangeSet, Kind, PeoplePurged
+from facesearch.people.types import ClusterFace, Correction
 from facesearch.storage.local.catalog import LEGACY_TABLES, SqliteDb
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
@@ -31,12 +31,11 @@ from facesearch.storage.metadata import (
     decode_cursor,
     encode_cursor,
 )
+from facesearch.storage.people import Equal, PeopleStoreBase, clamp_page
 from facesearch.storage.records import people_document, people_record
 
 logger = logging.getLogger(__name__)
 
-#: the people store pages up to this many records (a re-cluster reads everything)
-MAX_PAGE = 5000
 #: ids per ``IN (...)`` (SQLite's bound-parameter limit is 999 on old builds)
 _CHUNK = 500
 #: kind -> (table, id column)
@@ -48,11 +47,17 @@ TABLES: dict[Kind, tuple[str, str]] = {
 }
 
 
-def _limit(limit: int) -> int:
-    return max(1, min(int(limit), MAX_PAGE))
+def _where(equal: Equal | None) -> tuple[str, list[Any]]:
+    """A listing's filter as SQL: ``AND field = ?`` (``IS NULL`` for None)."""
+    if equal is None:
+        return "", []
+    field, value = equal
+    if value is None:
+        return f"AND {field} IS NULL", []
+    return f"AND {field} = ?", [value]
 
 
-class SqlitePeopleStore:
+class SqlitePeopleStore(PeopleStoreBase):
     """One collection's people records in the embedded SQLite file."""
 
     def __init__(self, db: SqliteDb, collection_id: str = DEFAULT_COLLECTION) -> None:
@@ -86,18 +91,6 @@ class SqlitePeopleStore:
                 out[getattr(record, key)] = record
         return out
 
-    def get_faces(self, face_ids: Iterable[str]) -> dict[str, ClusterFace]:
-        return self._get(Kind.FACE, face_ids)
-
-    def get_persons(self, person_ids: Iterable[str]) -> dict[str, Person]:
-        return self._get(Kind.PERSON, person_ids)
-
-    def get_tombstones(self, face_ids: Iterable[str]) -> dict[str, Tombstone]:
-        return self._get(Kind.TOMBSTONE, face_ids)
-
-    def get_corrections(self, correction_ids: Iterable[str]) -> dict[str, Correction]:
-        return self._get(Kind.CORRECTION, correction_ids)
-
     def faces_of_images(self, image_ids: Iterable[str]) -> list[ClusterFace]:
         wanted = sorted(set(image_ids))
         out: list[ClusterFace] = []
@@ -108,63 +101,16 @@ class SqlitePeopleStore:
         return sorted(out, key=lambda f: f.face_id)
 
     def _page(
-        self,
-        kind: Kind,
-        listing: str,
-        where: str,
-        params: list[Any],
-        *,
-        cursor: str | None,
-        limit: int,
+        self, kind: Kind, listing: str, equal: Equal | None, *, cursor: str | None, limit: int
     ) -> Page[Any]:
         _, key = TABLES[kind]
-        limit = _limit(limit)
+        where, params = _where(equal)
         if cursor is not None:
             where += f" AND {key} > ?"
             params = [*params, str(decode_cursor(listing, cursor, 1)[0])]
         items = self._select(kind, f"{where} ORDER BY {key} LIMIT ?", [*params, limit])
         last = [getattr(items[-1], key)] if items else []
         return Page(items, encode_cursor(listing, last) if len(items) == limit else None)
-
-    def faces_of_person(
-        self, person_id: str, *, cursor: str | None = None, limit: int = 500
-    ) -> Page[ClusterFace]:
-        return self._page(
-            Kind.FACE,
-            f"person-faces:{person_id}",
-            "AND person_id = ?",
-            [person_id],
-            cursor=cursor,
-            limit=limit,
-        )
-
-    def list_faces(
-        self, *, unassigned_only: bool = False, cursor: str | None = None, limit: int = 500
-    ) -> Page[ClusterFace]:
-        if unassigned_only:
-            return self._page(
-                Kind.FACE,
-                "faces:unassigned",
-                "AND person_id IS NULL",
-                [],
-                cursor=cursor,
-                limit=limit,
-            )
-        return self._page(Kind.FACE, "faces", "", [], cursor=cursor, limit=limit)
-
-    def list_persons(
-        self, *, roots_only: bool = True, cursor: str | None = None, limit: int = 500
-    ) -> Page[Person]:
-        if roots_only:
-            return self._page(
-                Kind.PERSON,
-                "persons:roots",
-                "AND merged_into IS NULL",
-                [],
-                cursor=cursor,
-                limit=limit,
-            )
-        return self._page(Kind.PERSON, "persons", "", [], cursor=cursor, limit=limit)
 
     def list_corrections(self, *, before: str | None = None, limit: int = 100) -> list[Correction]:
         where, params = "", []
@@ -173,7 +119,7 @@ class SqlitePeopleStore:
         return self._select(
             Kind.CORRECTION,
             f"{where} ORDER BY correction_id DESC LIMIT ?",
-            [*params, _limit(limit)],
+            [*params, clamp_page(limit)],
         )
 
     # --- the one write path ------------------------------------------------------------------
@@ -214,20 +160,11 @@ class SqlitePeopleStore:
 
     # --- counts and erase ------------------------------------------------------------------------
 
-    def _count(self, table: str, where: str = "") -> int:
+    def _count(self, kind: Kind, equal: Equal | None = None) -> int:
+        table, _ = TABLES[kind]
+        where, params = _where(equal)
         sql = f"SELECT COUNT(*) AS n FROM {table} WHERE collection_id = ? {where}"
-        return int(self._sql.query(sql, (self._cid,))[0]["n"])
-
-    def counts(self) -> PeopleCounts:
-        persons = self._count("persons")
-        roots = self._count("persons", "AND merged_into IS NULL")
-        return PeopleCounts(
-            faces=self._count("person_faces"),
-            persons=roots,
-            aliases=persons - roots,
-            tombstones=self._count("face_tombstones"),
-            corrections=self._count("corrections"),
-        )
+        return int(self._sql.query(sql, (self._cid, *params))[0]["n"])
 
     def purge(self, *, limit: int = 500) -> PeoplePurged:
         removed = 0
