@@ -272,10 +272,9 @@ class FaceSource(Protocol):
 # --- whole listings, a page at a time ------------------------------------------------------------
 
 
-def paged(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
-    """Every item of a cursor-paged listing; the next page is fetched only when the
-    caller gets there, so a caller that stops early reads no more than it used."""
-    cursor: str | None = None
+def iter_pages(fetch: Callable[[str | None], Page[T]], cursor: str | None = None) -> Iterator[T]:
+    """Every item of a listing, fetching page after page (``fetch(cursor)``, from
+    ``cursor``: None is the first page) only as the caller reads on."""
     while True:
         page = fetch(cursor)
         yield from page.items
@@ -286,17 +285,19 @@ def paged(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
 
 def faces_of(store: PeopleStore, person_id: str, *, page_size: int = 1000) -> Iterator[ClusterFace]:
     """Every face whose ``person_id`` is exactly ``person_id`` (aliases not followed)."""
-    return paged(lambda cursor: store.faces_of_person(person_id, cursor=cursor, limit=page_size))
+    return iter_pages(
+        lambda cursor: store.faces_of_person(person_id, cursor=cursor, limit=page_size)
+    )
 
 
 def every_face(store: PeopleStore, *, page_size: int = 5000) -> Iterator[ClusterFace]:
     """Every face record of the store, by face id."""
-    return paged(lambda cursor: store.list_faces(cursor=cursor, limit=page_size))
+    return iter_pages(lambda cursor: store.list_faces(cursor=cursor, limit=page_size))
 
 
 def every_person(store: PeopleStore, *, page_size: int = 5000) -> Iterator[Person]:
     """Every person record, roots and aliases, by person id."""
-    return paged(
+    return iter_pages(
         lambda cursor: store.list_persons(roots_only=False, cursor=cursor, limit=page_size)
     )
 

@@ -16,7 +16,7 @@ from facesearch.people.ports import (
     every_person,
     face_key,
     faces_of,
-    paged,
+    iter_pages,
     person_key,
 )
 from facesearch.people.types import ClusterFace, Correction, CorrectionKind, Person, Source, unit
@@ -58,7 +58,7 @@ def _store(faces: int, persons: int, corrections: int) -> MemoryPeopleStore:
     items=st.lists(st.integers(), max_size=40),
     size=st.integers(min_value=1, max_value=12),
 )
-def test_paged_yields_every_item_once_in_order(items: list[int], size: int) -> None:
+def test_iter_pages_yields_every_item_once_in_order(items: list[int], size: int) -> None:
     fetched: list[str | None] = []
 
     def fetch(cursor: str | None) -> Page[int]:
@@ -67,18 +67,18 @@ def test_paged_yields_every_item_once_in_order(items: list[int], size: int) -> N
         end = start + size
         return Page(items[start:end], str(end) if end < len(items) else None)
 
-    assert list(paged(fetch)) == items
+    assert list(iter_pages(fetch)) == items
     assert len(fetched) == max(1, -(-len(items) // size))  # one fetch per page, no extra
 
 
-def test_paged_reads_no_page_the_caller_does_not_reach() -> None:
+def test_iter_pages_reads_no_page_the_caller_does_not_reach() -> None:
     calls: list[str | None] = []
 
     def fetch(cursor: str | None) -> Page[int]:
         calls.append(cursor)
         return Page([int(cursor or 0)], str(int(cursor or 0) + 1))  # endless
 
-    walk = paged(fetch)
+    walk = iter_pages(fetch)
     assert [next(walk), next(walk)] == [0, 1]
     assert calls == [None, "1"]
 
