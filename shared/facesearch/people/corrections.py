@@ -51,6 +51,10 @@ MAX_MERGE_SOURCES = 50
 
 
 class Corrections:
+    """A user's corrections of one collection's persons, each one logged apply; with an
+    engine, the machine faces a correction freed or left breaking a constraint are
+    placed again by the same rule the clusterer uses."""
+
     def __init__(
         self,
         store: PeopleStore,
@@ -337,6 +341,8 @@ class Corrections:
     # --- undo -----------------------------------------------------------------------------------
 
     def undo(self, correction_id: str) -> Correction:
+        """Revert a recent entry (:mod:`.undo`) and log that, marking the entry undone."""
+
         def step(reads: Reads) -> Plan:
             now = self.clock()
             entry = reads.correction(correction_id)
