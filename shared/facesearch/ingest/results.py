@@ -147,17 +147,9 @@ class ImageResults:
         )
         logger.error(
             "image failed",
-            extra=source.log_fields(
-                error_type=type(error).__name__, error_code=error.code, error=error.message
-            ),
+            extra=source.log_fields(**error.log_fields()),
         )
-        return IngestOutcome(
-            source.image_id,
-            source.display,
-            Outcome.FAILED,
-            error_code=error.code,
-            reason=error.message,
-        )
+        return IngestOutcome.failed(source.image_id, source.display, error)
 
     @staticmethod
     def _crop_prefix(job: IngestJob) -> str:
