@@ -39,7 +39,7 @@ from typing import Protocol, runtime_checkable
 
 from facesearch.errors import ChangeSetInvalid
 from facesearch.people.types import ClusterFace, Correction, FaceInput, Person, Tombstone, Vector
-from facesearch.storage.metadata import Page
+from facesearch.storage.paging import Page
 
 #: Records one apply may write or delete (Firestore allows 500 writes per transaction).
 MAX_WRITES_PER_APPLY = 500

@@ -29,7 +29,7 @@ from facesearch.people.representative import PersonMatch, PersonView, rank_perso
 from facesearch.people.settings import PeopleSettings
 from facesearch.people.types import ClusterFace, Correction, Person, Source
 from facesearch.storage.messages import FaceEvent
-from facesearch.storage.metadata import Page, decode_cursor, encode_cursor
+from facesearch.storage.paging import Page, decode_cursor, encode_cursor
 
 
 @dataclass(frozen=True)

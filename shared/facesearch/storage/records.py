@@ -33,13 +33,8 @@ from facesearch.people.types import (
 )
 from facesearch.people.types import face_from_dict as cluster_face_from_dict
 from facesearch.people.types import face_to_dict as cluster_face_to_dict
-from facesearch.storage.metadata import (
-    CollectionRecord,
-    CollectionStatus,
-    FaceRecord,
-    ImageRecord,
-    now,
-)
+from facesearch.storage.catalog import CollectionRecord, CollectionStatus
+from facesearch.storage.metadata import FaceRecord, ImageRecord, now
 from facesearch.storage.videos import TrackRecord, VideoRecord
 
 #: a record of the people store

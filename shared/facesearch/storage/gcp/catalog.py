@@ -14,20 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from facesearch.errors import Conflict, NotFound
+from facesearch.storage.catalog import CollectionRecord, CollectionStatus
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
 from facesearch.storage.gcp.metadata import COLLECTIONS, FirestoreMetadataStore
 from facesearch.storage.gcp.people import FirestorePeopleStore
-from facesearch.storage.metadata import (
-    DEFAULT_COLLECTION,
-    CollectionRecord,
-    CollectionStatus,
-    Page,
-    check_collection_id,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
-    now,
-)
+from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id, now
+from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
 from facesearch.storage.records import collection_from_dict, collection_to_dict, updated_collection
 
 _NAME = "__name__"
@@ -82,8 +74,7 @@ class FirestoreCatalog:
                 {_NAME: self._collections.document(decode_cursor("collections", cursor, 1)[0])}
             )
         items = [collection_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
-        last = [items[-1].collection_id] if items else []
-        return Page(items, encode_cursor("collections", last) if len(items) == limit else None)
+        return page_of(items, limit, "collections", lambda last: [last.collection_id])
 
     @transient
     def update_collection(

@@ -26,25 +26,23 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from facesearch.errors import CollectionClosed, NotFound
+from facesearch.storage.catalog import CollectionStatus
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
 from facesearch.storage.gcp.videos import FirestoreVideos
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
-    CollectionStatus,
     FaceRecord,
     ImageRecord,
     ImageStatus,
-    Page,
     Purged,
     StoreCounts,
     check_collection_id,
+    check_face_set,
     check_id,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
     now,
     stamped,
 )
+from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
 from facesearch.storage.records import (
     face_from_dict,
     face_to_dict,
@@ -166,14 +164,9 @@ class FirestoreMetadataStore(FirestoreVideos):
             if cursor:
                 query = query.start_after(decode_cursor(kind, cursor, 2))
         items = [image_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
-        next_cursor = None
-        if len(items) == limit:
-            last = items[-1]
-            values: list[Any] = (
-                [last.image_id] if status is None else [last.updated_at, last.image_id]
-            )
-            next_cursor = encode_cursor(kind, values)
-        return Page(items, next_cursor)
+        if status is None:
+            return page_of(items, limit, kind, lambda last: [last.image_id])
+        return page_of(items, limit, kind, lambda last: [last.updated_at, last.image_id])
 
     @transient
     def images_created_before(self, before: float, *, limit: int = 100) -> list[ImageRecord]:
@@ -197,11 +190,7 @@ class FirestoreMetadataStore(FirestoreVideos):
 
     @transient
     def put_faces(self, image_id: str, faces: Sequence[FaceRecord]) -> None:
-        check_id("image", image_id)
-        for face in faces:
-            check_id("face", face.face_id)
-            if face.image_id != image_id:
-                raise ValueError(f"face {face.face_id} belongs to {face.image_id}, not {image_id}")
+        check_face_set(image_id, faces)
         if len(faces) > _BATCH:
             raise ValueError(f"at most {_BATCH} faces per image fit one transaction")
         query = self._faces.where(filter=firestore.FieldFilter("image_id", "==", image_id))
@@ -252,14 +241,9 @@ class FirestoreMetadataStore(FirestoreVideos):
         if cursor:
             query = query.start_after(decode_cursor(kind, cursor, arity))
         items = [face_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
-        next_cursor = None
-        if len(items) == limit:
-            last = items[-1]
-            values: list[Any] = (
-                [last.face_index, last.face_id] if image_id is not None else [last.face_id]
-            )
-            next_cursor = encode_cursor(kind, values)
-        return Page(items, next_cursor)
+        if image_id is None:
+            return page_of(items, limit, kind, lambda last: [last.face_id])
+        return page_of(items, limit, kind, lambda last: [last.face_index, last.face_id])
 
     @transient
     def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> int:
@@ -332,10 +316,4 @@ class FirestoreMetadataStore(FirestoreVideos):
             removed[name] = len(ids)
             left -= len(ids)
         done = all(not list(ref.select([]).limit(1).stream()) for _, ref in order)
-        return Purged(
-            images=removed["images"],
-            faces=removed["faces"],
-            done=done,
-            videos=removed["videos"] + removed["video_chunks"],
-            tracks=removed["tracks"],
-        )
+        return Purged.of(removed, done=done)

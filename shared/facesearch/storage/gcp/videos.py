@@ -18,15 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
-from facesearch.storage.metadata import (
-    FaceRecord,
-    Page,
-    check_id,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
-    stamped,
-)
+from facesearch.storage.metadata import FaceRecord, check_id, stamped
+from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
 from facesearch.storage.records import (
     face_to_dict,
     track_from_dict,
@@ -200,10 +193,7 @@ class FirestoreVideos:
         if cursor:
             query = query.start_after(decode_cursor(kind, cursor, 2))
         items = [track_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
-        next_cursor = None
-        if len(items) == limit:
-            next_cursor = encode_cursor(kind, [items[-1].track_index, items[-1].track_id])
-        return Page(items, next_cursor)
+        return page_of(items, limit, kind, lambda last: [last.track_index, last.track_id])
 
     @transient
     def get_tracks(self, track_ids: Sequence[str]) -> dict[str, TrackRecord]:

@@ -20,18 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facesearch.errors import CollectionClosed, Conflict, NotFound, TransientError
+from facesearch.storage.catalog import CollectionRecord, CollectionStatus
 from facesearch.storage.local.sqlite import private_file
-from facesearch.storage.metadata import (
-    DEFAULT_COLLECTION,
-    CollectionRecord,
-    CollectionStatus,
-    Page,
-    check_collection_id,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
-    now,
-)
+from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id, now
+from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
 from facesearch.storage.records import collection_from_dict, collection_to_dict, updated_collection
 
 if TYPE_CHECKING:
@@ -333,8 +325,7 @@ class SqliteCatalog:
             (after, limit),
         )
         items = [collection_from_dict(json.loads(r["data"])) for r in rows]
-        last = [items[-1].collection_id] if items else []
-        return Page(items, encode_cursor("collections", last) if len(items) == limit else None)
+        return page_of(items, limit, "collections", lambda last: [last.collection_id])
 
     def update_collection(
         self,

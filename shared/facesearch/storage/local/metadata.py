@@ -31,17 +31,15 @@ from facesearch.storage.metadata import (
     FaceRecord,
     ImageRecord,
     ImageStatus,
-    Page,
     Purged,
     StoreCounts,
     check_collection_id,
+    check_face_set,
     check_id,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
     now,
     stamped,
 )
+from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
 from facesearch.storage.records import (
     face_from_dict,
     face_to_dict,
@@ -145,7 +143,7 @@ class SqliteMetadataStore(SqliteVideos):
                 (self._cid, after, limit),
             )
             items = [image_from_dict(json.loads(r["data"])) for r in rows]
-            next_values: list[Any] = [items[-1].image_id] if items else []
+            return page_of(items, limit, kind, lambda last: [last.image_id])
         else:
             kind = f"images:{status}"
             sql = "SELECT data FROM images WHERE collection_id = ? AND status = ?"
@@ -158,8 +156,7 @@ class SqliteMetadataStore(SqliteVideos):
                 sql + " ORDER BY updated_at DESC, image_id DESC LIMIT ?", [*params, limit]
             )
             items = [image_from_dict(json.loads(r["data"])) for r in rows]
-            next_values = [items[-1].updated_at, items[-1].image_id] if items else []
-        return Page(items, encode_cursor(kind, next_values) if len(items) == limit else None)
+            return page_of(items, limit, kind, lambda last: [last.updated_at, last.image_id])
 
     def images_created_before(self, before: float, *, limit: int = 100) -> list[ImageRecord]:
         rows = self._query(
@@ -188,11 +185,7 @@ class SqliteMetadataStore(SqliteVideos):
     # --- faces ------------------------------------------------------------------------
 
     def put_faces(self, image_id: str, faces: Sequence[FaceRecord]) -> None:
-        check_id("image", image_id)
-        for face in faces:
-            check_id("face", face.face_id)
-            if face.image_id != image_id:
-                raise ValueError(f"face {face.face_id} belongs to {face.image_id}, not {image_id}")
+        check_face_set(image_id, faces)
         with self._sql.write(self._cid) as db:
             existing = {
                 r["face_id"]: r
@@ -293,14 +286,9 @@ class SqliteMetadataStore(SqliteVideos):
                 params.append(fid)
             sql += " ORDER BY face_id LIMIT ?"
         items = [self._face(r) for r in self._query(sql, [*params, limit])]
-        next_cursor = None
-        if len(items) == limit:
-            last = items[-1]
-            values: list[Any] = (
-                [last.face_index, last.face_id] if image_id is not None else [last.face_id]
-            )
-            next_cursor = encode_cursor(kind, values)
-        return Page(items, next_cursor)
+        if image_id is None:
+            return page_of(items, limit, kind, lambda last: [last.face_id])
+        return page_of(items, limit, kind, lambda last: [last.face_index, last.face_id])
 
     def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> int:
         updated = 0
@@ -358,10 +346,4 @@ class SqliteMetadataStore(SqliteVideos):
                 ).fetchone()[0]
                 for table, _ in _PURGE_ORDER
             )
-        return Purged(
-            images=removed["images"],
-            faces=removed["faces"],
-            done=remaining == 0,
-            videos=removed["videos"] + removed["video_chunks"],
-            tracks=removed["tracks"],
-        )
+        return Purged.of(removed, done=remaining == 0)

@@ -31,13 +31,8 @@ from facesearch.people.ports import (
 )
 from facesearch.people.types import ClusterFace, Correction, Person, Tombstone
 from facesearch.storage.local.catalog import LEGACY_TABLES, SqliteDb
-from facesearch.storage.metadata import (
-    DEFAULT_COLLECTION,
-    Page,
-    check_collection_id,
-    decode_cursor,
-    encode_cursor,
-)
+from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id
+from facesearch.storage.paging import Page, decode_cursor, encode_cursor
 from facesearch.storage.records import PeopleRecord, people_document, people_record
 
 logger = logging.getLogger(__name__)

@@ -16,15 +16,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from facesearch.storage.local.catalog import SqliteDb, sql_json
-from facesearch.storage.metadata import (
-    FaceRecord,
-    Page,
-    check_id,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
-    stamped,
-)
+from facesearch.storage.metadata import FaceRecord, check_id, stamped
+from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
 from facesearch.storage.records import (
     track_from_dict,
     track_to_dict,
@@ -208,10 +201,7 @@ class SqliteVideos:
             params += [index, index, tid]
         rows = self._query(sql + " ORDER BY track_index, track_id LIMIT ?", [*params, limit])
         items = [self._track(r) for r in rows]
-        next_cursor = None
-        if len(items) == limit:
-            next_cursor = encode_cursor(kind, [items[-1].track_index, items[-1].track_id])
-        return Page(items, next_cursor)
+        return page_of(items, limit, kind, lambda last: [last.track_index, last.track_id])
 
     def get_tracks(self, track_ids: Sequence[str]) -> dict[str, TrackRecord]:
         ids = list(dict.fromkeys(track_ids))
