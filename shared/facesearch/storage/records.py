@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -40,78 +40,82 @@ from facesearch.storage.videos import TrackRecord, VideoRecord
 #: a record of the people store
 PeopleRecord = ClusterFace | Person | Tombstone | Correction
 
-_COLLECTION = TypeAdapter(CollectionRecord)
-_IMAGE = TypeAdapter(ImageRecord)
-_FACE = TypeAdapter(FaceRecord)
-_VIDEO = TypeAdapter(VideoRecord)
-_TRACK = TypeAdapter(TrackRecord)
+R = TypeVar("R")
+T = TypeVar("T")
 
 
-def collection_to_dict(record: CollectionRecord) -> dict[str, Any]:
-    data: dict[str, Any] = _COLLECTION.dump_python(record)
-    data["status"] = str(record.status)
-    return data
+class _Codec(Generic[R]):
+    """One record type's document mapping. A ``status`` enum is stored as its plain
+    string (neither Firestore nor JSON knows enums); reading keeps only the record's
+    fields (documents also carry e.g. ``embedding_dims``) and lets a None mean the
+    field's default."""
+
+    def __init__(self, record_type: type[R]) -> None:
+        self._adapter = TypeAdapter(record_type)
+        self._names = record_type.__dataclass_fields__  # type: ignore[attr-defined]
+
+    def to_dict(self, record: R) -> dict[str, Any]:
+        data: dict[str, Any] = self._adapter.dump_python(record)
+        if "status" in data:
+            data["status"] = str(data["status"])
+        return data
+
+    def known(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in data.items() if k in self._names and v is not None}
+
+    def from_dict(self, data: Mapping[str, Any]) -> R:
+        return self.validate(self.known(data))
+
+    def validate(self, fields: Mapping[str, Any]) -> R:
+        return self._adapter.validate_python(fields)
 
 
-def collection_from_dict(data: Mapping[str, Any]) -> CollectionRecord:
-    return _COLLECTION.validate_python(_known(data, CollectionRecord))
+_COLLECTIONS = _Codec(CollectionRecord)
+_IMAGES = _Codec(ImageRecord)
+_FACES = _Codec(FaceRecord)
+_VIDEOS = _Codec(VideoRecord)
+_TRACKS = _Codec(TrackRecord)
 
-
-def image_to_dict(record: ImageRecord) -> dict[str, Any]:
-    data: dict[str, Any] = _IMAGE.dump_python(record)
-    data["status"] = str(record.status)
-    return data
-
-
-def image_from_dict(data: Mapping[str, Any]) -> ImageRecord:
-    return _IMAGE.validate_python(_known(data, ImageRecord))
+collection_to_dict = _COLLECTIONS.to_dict
+collection_from_dict = _COLLECTIONS.from_dict
+image_to_dict = _IMAGES.to_dict
+image_from_dict = _IMAGES.from_dict
+video_to_dict = _VIDEOS.to_dict
+video_from_dict = _VIDEOS.from_dict
 
 
 def face_to_dict(record: FaceRecord) -> dict[str, Any]:
     """JSON-able fields plus ``embedding`` as bytes (each adapter stores it natively)."""
-    data: dict[str, Any] = _FACE.dump_python(record)
+    data = _FACES.to_dict(record)
     data["landmarks"] = [float(v) for point in record.landmarks for v in point]
     data["embedding_dims"] = record.dims
     return data
 
 
 def face_from_dict(data: Mapping[str, Any]) -> FaceRecord:
-    fields = _known(data, FaceRecord)
-    flat = [float(v) for v in fields.get("landmarks") or []]
-    fields["landmarks"] = [(flat[i], flat[i + 1]) for i in range(0, len(flat) - 1, 2)]
-    return _FACE.validate_python(fields)
-
-
-def video_to_dict(record: VideoRecord) -> dict[str, Any]:
-    data: dict[str, Any] = _VIDEO.dump_python(record)
-    data["status"] = str(record.status)
-    return data
-
-
-def video_from_dict(data: Mapping[str, Any]) -> VideoRecord:
-    return _VIDEO.validate_python(_known(data, VideoRecord))
+    fields = _FACES.known(data)
+    fields["landmarks"] = _pairs([float(v) for v in fields.get("landmarks") or []])
+    return _FACES.validate(fields)
 
 
 def track_to_dict(record: TrackRecord) -> dict[str, Any]:
     """JSON-able fields plus ``mean_embedding`` as bytes; spans flat (``s, e, s, e...``)
     like landmarks (Firestore has no nested arrays), and ``first_ms`` for humans."""
-    data: dict[str, Any] = _TRACK.dump_python(record)
+    data = _TRACKS.to_dict(record)
     data["spans"] = [int(v) for span in record.spans for v in span]
     data["first_ms"] = record.first_ms
     return data
 
 
 def track_from_dict(data: Mapping[str, Any]) -> TrackRecord:
-    fields = _known(data, TrackRecord)
-    flat = [int(v) for v in fields.get("spans") or []]
-    fields["spans"] = [(flat[i], flat[i + 1]) for i in range(0, len(flat) - 1, 2)]
-    return _TRACK.validate_python(fields)
+    fields = _TRACKS.known(data)
+    fields["spans"] = _pairs([int(v) for v in fields.get("spans") or []])
+    return _TRACKS.validate(fields)
 
 
-def _known(data: Mapping[str, Any], record_type: type) -> dict[str, Any]:
-    """Only the record's fields (documents also carry e.g. ``embedding_dims``); None = default."""
-    names = record_type.__dataclass_fields__  # type: ignore[attr-defined]
-    return {k: v for k, v in data.items() if k in names and v is not None}
+def _pairs(flat: list[T]) -> list[tuple[T, T]]:
+    """``x, y, x, y...`` back to ``(x, y)`` pairs (an odd last value is dropped)."""
+    return [(flat[i], flat[i + 1]) for i in range(0, len(flat) - 1, 2)]
 
 
 def updated_collection(
