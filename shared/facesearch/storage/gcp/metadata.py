@@ -27,7 +27,12 @@ from typing import Any, TypeVar
 
 from facesearch.errors import CollectionClosed, NotFound
 from facesearch.storage.catalog import CollectionStatus
-from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
+from facesearch.storage.gcp.firestore import (
+    existing_documents,
+    firestore,
+    snapshot_data,
+    transient,
+)
 from facesearch.storage.gcp.videos import FirestoreVideos
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
@@ -134,15 +139,9 @@ class FirestoreMetadataStore(FirestoreVideos):
 
     @transient
     def existing_images(self, image_ids: Sequence[str]) -> set[str]:
-        ids = list(dict.fromkeys(image_ids))
-        found: set[str] = set()
-        for start in range(0, len(ids), 300):
-            refs = [self._images.document(i) for i in ids[start : start + 300]]
-            # field_paths=[]: existence only, no document bodies over the wire
-            for snap in self.client.get_all(refs, field_paths=[]):
-                if snap.exists:
-                    found.add(snap.id)
-        return found
+        # field_paths=[]: existence only, no document bodies over the wire
+        snaps = existing_documents(self.client, self._images, image_ids, field_paths=[])
+        return {snap.id for snap in snaps}
 
     @transient
     def list_images(
@@ -214,14 +213,8 @@ class FirestoreMetadataStore(FirestoreVideos):
 
     @transient
     def get_faces(self, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
-        ids = list(dict.fromkeys(face_ids))
-        out: dict[str, FaceRecord] = {}
-        for start in range(0, len(ids), 300):
-            refs = [self._faces.document(i) for i in ids[start : start + 300]]
-            for snap in self.client.get_all(refs):
-                if snap.exists:
-                    out[snap.id] = face_from_dict(snapshot_data(snap))
-        return out
+        snaps = existing_documents(self.client, self._faces, face_ids)
+        return {snap.id: face_from_dict(snapshot_data(snap)) for snap in snaps}
 
     @transient
     def list_faces(

@@ -17,7 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
+from facesearch.storage.gcp.firestore import (
+    existing_documents,
+    firestore,
+    snapshot_data,
+    transient,
+)
 from facesearch.storage.metadata import FaceRecord, check_id, stamped
 from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
 from facesearch.storage.records import (
@@ -197,14 +202,8 @@ class FirestoreVideos:
 
     @transient
     def get_tracks(self, track_ids: Sequence[str]) -> dict[str, TrackRecord]:
-        ids = list(dict.fromkeys(track_ids))
-        out: dict[str, TrackRecord] = {}
-        for start in range(0, len(ids), 300):
-            refs = [self._tracks.document(i) for i in ids[start : start + 300]]
-            for snap in self.client.get_all(refs):
-                if snap.exists:
-                    out[snap.id] = track_from_dict(snapshot_data(snap))
-        return out
+        snaps = existing_documents(self.client, self._tracks, track_ids)
+        return {snap.id: track_from_dict(snapshot_data(snap)) for snap in snaps}
 
     @transient
     def delete_video(self, video_id: str) -> list[str]:

@@ -118,17 +118,8 @@ class SqliteMetadataStore(SqliteVideos):
         return image_from_dict(json.loads(rows[0]["data"])) if rows else None
 
     def existing_images(self, image_ids: Sequence[str]) -> set[str]:
-        ids = list(dict.fromkeys(image_ids))
-        found: set[str] = set()
-        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(
-                f"SELECT image_id FROM images WHERE collection_id = ? AND image_id IN ({marks})",
-                [self._cid, *chunk],
-            )
-            found.update(row["image_id"] for row in rows)
-        return found
+        rows = self._sql.rows_by_ids("images", "image_id", self._cid, image_ids, "image_id")
+        return {row["image_id"] for row in rows}
 
     def list_images(
         self, *, status: ImageStatus | None = None, cursor: str | None = None, limit: int = 100
@@ -249,19 +240,9 @@ class SqliteMetadataStore(SqliteVideos):
         return self._face(rows[0]) if rows else None
 
     def get_faces(self, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
-        out: dict[str, FaceRecord] = {}
-        ids = list(dict.fromkeys(face_ids))
-        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(
-                f"SELECT * FROM faces WHERE collection_id = ? AND face_id IN ({marks})",
-                [self._cid, *chunk],
-            )
-            for row in rows:
-                face = self._face(row)
-                out[face.face_id] = face
-        return out
+        rows = self._sql.rows_by_ids("faces", "face_id", self._cid, face_ids)
+        faces = (self._face(row) for row in rows)
+        return {face.face_id: face for face in faces}
 
     def list_faces(
         self, *, image_id: str | None = None, cursor: str | None = None, limit: int = 100

@@ -204,18 +204,9 @@ class SqliteVideos:
         return page_of(items, limit, kind, lambda last: [last.track_index, last.track_id])
 
     def get_tracks(self, track_ids: Sequence[str]) -> dict[str, TrackRecord]:
-        ids = list(dict.fromkeys(track_ids))
-        out: dict[str, TrackRecord] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._query(
-                f"SELECT * FROM tracks WHERE collection_id = ? AND track_id IN ({marks})",
-                [self._cid, *chunk],
-            ):
-                track = self._track(row)
-                out[track.track_id] = track
-        return out
+        rows = self._sql.rows_by_ids("tracks", "track_id", self._cid, track_ids)
+        tracks = (self._track(row) for row in rows)
+        return {track.track_id: track for track in tracks}
 
     def delete_video(self, video_id: str) -> list[str]:
         with self._sql.tx() as db:  # deleting is always allowed (erase deletes too)
