@@ -54,8 +54,11 @@ from facesearch.storage.records import (
     image_from_dict,
     image_to_dict,
 )
+from facesearch.storage.videos import VideoRecord
 
 T = TypeVar("T")
+#: the records with a status, upserted alike
+R = TypeVar("R", ImageRecord, VideoRecord)
 #: dynamic for the same reason as ``firestore`` (typed package vs google.cloud namespace)
 _FIELD_PATH: Any = importlib.import_module("google.cloud.firestore_v1.field_path")
 #: Firestore caps a write batch / transaction at 500 writes.
@@ -114,23 +117,26 @@ class FirestoreMetadataStore(FirestoreVideos):
     def _check_open(self, tx: Any) -> None:
         check_open(self._record, self._cid, tx)
 
+    def _put_stamped(self, ref: Any, record: R, to_dict: Callable[[R], dict[str, Any]]) -> R:
+        """Upsert an image or video record: keep its stored ``created_at``, stamp the rest,
+        in a transaction that checks the collection still takes writes."""
+
+        def run(tx: Any) -> R:
+            self._check_open(tx)
+            snap = ref.get(transaction=tx)
+            created = snap.get("created_at") if snap.exists else None
+            out = stamped(record, created, self._cid)
+            tx.set(ref, to_dict(out))
+            return out
+
+        return self._in_transaction(run)
+
     # --- images -----------------------------------------------------------------------
 
     @transient
     def put_image(self, record: ImageRecord) -> ImageRecord:
         check_id("image", record.image_id)
-        ref = self._images.document(record.image_id)
-
-        def run(tx: Any) -> ImageRecord:
-            self._check_open(tx)
-            snap = ref.get(transaction=tx)
-            created = snap.get("created_at") if snap.exists else None
-            stamped_record = stamped(record, created, self._cid)
-            tx.set(ref, image_to_dict(stamped_record))
-            return stamped_record
-
-        result: ImageRecord = self._in_transaction(run)
-        return result
+        return self._put_stamped(self._images.document(record.image_id), record, image_to_dict)
 
     @transient
     def get_image(self, image_id: str) -> ImageRecord | None:

@@ -50,6 +50,9 @@ class FirestoreVideos:
 
         def _in_transaction(self, fn: Callable[[Any], T]) -> T: ...
         def _check_open(self, tx: Any) -> None: ...
+        def _put_stamped(
+            self, ref: Any, record: VideoRecord, to_dict: Callable[[VideoRecord], dict[str, Any]]
+        ) -> VideoRecord: ...
 
     def _open_video_collections(self, prefix: str) -> None:
         self._videos = self.client.collection(f"{prefix}videos")
@@ -61,17 +64,7 @@ class FirestoreVideos:
     @transient
     def put_video(self, record: VideoRecord) -> VideoRecord:
         check_id("video", record.video_id)
-        ref = self._videos.document(record.video_id)
-
-        def run(tx: Any) -> VideoRecord:
-            self._check_open(tx)
-            snap = ref.get(transaction=tx)
-            created = snap.get("created_at") if snap.exists else None
-            out = stamped(record, created, self._cid)
-            tx.set(ref, video_to_dict(out))
-            return out
-
-        return self._in_transaction(run)
+        return self._put_stamped(self._videos.document(record.video_id), record, video_to_dict)
 
     @transient
     def get_video(self, video_id: str) -> VideoRecord | None:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from facesearch.storage.local.catalog import SqliteDb, sql_json
 from facesearch.storage.local.videos import SqliteVideos
@@ -46,7 +46,10 @@ from facesearch.storage.records import (
     image_from_dict,
     image_to_dict,
 )
+from facesearch.storage.videos import VideoRecord
 
+#: the records with a status, upserted alike
+R = TypeVar("R", ImageRecord, VideoRecord)
 #: erase order: faces first, so no face outlives its image or video record
 _PURGE_ORDER = (
     ("faces", "face_id"),
@@ -86,29 +89,37 @@ class SqliteMetadataStore(SqliteVideos):
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self._sql.query(sql, params)
 
-    # --- images -----------------------------------------------------------------------
-
-    def put_image(self, record: ImageRecord) -> ImageRecord:
-        check_id("image", record.image_id)
-        with self._sql.write(self._cid) as db:
+    def _put_stamped(
+        self, table: str, key: str, record: R, to_dict: Callable[[R], dict[str, Any]]
+    ) -> R:
+        """Upsert an image or video record (``key``: its id column): keep its stored
+        ``created_at``, stamp the rest, in a transaction that checks the collection."""
+        record_id = getattr(record, key)
+        with self._write() as db:
             row = db.execute(
-                "SELECT data FROM images WHERE collection_id = ? AND image_id = ?",
-                (self._cid, record.image_id),
+                f"SELECT data FROM {table} WHERE collection_id = ? AND {key} = ?",
+                (self._cid, record_id),
             ).fetchone()
             created = json.loads(row["data"])["created_at"] if row else None
             record = stamped(record, created, self._cid)
             db.execute(
-                "INSERT OR REPLACE INTO images (collection_id, image_id, status, updated_at, data)"
+                f"INSERT OR REPLACE INTO {table} (collection_id, {key}, status, updated_at, data)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (
                     self._cid,
-                    record.image_id,
+                    record_id,
                     str(record.status),
                     record.updated_at,
-                    sql_json(image_to_dict(record)),
+                    sql_json(to_dict(record)),
                 ),
             )
         return record
+
+    # --- images -----------------------------------------------------------------------
+
+    def put_image(self, record: ImageRecord) -> ImageRecord:
+        check_id("image", record.image_id)
+        return self._put_stamped("images", "image_id", record, image_to_dict)
 
     def get_image(self, image_id: str) -> ImageRecord | None:
         rows = self._query(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -37,30 +37,19 @@ class SqliteVideos:
         def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
         def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]: ...
         def _write_face(self, db: sqlite3.Connection, record: FaceRecord) -> None: ...
+        def _put_stamped(
+            self,
+            table: str,
+            key: str,
+            record: VideoRecord,
+            to_dict: Callable[[VideoRecord], dict[str, Any]],
+        ) -> VideoRecord: ...
 
     # --- videos ---------------------------------------------------------------------------
 
     def put_video(self, record: VideoRecord) -> VideoRecord:
         check_id("video", record.video_id)
-        with self._write() as db:
-            row = db.execute(
-                "SELECT data FROM videos WHERE collection_id = ? AND video_id = ?",
-                (self._cid, record.video_id),
-            ).fetchone()
-            created = json.loads(row["data"])["created_at"] if row else None
-            record = stamped(record, created, self._cid)
-            db.execute(
-                "INSERT OR REPLACE INTO videos (collection_id, video_id, status, updated_at, data)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    self._cid,
-                    record.video_id,
-                    str(record.status),
-                    record.updated_at,
-                    sql_json(video_to_dict(record)),
-                ),
-            )
-        return record
+        return self._put_stamped("videos", "video_id", record, video_to_dict)
 
     def get_video(self, video_id: str) -> VideoRecord | None:
         rows = self._query(
