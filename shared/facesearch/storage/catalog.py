@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from facesearch.storage.paging import Page
+from facesearch.storage.paging import Page, iter_pages
 
 if TYPE_CHECKING:
     from facesearch.people.ports import PeopleStore
@@ -94,10 +94,4 @@ class Catalog(Protocol):
 def iter_collections(catalog: Catalog, *, page_size: int = 500) -> Iterator[CollectionRecord]:
     """Every collection record, erased ones included, page by page (the sweeps that visit
     each collection read from this)."""
-    cursor: str | None = None
-    while True:
-        page = catalog.list_collections(cursor=cursor, limit=page_size)
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
+    return iter_pages(lambda cursor: catalog.list_collections(cursor=cursor, limit=page_size))

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.storage.paging import Page, encode_cursor
+from facesearch.storage.paging import Page, encode_cursor, iter_pages
 
 if TYPE_CHECKING:
     from facesearch.storage.videos import ChunkState, TrackRecord, VideoRecord
@@ -385,16 +385,12 @@ def iter_faces(
     open when None), which is how job tasks split the faces into disjoint ranges and how
     a task resumes after the last face it finished.
     """
-    cursor = faces_cursor_after(after) if after else None
-    while True:
-        page = store.list_faces(cursor=cursor, limit=page_size)
-        for face in page.items:
-            if until is not None and face.face_id > until:
-                return
-            yield face
-        if page.next_cursor is None:
+    start = faces_cursor_after(after) if after else None
+    pages = iter_pages(lambda cursor: store.list_faces(cursor=cursor, limit=page_size), start)
+    for face in pages:
+        if until is not None and face.face_id > until:
             return
-        cursor = page.next_cursor
+        yield face
 
 
 def faces_cursor_after(face_id: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -55,6 +55,17 @@ def decode_cursor(kind: str, cursor: str, arity: int) -> list[Any]:
     if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
         raise InvalidCursor("page cursor values must be strings or numbers")
     return values
+
+
+def iter_pages(fetch: Callable[[str | None], Page[T]], cursor: str | None = None) -> Iterator[T]:
+    """Every item of a listing, fetching page after page (``fetch(cursor)``, from
+    ``cursor``: None is the first page) only as the caller reads on."""
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
 
 
 def page_of(items: list[T], limit: int, kind: str, sort_key: Callable[[T], list[Any]]) -> Page[T]:
