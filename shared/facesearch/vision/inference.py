@@ -320,6 +320,13 @@ class InferenceModel:
         return value
 
 
+def no_options(opts: Mapping[str, Any], kind: str) -> None:
+    """A subclass's :meth:`InferenceModel.from_entry` refuses options it does not take (the
+    base signature accepts any, so a typo would otherwise pass silently)."""
+    if opts:
+        raise TypeError(f"unknown {kind} options {sorted(opts)}")
+
+
 def single_io(session: ModelSession, label: str) -> tuple[str, list[Any], str]:
     """(input name, input shape, first output name) of a one-input graph."""
     inputs = session.get_inputs()

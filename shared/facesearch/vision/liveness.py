@@ -27,7 +27,14 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.errors import InvalidImage, ModelError
-from facesearch.vision.inference import InferenceModel, LoadContext, Source, TensorSpec, single_io
+from facesearch.vision.inference import (
+    InferenceModel,
+    LoadContext,
+    Source,
+    TensorSpec,
+    no_options,
+    single_io,
+)
 from facesearch.vision.ort import ModelSession
 from facesearch.vision.registry import ModelSpec
 from facesearch.vision.settings import VisionSettings
@@ -161,8 +168,7 @@ class LivenessModel(InferenceModel):
         cls, entry: ModelSpec, source: Source, ctx: LoadContext, **opts: Any
     ) -> LivenessModel:
         """Crop recipe, normalisation and live column from the manifest entry."""
-        if opts:
-            raise TypeError(f"unknown liveness options {sorted(opts)}")
+        no_options(opts, "liveness")
         input_block = cls.block(entry, "input")
         return cls(
             source,
