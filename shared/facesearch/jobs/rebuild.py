@@ -27,7 +27,6 @@ writer after the switch, which probes.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -50,7 +49,7 @@ from facesearch.index.manifest import (
 from facesearch.index.segment import build_segment, upload_segment
 from facesearch.index.vectors import normalise
 from facesearch.index.writer import read_manifest
-from facesearch.jobs.tasks import Checkpoints, TaskSlot
+from facesearch.jobs.tasks import Checkpoints, TaskSlot, run_in_processes
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.metadata import DEFAULT_COLLECTION, FaceRecord, iter_faces
@@ -386,16 +385,5 @@ def run_local_tasks(rebuild: Rebuild, count: int) -> list[TaskResult]:
     """Every task of the run in ``count`` processes on this machine (spawned, not forked)."""
     if count == 1:
         return [rebuild.run_task(TaskSlot(0, 1))]
-    jobs = [
-        (
-            rebuild.backend.settings,
-            rebuild.run_id,
-            rebuild.collection_id,
-            rebuild.segment_size,
-            i,
-            count,
-        )
-        for i in range(count)
-    ]
-    with multiprocessing.get_context("spawn").Pool(count) as pool:
-        return pool.map(_task_main, jobs)
+    spec = (rebuild.backend.settings, rebuild.run_id, rebuild.collection_id, rebuild.segment_size)
+    return run_in_processes(_task_main, spec, count)

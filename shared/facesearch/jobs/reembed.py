@@ -47,7 +47,7 @@ from facesearch.jobs.rebuild import (
     SwitchResult,
     TaskResult,
 )
-from facesearch.jobs.tasks import TaskSlot
+from facesearch.jobs.tasks import TaskSlot, run_in_processes
 from facesearch.logs import log_fields
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
@@ -398,23 +398,14 @@ def _task_main(args: tuple[Any, str, str, str, int, str, int, int]) -> TaskResul
 
 def run_local_tasks(job: Reembed, count: int) -> list[TaskResult]:
     """Every task of the run in ``count`` processes here (spawned, not forked)."""
-    import multiprocessing
-
     if count == 1:
         return [job.run_task(TaskSlot(0, 1))]
-    model = job.embedder.model_id
-    jobs = [
-        (
-            job.backend.settings,
-            job.run_id,
-            model,
-            job.collection_id,
-            job.segment_size,
-            job.source,
-            i,
-            count,
-        )
-        for i in range(count)
-    ]
-    with multiprocessing.get_context("spawn").Pool(count) as pool:
-        return pool.map(_task_main, jobs)
+    spec = (
+        job.backend.settings,
+        job.run_id,
+        job.embedder.model_id,
+        job.collection_id,
+        job.segment_size,
+        job.source,
+    )
+    return run_in_processes(_task_main, spec, count)
