@@ -93,6 +93,9 @@ def new_run_id() -> str:
 class Rebuild:
     """One rebuild run of one collection's index (``run_id`` names its checkpoints)."""
 
+    #: what the run is called in errors and logs
+    KIND = "rebuild"
+
     def __init__(
         self,
         backend: Backend,
@@ -149,14 +152,39 @@ class Rebuild:
 
     # --- 2. tasks ------------------------------------------------------------------------
 
-    def run_task(self, task: TaskSlot, progress: Progress | None = None) -> TaskResult:
+    def _resume(self, task: TaskSlot) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The run's start record and this task's checkpoint (``{}``: a fresh task)."""
         started = self.checkpoints.read(START)
         if started is None:
-            raise ConfigError(f"rebuild {self.run_id} was not started")
-        model = ModelRef.parse(started["model"])
-        state = self.checkpoints.read(task.label) or {}
+            raise ConfigError(f"{self.KIND} {self.run_id} was not started")
+        return started, self.checkpoints.read(task.label) or {}
+
+    def _done(
+        self,
+        task: TaskSlot,
+        state: dict[str, Any],
+        segments: list[dict[str, Any]],
+        *,
+        faces: int,
+        skipped: int,
+        t0: float,
+    ) -> TaskResult:
+        """Checkpoint the task as finished (a rerun then returns at once), log it, report it:
+        ``faces`` done now, on top of what ``state`` (its checkpoint) had done before."""
+        total = int(state.get("faces", 0)) + faces
+        self.checkpoints.write(task.label, {"segments": segments, "faces": total, "finished": True})
+        seconds = time.perf_counter() - t0
+        logger.info(
+            f"{self.KIND} task finished",
+            extra=log_fields(run=self.run_id, task=task.label, faces=faces, seconds=seconds),
+        )
+        return TaskResult(task, faces, skipped, len(segments), seconds, bool(state))
+
+    def run_task(self, task: TaskSlot, progress: Progress | None = None) -> TaskResult:
+        started, state = self._resume(task)
         if state.get("finished"):
             return TaskResult(task, int(state["faces"]), 0, len(state["segments"]), 0.0, True)
+        model = ModelRef.parse(started["model"])
         segments: list[dict[str, Any]] = list(state.get("segments", []))
         faces_done = int(state.get("faces", 0))
         after, until = task.face_range()
@@ -175,15 +203,7 @@ class Rebuild:
                     progress(len(chunk))
             body = {"segments": segments, "faces": faces_done + faces, "after": last}
             self.checkpoints.write(task.label, {**body, "finished": False})
-        self.checkpoints.write(
-            task.label, {"segments": segments, "faces": faces_done + faces, "finished": True}
-        )
-        seconds = time.perf_counter() - t0
-        logger.info(
-            "rebuild task finished",
-            extra=log_fields(run=self.run_id, task=task.label, faces=faces, seconds=seconds),
-        )
-        return TaskResult(task, faces, skipped, len(segments), seconds, bool(state))
+        return self._done(task, state, segments, faces=faces, skipped=skipped, t0=t0)
 
     def _build(self, faces: Sequence[FaceRecord], model: str) -> SegmentEntry:
         vectors = [f.vector_for(model) for f in faces]

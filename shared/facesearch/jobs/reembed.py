@@ -48,7 +48,6 @@ from facesearch.jobs.rebuild import (
     TaskResult,
 )
 from facesearch.jobs.tasks import TaskSlot, run_in_processes
-from facesearch.logs import log_fields
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
     FaceRecord,
@@ -109,6 +108,8 @@ class Sources:
 class Reembed(Rebuild):
     """One re-embed run of one collection (``run_id`` names its checkpoints)."""
 
+    KIND = "reembed"
+
     def __init__(
         self,
         backend: Backend,
@@ -160,13 +161,10 @@ class Reembed(Rebuild):
     # --- 2. tasks ------------------------------------------------------------------------
 
     def run_task(self, task: TaskSlot, progress: Progress | None = None) -> TaskResult:
-        started = self.checkpoints.read(START)
-        if started is None:
-            raise ConfigError(f"reembed {self.run_id} was not started")
-        model = str(started["model"])
-        state = self.checkpoints.read(task.label) or {}
+        started, state = self._resume(task)
         if state.get("finished"):
             return TaskResult(task, int(state["faces"]), 0, len(state["segments"]), 0.0, True)
+        model = str(started["model"])
         segments: list[dict[str, Any]] = list(state.get("segments", []))
         faces_done = int(state.get("faces", 0))
         after, until = task.face_range()
@@ -201,16 +199,8 @@ class Reembed(Rebuild):
             self._embed_batch(batch, model, ids, vectors)
         if ids:
             flush_segment(None)
-        self.checkpoints.write(
-            task.label, {"segments": segments, "faces": faces_done + faces, "finished": True}
-        )
-        seconds = time.perf_counter() - t0
-        logger.info(
-            "reembed task finished",
-            extra=log_fields(run=self.run_id, task=task.label, faces=faces, seconds=seconds),
-        )
         skipped = len(self.sources.unavailable)
-        return TaskResult(task, faces, skipped, len(segments), seconds, bool(state))
+        return self._done(task, state, segments, faces=faces, skipped=skipped, t0=t0)
 
     def _embed_batch(
         self,
