@@ -7,12 +7,9 @@ server and the client cannot drift apart.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from facesearch import jsonsafe
 
 if TYPE_CHECKING:
     from facesearch.people.representative import PersonMatch
@@ -371,22 +368,6 @@ class ImageOut(BaseModel):
 class FacePage(BaseModel):
     items: list[FaceOut]
     next_cursor: str | None
-
-
-#: person metadata: small, shallow JSON (Firestore refuses maps nested deeper than 20)
-MAX_METADATA_DEPTH = 8
-MAX_METADATA_BYTES = 16 * 1024
-
-
-def small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    text = json.dumps(value, separators=(",", ":")).encode()
-    if len(text) > MAX_METADATA_BYTES:
-        raise ValueError(f"metadata is over {MAX_METADATA_BYTES} bytes as JSON")
-    if jsonsafe.depth(text) > MAX_METADATA_DEPTH:
-        raise ValueError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
-    return value
 
 
 class Forgotten(BaseModel):
