@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field, field_validator
 
 from facesearch import jsonsafe
-from facesearch.api.schemas import MAX_ID_CHARS, STRICT, FaceOut
+from facesearch.api.schemas import MAX_ID_CHARS, STRICT, FaceOut, from_attributes
 
 if TYPE_CHECKING:
     from facesearch.people.representative import PersonView
@@ -176,25 +176,13 @@ class CorrectionOut(BaseModel):
 
     @classmethod
     def from_entry(cls, entry: Correction) -> CorrectionOut:
-        return cls(
-            correction_id=entry.correction_id,
+        return from_attributes(
+            cls,
+            entry,
             kind=str(entry.kind),
             actor=str(entry.actor),
-            at=entry.at,
-            person_id=entry.person_id,
-            faces=[
-                FaceChangeOut(
-                    face_id=c.face_id, before_person=c.before_person, after_person=c.after_person
-                )
-                for c in entry.faces
-            ],
+            faces=[from_attributes(FaceChangeOut, change) for change in entry.faces],
             merged=list(entry.merged),
-            created_person=entry.created_person,
-            old_name=entry.old_name,
-            new_name=entry.new_name,
-            undoes=entry.undoes,
-            undone_by=entry.undone_by,
-            note=entry.note,
         )
 
 
