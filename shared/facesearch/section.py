@@ -12,18 +12,35 @@ unless the field declares its own with :func:`env_name`.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+#: the constraints knobs share, declared once (a new knob picks its kind, not its bounds)
+Count = Annotated[int, Field(ge=1)]
+Cosine = Annotated[float, Field(ge=-1.0, le=1.0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class SettingsSection(BaseModel):
-    """Frozen, validated, no unknown keys: a typo in a knob fails at start."""
+    """Frozen, validated, no unknown keys: a typo in a knob fails at start.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A knob is documented by the docstring under it (``use_attribute_docstrings``): that text
+    becomes its description, shown by ``facesearch config`` and in the docs tables, with its
+    line breaks folded so a wrapped docstring reads as one sentence.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     #: prefix of this section's flat names, after ``FACESEARCH_`` (e.g. ``"index_"``)
     env_prefix: ClassVar[str] = ""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for field in cls.model_fields.values():
+            if field.description:
+                field.description = " ".join(field.description.split())
 
     @classmethod
     def env_names(cls) -> dict[str, str]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import NonNegativeFloat
 
-from facesearch.section import SettingsSection
+from facesearch.section import Count, SettingsSection
 
 
 class IndexerSettings(SettingsSection):
@@ -12,9 +12,7 @@ class IndexerSettings(SettingsSection):
 
     env_prefix = "indexer_"
 
-    commit_window_ms: float = Field(
-        default=200.0, ge=0.0, description="Group commit: gather concurrent requests this long."
-    )
-    commit_max_vectors: int = Field(
-        default=4096, ge=1, description="Group commit: flush early at this many vectors."
-    )
+    commit_window_ms: NonNegativeFloat = 200.0
+    """Group commit: gather concurrent requests this long."""
+    commit_max_vectors: Count = 4096
+    """Group commit: flush early at this many vectors."""

@@ -9,7 +9,8 @@ platform's redelivery and never loses or duplicates a face:
    skipped otherwise), status ``processing`` with the attempt counted;
 3. vision pipeline; a permanently bad image becomes ``failed(code, message)``;
 4. crops, then ``faces/*`` (same ids on every attempt), then the embeddings are
-   published (the index ignores faces it already holds), and only then ``done``.
+   published (the index ignores faces it already holds), and only then ``done``
+   (these writes are :class:`facesearch.ingest.results.ImageResults`'s).
 
 Transient failures (a dependency unavailable) propagate as
 :class:`TransientError` so the entry point asks for a retry; an image that
@@ -19,14 +20,10 @@ instead of cycling until the dead-letter queue.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import numpy as np
-from PIL import Image
 
 from facesearch.collections.directory import CollectionDirectory
 from facesearch.collections.policy import CollectionSettings
@@ -48,29 +45,25 @@ from facesearch.ingest.job import (
     IngestOutcome,
     Outcome,
 )
-from facesearch.ingest.sources import SourceRef, face_id_for
+from facesearch.ingest.results import ImageResults
+from facesearch.ingest.sources import SourceRef
 from facesearch.ingest.video import VideoIngest, is_video
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Bus
-from facesearch.storage.messages import DeletionsMessage, EmbeddingsMessage, VideoTask, chunked
+from facesearch.storage.messages import VideoTask
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
-    FaceRecord,
     ImageRecord,
     ImageStatus,
     MetadataStore,
-    collection_prefix,
 )
 from facesearch.telemetry import metrics, span
 from facesearch.video.sniff import SNIFF_BYTES
 from facesearch.vision.decode import sniff_format
 from facesearch.vision.pipeline import FacePipeline
-from facesearch.vision.types import Face, ImageResult
 
 logger = logging.getLogger(__name__)
-
-CROP_JPEG_QUALITY = 90
 
 #: Reads a source's bytes and the generation they belong to (None where meaningless).
 Loader = Callable[[SourceRef], tuple[bytes, int | None]]
@@ -94,6 +87,11 @@ class IngestService:
     loader: Loader = field(kw_only=True)
     #: the video half (facesearch.ingest.video); None: videos are skipped as not images
     videos: VideoIngest | None = field(kw_only=True, default=None)
+    #: writes a photo's crops, records and messages (built from the clients above)
+    results: ImageResults = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.results = ImageResults(self.settings, self.crops, self.bus)
 
     @property
     def metadata(self) -> MetadataStore:
@@ -149,7 +147,7 @@ class IngestService:
             return self._ingest(job, data, fields)
         except CollectionClosed as error:  # the erase began while this image was processed
             logger.warning("skipped: %s", error.message, extra=fields)
-            self._drop_crops(job)
+            self.results.drop_crops(job)
             return IngestOutcome(image_id, source.display, Outcome.SKIPPED, reason=error.code)
 
     def run_video_task(self, task: VideoTask) -> IngestOutcome:
@@ -187,7 +185,7 @@ class IngestService:
             return IngestOutcome(
                 source.image_id, source.display, Outcome.DUPLICATE, reason="already final"
             )
-        return self._fail(
+        return self.results.fail(
             job, EventExpired(f"event {age_s:.0f} s old: dropped, not retried"), existing
         )
 
@@ -213,7 +211,7 @@ class IngestService:
         ):
             return self.videos.plan(job, data)
         if source.size is not None and source.size > limit:
-            return self._fail(
+            return self.results.fail(
                 job, ImageTooLarge(f"{source.size} bytes is over the {limit}-byte cap"), None
             )
         existing = store.get_image(image_id)
@@ -222,7 +220,7 @@ class IngestService:
             # Re-publish the stored embeddings: the indexer skips live faces, and a face
             # recorded but never indexed (a crash between publish and commit in embedded
             # mode, a dropped message) becomes searchable again. No download, no model.
-            republished = self._republish(job, image_id)
+            republished = self.results.republish(job, image_id)
             logger.info("already done: redelivery acknowledged, embeddings re-sent", extra=fields)
             return IngestOutcome(
                 image_id,
@@ -240,13 +238,13 @@ class IngestService:
                     error_code=existing.error_code,
                     reason="already failed",
                 )
-            return self._fail(
+            return self.results.fail(
                 job,
                 TooManyAttempts(f"gave up after {existing.attempts} processing attempts"),
                 existing,
             )
         if job.max_faces is not None and store.counts().faces >= job.max_faces:
-            return self._fail(
+            return self.results.fail(
                 job,
                 QuotaExceeded(
                     f"collection {source.collection_id} holds its maximum of {job.max_faces} faces"
@@ -264,7 +262,7 @@ class IngestService:
             except FaceSearchError as error:  # e.g. a URL outside the fetch allow-list
                 if error.retryable:
                     raise
-                return self._fail(job, error, existing)
+                return self.results.fail(job, error, existing)
             if source.generation is not None and generation not in (None, source.generation):
                 logger.info(
                     "object was overwritten since the event; the newer event ingests it",
@@ -276,7 +274,7 @@ class IngestService:
         if self.videos is not None and is_video(data):  # sniffed by content, never the name
             return self.videos.plan(job, data)
         if len(data) > limit:
-            return self._fail(
+            return self.results.fail(
                 job, ImageTooLarge(f"{len(data)} bytes is over the {limit}-byte cap"), existing
             )
         if sniff_format(data) is None and not source.claims_image():
@@ -300,8 +298,8 @@ class IngestService:
         except FaceSearchError as error:
             if error.retryable:
                 raise
-            return self._fail(job, error, record)
-        return self._store(job, record, result, time.perf_counter() - start)
+            return self.results.fail(job, error, record)
+        return self.results.store(job, record, result, time.perf_counter() - start)
 
     def _large_video(self, source: SourceRef, limit: int) -> bool:
         """An object over the image cap is refused unless its first bytes say video."""
@@ -321,168 +319,6 @@ class IngestService:
                 return is_video(reader.read(SNIFF_BYTES))
         except NotFound:
             return False  # gone: the normal path records it superseded
-
-    def _store(
-        self, job: IngestJob, record: ImageRecord, result: ImageResult, pipeline_s: float
-    ) -> IngestOutcome:
-        source, image_id = job.source, record.image_id
-        start = time.perf_counter()
-        with span("ingest.crops"):
-            faces = [self._face_record(job, face, result.model) for face in result.faces]
-        crops_ms = (time.perf_counter() - start) * 1000.0
-        start = time.perf_counter()
-        with span("ingest.metadata"):
-            job.store.put_faces(image_id, faces)
-        metadata_ms = (time.perf_counter() - start) * 1000.0
-        start = time.perf_counter()
-        with span("ingest.publish", {"facesearch.faces": len(faces)}):
-            self._publish(job, result.model, faces)
-        publish_ms = (time.perf_counter() - start) * 1000.0
-        timings = {
-            **result.timings_ms,
-            "pipeline": round(pipeline_s * 1000.0, 3),
-            "crops": round(crops_ms, 3),
-            "metadata": round(metadata_ms, 3),
-            "publish": round(publish_ms, 3),
-        }
-        job.store.put_image(
-            ImageRecord(
-                image_id=image_id,
-                source=record.source,
-                status=ImageStatus.DONE,
-                source_info=record.source_info,
-                face_count=len(faces),
-                width=result.width,
-                height=result.height,
-                format=result.source_format,
-                model=result.model,
-                timings_ms=timings,
-                attempts=record.attempts,
-                created_at=record.created_at,
-            )
-        )
-        logger.info(
-            "image ingested",
-            extra=log_fields(
-                image_id=image_id,
-                source=source.display,
-                collection=source.collection_id,
-                faces=len(faces),
-                timings_ms=timings,
-            ),
-        )
-        return IngestOutcome(image_id, source.display, Outcome.DONE, len(faces), timings_ms=timings)
-
-    def _crop_name(self, job: IngestJob, index: int) -> str:
-        return f"{collection_prefix(job.source.collection_id)}{job.source.image_id}/{index}.jpg"
-
-    def _face_record(self, job: IngestJob, face: Face, model: str) -> FaceRecord:
-        image_id = job.source.image_id
-        crop_url = None
-        if face.crop is not None:
-            buffer = io.BytesIO()
-            Image.fromarray(face.crop).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
-            name = self._crop_name(job, face.index)
-            self.crops.write(name, buffer.getvalue())
-            crop_url = f"{self.crops.url}/{name}"
-        return FaceRecord.from_face(
-            face,
-            face_id=face_id_for(image_id, face.index),
-            image_id=image_id,
-            model=model,
-            crop_url=crop_url,
-        )
-
-    def _drop_crops(self, job: IngestJob) -> None:
-        """Crops written for an image whose records the store then refused (erased collection)."""
-        prefix = f"{collection_prefix(job.source.collection_id)}{job.source.image_id}/"
-        for info in self.crops.list(prefix):
-            self.crops.delete(info.name)
-
-    def _republish(self, job: IngestJob, image_id: str) -> int:
-        """The embeddings of a done image's stored faces, published again; how many."""
-        faces: list[FaceRecord] = []
-        cursor: str | None = None
-        while True:
-            page = job.store.list_faces(image_id=image_id, cursor=cursor, limit=500)
-            faces.extend(f for f in page.items if f.model == job.model)
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-        self._publish(job, job.model, faces)
-        return len(faces)
-
-    def _publish(self, job: IngestJob, model: str, faces: list[FaceRecord]) -> None:
-        if not faces:
-            return
-        source = job.source
-        messages = []
-        for chunk in chunked(faces, self.settings.ingest.faces_per_message):
-            vectors = np.stack([f.vector() for f in chunk])
-            messages.append(
-                EmbeddingsMessage(
-                    source.image_id,
-                    model,
-                    [f.face_id for f in chunk],
-                    vectors,
-                    source.created_time,
-                    collection_id=source.collection_id,
-                ).encode()
-            )
-        self.bus.publish(self.settings.storage.embeddings_topic, messages)
-
-    def _fail(
-        self, job: IngestJob, error: FaceSearchError, existing: ImageRecord | None
-    ) -> IngestOutcome:
-        """Record a permanent failure (so it is visible and never retried) and acknowledge.
-
-        Faces an earlier, interrupted attempt stored (and perhaps published) are removed
-        from the records and the index: a failed image has no searchable faces.
-        """
-        source = job.source
-        if existing is not None:
-            stale = [f.face_id for f in job.store.list_faces(image_id=source.image_id).items]
-            if stale:
-                job.store.put_faces(source.image_id, [])
-                self.bus.publish(
-                    self.settings.storage.deletions_topic,
-                    [
-                        DeletionsMessage(
-                            stale, "image failed", collection_id=source.collection_id
-                        ).encode()
-                    ],
-                )
-        job.store.put_image(
-            ImageRecord(
-                image_id=source.image_id,
-                source=source.display,
-                status=ImageStatus.FAILED,
-                source_info=source.info(),
-                error_code=error.code,
-                error_message=error.message,
-                model=job.model,
-                attempts=existing.attempts if existing else 0,
-                created_at=existing.created_at if existing else 0.0,
-            )
-        )
-        logger.error(
-            "image failed",
-            extra=log_fields(
-                image_id=source.image_id,
-                source=source.display,
-                collection=source.collection_id,
-                error_type=type(error).__name__,
-                error_code=error.code,
-                error=error.message,
-            ),
-        )
-        return IngestOutcome(
-            source.image_id,
-            source.display,
-            Outcome.FAILED,
-            error_code=error.code,
-            reason=error.message,
-        )
 
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from facesearch.section import SettingsSection
+from facesearch.section import Count, SettingsSection
 
 
 class IngestSettings(SettingsSection):
@@ -12,16 +12,12 @@ class IngestSettings(SettingsSection):
 
     env_prefix = "ingest_"
 
-    skip_prefixes: list[str] = Field(
-        default=["crops/", "index/", "_facesearch/"],
-        description="Object-name prefixes ingest ignores (our own outputs; JSON list).",
-    )
+    skip_prefixes: list[str] = Field(default=["crops/", "index/", "_facesearch/"])
+    """Object-name prefixes ingest ignores (our own outputs; JSON list)."""
     collection_pattern: str = Field(
-        default="collections/{collection}/",
-        pattern=r"^[^{}]*\{collection\}[^{}]*$",
-        description="Uploaded object names starting like this go to that collection (others to"
-        " 'default'): collections/wedding-2026/a.jpg is in wedding-2026.",
+        default="collections/{collection}/", pattern=r"^[^{}]*\{collection\}[^{}]*$"
     )
-    faces_per_message: int = Field(
-        default=256, ge=1, le=2000, description="Embeddings per face-embeddings message."
-    )
+    """Uploaded object names starting like this go to that collection (others to 'default'):
+    collections/wedding-2026/a.jpg is in wedding-2026."""
+    faces_per_message: Count = Field(default=256, le=2000)
+    """Embeddings per face-embeddings message."""

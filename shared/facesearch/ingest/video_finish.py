@@ -11,17 +11,16 @@ Idempotent: a re-run writes the same ids; a finish after done is acknowledged si
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from facesearch.errors import FaceSearchError, IncompleteVideo, NotFound
 from facesearch.ingest.job import IngestJob, IngestOutcome, Outcome
+from facesearch.ingest.outputs import publish_embeddings, write_crop
 from facesearch.ingest.video_steps import (
     VideoSteps,
     logger,
@@ -29,15 +28,13 @@ from facesearch.ingest.video_steps import (
     planned_settings,
     video_outcome,
 )
-from facesearch.storage.messages import EmbeddingsMessage, VideoTask, chunked
+from facesearch.storage.messages import VideoTask
 from facesearch.storage.metadata import FaceRecord, embedding_bytes
 from facesearch.storage.videos import TrackRecord, VideoRecord, VideoStatus
 from facesearch.video.chunks import stitch
 from facesearch.video.names import result_name, staged_name, track_crop_name
 from facesearch.video.records import chunk_result_from_dict
 from facesearch.video.types import Track
-
-CROP_JPEG_QUALITY = 90
 
 
 class VideoFinisher(VideoSteps):
@@ -79,7 +76,15 @@ class VideoFinisher(VideoSteps):
             faces.append(face)
             tracks.append(track_record)
         store.put_tracks(video_id, tracks, faces)
-        self._publish_faces(job, video_id, video.model, faces)
+        publish_embeddings(
+            self.bus,
+            self.settings.storage.embeddings_topic,
+            faces,
+            source=job.source,
+            image_id=video_id,
+            model=video.model,
+            per_message=self.settings.ingest.faces_per_message,
+        )
         timings = {**video.timings_ms, "load_results": round(load_ms, 3)}
         finished = replace(
             record,
@@ -116,10 +121,9 @@ class VideoFinisher(VideoSteps):
         """A track's best face as a face record (crop stored) and its track record."""
         best = track.best
         collection_id, video_id = job.source.collection_id, track.video_id
-        buffer = io.BytesIO()
-        Image.fromarray(best.crop).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
-        name = track_crop_name(collection_id, video_id, index)
-        self.crops.write(name, buffer.getvalue())
+        crop_url = write_crop(
+            self.crops, track_crop_name(collection_id, video_id, index), best.crop
+        )
         quality: dict[str, Any] = asdict(best.quality)
         quality["reasons"] = list(best.quality.reasons)
         live = None
@@ -137,7 +141,7 @@ class VideoFinisher(VideoSteps):
             liveness=best.liveness,
             live=live,
             quality=quality,
-            crop_url=f"{self.crops.url}/{name}",
+            crop_url=crop_url,
             video_id=video_id,
             track_id=track.track_id,
             t_ms=best.t_ms,
@@ -153,21 +157,3 @@ class VideoFinisher(VideoSteps):
             model=model,
         )
         return face, record
-
-    def _publish_faces(
-        self, job: IngestJob, video_id: str, model: str, faces: list[FaceRecord]
-    ) -> None:
-        if not faces:
-            return
-        messages = [
-            EmbeddingsMessage(
-                video_id,
-                model,
-                [f.face_id for f in part],
-                np.stack([f.vector() for f in part]),
-                job.source.created_time,
-                collection_id=job.source.collection_id,
-            ).encode()
-            for part in chunked(faces, self.settings.ingest.faces_per_message)
-        ]
-        self.bus.publish(self.settings.storage.embeddings_topic, messages)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, NonNegativeInt
 
 from facesearch.section import SettingsSection
 
@@ -12,13 +12,9 @@ class FetchSettings(SettingsSection):
 
     env_prefix = "fetch_"
 
-    allowed_hosts: list[str] = Field(
-        default=[],
-        description="Hosts an image_url may point at (JSON list; '*.example.com' allowed).",
-    )
-    timeout_s: float = Field(
-        default=10.0, gt=0.0, le=120.0, description="Whole-download deadline for image_url."
-    )
-    max_redirects: int = Field(
-        default=3, ge=0, le=10, description="Redirects followed (each must be allow-listed)."
-    )
+    allowed_hosts: list[str] = Field(default=[])
+    """Hosts an image_url may point at (JSON list; '*.example.com' allowed)."""
+    timeout_s: float = Field(default=10.0, gt=0.0, le=120.0)
+    """Whole-download deadline for image_url."""
+    max_redirects: NonNegativeInt = Field(default=3, le=10)
+    """Redirects followed (each must be allow-listed)."""

@@ -6,38 +6,31 @@ Flat environment names (``FACESEARCH_CROPS_BUCKET``, ``FACESEARCH_INGEST_TOPIC``
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import NonNegativeFloat, PositiveFloat
 
-from facesearch.section import SettingsSection
+from facesearch.section import Count, SettingsSection
 
 
 class StorageSettings(SettingsSection):
     """Cloud resource names (the local backend uses ``data_dir`` instead) and blob retries."""
 
-    firestore_database: str = Field(default="(default)", description="Firestore database id.")
-    uploads_bucket: str | None = Field(
-        default=None,
-        description="Watched uploads bucket; ingest skips finalize events from any other bucket.",
-    )
-    crops_bucket: str | None = Field(
-        default=None, description="Face crops bucket. None = <data_dir>/crops (local)."
-    )
-    ingest_topic: str = Field(default="ingest-requests", description="Topic id: ingest requests.")
-    embeddings_topic: str = Field(
-        default="face-embeddings", description="Topic id: embeddings for the indexer."
-    )
-    deletions_topic: str = Field(
-        default="face-deletions", description="Topic id: face ids to remove from the index."
-    )
-    events_topic: str = Field(
-        default="face-events", description="Topic id: face_added / face_removed events."
-    )
-    blob_retry_attempts: int = Field(
-        default=5, ge=1, description="Tries for a transient blob-store error."
-    )
-    blob_retry_base_s: float = Field(
-        default=0.2, ge=0.0, description="First retry delay (exponential backoff)."
-    )
-    blob_timeout_s: float = Field(
-        default=60.0, gt=0.0, description="Per-request blob-store timeout."
-    )
+    firestore_database: str = "(default)"
+    """Firestore database id."""
+    uploads_bucket: str | None = None
+    """Watched uploads bucket; ingest skips finalize events from any other bucket."""
+    crops_bucket: str | None = None
+    """Face crops bucket. None = <data_dir>/crops (local)."""
+    ingest_topic: str = "ingest-requests"
+    """Topic id: ingest requests."""
+    embeddings_topic: str = "face-embeddings"
+    """Topic id: embeddings for the indexer."""
+    deletions_topic: str = "face-deletions"
+    """Topic id: face ids to remove from the index."""
+    events_topic: str = "face-events"
+    """Topic id: face_added / face_removed events."""
+    blob_retry_attempts: Count = 5
+    """Tries for a transient blob-store error."""
+    blob_retry_base_s: NonNegativeFloat = 0.2
+    """First retry delay (exponential backoff)."""
+    blob_timeout_s: PositiveFloat = 60.0
+    """Per-request blob-store timeout."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, field_validator
 
-from facesearch.section import SettingsSection
+from facesearch.section import Count, Fraction, SettingsSection
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_MODELS_DIR = REPO_ROOT / "models"
@@ -22,102 +22,71 @@ class VisionSettings(SettingsSection):
     """Which models run, on which ONNX providers, and the detector's limits."""
 
     # --- models ----------------------------------------------------------------------
-    models_dir: Path = Field(
-        default=DEFAULT_MODELS_DIR, description="Folder holding manifest.json and the model files."
-    )
-    embedder: str = Field(default="dlib-resnet-v1", description="Name in models/manifest.json")
-    embedder_path: Path | None = Field(
-        default=None, description="Override: path to another ONNX embedder (e.g. ArcFace R100)."
-    )
-    embedder_sha256: str | None = Field(
-        default=None, description="Required with embedder_path: the file's pinned sha256."
-    )
-    embedder_input: dict[str, Any] | None = Field(
-        default=None,
-        description="JSON overrides of the custom embedder's input spec (size, layout, channels,"
-        " mean, std, template); defaults are ArcFace 112x112.",
-    )
-    onnx_providers: str = Field(
-        default="auto", description="Comma list of ORT providers, or 'auto' (CUDA if present)."
-    )
-    onnx_threads: int = Field(default=0, ge=0, description="intra-op threads; 0 = ORT default")
-    embed_batch_size: int = Field(
-        default=32, ge=1, le=1024, description="Faces per embedder call (GPU: larger is faster)."
-    )
-    embed_flip: bool = Field(
-        default=False,
-        description="Test-time augmentation: embed each face and its mirror image, keep the"
-        " mean (2x embedder cost).",
-    )
+    models_dir: Path = DEFAULT_MODELS_DIR
+    """Folder holding manifest.json and the model files."""
+    embedder: str = "dlib-resnet-v1"
+    """Name in models/manifest.json"""
+    embedder_path: Path | None = None
+    """Override: path to another ONNX embedder (e.g. ArcFace R100)."""
+    embedder_sha256: str | None = None
+    """Required with embedder_path: the file's pinned sha256."""
+    embedder_input: dict[str, Any] | None = None
+    """JSON overrides of the custom embedder's input spec (size, layout, channels, mean, std,
+    template); defaults are ArcFace 112x112."""
+    onnx_providers: str = "auto"
+    """Comma list of ORT providers, or 'auto' (CUDA if present)."""
+    onnx_threads: NonNegativeInt = 0
+    """intra-op threads; 0 = ORT default"""
+    embed_batch_size: Count = Field(default=32, le=1024)
+    """Faces per embedder call (GPU: larger is faster)."""
+    embed_flip: bool = False
+    """Test-time augmentation: embed each face and its mirror image, keep the mean (2x embedder
+    cost)."""
 
     # --- decode ----------------------------------------------------------------------
-    max_image_bytes: int = Field(
-        default=20 * 1024 * 1024, ge=1, description="Larger uploads are refused (image-too-large)."
-    )
-    max_image_pixels: int = Field(
-        default=50_000_000, ge=1, description="Pixel cap checked from the header before decoding."
-    )
-    min_image_side_px: int = Field(
-        default=16, ge=1, description="Smaller images are refused (image-too-small)."
-    )
+    max_image_bytes: Count = 20 * 1024 * 1024
+    """Larger uploads are refused (image-too-large)."""
+    max_image_pixels: Count = 50_000_000
+    """Pixel cap checked from the header before decoding."""
+    min_image_side_px: Count = 16
+    """Smaller images are refused (image-too-small)."""
 
     # --- detection -------------------------------------------------------------------
-    detect_max_side_px: int = Field(
-        default=1600, ge=64, description="Images are downscaled to this for detection."
-    )
-    min_face_px: int = Field(
-        default=20, ge=8, description="Smallest face reported (shorter box side, detection px)."
-    )
-    min_face_ratio: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=0.5,
-        description="Smallest face as a share of the image's shorter side (0 = off); the"
-        " detector skips pyramid levels that could only find smaller faces.",
-    )
-    detect_thresholds: tuple[float, float, float] = Field(
-        default=(0.6, 0.7, 0.8), description="MTCNN P/R/O-Net score thresholds (JSON list)."
-    )
-    detect_scale_factor: float = Field(
-        default=0.709, gt=0.1, lt=1.0, description="MTCNN image-pyramid step."
-    )
-    max_faces_per_image: int = Field(
-        default=256, ge=1, description="Keep at most this many faces (highest scores first)."
-    )
+    detect_max_side_px: int = Field(default=1600, ge=64)
+    """Images are downscaled to this for detection."""
+    min_face_px: int = Field(default=20, ge=8)
+    """Smallest face reported (shorter box side, detection px)."""
+    min_face_ratio: NonNegativeFloat = Field(default=0.0, le=0.5)
+    """Smallest face as a share of the image's shorter side (0 = off); the detector skips pyramid
+    levels that could only find smaller faces."""
+    detect_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)
+    """MTCNN P/R/O-Net score thresholds (JSON list)."""
+    detect_scale_factor: float = Field(default=0.709, gt=0.1, lt=1.0)
+    """MTCNN image-pyramid step."""
+    max_faces_per_image: Count = 256
+    """Keep at most this many faces (highest scores first)."""
 
     # --- liveness & matching ---------------------------------------------------------
-    liveness_model: str = Field(
-        default="liveness-v1", description="Liveness model name in models/manifest.json"
-    )
-    liveness_path: Path | None = Field(
-        default=None,
-        description="Override: path to another ONNX liveness model (e.g. a MiniFASNet export).",
-    )
-    liveness_sha256: str | None = Field(
-        default=None, description="Required with liveness_path: the file's pinned sha256."
-    )
-    liveness_input: dict[str, Any] | None = Field(
-        default=None,
-        description="JSON overrides of the custom liveness model's input spec (size, layout,"
-        " channels, mean, std, crop, live_index, apply_softmax); defaults are MiniFASNet's"
-        " 80x80 BGR 0..255, crop 2.7x the box, softmax column 1.",
-    )
-    liveness_threshold: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="Faces scoring below are flagged live=false."
-    )
-    face_attributes: bool = Field(
-        default=False,
-        description="Add per-face attributes (gender) to every face; off by default: checked"
-        " on 70 faces only (README).",
-    )
-    attributes_model: str = Field(
-        default="faceres-deep-v1", description="Attribute model name in models/manifest.json"
-    )
-    match_threshold: float | None = Field(
-        default=None,
-        description="Cosine similarity above which two faces are the same person. "
-        "None = the calibrated default recorded for the embedder in models/manifest.json.",
-    )
+    liveness_model: str = "liveness-v1"
+    """Liveness model name in models/manifest.json"""
+    liveness_path: Path | None = None
+    """Override: path to another ONNX liveness model (e.g. a MiniFASNet export)."""
+    liveness_sha256: str | None = None
+    """Required with liveness_path: the file's pinned sha256."""
+    liveness_input: dict[str, Any] | None = None
+    """JSON overrides of the custom liveness model's input spec (size, layout, channels, mean, std,
+    crop, live_index, apply_softmax); defaults are MiniFASNet's 80x80 BGR 0..255, crop 2.7x the
+    box, softmax column 1."""
+    liveness_threshold: Fraction = 0.5
+    """Faces scoring below are flagged live=false."""
+    face_attributes: bool = False
+    """Add per-face attributes (gender) to every face; off by default: checked on 70 faces only
+    (README)."""
+    attributes_model: str = "faceres-deep-v1"
+    """Attribute model name in models/manifest.json"""
+    match_threshold: float | None = None
+    """Cosine similarity above which two faces are the same person. None = the calibrated default
+    recorded for the embedder in models/manifest.json."""
 
     @field_validator("onnx_providers")
     @classmethod
@@ -130,23 +99,19 @@ class QualityPolicy(SettingsSection):
 
     env_prefix = "quality_"
 
-    min_face_px: int = Field(default=40, ge=1, description="Smaller faces are rejected.")
-    min_sharpness: float = Field(
-        default=30.0, ge=0.0, description="Variance of the Laplacian of the aligned face."
-    )
-    min_brightness: float = Field(
-        default=40.0, ge=0.0, le=255.0, description="Mean grey level, 0..255."
-    )
-    max_brightness: float = Field(
-        default=220.0, ge=0.0, le=255.0, description="Mean grey level, 0..255."
-    )
-    min_contrast: float = Field(default=15.0, ge=0.0, description="Grey-level standard deviation.")
-    max_yaw_deg: float = Field(
-        default=45.0, ge=0.0, le=90.0, description="Head turn estimated from landmarks."
-    )
-    max_pitch_deg: float = Field(
-        default=40.0, ge=0.0, le=90.0, description="Head tilt estimated from landmarks."
-    )
-    max_roll_deg: float = Field(
-        default=45.0, ge=0.0, le=180.0, description="In-plane rotation of the eye line."
-    )
+    min_face_px: Count = 40
+    """Smaller faces are rejected."""
+    min_sharpness: NonNegativeFloat = 30.0
+    """Variance of the Laplacian of the aligned face."""
+    min_brightness: NonNegativeFloat = Field(default=40.0, le=255.0)
+    """Mean grey level, 0..255."""
+    max_brightness: NonNegativeFloat = Field(default=220.0, le=255.0)
+    """Mean grey level, 0..255."""
+    min_contrast: NonNegativeFloat = 15.0
+    """Grey-level standard deviation."""
+    max_yaw_deg: NonNegativeFloat = Field(default=45.0, le=90.0)
+    """Head turn estimated from landmarks."""
+    max_pitch_deg: NonNegativeFloat = Field(default=40.0, le=90.0)
+    """Head tilt estimated from landmarks."""
+    max_roll_deg: NonNegativeFloat = Field(default=45.0, le=180.0)
+    """In-plane rotation of the eye line."""
