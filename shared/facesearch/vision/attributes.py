@@ -63,8 +63,7 @@ class AttributeModel(InferenceModel):
     def from_entry(
         cls, entry: ModelSpec, source: Source, ctx: LoadContext, **opts: Any
     ) -> AttributeModel:
-        if opts:
-            raise TypeError(f"unknown attribute-model options {sorted(opts)}")
+        cls.no_options(opts, "attribute-model")
         label = f"attributes {entry.name!r}"
         block = cls.block(entry, "input")
         output = cls.block(entry, "output")

@@ -175,8 +175,7 @@ class FaceEmbedder(InferenceModel):
     ) -> FaceEmbedder:
         """``input`` → :class:`InputSpec`, ``alignment`` → the crop recipe; the manifest's
         calibrated threshold unless one is given."""
-        if opts:
-            raise TypeError(f"unknown embedder options {sorted(opts)}")
+        cls.no_options(opts, "embedder")
         spec = InputSpec.from_mapping(cls.block(entry, "input"), label=entry.name)
         threshold = match_threshold
         if threshold is None and entry.extra.get("match_threshold") is not None:

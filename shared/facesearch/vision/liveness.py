@@ -161,8 +161,7 @@ class LivenessModel(InferenceModel):
         cls, entry: ModelSpec, source: Source, ctx: LoadContext, **opts: Any
     ) -> LivenessModel:
         """Crop recipe, normalisation and live column from the manifest entry."""
-        if opts:
-            raise TypeError(f"unknown liveness options {sorted(opts)}")
+        cls.no_options(opts, "liveness")
         input_block = cls.block(entry, "input")
         return cls(
             source,

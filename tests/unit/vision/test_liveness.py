@@ -32,6 +32,7 @@ from facesearch.config import DEFAULT_MODELS_DIR, load_settings
 from facesearch.errors import InvalidImage, ModelError
 from facesearch.vision.decode import decode_image
 from facesearch.vision.detect import MtcnnDetector
+from facesearch.vision.embed import FaceEmbedder
 from facesearch.vision.liveness import LivenessCrop, LivenessInput, LivenessModel
 from facesearch.vision.types import Detection, ImageArray
 
@@ -528,3 +529,16 @@ def test_pipeline_records_the_custom_liveness_score(tmp_path: Path, photos_dir: 
     face = result.faces[0]
     assert face.liveness is not None and 0.0 < face.liveness < 1.0
     assert face.live == (face.liveness >= settings.vision.liveness_threshold)
+
+
+@pytest.mark.parametrize(
+    ("model_class", "name", "kind"),
+    [(LivenessModel, MODEL, "liveness"), (FaceEmbedder, "dlib-resnet-v1", "embedder")],
+)
+def test_an_option_the_model_does_not_take_is_refused(
+    model_class: type[LivenessModel] | type[FaceEmbedder], name: str, kind: str
+) -> None:
+    """The base signature takes any option, so each model refuses the ones it does not know
+    (a misspelt knob must not load a model silently configured otherwise)."""
+    with pytest.raises(TypeError, match=rf"unknown {kind} options \['bogus'\]"):
+        model_class.from_manifest(DEFAULT_MODELS_DIR, name, bogus=1)
