@@ -176,6 +176,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     """Print the effective settings, or the Markdown table the README embeds."""
     from facesearch.config import ENV_PREFIX, flat_names
+    from facesearch.section import describe
 
     settings = _settings(args)
     if args.markdown:
@@ -190,7 +191,7 @@ def cmd_config(args: argparse.Namespace) -> int:
                 default = Path("<repo>") / default.relative_to(REPO_ROOT)
             print(
                 f"| `{ENV_PREFIX}{flat.upper()}` | {section or '-'} | `{default}` "
-                f"| {info.description or ''} |"
+                f"| {describe(owner, field)} |"
             )
         else:
             value = getattr(getattr(settings, section) if section else settings, field)

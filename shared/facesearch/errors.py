@@ -26,6 +26,11 @@ class FaceSearchError(Exception):
     def to_dict(self) -> dict[str, object]:
         return {"code": self.code, "message": self.message, "retryable": self.retryable}
 
+    def log_fields(self) -> dict[str, str]:
+        """How a log line names this error (``log_fields(**error.log_fields(), ...)``): the
+        same three keys everywhere, so one log query finds every occurrence of a code."""
+        return {"error_type": type(self).__name__, "error_code": self.code, "error": self.message}
+
 
 # --- configuration and models --------------------------------------------------------------
 

@@ -85,9 +85,7 @@ def _handle_http(
             "notification refused",
             extra=log_fields(
                 status=error.http_status,
-                error_type=type(error).__name__,
-                error_code=error.code,
-                error=error.message,
+                **error.log_fields(),
                 **fields,
             ),
         )

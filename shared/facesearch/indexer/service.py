@@ -310,9 +310,7 @@ class IndexerService:
                 message_id=message.message_id,
                 kind=kind,
                 image_id=message.attributes.get("image_id"),
-                error_type=type(error).__name__,
-                error_code=error.code,
-                error=error.message,
+                **error.log_fields(),
             ),
         )
         return Applied(kind, 0, poison=error.code)

@@ -182,9 +182,7 @@ def _handle(
             "event acknowledged without processing",
             extra=_f(
                 event_id,
-                error_type=type(error).__name__,
-                error_code=error.code,
-                error=error.message,
+                **error.log_fields(),
             ),
         )
         return None

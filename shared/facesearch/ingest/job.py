@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from facesearch.errors import FaceSearchError
 from facesearch.ingest.sources import SourceRef
 from facesearch.storage.metadata import MetadataStore
 from facesearch.vision.pipeline import FacePipeline
@@ -40,6 +41,20 @@ class IngestOutcome:
     reason: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     media: str = "image"  # image | video (faces: a video's tracks)
+
+    @classmethod
+    def failed(
+        cls, image_id: str, source: str, error: FaceSearchError, *, media: str = "image"
+    ) -> IngestOutcome:
+        """A permanent failure, recorded and acknowledged: its code and message."""
+        return cls(
+            image_id,
+            source,
+            Outcome.FAILED,
+            error_code=error.code,
+            reason=error.message,
+            media=media,
+        )
 
     @property
     def acknowledged(self) -> bool:

@@ -18,7 +18,6 @@ from facesearch.errors import FaceSearchError
 from facesearch.ingest.job import IngestJob, IngestOutcome, Outcome
 from facesearch.ingest.outputs import publish_embeddings, write_crop
 from facesearch.ingest.sources import face_id_for
-from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Bus
 from facesearch.storage.messages import DeletionsMessage
@@ -79,13 +78,7 @@ class ImageResults:
         )
         logger.info(
             "image ingested",
-            extra=log_fields(
-                image_id=image_id,
-                source=source.display,
-                collection=source.collection_id,
-                faces=len(faces),
-                timings_ms=timings,
-            ),
+            extra=source.log_fields(faces=len(faces), timings_ms=timings),
         )
         return IngestOutcome(image_id, source.display, Outcome.DONE, len(faces), timings_ms=timings)
 
@@ -154,22 +147,9 @@ class ImageResults:
         )
         logger.error(
             "image failed",
-            extra=log_fields(
-                image_id=source.image_id,
-                source=source.display,
-                collection=source.collection_id,
-                error_type=type(error).__name__,
-                error_code=error.code,
-                error=error.message,
-            ),
+            extra=source.log_fields(**error.log_fields()),
         )
-        return IngestOutcome(
-            source.image_id,
-            source.display,
-            Outcome.FAILED,
-            error_code=error.code,
-            reason=error.message,
-        )
+        return IngestOutcome.failed(source.image_id, source.display, error)
 
     @staticmethod
     def _crop_prefix(job: IngestJob) -> str:

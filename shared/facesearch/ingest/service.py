@@ -128,9 +128,7 @@ class IngestService:
 
     def _ingest_source(self, source: SourceRef, data: bytes | None) -> IngestOutcome:
         image_id = source.image_id
-        fields = log_fields(
-            image_id=image_id, source=source.display, collection=source.collection_id
-        )
+        fields = source.log_fields()
         if source.kind == "gcs" and source.name.startswith(
             tuple(self.settings.ingest.skip_prefixes)
         ):

@@ -19,6 +19,7 @@ from typing import Any
 
 from facesearch import jsonsafe
 from facesearch.errors import BadMessage
+from facesearch.logs import log_fields
 from facesearch.storage.messages import VideoTask
 from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id
 
@@ -85,6 +86,12 @@ class SourceRef:
     def display(self) -> str:
         """What humans see as the source (a local file's path; otherwise the identity)."""
         return self.name if self.kind == "file" else self.identity
+
+    def log_fields(self, **extra: Any) -> dict[str, Any]:
+        """The ids every log line about this source carries (image, source, collection)."""
+        return log_fields(
+            image_id=self.image_id, source=self.display, collection=self.collection_id, **extra
+        )
 
     @property
     def claims_video(self) -> bool:

@@ -116,18 +116,10 @@ class VideoSteps:
             extra=self._fields(
                 job,
                 record.video_id,
-                error_type=type(error).__name__,
-                error_code=error.code,
-                error=error.message,
+                **error.log_fields(),
             ),
         )
-        return video_outcome(
-            record.video_id,
-            record.source,
-            Outcome.FAILED,
-            error_code=error.code,
-            reason=error.message,
-        )
+        return IngestOutcome.failed(record.video_id, record.source, error, media="video")
 
     @staticmethod
     def _fields(job: IngestJob, video_id: str, **extra: Any) -> dict[str, Any]:

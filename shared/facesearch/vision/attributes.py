@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from facesearch.errors import ModelError
-from facesearch.vision.inference import InferenceModel, LoadContext, Source, TensorSpec, no_options
+from facesearch.vision.inference import InferenceModel, LoadContext, Source, TensorSpec
 from facesearch.vision.liveness import LivenessCrop, box_crops
 from facesearch.vision.ort import ModelSession
 from facesearch.vision.registry import ModelSpec
@@ -63,7 +63,7 @@ class AttributeModel(InferenceModel):
     def from_entry(
         cls, entry: ModelSpec, source: Source, ctx: LoadContext, **opts: Any
     ) -> AttributeModel:
-        no_options(opts, "attribute-model")
+        cls.no_options(opts, "attribute-model")
         label = f"attributes {entry.name!r}"
         block = cls.block(entry, "input")
         output = cls.block(entry, "output")

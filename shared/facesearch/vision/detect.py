@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import cv2
 import numpy as np
@@ -138,31 +138,10 @@ class MtcnnDetector(InferenceModel):
         self._onet_out = _output_index(onet, "O-Net", ("bbox_reg", "landmarks", "prob"))
 
     @classmethod
-    def from_paths(
-        cls,
-        pnet: Path,
-        rnet: Path,
-        onet: Path,
-        *,
-        providers: str = "auto",
-        threads: int = 0,
-        min_face_px: int = 20,
-        thresholds: Sequence[float] = (0.6, 0.7, 0.8),
-        scale_factor: float = 0.709,
-        max_side_px: int | None = None,
-        max_faces: int | None = None,
-    ) -> MtcnnDetector:
-        """From model files (callers verify hashes; :meth:`from_settings` does)."""
-        return cls(
-            *(ModelFile(p, "") for p in (pnet, rnet, onet)),
-            min_face_px=min_face_px,
-            thresholds=thresholds,
-            scale_factor=scale_factor,
-            max_side_px=max_side_px,
-            max_faces=max_faces,
-            providers=providers,
-            threads=threads,
-        )
+    def from_paths(cls, pnet: Path, rnet: Path, onet: Path, **knobs: Any) -> MtcnnDetector:
+        """From model files (callers verify hashes; :meth:`from_settings` does); ``knobs``
+        are the constructor's keywords, so the two can never disagree."""
+        return cls(*(ModelFile(p, "") for p in (pnet, rnet, onet)), **knobs)
 
     @classmethod
     def from_settings(cls, vision: VisionSettings) -> MtcnnDetector:

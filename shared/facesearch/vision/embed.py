@@ -29,14 +29,7 @@ import numpy.typing as npt
 
 from facesearch.errors import ModelError
 from facesearch.vision.align import ARCFACE_112_TEMPLATE, Aligner, TemplateAligner, align_face
-from facesearch.vision.inference import (
-    InferenceModel,
-    LoadContext,
-    Source,
-    TensorSpec,
-    no_options,
-    single_io,
-)
+from facesearch.vision.inference import InferenceModel, LoadContext, Source, TensorSpec, single_io
 from facesearch.vision.ort import ModelSession
 from facesearch.vision.registry import ModelSpec
 from facesearch.vision.settings import VisionSettings
@@ -182,7 +175,7 @@ class FaceEmbedder(InferenceModel):
     ) -> FaceEmbedder:
         """``input`` → :class:`InputSpec`, ``alignment`` → the crop recipe; the manifest's
         calibrated threshold unless one is given."""
-        no_options(opts, "embedder")
+        cls.no_options(opts, "embedder")
         spec = InputSpec.from_mapping(cls.block(entry, "input"), label=entry.name)
         threshold = match_threshold
         if threshold is None and entry.extra.get("match_threshold") is not None:

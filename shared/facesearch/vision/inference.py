@@ -310,6 +310,13 @@ class InferenceModel:
         raise ModelError(f"{cls.__name__} is not built from a single manifest entry")
 
     @staticmethod
+    def no_options(opts: Mapping[str, Any], kind: str) -> None:
+        """A subclass's :meth:`from_entry` refuses options it does not take (the base
+        signature accepts any, so a misspelt option would otherwise pass silently)."""
+        if opts:
+            raise TypeError(f"unknown {kind} options {sorted(opts)}")
+
+    @staticmethod
     def block(spec: ModelSpec, key: str, *, required: bool = True) -> Mapping[str, Any]:
         """An object-valued manifest key (``input``, ``crop``, ``output``)."""
         value = spec.extra.get(key)
@@ -318,13 +325,6 @@ class InferenceModel:
         if not isinstance(value, Mapping):
             raise ModelError(f"{spec.role} {spec.name!r}: manifest entry needs an {key!r} object")
         return value
-
-
-def no_options(opts: Mapping[str, Any], kind: str) -> None:
-    """A subclass's :meth:`InferenceModel.from_entry` refuses options it does not take (the
-    base signature accepts any, so a typo would otherwise pass silently)."""
-    if opts:
-        raise TypeError(f"unknown {kind} options {sorted(opts)}")
 
 
 def single_io(session: ModelSession, label: str) -> tuple[str, list[Any], str]:

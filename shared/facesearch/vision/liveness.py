@@ -27,14 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.errors import InvalidImage, ModelError
-from facesearch.vision.inference import (
-    InferenceModel,
-    LoadContext,
-    Source,
-    TensorSpec,
-    no_options,
-    single_io,
-)
+from facesearch.vision.inference import InferenceModel, LoadContext, Source, TensorSpec, single_io
 from facesearch.vision.ort import ModelSession
 from facesearch.vision.registry import ModelSpec
 from facesearch.vision.settings import VisionSettings
@@ -168,7 +161,7 @@ class LivenessModel(InferenceModel):
         cls, entry: ModelSpec, source: Source, ctx: LoadContext, **opts: Any
     ) -> LivenessModel:
         """Crop recipe, normalisation and live column from the manifest entry."""
-        no_options(opts, "liveness")
+        cls.no_options(opts, "liveness")
         input_block = cls.block(entry, "input")
         return cls(
             source,

@@ -18,6 +18,7 @@ from facesearch.people.representative import (
 )
 from facesearch.people.settings import PeopleSettings
 from facesearch.people.types import ClusterFace, Person, Source, unit
+from facesearch.section import describe
 
 S = PeopleSettings(representative_faces=3, quality_weight_floor=0.2)
 
@@ -122,8 +123,8 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings(people_min_support=40, people_neighbours_k=8)
     with pytest.raises(Exception):  # noqa: B017 - frozen
         s.join_similarity = 0.5  # type: ignore[misc]
-    for name, field in PeopleSettings.model_fields.items():
-        assert field.description, f"{name} needs a description"
+    for name in PeopleSettings.model_fields:
+        assert describe(PeopleSettings, name), f"{name} needs a description"
 
 
 def test_person_search_over_a_clustered_store() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from facesearch.section import describe
 from facesearch.video.settings import VideoSettings
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "video.md"
@@ -34,5 +35,5 @@ def test_docs_table_lists_every_setting_with_its_default() -> None:
     for name, field in VideoSettings.model_fields.items():
         default = field.default
         shown = list(default) if isinstance(default, tuple) else default
-        row = f"| `FACESEARCH_VIDEO_{name.upper()}` | `{shown}` | {field.description} |"
+        row = f"| `FACESEARCH_VIDEO_{name.upper()}` | `{shown}` | {describe(VideoSettings, name)} |"
         assert row in text, f"docs/video.md: update the row of {name}"
