@@ -8,21 +8,17 @@
             print(match.face_id, match.similarity, match.person_name)
     event = client.in_collection("wedding-2026")   # /v1/collections/wedding-2026/...
 
-Errors come back as :class:`ApiError` carrying the problem+json body (``code``
-is the stable machine-readable part). The request body is serialised here,
-once, and exactly those bytes are signed and sent.
+One method per API route. How a request is signed and sent lives in
+:mod:`facesearch.client_transport`: errors come back as its :class:`ApiError` carrying the
+problem+json body (``code`` is the stable machine-readable part), and the request body is
+serialised there, once, and exactly those bytes are signed and sent.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
-
-import requests
-import requests.auth
-from pydantic import BaseModel
+from typing import Any
+from urllib.parse import quote
 
 from facesearch.api.collection_schemas import CollectionOut, CollectionPage
 from facesearch.api.person_schemas import (
@@ -44,83 +40,21 @@ from facesearch.api.schemas import (
 )
 from facesearch.api.settings import key_secret
 from facesearch.api.video_schemas import TrackOut, VideoOut
-from facesearch.auth.signing import SigningKey, sign_request
+from facesearch.auth.signing import SigningKey
+from facesearch.client_transport import (
+    Transport,
+    encode_multipart,
+    follow_pages,
+    given,
+    query_params,
+)
 from facesearch.config import Settings
-from facesearch.errors import ConfigError, FaceSearchError, TransientError
-
-M = TypeVar("M", bound=BaseModel)
-
-DEFAULT_TIMEOUT_S = 60.0
+from facesearch.errors import ConfigError
 
 
-class ApiError(FaceSearchError):
-    """The API answered with a problem+json error."""
-
-    def __init__(self, status: int, problem: dict[str, Any]) -> None:
-        detail = problem.get("detail") or problem.get("title") or f"HTTP {status}"
-        super().__init__(str(detail))
-        self.http_status = status
-        self.code = str(problem.get("code") or "http-error")
-        self.problem = problem
-        self.retryable = status in (429, 503)
-
-
-class SigningAuth(requests.auth.AuthBase):
-    """Sign any ``requests`` call (``session.auth = SigningAuth(key)``): it sees the final body."""
-
-    def __init__(self, key: SigningKey) -> None:
-        self.key = key
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        body = r.body or b""
-        if isinstance(body, str):
-            body = body.encode()
-        r.headers.update(sign_request(self.key, r.method or "GET", r.path_url, body))
-        return r
-
-
-def _encode_multipart(files: dict[str, bytes], fields: dict[str, str]) -> tuple[bytes, str]:
-    prepared = requests.Request(
-        "POST",
-        "http://x/",
-        files={name: (name, data, "application/octet-stream") for name, data in files.items()},
-        data=fields,
-    ).prepare()
-    body = prepared.body
-    assert isinstance(body, bytes)
-    return body, str(prepared.headers["Content-Type"])
-
-
-def _params(**values: Any) -> dict[str, str]:
-    out = {}
-    for name, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, list | tuple):
-            out[name] = ",".join(str(v) for v in value)
-        else:
-            out[name] = str(value).lower() if isinstance(value, bool) else str(value)
-    return out
-
-
-class Client:
-    def __init__(
-        self,
-        base_url: str,
-        key: SigningKey,
-        *,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        session: requests.Session | None = None,
-        extra_headers: dict[str, str] | None = None,
-        collection: str | None = None,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        #: data calls go to this collection (``None``: the default collection)
-        self.collection = collection
-        self.key = key
-        self.timeout_s = timeout_s
-        self.session = session or requests.Session()
-        self.extra_headers = dict(extra_headers or {})
+class Client(Transport):
+    """One method per API route; :class:`~facesearch.client_transport.Transport` signs and
+    sends, and raises :class:`~facesearch.client_transport.ApiError` for a problem."""
 
     @classmethod
     def from_settings(
@@ -130,75 +64,6 @@ class Client:
         if not base:
             raise ConfigError("no API URL: pass --remote URL or set FACESEARCH_CLIENT_URL")
         return cls(base, client_key_from_settings(settings), collection=collection)
-
-    def in_collection(self, collection: str | None) -> Client:
-        """The same connection, its data calls scoped to ``collection``."""
-        return Client(
-            self.base_url,
-            self.key,
-            timeout_s=self.timeout_s,
-            session=self.session,
-            extra_headers=self.extra_headers,
-            collection=collection,
-        )
-
-    def _data(self, path: str) -> str:
-        """``/v1/...`` of the client's collection (``/v1/collections/<id>/...``)."""
-        if self.collection is None:
-            return path
-        return f"/v1/collections/{quote(self.collection, safe='')}" + path.removeprefix("/v1")
-
-    # --- transport -------------------------------------------------------------------------
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: bytes = b"",
-        content_type: str | None = None,
-    ) -> requests.Response:
-        """Send one signed request; raises ApiError for a problem response."""
-        target = path + ("?" + urlencode(params) if params else "")
-        headers = dict(self.extra_headers)
-        headers.update(sign_request(self.key, method, target, body))
-        if content_type:
-            headers["Content-Type"] = content_type
-        try:
-            response = self.session.request(
-                method, self.base_url + target, data=body, headers=headers, timeout=self.timeout_s
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code >= 400:
-            try:
-                problem = response.json()
-                if not isinstance(problem, dict):
-                    raise ValueError
-            except ValueError:
-                problem = {"detail": response.text[:200] or response.reason}
-            raise ApiError(response.status_code, problem)
-        return response
-
-    def _json(
-        self,
-        model: type[M],
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        payload: Any = None,
-    ) -> M:
-        body = b"" if payload is None else json.dumps(payload).encode()
-        response = self.request(
-            method,
-            path,
-            params=params,
-            body=body,
-            content_type="application/json" if payload is not None else None,
-        )
-        return model.model_validate_json(response.content)
 
     # --- search & match ------------------------------------------------------------------------
 
@@ -216,7 +81,7 @@ class Client:
     ) -> SearchResponse:
         """Search with every face of an image; ``group_by="person"`` ranks persons instead
         of faces (each query face's ``persons``: "who is this?")."""
-        params = _params(
+        params = query_params(
             k=k,
             threshold=threshold,
             min_liveness=min_liveness,
@@ -235,7 +100,7 @@ class Client:
         return SearchResponse.model_validate_json(response.content)
 
     def _search_json(self, payload: dict[str, Any], **params: Any) -> SearchResponse:
-        payload.update({k: v for k, v in params.items() if v is not None})
+        payload.update(given(**params))
         return self._json(SearchResponse, "POST", self._data("/v1/search"), payload=payload)
 
     def search_url(self, image_url: str, **params: Any) -> SearchResponse:
@@ -257,9 +122,9 @@ class Client:
         largest: bool = False,
         threshold: float | None = None,
     ) -> MatchResponse:
-        body, content_type = _encode_multipart(
+        body, content_type = encode_multipart(
             {"image_a": image_a, "image_b": image_b},
-            _params(face_a=face_a, face_b=face_b, largest=largest, threshold=threshold),
+            query_params(face_a=face_a, face_b=face_b, largest=largest, threshold=threshold),
         )
         response = self.request(
             "POST", self._data("/v1/match"), body=body, content_type=content_type
@@ -282,17 +147,12 @@ class Client:
         cursor: str | None = None,
         limit: int = 100,
     ) -> FacePage:
-        params = _params(person=person, image=image, cursor=cursor, limit=limit)
+        params = query_params(person=person, image=image, cursor=cursor, limit=limit)
         return self._json(FacePage, "GET", self._data("/v1/faces"), params=params)
 
     def iter_faces(self, **filters: Any) -> Iterator[FaceOut]:
-        cursor = None
-        while True:
-            page = self.faces(cursor=cursor, **filters)
+        for page in follow_pages(lambda cursor: self.faces(cursor=cursor, **filters)):
             yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
 
     def create_person(self, name: str, metadata: dict[str, Any] | None = None) -> PersonOut:
         return self._json(
@@ -308,28 +168,22 @@ class Client:
     def update_person(
         self, person_id: str, *, name: str | None = None, metadata: dict[str, Any] | None = None
     ) -> PersonOut:
-        payload: dict[str, Any] = {}
-        if name is not None:
-            payload["name"] = name
-        if metadata is not None:
-            payload["metadata"] = metadata
+        payload = given(name=name, metadata=metadata)
         return self._json(
             PersonOut, "PATCH", self._data(f"/v1/persons/{person_id}"), payload=payload
         )
 
     def persons(self, *, cursor: str | None = None, limit: int = 100) -> PersonPage:
         return self._json(
-            PersonPage, "GET", self._data("/v1/persons"), params=_params(cursor=cursor, limit=limit)
+            PersonPage,
+            "GET",
+            self._data("/v1/persons"),
+            params=query_params(cursor=cursor, limit=limit),
         )
 
     def iter_persons(self, *, limit: int = 100) -> Iterator[PersonOut]:
-        cursor = None
-        while True:
-            page = self.persons(cursor=cursor, limit=limit)
+        for page in follow_pages(lambda cursor: self.persons(cursor=cursor, limit=limit)):
             yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
 
     def person_images(
         self, person_id: str, *, cursor: str | None = None, limit: int = 100
@@ -339,7 +193,7 @@ class Client:
             PersonImagePage,
             "GET",
             self._data(f"/v1/persons/{person_id}/images"),
-            params=_params(cursor=cursor, limit=limit),
+            params=query_params(cursor=cursor, limit=limit),
         )
 
     def set_face_person(self, face_id: str, person_id: str | None) -> FaceOut:
@@ -370,11 +224,7 @@ class Client:
         name: str | None = None,
     ) -> CorrectionOut:
         """Move chosen faces of a person to ``to_person`` or (default) a new person."""
-        payload: dict[str, Any] = {"face_ids": list(face_ids)}
-        if to_person is not None:
-            payload["to_person"] = to_person
-        if name is not None:
-            payload["name"] = name
+        payload = {"face_ids": list(face_ids), **given(to_person=to_person, name=name)}
         return self._json(
             CorrectionOut, "POST", self._data(f"/v1/persons/{person_id}/split"), payload=payload
         )
@@ -394,7 +244,7 @@ class Client:
             CorrectionPage,
             "GET",
             self._data("/v1/corrections"),
-            params=_params(before=before, limit=limit),
+            params=query_params(before=before, limit=limit),
         )
 
     def undo(self, correction_id: str) -> CorrectionOut:
@@ -413,18 +263,15 @@ class Client:
 
     def video(self, video_id: str, *, cursor: str | None = None, limit: int = 100) -> VideoOut:
         """A video's status and progress, and a page of its tracks (``next_cursor``)."""
-        params = _params(cursor=cursor, limit=limit)
+        params = query_params(cursor=cursor, limit=limit)
         return self._json(VideoOut, "GET", self._data(f"/v1/videos/{video_id}"), params=params)
 
     def iter_tracks(self, video_id: str, *, page_size: int = 100) -> Iterator[TrackOut]:
         """Every track of a video, page by page."""
-        cursor = None
-        while True:
-            page = self.video(video_id, cursor=cursor, limit=page_size)
+        for page in follow_pages(
+            lambda cursor: self.video(video_id, cursor=cursor, limit=page_size)
+        ):
             yield from page.tracks
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
 
     def forget_video(self, video_id: str) -> Forgotten:
         """Every track face of the video (records, crops, index entries) and its record."""
@@ -435,7 +282,10 @@ class Client:
     def collections(self, *, cursor: str | None = None, limit: int = 100) -> CollectionPage:
         """The collections this key may see."""
         return self._json(
-            CollectionPage, "GET", "/v1/collections", params=_params(cursor=cursor, limit=limit)
+            CollectionPage,
+            "GET",
+            "/v1/collections",
+            params=query_params(cursor=cursor, limit=limit),
         )
 
     def create_collection(
@@ -454,11 +304,7 @@ class Client:
         name: str | None = None,
         settings: dict[str, Any] | None = None,
     ) -> CollectionOut:
-        payload: dict[str, Any] = {}
-        if name is not None:
-            payload["name"] = name
-        if settings is not None:
-            payload["settings"] = settings
+        payload = given(name=name, settings=settings)
         path = f"/v1/collections/{quote(collection_id, safe='')}"
         return self._json(CollectionOut, "PATCH", path, payload=payload)
 

@@ -73,7 +73,7 @@ def _collection_ids(n: int) -> list[str]:
 def build(work: Path, *, collections: int, per_collection: int, queries: int, seed: int) -> dict:
     """Both layouts on disk; returns build timings. Face ids are ``<collection>-<row>``."""
     from facesearch.backends.local import LocalBackend
-    from facesearch.storage.metadata import CollectionRecord
+    from facesearch.storage.catalog import CollectionRecord
 
     total = collections * per_collection
     base, query_vectors, owners, query_owners = make_data(
@@ -217,13 +217,8 @@ def api_leaks(work: Path, collections: list[str], faces_each: int) -> dict[str, 
     from facesearch.auth.keys import StaticKeyRing
     from facesearch.backends.local import LocalBackend
     from facesearch.backends.services import query_app
-    from facesearch.storage.metadata import (
-        CollectionRecord,
-        FaceRecord,
-        ImageRecord,
-        ImageStatus,
-        embedding_bytes,
-    )
+    from facesearch.storage.catalog import CollectionRecord
+    from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, embedding_bytes
     from tests.support.api import KEY, SignedClient
 
     backend = LocalBackend(_settings(work / "api")).override(

@@ -24,14 +24,12 @@ from facesearch.people.adapters import face_input
 from facesearch.people.corrections import Corrections
 from facesearch.people.ports import ChangeSet, face_key, person_key
 from facesearch.people.types import ClusterFace, Person, Source
+from facesearch.storage.catalog import Catalog, CollectionRecord, CollectionStatus
 from facesearch.storage.gcp.catalog import FirestoreCatalog
 from facesearch.storage.local.catalog import SqliteCatalog
 from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
-    Catalog,
-    CollectionRecord,
-    CollectionStatus,
     FaceRecord,
     ImageRecord,
     ImageStatus,

@@ -55,18 +55,11 @@ from facesearch.people.types import (
     tombstone_to_dict,
     unit,
 )
+from facesearch.storage.catalog import Catalog, CollectionRecord, CollectionStatus
 from facesearch.storage.gcp.catalog import FirestoreCatalog
 from facesearch.storage.gcp.people import FirestorePeopleStore
 from facesearch.storage.local.catalog import SqliteCatalog
-from facesearch.storage.metadata import (
-    DEFAULT_COLLECTION,
-    Catalog,
-    CollectionRecord,
-    CollectionStatus,
-    FaceRecord,
-    ImageRecord,
-    embedding_bytes,
-)
+from facesearch.storage.metadata import DEFAULT_COLLECTION, FaceRecord, ImageRecord, embedding_bytes
 from tests.support import emulators
 
 

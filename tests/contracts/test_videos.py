@@ -16,16 +16,11 @@ import numpy as np
 import pytest
 
 from facesearch.errors import CollectionClosed, InvalidCursor
+from facesearch.storage.catalog import Catalog, CollectionRecord, CollectionStatus
 from facesearch.storage.gcp.catalog import FirestoreCatalog
 from facesearch.storage.local.catalog import SCHEMA_VERSION, SqliteCatalog
 from facesearch.storage.local.metadata import SqliteMetadataStore
-from facesearch.storage.metadata import (
-    Catalog,
-    CollectionRecord,
-    CollectionStatus,
-    FaceRecord,
-    embedding_bytes,
-)
+from facesearch.storage.metadata import FaceRecord, embedding_bytes
 from facesearch.storage.videos import TrackRecord, VideoRecord, VideoStatus
 from tests.support import emulators
 

@@ -16,8 +16,9 @@ from facesearch.backends.services import clusterer_service
 from facesearch.config import load_settings
 from facesearch.errors import TransientError
 from facesearch.people import entry as people_entry
+from facesearch.storage.catalog import CollectionRecord
 from facesearch.storage.messages import FaceEvent
-from facesearch.storage.metadata import CollectionRecord, FaceRecord, ImageRecord, ImageStatus
+from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus
 from tests.unit.people.support import identity_faces
 
 ROOT = Path(__file__).resolve().parents[2]

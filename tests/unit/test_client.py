@@ -12,7 +12,8 @@ from werkzeug.serving import make_server
 
 from facesearch.api.schemas import SearchResponse
 from facesearch.auth import SigningKey
-from facesearch.client import ApiError, Client, SigningAuth
+from facesearch.client import Client
+from facesearch.client_transport import ApiError, SigningAuth
 from facesearch.vision.pipeline import FacePipeline
 from tests.support.api import COLLECTION, KEY, PROBE, Env, build_env
 from tests.unit.api.test_routes import _settings

@@ -20,9 +20,6 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
-from werkzeug.exceptions import HTTPException
-from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
-from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -30,8 +27,8 @@ from facesearch.api.bodies import read_body
 from facesearch.api.collections import CollectionAdmin
 from facesearch.api.crops import LocalCropUrls
 from facesearch.api.openapi import openapi_document
-from facesearch.api.problems import log_unexpected, problem_response, to_error
-from facesearch.api.route import Route, Scoping
+from facesearch.api.problems import failure_response
+from facesearch.api.route import Route, Scoping, match_request
 from facesearch.api.routes import ROUTES
 from facesearch.api.service import CollectionQuery, QueryService
 from facesearch.auth.keys import KeyGrant, Scope
@@ -184,13 +181,10 @@ class QueryApp:
         call: Call | None = None
         route: Route | None = None
         try:
-            try:
-                endpoint, args = self.url_map.bind_to_environ(request.environ).match()
-            except WzMethodNotAllowed as exc:
-                raise MethodNotAllowed(f"{request.method} is not allowed here") from exc
-            except WzNotFound as exc:
-                raise NotFound(f"no route {request.path}") from exc
-            route = self.routes[str(endpoint)]
+            endpoint, args = match_request(
+                self.url_map, request, method_error=MethodNotAllowed, missing="no route"
+            )
+            route = self.routes[endpoint]
             signed = route.auth and not trusted
             if signed:
                 # before reading a byte of the body: no anonymous or forged caller (bad
@@ -222,14 +216,9 @@ class QueryApp:
                 call.timings.update(stage_timings)
             response = self._render(route, result)
         except BaseException as exc:  # one place for every failure
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-            error = to_error(exc)
-            if error.code in ("rate-limited", "quota-exceeded"):
-                metrics.record_shed(error.code)
-            if not isinstance(exc, FaceSearchError | HTTPException):
-                log_unexpected(exc, request_id=request_id, path=request.path)
-            response = problem_response(error, request_id=request_id, instance=request.path)
+            response = failure_response(exc, request_id=request_id, path=request.path)
+            if isinstance(exc, FaceSearchError) and exc.code in ("rate-limited", "quota-exceeded"):
+                metrics.record_shed(exc.code)
         timings = dict(call.timings) if call else {}
         timings["app"] = round((time.perf_counter() - start) * 1000.0, 3)
         response.headers["X-Request-Id"] = request_id

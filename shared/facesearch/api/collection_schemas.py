@@ -14,7 +14,7 @@ from facesearch.api.schemas import Stats
 from facesearch.collections.policy import CollectionSettings
 
 if TYPE_CHECKING:
-    from facesearch.storage.metadata import CollectionRecord
+    from facesearch.storage.catalog import CollectionRecord
 
 _STRICT = ConfigDict(extra="forbid")
 

@@ -23,12 +23,8 @@ from facesearch.auth.keys import KeyGrant
 from facesearch.collections.directory import CollectionDirectory
 from facesearch.collections.policy import CollectionSettings
 from facesearch.errors import BadRequest, CannotErase, NotFound
-from facesearch.storage.metadata import (
-    DEFAULT_COLLECTION,
-    Catalog,
-    CollectionRecord,
-    CollectionStatus,
-)
+from facesearch.storage.catalog import Catalog, CollectionRecord, CollectionStatus
+from facesearch.storage.metadata import DEFAULT_COLLECTION
 
 #: start erasing a collection (mark it, then hand the work over)
 EraseStarter = Callable[[str], None]

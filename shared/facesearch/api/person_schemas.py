@@ -7,20 +7,37 @@ the entry of the correction log they wrote, whose id ``undo`` takes.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from facesearch.api.schemas import MAX_ID_CHARS, STRICT, FaceOut, small_metadata
+from facesearch import jsonsafe
+from facesearch.api.schemas import MAX_ID_CHARS, STRICT, FaceOut, from_attributes
 
 if TYPE_CHECKING:
     from facesearch.people.representative import PersonView
     from facesearch.people.types import Correction
 
+#: person metadata: small, shallow JSON (Firestore refuses maps nested deeper than 20)
+MAX_METADATA_DEPTH = 8
+MAX_METADATA_BYTES = 16 * 1024
 #: persons one merge may name (Corrections.MAX_MERGE_SOURCES)
 MAX_MERGE = 50
 #: faces one split / move may name (the people section's max_faces_per_correction caps it)
 MAX_FACES = 400
+
+
+def small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A person's metadata as given, if small and shallow enough to store anywhere."""
+    if value is None:
+        return None
+    text = json.dumps(value, separators=(",", ":")).encode()
+    if len(text) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is over {MAX_METADATA_BYTES} bytes as JSON")
+    if jsonsafe.depth(text) > MAX_METADATA_DEPTH:
+        raise ValueError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+    return value
 
 
 class PersonCreate(BaseModel):
@@ -159,25 +176,13 @@ class CorrectionOut(BaseModel):
 
     @classmethod
     def from_entry(cls, entry: Correction) -> CorrectionOut:
-        return cls(
-            correction_id=entry.correction_id,
+        return from_attributes(
+            cls,
+            entry,
             kind=str(entry.kind),
             actor=str(entry.actor),
-            at=entry.at,
-            person_id=entry.person_id,
-            faces=[
-                FaceChangeOut(
-                    face_id=c.face_id, before_person=c.before_person, after_person=c.after_person
-                )
-                for c in entry.faces
-            ],
+            faces=[from_attributes(FaceChangeOut, change) for change in entry.faces],
             merged=list(entry.merged),
-            created_person=entry.created_person,
-            old_name=entry.old_name,
-            new_name=entry.new_name,
-            undoes=entry.undoes,
-            undone_by=entry.undone_by,
-            note=entry.note,
         )
 
 

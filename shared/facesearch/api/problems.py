@@ -91,3 +91,18 @@ def log_unexpected(exc: BaseException, *, request_id: str, path: str) -> None:
         exc_info=exc,
         extra=log_fields(request_id=request_id, path=path, error_type=type(exc).__name__),
     )
+
+
+def failure_response(exc: BaseException, *, request_id: str, path: str) -> Response:
+    """What a request that raised ``exc`` answers: its problem+json, with the traceback
+    logged when the failure was not a typed error (the body then says nothing of it).
+
+    The one ``except`` of both WSGI layers (the API and the console) ends here.
+    ``KeyboardInterrupt`` and ``SystemExit`` are not failures of the request: they go on.
+    """
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        raise exc
+    error = to_error(exc)
+    if not isinstance(exc, FaceSearchError | HTTPException):
+        log_unexpected(exc, request_id=request_id, path=path)
+    return problem_response(error, request_id=request_id, instance=path)

@@ -6,16 +6,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
+from werkzeug.exceptions import NotFound as WzNotFound
+from werkzeug.routing import Map
+from werkzeug.wrappers import Request
 
 from facesearch.api.inputs import parse_model
 from facesearch.api.schemas import MAX_ID_CHARS
 from facesearch.auth.keys import Scope
+from facesearch.errors import FaceSearchError, NotFound
 
 if TYPE_CHECKING:
     from facesearch.api.app import Call
@@ -85,3 +90,21 @@ class Route:
 def query_args(call: Call, model: type[BaseModel]) -> Any:
     """The request's query string as ``model`` (unknown parameters refused)."""
     return parse_model(model, {k: call.request.args[k] for k in call.request.args})
+
+
+def match_request(
+    url_map: Map, request: Request, *, method_error: type[FaceSearchError], missing: str
+) -> tuple[str, Mapping[str, Any]]:
+    """The endpoint and path arguments ``url_map`` gives ``request``.
+
+    Werkzeug's own 404 and 405 become typed errors here (``to_error`` would make any
+    werkzeug exception a 400): ``missing`` starts the 404's detail, ``method_error`` is
+    what a known path with the wrong method raises (the API says 405, the console 400).
+    """
+    try:
+        endpoint, args = url_map.bind_to_environ(request.environ).match()
+    except WzMethodNotAllowed as exc:
+        raise method_error(f"{request.method} is not allowed here") from exc
+    except WzNotFound as exc:
+        raise NotFound(f"{missing} {request.path}") from exc
+    return str(endpoint), args

@@ -7,17 +7,16 @@ server and the client cannot drift apart.
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from facesearch import jsonsafe
 
 if TYPE_CHECKING:
     from facesearch.people.representative import PersonMatch
     from facesearch.storage.metadata import FaceRecord, ImageRecord
     from facesearch.vision.types import Face
+
+M = TypeVar("M", bound=BaseModel)
 
 STRICT = ConfigDict(extra="forbid")
 _OPEN = ConfigDict(extra="ignore")
@@ -357,36 +356,14 @@ class ImageOut(BaseModel):
 
     @classmethod
     def from_record(cls, record: ImageRecord, faces: list[FaceOut]) -> ImageOut:
-        fields = _fields(record, cls, skip={"faces", "source"})
-        return cls.model_validate(
-            {
-                **fields,
-                "source": public_source(record.source),
-                "status": str(record.status),
-                "faces": faces,
-            }
+        return from_attributes(
+            cls, record, source=public_source(record.source), status=str(record.status), faces=faces
         )
 
 
 class FacePage(BaseModel):
     items: list[FaceOut]
     next_cursor: str | None
-
-
-#: person metadata: small, shallow JSON (Firestore refuses maps nested deeper than 20)
-MAX_METADATA_DEPTH = 8
-MAX_METADATA_BYTES = 16 * 1024
-
-
-def small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    text = json.dumps(value, separators=(",", ":")).encode()
-    if len(text) > MAX_METADATA_BYTES:
-        raise ValueError(f"metadata is over {MAX_METADATA_BYTES} bytes as JSON")
-    if jsonsafe.depth(text) > MAX_METADATA_DEPTH:
-        raise ValueError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
-    return value
 
 
 class Forgotten(BaseModel):
@@ -441,6 +418,12 @@ def public_source(source: str) -> str:
     return identity.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def _fields(record: object, model: type[BaseModel], *, skip: set[str]) -> dict[str, Any]:
-    """The attributes of ``record`` that ``model`` declares (records carry more)."""
-    return {name: getattr(record, name) for name in model.model_fields if name not in skip}
+def from_attributes(model: type[M], record: object, **given: Any) -> M:
+    """``model`` with each of its fields read from ``record``'s attribute of that name,
+    except the fields ``given`` (what the answer computes, renames or hides).
+
+    A stored record carries more than an answer shows (internal fields stay out because
+    the model does not declare them), and a field added to both needs no new line here.
+    """
+    copied = {name: getattr(record, name) for name in model.model_fields if name not in given}
+    return model.model_validate({**copied, **given})

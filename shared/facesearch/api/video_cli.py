@@ -41,7 +41,8 @@ def add_video_commands(subparsers: argparse._SubParsersAction) -> None:  # type:
 def _fetch(args: argparse.Namespace) -> VideoOut:
     limit = max(1, min(args.limit, 1000))
     if args.remote:
-        from facesearch.client import ApiError, Client
+        from facesearch.client import Client
+        from facesearch.client_transport import ApiError
 
         keys = {
             k: v for k in ("client_key_id", "client_secret") if (v := getattr(args, k)) is not None

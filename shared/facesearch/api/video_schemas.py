@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from facesearch.api.schemas import Moment, public_source
+from facesearch.api.schemas import Moment, from_attributes, public_source
 
 if TYPE_CHECKING:
     from facesearch.storage.metadata import FaceRecord
@@ -52,15 +52,10 @@ class TrackOut(BaseModel):
         person_id: str | None,
         person_name: str | None,
     ) -> TrackOut:
-        return cls(
-            track_id=track.track_id,
-            face_id=track.face_id,
-            track_index=track.track_index,
+        return from_attributes(
+            cls,
+            track,
             moments=[Moment(start_ms=a, end_ms=b) for a, b in track.spans],
-            first_ms=track.first_ms,
-            last_ms=track.last_ms,
-            hits=track.hits,
-            best_t_ms=track.best_t_ms,
             quality=None if face is None else face.quality.get("score"),
             det_score=None if face is None else face.det_score,
             person_id=person_id,
@@ -100,28 +95,16 @@ class VideoOut(BaseModel):
         next_cursor: str | None,
     ) -> VideoOut:
         total = record.chunks_total
-        return cls(
-            video_id=record.video_id,
+        return from_attributes(
+            cls,
+            record,
             source=public_source(record.source),
             status=str(record.status),
-            error_code=record.error_code,
-            error_message=record.error_message,
-            container=record.container,
-            codec=record.codec,
-            width=record.width,
-            height=record.height,
-            duration_ms=record.duration_ms,
-            frame_rate=record.frame_rate,
             progress=VideoProgress(
                 chunks_done=chunks_done,
                 chunks_total=total,
                 fraction=round(chunks_done / total, 4) if total else 0.0,
             ),
-            track_count=record.track_count,
-            model=record.model,
-            created_at=record.created_at,
-            updated_at=record.updated_at,
-            finished_at=record.finished_at,
             tracks=tracks,
             next_cursor=next_cursor,
         )

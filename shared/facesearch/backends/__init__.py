@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from facesearch.index.writer import IndexWriter
     from facesearch.people.ports import PeopleStore
     from facesearch.storage.bus import Bus, DeadLetters
+    from facesearch.storage.catalog import Catalog
     from facesearch.storage.ledger import EventLedger
-    from facesearch.storage.metadata import Catalog, MetadataStore
+    from facesearch.storage.metadata import MetadataStore
     from facesearch.storage.nonces import NonceStore
     from facesearch.vision.pipeline import FacePipeline
 

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from facesearch.api.crops import CropUrls
     from facesearch.api.forget import IndexForgetter
     from facesearch.storage.bus import Bus, DeadLetters
+    from facesearch.storage.catalog import Catalog
     from facesearch.storage.ledger import EventLedger
-    from facesearch.storage.metadata import Catalog
     from facesearch.storage.nonces import NonceStore
 
 

@@ -284,7 +284,8 @@ def console_app(backend: Backend, app: QueryApp | None = None) -> ConsoleApp:
     failed image can be retried (ingest runs again in this process, and its faces are
     indexed before the call returns).
     """
-    from facesearch.console.app import ConsoleApp, ConsoleParts
+    from facesearch.console.app import ConsoleApp
+    from facesearch.console.collection_views import ConsoleParts
     from facesearch.console.tokens import console_key, derived_key
     from facesearch.ingest.loader import SourceLoader
     from facesearch.ingest.sources import SourceRef

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from facesearch.collections.policy import CollectionSettings
 from facesearch.errors import CollectionClosed, NotFound
-from facesearch.storage.metadata import Catalog, CollectionRecord, CollectionStatus
+from facesearch.storage.catalog import Catalog, CollectionRecord, CollectionStatus
 
 #: how long a collection record is trusted before it is read again
 RECORD_TTL_S = 10.0

@@ -29,14 +29,9 @@ from facesearch.errors import CannotErase
 from facesearch.logs import log_fields
 from facesearch.people.ports import PeopleStore
 from facesearch.storage.blob import BlobStore
+from facesearch.storage.catalog import Catalog, CollectionStatus
 from facesearch.storage.ledger import EventLedger
-from facesearch.storage.metadata import (
-    DEFAULT_COLLECTION,
-    Catalog,
-    CollectionStatus,
-    MetadataStore,
-    collection_prefix,
-)
+from facesearch.storage.metadata import DEFAULT_COLLECTION, MetadataStore, collection_prefix
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from facesearch.collections.policy import CollectionSettings
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
-from facesearch.storage.metadata import Catalog, CollectionStatus, FaceRecord, MetadataStore
+from facesearch.storage.catalog import Catalog, CollectionStatus, iter_collections
+from facesearch.storage.metadata import FaceRecord, MetadataStore
 from facesearch.video.names import work_files
 
 logger = logging.getLogger(__name__)
@@ -58,19 +59,12 @@ class RetentionSweep:
 
     def due(self) -> list[str]:
         """Active collections that have a retention period."""
-        out: list[str] = []
-        cursor: str | None = None
-        while True:
-            page = self.catalog.list_collections(cursor=cursor, limit=500)
-            out += [
-                r.collection_id
-                for r in page.items
-                if r.status is CollectionStatus.ACTIVE
-                and CollectionSettings.from_record(r.settings).retention_days is not None
-            ]
-            cursor = page.next_cursor
-            if cursor is None:
-                return out
+        return [
+            r.collection_id
+            for r in iter_collections(self.catalog)
+            if r.status is CollectionStatus.ACTIVE
+            and CollectionSettings.from_record(r.settings).retention_days is not None
+        ]
 
     def step(self, collection_id: str) -> SweepStep:
         record = self.catalog.get_collection(collection_id)

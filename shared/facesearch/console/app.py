@@ -10,7 +10,8 @@ unchanged:
   identity instead of a request signature (:meth:`QueryApp.handle` with ``trusted``),
   every write also needing the CSRF token and a same-origin request;
 * ``/console/api/collections/<cid>/...``: what only the console needs (a photo's bytes,
-  the status summary, failed images and retry, share links);
+  the status summary, failed images and retry, share links), in
+  :mod:`.collection_views`;
 * ``/share/<token>``: the public page of a share link; ``/share/<token>/search`` (selfie
   search, rate limited) and ``/share/<token>/photo/<image_id>`` (time-limited) are all
   that a share token reaches.
@@ -27,30 +28,24 @@ at the request timeout and on scale-in, and could never scale to zero while a ta
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from werkzeug.exceptions import HTTPException
-from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
-from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from facesearch.api.app import QueryApp, _request_id
-from facesearch.api.bodies import read_body
-from facesearch.api.problems import log_unexpected, problem_response, to_error
+from facesearch.api.problems import failure_response
+from facesearch.api.route import match_request
+from facesearch.console.collection_views import CollectionViews, ConsoleParts
 from facesearch.console.identity import GoogleIdentity, Identity
 from facesearch.console.responses import (
     harden,
     json_response,
-    photo_response,
     redacted,
     static_file,
 )
@@ -58,37 +53,16 @@ from facesearch.console.share import SharePage
 from facesearch.console.tokens import LoginLinks, Macer, Sessions, ShareLinks
 from facesearch.errors import (
     BadRequest,
-    FaceSearchError,
     Forbidden,
     NotFound,
     SignatureError,
 )
 from facesearch.logs import log_fields
-from facesearch.storage.metadata import (
-    ImageRecord,
-    ImageStatus,
-    check_collection_id,
-    check_id,
-)
 
 logger = logging.getLogger("facesearch.console")
 
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-#: a photo's bytes, read from where ingest found it (local file, bucket object)
-PhotoReader = Callable[[ImageRecord], bytes]
-#: re-run ingest for a failed image of a collection; returns its new status
-Retrier = Callable[[str, ImageRecord], str]
-
-
-@dataclass(frozen=True)
-class ConsoleParts:
-    """What the console needs beyond the query app (all optional per deployment)."""
-
-    photos: PhotoReader | None = None
-    retry: Retrier | None = None
-    dead_letters: Callable[[str], int | None] | None = None
 
 
 class ConsoleApp:
@@ -105,7 +79,6 @@ class ConsoleApp:
         self.query = query
         self.settings = settings
         self.mode = settings.console.mode
-        self.parts = parts or ConsoleParts()
         macer = Macer(key)
         self.sessions = Sessions(macer, settings.console.session_ttl_s, clock=clock)
         self.login_links = LoginLinks(settings.console.login_link_ttl_s, clock=clock)
@@ -115,15 +88,27 @@ class ConsoleApp:
             self.google = GoogleIdentity(self.mode, settings.console.iap_audience)
         self.public_url = (settings.api.public_url or "").rstrip("/")
         self.secure = self.public_url.startswith("https://")
+        self.views = CollectionViews(
+            query,
+            parts or ConsoleParts(),
+            self.shares,
+            public_url=self.public_url,
+            require=self._require,
+        )
         self.share = SharePage(
             settings,
             self.shares,
-            collection=self._collection,
-            image_record=self._image_record,
-            photo=self._photo_response,
+            collection=self.views.collection,
+            image_record=self.views.image_record,
+            photo=self.views.photo_response,
             clock=clock,
         )
         self._routes: dict[str, Callable[..., Response]] = {
+            "status": self.views.status,
+            "images": self.views.images,
+            "photo": self.views.photo,
+            "retry": self.views.retry,
+            "share_new": self.views.share_new,
             "share_asset": self.share.asset,
             "share_page": self.share.page,
             "share_search": self.share.search,
@@ -186,21 +171,13 @@ class ConsoleApp:
         request_id = _request_id(request)
         start = time.perf_counter()
         try:
-            try:
-                endpoint, args = self.url_map.bind_to_environ(request.environ).match()
-            except WzMethodNotAllowed as exc:
-                raise BadRequest(f"{request.method} is not allowed here") from exc
-            except WzNotFound as exc:
-                raise NotFound(f"no page {path}") from exc
+            endpoint, args = match_request(
+                self.url_map, request, method_error=BadRequest, missing="no page"
+            )
             handler = self._routes.get(endpoint) or getattr(self, f"_{endpoint}")
             response = handler(request, **args)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-            error = to_error(exc)
-            if not isinstance(exc, FaceSearchError | HTTPException):
-                log_unexpected(exc, request_id=request_id, path=path)
-            response = problem_response(error, request_id=request_id, instance=path)
+        except BaseException as exc:  # the API's one failure mapping, for pages too
+            response = failure_response(exc, request_id=request_id, path=path)
         response.headers["X-Request-Id"] = request_id
         # one access line, like the API's: never a body, a query string or a share token
         logger.info(
@@ -315,146 +292,3 @@ class ConsoleApp:
     def _api_missing(self, request: Request, rest: str) -> Response:
         self._require(request)
         raise NotFound(f"no console route {rest}")
-
-    def _collection(self, cid: str) -> Any:
-        try:
-            check_collection_id(cid)
-        except ValueError as exc:
-            raise NotFound(f"no collection {cid!r}") from exc
-        if self.query.collections is not None:
-            self.query.collections.require(cid)
-        return self.query.service.collection(cid)
-
-    def _status(self, request: Request, cid: str) -> Response:
-        self._require(request)
-        query = self._collection(cid)
-        stats = query.operations.stats()
-        manifest = query.index.reader.manifest
-        segments = [
-            {
-                "id": s.id,
-                "faces": s.count,
-                "bytes": s.index_bytes + s.ids_bytes,
-                "tombstones": len(s.tombstones),
-                "created_at": s.created_at,
-            }
-            for s in (manifest.segments if manifest is not None else ())
-        ]
-        dead = self.parts.dead_letters(cid) if self.parts.dead_letters else None
-        body = {
-            "collection_id": cid,
-            "images": stats.images,
-            "faces": stats.faces,
-            "persons": stats.persons,
-            "images_by_status": stats.images_by_status,
-            "in_progress": sum(
-                stats.images_by_status.get(s, 0)
-                for s in (ImageStatus.QUEUED, ImageStatus.PROCESSING)
-            ),
-            "failed": stats.images_by_status.get(ImageStatus.FAILED, 0),
-            "index": stats.index.model_dump(),
-            "segments": segments,
-            "dead_letters": dead,
-            "models": stats.models,
-            "threshold": query.searcher.default_threshold,
-        }
-        payload = json.dumps(body, sort_keys=True).encode()
-        etag = '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
-        if etag in request.headers.get("If-None-Match", ""):
-            response = Response(status=304)
-        else:
-            response = Response(payload, content_type="application/json")
-        response.headers["ETag"] = etag
-        return response
-
-    def _images(self, request: Request, cid: str) -> Response:
-        self._require(request)
-        query = self._collection(cid)
-        status_text = request.args.get("status")
-        try:
-            status = ImageStatus(status_text) if status_text else None
-            limit = min(max(int(request.args.get("limit", "50")), 1), 200)
-        except ValueError as exc:
-            raise BadRequest(f"bad status or limit: {exc}") from exc
-        page = query.store.list_images(
-            status=status, cursor=request.args.get("cursor") or None, limit=limit
-        )
-        return json_response(
-            {
-                "items": [
-                    {
-                        "image_id": r.image_id,
-                        "source": r.source,
-                        "status": str(r.status),
-                        "error_code": r.error_code,
-                        "error_message": r.error_message,
-                        "face_count": r.face_count,
-                        "attempts": r.attempts,
-                        "updated_at": r.updated_at,
-                    }
-                    for r in page.items
-                ],
-                "next_cursor": page.next_cursor,
-            }
-        )
-
-    def _image_record(self, cid: str, image_id: str) -> ImageRecord:
-        query = self._collection(cid)
-        try:
-            check_id("image", image_id)
-        except ValueError as exc:
-            raise NotFound(f"no image {image_id!r}") from exc
-        record: ImageRecord | None = query.store.get_image(image_id)
-        if record is None:
-            raise NotFound(f"image {image_id} not found")
-        return record
-
-    def _photo_response(self, record: ImageRecord) -> Response:
-        if self.parts.photos is None:
-            raise NotFound("photos are not served in this deployment")
-        return photo_response(self.parts.photos(record))
-
-    def _photo(self, request: Request, cid: str, image_id: str) -> Response:
-        self._require(request)
-        return self._photo_response(self._image_record(cid, image_id))
-
-    def _retry(self, request: Request, cid: str, image_id: str) -> Response:
-        self._require(request)
-        record = self._image_record(cid, image_id)
-        if self.parts.retry is None:
-            raise NotFound("retry is not available in this deployment")
-        if record.status != ImageStatus.FAILED:
-            raise BadRequest(f"image {image_id} is {record.status}, not failed")
-        return json_response({"image_id": image_id, "status": self.parts.retry(cid, record)})
-
-    def _share_new(self, request: Request, cid: str) -> Response:
-        self._require(request)
-        self._collection(cid)
-        try:
-            body = json.loads(read_body(request, 4096, deadline_s=10.0) or b"{}")
-            ttl_s = int(body.get("ttl_s", 86_400))
-            prefix = str(body.get("prefix", ""))[:512]
-            title = str(body.get("title", ""))[:120]
-            grant, token = self.shares.issue(
-                cid,
-                ttl_s=ttl_s,
-                prefix=prefix,
-                show_names=bool(body.get("show_names", False)),
-                title=title,
-            )
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise BadRequest(f"bad share request: {exc}") from exc
-        logger.info(
-            "share link issued",
-            extra=log_fields(collection=cid, link_id=grant.link_id, expires_at=grant.expires_at),
-        )
-        return json_response(
-            {
-                "url": f"{self.public_url}/share/{token}",
-                "link_id": grant.link_id,
-                "expires_at": grant.expires_at,
-                "prefix": grant.prefix,
-                "show_names": grant.show_names,
-            },
-            status=201,
-        )

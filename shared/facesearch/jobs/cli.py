@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,118 +73,103 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rebuild(args: argparse.Namespace) -> int:
-    from facesearch.backends import backend_for
-    from facesearch.jobs.rebuild import Rebuild, new_run_id, run_local_tasks
+def _run_id(args: argparse.Namespace, command: str, new_run_id: Callable[[], str]) -> str | None:
+    """The run's id: ``--run-id``; one task of a job shares its execution's name (all its
+    tasks must agree, so none is made up); a ``--tasks N`` run here may take a fresh one."""
+    if args.tasks is not None:
+        return args.run_id or new_run_id()
+    run_id = args.run_id or os.environ.get("CLOUD_RUN_EXECUTION")
+    if not run_id:
+        print(f"facesearch {command}: a job task needs --run-id", file=sys.stderr)
+    return run_id or None
+
+
+def _run_tasks(job: Any, args: argparse.Namespace, run_local_tasks: Any) -> tuple[list[Any], int]:
+    """``--tasks N``: every task here in N processes; else this one task of a job, with a
+    progress bar. Returns the task results and how many tasks the run has in all."""
     from facesearch.jobs.tasks import TaskSlot
 
-    settings = _settings(args)
-    backend = backend_for(settings)
-    if args.tasks is not None:  # every task here, then the switch
-        rebuild = Rebuild(
-            backend,
-            args.run_id or new_run_id(),
-            collection_id=args.collection,
-            segment_size=args.segment_size,
-            model=args.model,
-        )
-        rebuild.start()
-        results = run_local_tasks(rebuild, args.tasks)
-        count = args.tasks
-    else:  # one task of a job (all tasks share --run-id, e.g. the execution id)
-        # every task of a Cloud Run Job execution shares its name
-        args.run_id = args.run_id or os.environ.get("CLOUD_RUN_EXECUTION")
-        if not args.run_id:
-            print("facesearch rebuild: a job task needs --run-id", file=sys.stderr)
-            return 2
-        task = TaskSlot.from_env(index=args.task_index, count=args.task_count)
-        rebuild = Rebuild(
-            backend,
-            args.run_id,
-            collection_id=args.collection,
-            segment_size=args.segment_size,
-            model=args.model,
-        )
-        rebuild.start()
-        bar = _bar(None, "face", args.no_progress)
-        try:
-            results = [rebuild.run_task(task, bar.update if bar is not None else None)]
-        finally:
-            if bar is not None:
-                bar.close()
-        count = task.count
-    summary: dict[str, Any] = {
-        "run_id": rebuild.run_id,
-        "tasks": [
-            {
-                "task": r.task.label,
-                "faces": r.faces,
-                "segments": r.segments,
-                "skipped_other_model": r.skipped_other_model,
-                "seconds": round(r.seconds, 3),
-                "faces_per_s": round(r.faces_per_s, 1),
-                "resumed": r.resumed,
-            }
-            for r in results
-        ],
-    }
-    if rebuild.tasks_done(count):
-        switched = rebuild.switch(count)
-        summary["switch"] = switched.__dict__
+    if args.tasks is not None:
+        return run_local_tasks(job, args.tasks), args.tasks
+    task = TaskSlot.from_env(index=args.task_index, count=args.task_count)
+    bar = _bar(None, "face", args.no_progress)
+    try:
+        return [job.run_task(task, bar.update if bar is not None else None)], task.count
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _task_rows(results: list[Any], skipped_as: str) -> list[dict[str, Any]]:
+    """One summary row per task; ``skipped_as`` names what its skipped faces were."""
+    return [
+        {
+            "task": r.task.label,
+            "faces": r.faces,
+            "segments": r.segments,
+            skipped_as: r.skipped_other_model,
+            "seconds": round(r.seconds, 3),
+            "faces_per_s": round(r.faces_per_s, 1),
+            "resumed": r.resumed,
+        }
+        for r in results
+    ]
+
+
+def _switch_and_print(job: Any, count: int, summary: dict[str, Any]) -> int:
+    """The last task to finish switches the index; print the summary either way."""
+    if job.tasks_done(count):
+        summary["switch"] = job.switch(count).__dict__
     else:
         summary["switch"] = "waiting for the other tasks (the last one switches)"
     print(json.dumps(summary, indent=2))
     return 0
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from facesearch.backends import backend_for
+    from facesearch.jobs.rebuild import Rebuild, new_run_id, run_local_tasks
+
+    backend = backend_for(_settings(args))
+    run_id = _run_id(args, "rebuild", new_run_id)
+    if run_id is None:
+        return 2
+    rebuild = Rebuild(
+        backend,
+        run_id,
+        collection_id=args.collection,
+        segment_size=args.segment_size,
+        model=args.model,
+    )
+    rebuild.start()
+    results, count = _run_tasks(rebuild, args, run_local_tasks)
+    summary = {"run_id": rebuild.run_id, "tasks": _task_rows(results, "skipped_other_model")}
+    return _switch_and_print(rebuild, count, summary)
+
+
 def cmd_reembed(args: argparse.Namespace) -> int:
     from facesearch.backends import backend_for
     from facesearch.jobs.reembed import Reembed, new_run_id, run_local_tasks
-    from facesearch.jobs.tasks import TaskSlot
 
     backend = backend_for(_settings(args))
-    if args.tasks is None:  # one task of a job: all tasks share the run id
-        args.run_id = args.run_id or os.environ.get("CLOUD_RUN_EXECUTION")
-        if not args.run_id:
-            print("facesearch reembed: a job task needs --run-id", file=sys.stderr)
-            return 2
+    run_id = _run_id(args, "reembed", new_run_id)
+    if run_id is None:
+        return 2
     job = Reembed(
         backend,
-        args.run_id or new_run_id(),
+        run_id,
         model=args.model,
         collection_id=args.collection,
         segment_size=args.segment_size,
         source=args.source,
     )
     started = job.start()
-    if args.tasks is not None:
-        results = run_local_tasks(job, args.tasks)
-        count = args.tasks
-    else:
-        task = TaskSlot.from_env(index=args.task_index, count=args.task_count)
-        bar = _bar(None, "face", args.no_progress)
-        try:
-            results = [job.run_task(task, bar.update if bar is not None else None)]
-        finally:
-            if bar is not None:
-                bar.close()
-        count = task.count
+    results, count = _run_tasks(job, args, run_local_tasks)
     summary: dict[str, Any] = {
         "run_id": job.run_id,
         "from_model": started["from_model"],
         "model": started["model"],
-        "tasks": [
-            {
-                "task": r.task.label,
-                "faces": r.faces,
-                "segments": r.segments,
-                "unavailable": r.skipped_other_model,
-                "seconds": round(r.seconds, 3),
-                "faces_per_s": round(r.faces_per_s, 1),
-                "resumed": r.resumed,
-            }
-            for r in results
-        ],
+        "tasks": _task_rows(results, "unavailable"),
     }
     if args.tasks is None:  # this process did the embedding: say from what
         summary["sources"] = {
@@ -192,12 +178,7 @@ def cmd_reembed(args: argparse.Namespace) -> int:
             "reused": job.sources.reused,
             "unavailable": len(job.sources.unavailable),
         }
-    if job.tasks_done(count):
-        summary["switch"] = job.switch(count).__dict__
-    else:
-        summary["switch"] = "waiting for the other tasks (the last one switches)"
-    print(json.dumps(summary, indent=2))
-    return 0
+    return _switch_and_print(job, count, summary)
 
 
 def add_job_commands(commands: Any) -> None:

@@ -27,7 +27,6 @@ writer after the switch, which probes.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -50,7 +49,7 @@ from facesearch.index.manifest import (
 from facesearch.index.segment import build_segment, upload_segment
 from facesearch.index.vectors import normalise
 from facesearch.index.writer import read_manifest
-from facesearch.jobs.tasks import Checkpoints, TaskSlot
+from facesearch.jobs.tasks import Checkpoints, TaskSlot, run_in_processes
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.metadata import DEFAULT_COLLECTION, FaceRecord, iter_faces
@@ -93,6 +92,9 @@ def new_run_id() -> str:
 
 class Rebuild:
     """One rebuild run of one collection's index (``run_id`` names its checkpoints)."""
+
+    #: what the run is called in errors and logs
+    KIND = "rebuild"
 
     def __init__(
         self,
@@ -150,14 +152,39 @@ class Rebuild:
 
     # --- 2. tasks ------------------------------------------------------------------------
 
-    def run_task(self, task: TaskSlot, progress: Progress | None = None) -> TaskResult:
+    def _resume(self, task: TaskSlot) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The run's start record and this task's checkpoint (``{}``: a fresh task)."""
         started = self.checkpoints.read(START)
         if started is None:
-            raise ConfigError(f"rebuild {self.run_id} was not started")
-        model = ModelRef.parse(started["model"])
-        state = self.checkpoints.read(task.label) or {}
+            raise ConfigError(f"{self.KIND} {self.run_id} was not started")
+        return started, self.checkpoints.read(task.label) or {}
+
+    def _done(
+        self,
+        task: TaskSlot,
+        state: dict[str, Any],
+        segments: list[dict[str, Any]],
+        *,
+        faces: int,
+        skipped: int,
+        t0: float,
+    ) -> TaskResult:
+        """Checkpoint the task as finished (a rerun then returns at once), log it, report it:
+        ``faces`` done now, on top of what ``state`` (its checkpoint) had done before."""
+        total = int(state.get("faces", 0)) + faces
+        self.checkpoints.write(task.label, {"segments": segments, "faces": total, "finished": True})
+        seconds = time.perf_counter() - t0
+        logger.info(
+            f"{self.KIND} task finished",
+            extra=log_fields(run=self.run_id, task=task.label, faces=faces, seconds=seconds),
+        )
+        return TaskResult(task, faces, skipped, len(segments), seconds, bool(state))
+
+    def run_task(self, task: TaskSlot, progress: Progress | None = None) -> TaskResult:
+        started, state = self._resume(task)
         if state.get("finished"):
             return TaskResult(task, int(state["faces"]), 0, len(state["segments"]), 0.0, True)
+        model = ModelRef.parse(started["model"])
         segments: list[dict[str, Any]] = list(state.get("segments", []))
         faces_done = int(state.get("faces", 0))
         after, until = task.face_range()
@@ -176,15 +203,7 @@ class Rebuild:
                     progress(len(chunk))
             body = {"segments": segments, "faces": faces_done + faces, "after": last}
             self.checkpoints.write(task.label, {**body, "finished": False})
-        self.checkpoints.write(
-            task.label, {"segments": segments, "faces": faces_done + faces, "finished": True}
-        )
-        seconds = time.perf_counter() - t0
-        logger.info(
-            "rebuild task finished",
-            extra=log_fields(run=self.run_id, task=task.label, faces=faces, seconds=seconds),
-        )
-        return TaskResult(task, faces, skipped, len(segments), seconds, bool(state))
+        return self._done(task, state, segments, faces=faces, skipped=skipped, t0=t0)
 
     def _build(self, faces: Sequence[FaceRecord], model: str) -> SegmentEntry:
         vectors = [f.vector_for(model) for f in faces]
@@ -386,16 +405,5 @@ def run_local_tasks(rebuild: Rebuild, count: int) -> list[TaskResult]:
     """Every task of the run in ``count`` processes on this machine (spawned, not forked)."""
     if count == 1:
         return [rebuild.run_task(TaskSlot(0, 1))]
-    jobs = [
-        (
-            rebuild.backend.settings,
-            rebuild.run_id,
-            rebuild.collection_id,
-            rebuild.segment_size,
-            i,
-            count,
-        )
-        for i in range(count)
-    ]
-    with multiprocessing.get_context("spawn").Pool(count) as pool:
-        return pool.map(_task_main, jobs)
+    spec = (rebuild.backend.settings, rebuild.run_id, rebuild.collection_id, rebuild.segment_size)
+    return run_in_processes(_task_main, spec, count)

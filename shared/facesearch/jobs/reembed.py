@@ -47,8 +47,7 @@ from facesearch.jobs.rebuild import (
     SwitchResult,
     TaskResult,
 )
-from facesearch.jobs.tasks import TaskSlot
-from facesearch.logs import log_fields
+from facesearch.jobs.tasks import TaskSlot, run_in_processes
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
     FaceRecord,
@@ -109,6 +108,8 @@ class Sources:
 class Reembed(Rebuild):
     """One re-embed run of one collection (``run_id`` names its checkpoints)."""
 
+    KIND = "reembed"
+
     def __init__(
         self,
         backend: Backend,
@@ -160,13 +161,10 @@ class Reembed(Rebuild):
     # --- 2. tasks ------------------------------------------------------------------------
 
     def run_task(self, task: TaskSlot, progress: Progress | None = None) -> TaskResult:
-        started = self.checkpoints.read(START)
-        if started is None:
-            raise ConfigError(f"reembed {self.run_id} was not started")
-        model = str(started["model"])
-        state = self.checkpoints.read(task.label) or {}
+        started, state = self._resume(task)
         if state.get("finished"):
             return TaskResult(task, int(state["faces"]), 0, len(state["segments"]), 0.0, True)
+        model = str(started["model"])
         segments: list[dict[str, Any]] = list(state.get("segments", []))
         faces_done = int(state.get("faces", 0))
         after, until = task.face_range()
@@ -201,16 +199,8 @@ class Reembed(Rebuild):
             self._embed_batch(batch, model, ids, vectors)
         if ids:
             flush_segment(None)
-        self.checkpoints.write(
-            task.label, {"segments": segments, "faces": faces_done + faces, "finished": True}
-        )
-        seconds = time.perf_counter() - t0
-        logger.info(
-            "reembed task finished",
-            extra=log_fields(run=self.run_id, task=task.label, faces=faces, seconds=seconds),
-        )
         skipped = len(self.sources.unavailable)
-        return TaskResult(task, faces, skipped, len(segments), seconds, bool(state))
+        return self._done(task, state, segments, faces=faces, skipped=skipped, t0=t0)
 
     def _embed_batch(
         self,
@@ -398,23 +388,14 @@ def _task_main(args: tuple[Any, str, str, str, int, str, int, int]) -> TaskResul
 
 def run_local_tasks(job: Reembed, count: int) -> list[TaskResult]:
     """Every task of the run in ``count`` processes here (spawned, not forked)."""
-    import multiprocessing
-
     if count == 1:
         return [job.run_task(TaskSlot(0, 1))]
-    model = job.embedder.model_id
-    jobs = [
-        (
-            job.backend.settings,
-            job.run_id,
-            model,
-            job.collection_id,
-            job.segment_size,
-            job.source,
-            i,
-            count,
-        )
-        for i in range(count)
-    ]
-    with multiprocessing.get_context("spawn").Pool(count) as pool:
-        return pool.map(_task_main, jobs)
+    spec = (
+        job.backend.settings,
+        job.run_id,
+        job.embedder.model_id,
+        job.collection_id,
+        job.segment_size,
+        job.source,
+    )
+    return run_in_processes(_task_main, spec, count)

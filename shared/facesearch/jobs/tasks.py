@@ -18,13 +18,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import multiprocessing
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from facesearch.errors import ConfigError, NotFound, PreconditionFailed
 from facesearch.storage.blob import BlobStore
+
+R = TypeVar("R")
 
 #: a face id range bound sorts after every id with that 8-hex-digit prefix
 _PAST = "~"
@@ -82,6 +85,17 @@ class TaskSlot:
     @property
     def label(self) -> str:
         return f"task-{self.index:04d}-of-{self.count:04d}"
+
+
+def run_in_processes(
+    task_main: Callable[[tuple[Any, ...]], R], spec: tuple[Any, ...], count: int
+) -> list[R]:
+    """Every task of a ``--tasks N`` run on this machine: ``task_main((*spec, index, count))``
+    in ``count`` processes. Spawned, not forked: each builds its own backend from the
+    picklable ``spec`` (settings and job parameters), so no client or lock crosses over."""
+    jobs = [(*spec, index, count) for index in range(count)]
+    with multiprocessing.get_context("spawn").Pool(count) as pool:
+        return pool.map(task_main, jobs)
 
 
 class Checkpoints:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from facesearch.index.reader import IndexReader
 from facesearch.storage.bus import Bus
 from facesearch.storage.messages import DeletionsMessage, EmbeddingsMessage, chunked
 from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, MetadataStore
+from facesearch.storage.paging import iter_pages
 
 #: faces per repair message (the ingest's own default chunk)
 REPAIR_CHUNK = 256
@@ -92,18 +93,8 @@ class Reconciliation:
         return out
 
 
-def _iter_pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
-    cursor: str | None = None
-    while True:
-        page = fetch(cursor)
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
-
-
 def iter_images(store: MetadataStore, status: ImageStatus | None = None) -> Iterator[ImageRecord]:
-    return _iter_pages(lambda c: store.list_images(status=status, cursor=c, limit=500))
+    return iter_pages(lambda c: store.list_images(status=status, cursor=c, limit=500))
 
 
 def reconcile(
@@ -132,7 +123,7 @@ def reconcile(
         if image.status is ImageStatus.FAILED and image.error_code == "event-expired":
             expired.append(image.image_id)
     records: dict[str, FaceRecord] = {}
-    for face in _iter_pages(lambda c: store.list_faces(cursor=c, limit=500)):
+    for face in iter_pages(lambda c: store.list_faces(cursor=c, limit=500)):
         records[face.face_id] = face
     report = Reconciliation(
         collection_id=store.collection_id,

@@ -23,14 +23,8 @@ from dataclasses import dataclass, field
 
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Bus, Message
-from facesearch.storage.metadata import (
-    DEFAULT_COLLECTION,
-    Catalog,
-    CollectionStatus,
-    ImageRecord,
-    ImageStatus,
-    MetadataStore,
-)
+from facesearch.storage.catalog import Catalog, CollectionStatus, iter_collections
+from facesearch.storage.metadata import DEFAULT_COLLECTION, ImageRecord, ImageStatus, MetadataStore
 from facesearch.telemetry import metrics
 
 logger = logging.getLogger(__name__)
@@ -108,18 +102,11 @@ class StuckSweep:
         self._clock = clock
 
     def active_collections(self) -> list[str]:
-        out = [DEFAULT_COLLECTION]
-        cursor: str | None = None
-        while True:
-            page = self.catalog.list_collections(cursor=cursor, limit=500)
-            out += [
-                r.collection_id
-                for r in page.items
-                if r.status is CollectionStatus.ACTIVE and r.collection_id != DEFAULT_COLLECTION
-            ]
-            if page.next_cursor is None:
-                return out
-            cursor = page.next_cursor
+        return [DEFAULT_COLLECTION] + [
+            r.collection_id
+            for r in iter_collections(self.catalog)
+            if r.status is CollectionStatus.ACTIVE and r.collection_id != DEFAULT_COLLECTION
+        ]
 
     def run(self, collection_id: str | None = None) -> SweepResult:
         """Re-queue the stuck images of one collection, or of every active one."""

@@ -38,7 +38,8 @@ from facesearch.people.batch import knn_exact
 from facesearch.people.legacy import absorb_documents
 from facesearch.people.recluster import ReclusterReport, recluster
 from facesearch.people.types import FaceInput
-from facesearch.storage.metadata import CollectionStatus, MetadataStore
+from facesearch.storage.catalog import CollectionStatus
+from facesearch.storage.metadata import MetadataStore
 
 if TYPE_CHECKING:
     from facesearch.backends import Backend

@@ -32,7 +32,7 @@ from facesearch.people.ports import (
     RecordKey,
 )
 from facesearch.people.types import ClusterFace, Correction, FaceInput, Person, Tombstone
-from facesearch.storage.metadata import Page, decode_cursor, encode_cursor
+from facesearch.storage.paging import Page, decode_cursor, encode_cursor
 
 MAX_PAGE = 5000
 R = TypeVar("R")

@@ -32,14 +32,14 @@ the face events carry only ids.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, TypeVar, runtime_checkable
 
 from facesearch.errors import ChangeSetInvalid, StaleRead
 from facesearch.people.types import ClusterFace, Correction, FaceInput, Person, Tombstone, Vector
-from facesearch.storage.metadata import Page
+from facesearch.storage.paging import Page, iter_pages
 
 #: Records one apply may write or delete (Firestore allows 500 writes per transaction).
 MAX_WRITES_PER_APPLY = 500
@@ -270,17 +270,6 @@ class FaceSource(Protocol):
 
 
 # --- whole listings, a page at a time ------------------------------------------------------------
-
-
-def iter_pages(fetch: Callable[[str | None], Page[T]], cursor: str | None = None) -> Iterator[T]:
-    """Every item of a listing, fetching page after page (``fetch(cursor)``, from
-    ``cursor``: None is the first page) only as the caller reads on."""
-    while True:
-        page = fetch(cursor)
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
 
 
 def faces_of(store: PeopleStore, person_id: str, *, page_size: int = 1000) -> Iterator[ClusterFace]:

@@ -27,7 +27,7 @@ from facesearch.people.reads import Reads
 from facesearch.people.representative import PersonMatch, PersonView, rank_persons
 from facesearch.people.types import ClusterFace, Correction, Outcome, Person, Source
 from facesearch.storage.messages import FaceEvent
-from facesearch.storage.metadata import Page, decode_cursor, encode_cursor
+from facesearch.storage.paging import Page, decode_cursor, encode_cursor
 
 
 @dataclass(frozen=True)

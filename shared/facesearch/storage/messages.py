@@ -17,7 +17,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,8 +54,6 @@ class EmbeddingsMessage:
 
     def encode(self) -> Message:
         body = {
-            "v": VERSION,
-            "collection": self.collection_id,
             "image_id": self.image_id,
             "model": self.model,
             "source_time": self.source_time,
@@ -64,20 +63,13 @@ class EmbeddingsMessage:
                 for f, v in zip(self.face_ids, self.vectors, strict=True)
             ],
         }
-        return Message(
-            json.dumps(body, separators=(",", ":")).encode(),
-            {
-                "kind": KIND_EMBEDDINGS,
-                "collection": self.collection_id,
-                "image_id": self.image_id,
-                "model": self.model,
-            },
-        )
+        attributes = {"image_id": self.image_id, "model": self.model}
+        return _message(KIND_EMBEDDINGS, self.collection_id, body, attributes, compact=True)
 
     @classmethod
     def decode(cls, message: Message) -> EmbeddingsMessage:
         body = _json(message)
-        try:
+        with _fields_of("embeddings message"):
             faces = body["faces"]
             dims = int(body["dims"])
             vectors = np.zeros((len(faces), dims), dtype=np.float32)
@@ -94,8 +86,6 @@ class EmbeddingsMessage:
                 source_time=None if source_time is None else float(source_time),
                 collection_id=_collection(body),
             )
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            raise BadMessage(f"malformed embeddings message: {exc!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -105,14 +95,8 @@ class DeletionsMessage:
     collection_id: str = DEFAULT_COLLECTION
 
     def encode(self) -> Message:
-        body = {
-            "v": VERSION,
-            "collection": self.collection_id,
-            "face_ids": list(self.face_ids),
-            "reason": self.reason,
-        }
-        attributes = {"kind": KIND_DELETIONS, "collection": self.collection_id}
-        return Message(json.dumps(body).encode(), attributes)
+        body = {"face_ids": list(self.face_ids), "reason": self.reason}
+        return _message(KIND_DELETIONS, self.collection_id, body)
 
     @classmethod
     def decode(cls, message: Message) -> DeletionsMessage:
@@ -135,20 +119,17 @@ class FaceEvent:
 
     def encode(self) -> Message:
         body = {
-            "v": VERSION,
-            "collection": self.collection_id,
             "event": self.event,
             "face_ids": self.face_ids,
             "model": self.model,
             "manifest_version": self.manifest_version,
         }
-        attributes = {"kind": KIND_EVENT, "event": self.event, "collection": self.collection_id}
-        return Message(json.dumps(body).encode(), attributes)
+        return _message(KIND_EVENT, self.collection_id, body, {"event": self.event})
 
     @classmethod
     def decode(cls, message: Message) -> FaceEvent:
         body = _json(message)
-        try:
+        with _fields_of("face event"):
             return cls(
                 event=str(body["event"]),
                 face_ids=[str(i) for i in body["face_ids"]],
@@ -156,8 +137,6 @@ class FaceEvent:
                 manifest_version=body.get("manifest_version"),
                 collection_id=_collection(body),
             )
-        except (KeyError, TypeError) as exc:
-            raise BadMessage(f"malformed face event: {exc!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -226,14 +205,10 @@ class VideoTask:
         }
         if self.chunk is not None:
             video["chunk"] = self.chunk
-        body = {"v": VERSION, "collection": self.collection_id, "video": video}
-        attributes = {
-            "kind": KIND_VIDEO_TASK,
-            "step": self.step,
-            "video_id": self.video_id,
-            "collection": self.collection_id,
-        }
-        return Message(json.dumps(body, separators=(",", ":")).encode(), attributes)
+        attributes = {"step": self.step, "video_id": self.video_id}
+        return _message(
+            KIND_VIDEO_TASK, self.collection_id, {"video": video}, attributes, compact=True
+        )
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> VideoTask:
@@ -279,8 +254,6 @@ class VideoEvent:
 
     def encode(self) -> Message:
         body = {
-            "v": VERSION,
-            "collection": self.collection_id,
             "event": self.event,
             "video_id": self.video_id,
             "face_ids": list(self.face_ids),
@@ -290,18 +263,13 @@ class VideoEvent:
             "model": self.model,
             "manifest_version": None,
         }
-        attributes = {
-            "kind": KIND_VIDEO_EVENT,
-            "event": self.event,
-            "video_id": self.video_id,
-            "collection": self.collection_id,
-        }
-        return Message(json.dumps(body).encode(), attributes)
+        attributes = {"event": self.event, "video_id": self.video_id}
+        return _message(KIND_VIDEO_EVENT, self.collection_id, body, attributes)
 
     @classmethod
     def decode(cls, message: Message) -> VideoEvent:
         body = _json(message)
-        try:
+        with _fields_of("video event"):
             return cls(
                 event=str(body["event"]),
                 video_id=str(body["video_id"]),
@@ -312,8 +280,36 @@ class VideoEvent:
                 model=body.get("model"),
                 collection_id=_collection(body),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadMessage(f"malformed video event: {exc!r}") from exc
+
+
+def _message(
+    kind: str,
+    collection_id: str,
+    fields: Mapping[str, Any],
+    attributes: Mapping[str, str] | None = None,
+    *,
+    compact: bool = False,
+) -> Message:
+    """The envelope every collection-scoped message shares: body ``{"v", "collection",
+    ...fields}`` and attributes ``kind``, ``collection`` (plus the message's own, which
+    subscription filters and logs read without parsing the body). ``compact``: no spaces
+    in the JSON (the large messages: embeddings, video tasks)."""
+    body = {"v": VERSION, "collection": collection_id, **fields}
+    separators = (",", ":") if compact else None
+    return Message(
+        json.dumps(body, separators=separators).encode(),
+        {"kind": kind, **(attributes or {}), "collection": collection_id},
+    )
+
+
+@contextmanager
+def _fields_of(what: str) -> Iterator[None]:
+    """Reading a decoded body's fields: one missing or of the wrong type is the message's
+    fault (:class:`BadMessage`, dead-lettered), not the consumer's crash."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise BadMessage(f"malformed {what}: {exc!r}") from exc
 
 
 def _collection(body: dict[str, Any]) -> str:

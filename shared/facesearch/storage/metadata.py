@@ -15,7 +15,7 @@ the same tests against each):
 * ``put_faces`` replaces an image's faces (keeping each face's ``created_at``) and
   deletes faces of that image not in the new set.
 * listings are pages ordered by a stable key with an opaque ``next_cursor``
-  (``None`` on the last page); cursors survive writes between pages.
+  (``None`` on the last page; :mod:`.paging`); cursors survive writes between pages.
 * missing records: ``get_*`` return ``None``; mutations of a missing record
   raise :class:`facesearch.errors.NotFound`; deletes of missing records are
   idempotent and return ``[]``.
@@ -23,38 +23,29 @@ the same tests against each):
 
 Persons — who a face belongs to, by the clusterer or a user — are not here: they
 live in the collection's people store (:class:`facesearch.people.ports.PeopleStore`,
-``Catalog.people``), beside these records in the same database.
+``Catalog.people``), beside these records in the same database. The collections
+themselves and the catalog that hands out scoped stores are :mod:`.catalog`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from facesearch import jsonsafe
-from facesearch.errors import InvalidCursor
+from facesearch.storage.paging import Page, encode_cursor, iter_pages
 
 if TYPE_CHECKING:
-    from facesearch.people.ports import PeopleStore
     from facesearch.storage.videos import ChunkState, TrackRecord, VideoRecord
     from facesearch.vision.types import Face
 
 T = TypeVar("T")
-
-#: Largest page any listing returns, whatever the caller asks for.
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 100
-
 
 #: the collection every record without one belongs to (all data from before collections)
 DEFAULT_COLLECTION = "default"
@@ -85,33 +76,6 @@ class ImageStatus(StrEnum):
     FAILED = "failed"
 
 
-class CollectionStatus(StrEnum):
-    """A collection takes writes only while active; erasing and erased are final."""
-
-    ACTIVE = "active"
-    ERASING = "erasing"
-    ERASED = "erased"
-
-
-@dataclass(frozen=True)
-class CollectionRecord:
-    """``collections/{collection_id}``: an independent set of images, faces and persons.
-
-    ``settings`` holds the collection's own policy (embedder, threshold, quality,
-    retention, quotas), validated by :class:`facesearch.collections.CollectionSettings`.
-    An erased collection keeps its record (status, erase report) so that its id is
-    never reused and late messages for it are recognised and dropped.
-    """
-
-    collection_id: str
-    name: str = ""
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    status: CollectionStatus = CollectionStatus.ACTIVE
-    erase_report: Mapping[str, Any] = field(default_factory=dict)
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-
 @dataclass(frozen=True)
 class Purged:
     """What one bounded purge step removed, and whether anything is left."""
@@ -121,6 +85,18 @@ class Purged:
     done: bool = True
     videos: int = 0  # video records and their chunk markers
     tracks: int = 0
+
+    @classmethod
+    def of(cls, removed: Mapping[str, int], *, done: bool) -> Purged:
+        """The step's counts from what each adapter deletes, by table / collection name
+        (``faces``, ``tracks``, ``images``, ``video_chunks``, ``videos``)."""
+        return cls(
+            images=removed["images"],
+            faces=removed["faces"],
+            done=done,
+            videos=removed["videos"] + removed["video_chunks"],
+            tracks=removed["tracks"],
+        )
 
 
 @dataclass(frozen=True)
@@ -218,12 +194,6 @@ class FaceRecord:
 
     def vector(self) -> npt.NDArray[np.float32]:
         return np.frombuffer(self.embedding, dtype="<f4").astype(np.float32)
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -361,75 +331,11 @@ class MetadataStore(Protocol):
         ...
 
 
-@runtime_checkable
-class Catalog(Protocol):
-    """The collections of a deployment, and a scoped store for each."""
-
-    def create_collection(self, record: CollectionRecord) -> CollectionRecord:
-        """A new collection (Conflict if the id exists, erased ones included)."""
-        ...
-
-    def get_collection(self, collection_id: str) -> CollectionRecord | None:
-        """The record; ``default`` exists implicitly (active) until it is written."""
-        ...
-
-    def list_collections(
-        self, *, cursor: str | None = None, limit: int = 100
-    ) -> Page[CollectionRecord]:
-        """By ``collection_id``, erased ones included."""
-        ...
-
-    def update_collection(
-        self,
-        collection_id: str,
-        *,
-        name: str | None = None,
-        settings: Mapping[str, Any] | None = None,
-        status: CollectionStatus | None = None,
-        erase_report: Mapping[str, Any] | None = None,
-    ) -> CollectionRecord:
-        """Change the given fields. NotFound if absent; a status never goes back to active."""
-        ...
-
-    def store(self, collection_id: str) -> MetadataStore:
-        """The scoped store of one collection (cheap; shares the catalog's connection)."""
-        ...
-
-    def people(self, collection_id: str) -> PeopleStore:
-        """The scoped people store of one collection (persons, their faces, corrections),
-        in the same database, refusing writes once the collection is erasing."""
-        ...
-
-
 # --- helpers shared by the adapters ------------------------------------------------------------
 
 
 def now() -> float:
     return time.time()
-
-
-def clamp_limit(limit: int) -> int:
-    return max(1, min(int(limit), MAX_PAGE_SIZE))
-
-
-def encode_cursor(kind: str, values: Sequence[Any]) -> str:
-    """Opaque page cursor: the listing kind and the last item's sort-key values."""
-    raw = json.dumps([kind, list(values)], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(kind: str, cursor: str, arity: int) -> list[Any]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        got_kind, values = jsonsafe.loads(raw, max_depth=2)
-    except (ValueError, binascii.Error, TypeError) as exc:
-        raise InvalidCursor("malformed page cursor") from exc
-    if got_kind != kind or not isinstance(values, list) or len(values) != arity:
-        raise InvalidCursor(f"page cursor does not belong to this {kind} listing")
-    # only the scalar sort keys we put there: a list or object would reach the store's query
-    if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
-        raise InvalidCursor("page cursor values must be strings or numbers")
-    return values
 
 
 def stamped(record: T, existing_created_at: float | None, collection_id: str) -> T:
@@ -440,6 +346,16 @@ def stamped(record: T, existing_created_at: float | None, collection_id: str) ->
     return replace(  # type: ignore[type-var]
         record, created_at=created, updated_at=t, collection_id=collection_id
     )
+
+
+def check_face_set(image_id: str, faces: Sequence[FaceRecord]) -> None:
+    """What ``put_faces`` accepts: valid ids, and only faces of that image (a face of
+    another image would be dropped from it the next time that image is processed)."""
+    check_id("image", image_id)
+    for face in faces:
+        check_id("face", face.face_id)
+        if face.image_id != image_id:
+            raise ValueError(f"face {face.face_id} belongs to {face.image_id}, not {image_id}")
 
 
 def embedding_bytes(vector: npt.ArrayLike) -> bytes:
@@ -469,16 +385,12 @@ def iter_faces(
     open when None), which is how job tasks split the faces into disjoint ranges and how
     a task resumes after the last face it finished.
     """
-    cursor = faces_cursor_after(after) if after else None
-    while True:
-        page = store.list_faces(cursor=cursor, limit=page_size)
-        for face in page.items:
-            if until is not None and face.face_id > until:
-                return
-            yield face
-        if page.next_cursor is None:
+    start = faces_cursor_after(after) if after else None
+    pages = iter_pages(lambda cursor: store.list_faces(cursor=cursor, limit=page_size), start)
+    for face in pages:
+        if until is not None and face.face_id > until:
             return
-        cursor = page.next_cursor
+        yield face
 
 
 def faces_cursor_after(face_id: str) -> str:

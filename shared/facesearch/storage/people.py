@@ -19,7 +19,7 @@ from typing import Any
 
 from facesearch.people.ports import Kind, PeopleCounts
 from facesearch.people.types import ClusterFace, Correction, Person, Tombstone
-from facesearch.storage.metadata import Page
+from facesearch.storage.paging import Page
 
 #: the people store pages up to this many records (a re-cluster reads everything)
 MAX_PAGE = 5000

@@ -13,17 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
-from facesearch.errors import CollectionClosed
-from facesearch.people.ports import Kind
+from facesearch.errors import CollectionClosed, NotFound
+from facesearch.people.ports import Kind, PeopleRecord
 from facesearch.people.types import (
-    ClusterFace,
-    Correction,
-    Person,
-    Tombstone,
     correction_from_dict,
     correction_to_dict,
     person_from_dict,
@@ -33,90 +29,87 @@ from facesearch.people.types import (
 )
 from facesearch.people.types import face_from_dict as cluster_face_from_dict
 from facesearch.people.types import face_to_dict as cluster_face_to_dict
-from facesearch.storage.metadata import (
-    CollectionRecord,
-    CollectionStatus,
-    FaceRecord,
-    ImageRecord,
-    now,
-)
+from facesearch.storage.catalog import CollectionRecord, CollectionStatus
+from facesearch.storage.metadata import DEFAULT_COLLECTION, FaceRecord, ImageRecord, now
 from facesearch.storage.videos import TrackRecord, VideoRecord
 
-#: a record of the people store
-PeopleRecord = ClusterFace | Person | Tombstone | Correction
-
-_COLLECTION = TypeAdapter(CollectionRecord)
-_IMAGE = TypeAdapter(ImageRecord)
-_FACE = TypeAdapter(FaceRecord)
-_VIDEO = TypeAdapter(VideoRecord)
-_TRACK = TypeAdapter(TrackRecord)
+R = TypeVar("R")
 
 
-def collection_to_dict(record: CollectionRecord) -> dict[str, Any]:
-    data: dict[str, Any] = _COLLECTION.dump_python(record)
-    data["status"] = str(record.status)
-    return data
+class _Codec(Generic[R]):
+    """One record type's document mapping. A ``status`` enum is stored as its plain
+    string (neither Firestore nor JSON knows enums); ``pairs`` names a field of number
+    pairs stored flat (``x, y, x, y...``: Firestore has no nested arrays) and the number
+    type; reading keeps only the record's fields (documents also carry e.g.
+    ``embedding_dims``) and lets a None mean the field's default."""
+
+    def __init__(self, record_type: type[R], pairs: tuple[str, type[float]] | None = None) -> None:
+        self._adapter = TypeAdapter(record_type)
+        self._names = record_type.__dataclass_fields__  # type: ignore[attr-defined]
+        self._pairs = pairs
+
+    def to_dict(self, record: R) -> dict[str, Any]:
+        data: dict[str, Any] = self._adapter.dump_python(record)
+        if "status" in data:
+            data["status"] = str(data["status"])
+        if self._pairs is not None:
+            name, number = self._pairs
+            data[name] = [number(v) for pair in getattr(record, name) for v in pair]
+        return data
+
+    def from_dict(self, data: Mapping[str, Any]) -> R:
+        fields = {k: v for k, v in data.items() if k in self._names and v is not None}
+        if self._pairs is not None:
+            name, number = self._pairs
+            flat = [number(v) for v in fields.get(name) or []]
+            fields[name] = [(flat[i], flat[i + 1]) for i in range(0, len(flat) - 1, 2)]
+        return self._adapter.validate_python(fields)
 
 
-def collection_from_dict(data: Mapping[str, Any]) -> CollectionRecord:
-    return _COLLECTION.validate_python(_known(data, CollectionRecord))
+_COLLECTIONS = _Codec(CollectionRecord)
+_IMAGES = _Codec(ImageRecord)
+_FACES = _Codec(FaceRecord, pairs=("landmarks", float))
+_VIDEOS = _Codec(VideoRecord)
+_TRACKS = _Codec(TrackRecord, pairs=("spans", int))
 
-
-def image_to_dict(record: ImageRecord) -> dict[str, Any]:
-    data: dict[str, Any] = _IMAGE.dump_python(record)
-    data["status"] = str(record.status)
-    return data
-
-
-def image_from_dict(data: Mapping[str, Any]) -> ImageRecord:
-    return _IMAGE.validate_python(_known(data, ImageRecord))
+collection_to_dict = _COLLECTIONS.to_dict
+collection_from_dict = _COLLECTIONS.from_dict
+image_to_dict = _IMAGES.to_dict
+image_from_dict = _IMAGES.from_dict
+video_to_dict = _VIDEOS.to_dict
+video_from_dict = _VIDEOS.from_dict
+face_from_dict = _FACES.from_dict
+track_from_dict = _TRACKS.from_dict
 
 
 def face_to_dict(record: FaceRecord) -> dict[str, Any]:
-    """JSON-able fields plus ``embedding`` as bytes (each adapter stores it natively)."""
-    data: dict[str, Any] = _FACE.dump_python(record)
-    data["landmarks"] = [float(v) for point in record.landmarks for v in point]
-    data["embedding_dims"] = record.dims
-    return data
-
-
-def face_from_dict(data: Mapping[str, Any]) -> FaceRecord:
-    fields = _known(data, FaceRecord)
-    flat = [float(v) for v in fields.get("landmarks") or []]
-    fields["landmarks"] = [(flat[i], flat[i + 1]) for i in range(0, len(flat) - 1, 2)]
-    return _FACE.validate_python(fields)
-
-
-def video_to_dict(record: VideoRecord) -> dict[str, Any]:
-    data: dict[str, Any] = _VIDEO.dump_python(record)
-    data["status"] = str(record.status)
-    return data
-
-
-def video_from_dict(data: Mapping[str, Any]) -> VideoRecord:
-    return _VIDEO.validate_python(_known(data, VideoRecord))
+    """JSON-able fields plus ``embedding`` as bytes (each adapter stores it natively) and
+    ``embedding_dims``, for humans and queries."""
+    return {**_FACES.to_dict(record), "embedding_dims": record.dims}
 
 
 def track_to_dict(record: TrackRecord) -> dict[str, Any]:
-    """JSON-able fields plus ``mean_embedding`` as bytes; spans flat (``s, e, s, e...``)
-    like landmarks (Firestore has no nested arrays), and ``first_ms`` for humans."""
-    data: dict[str, Any] = _TRACK.dump_python(record)
-    data["spans"] = [int(v) for span in record.spans for v in span]
-    data["first_ms"] = record.first_ms
-    return data
+    """JSON-able fields plus ``mean_embedding`` as bytes, and ``first_ms`` for humans."""
+    return {**_TRACKS.to_dict(record), "first_ms": record.first_ms}
 
 
-def track_from_dict(data: Mapping[str, Any]) -> TrackRecord:
-    fields = _known(data, TrackRecord)
-    flat = [int(v) for v in fields.get("spans") or []]
-    fields["spans"] = [(flat[i], flat[i + 1]) for i in range(0, len(flat) - 1, 2)]
-    return _TRACK.validate_python(fields)
+def stored_collection(
+    collection_id: str, document: Mapping[str, Any] | None
+) -> CollectionRecord | None:
+    """The record of a collection's stored document (``None``: none is stored), which for
+    ``default`` is its implicit record: it exists, active, until first written."""
+    if document is not None:
+        return collection_from_dict(document)
+    return CollectionRecord(DEFAULT_COLLECTION) if collection_id == DEFAULT_COLLECTION else None
 
 
-def _known(data: Mapping[str, Any], record_type: type) -> dict[str, Any]:
-    """Only the record's fields (documents also carry e.g. ``embedding_dims``); None = default."""
-    names = record_type.__dataclass_fields__  # type: ignore[attr-defined]
-    return {k: v for k, v in data.items() if k in names and v is not None}
+def current_collection(collection_id: str, document: Mapping[str, Any] | None) -> CollectionRecord:
+    """The record an update starts from: NotFound if none is stored, but for ``default``,
+    whose implicit record gets written now (and so is created now)."""
+    record = stored_collection(collection_id, document)
+    if record is None:
+        raise NotFound(f"collection {collection_id} does not exist")
+    return record if document is not None else replace(record, created_at=now())
 
 
 def updated_collection(

@@ -16,7 +16,7 @@ from PIL import Image
 from facesearch.api.problems import PROBLEM_TYPE_PREFIX
 from facesearch.auth import SigningKey
 from facesearch.auth.signing import HEADER_SIGNATURE
-from facesearch.client import _encode_multipart
+from facesearch.client_transport import encode_multipart
 from facesearch.config import Settings, load_settings
 from facesearch.vision.pipeline import FacePipeline
 from tests.data.image_corpus import PHOTOS
@@ -271,7 +271,7 @@ def test_busy_instance_answers_429(client: SignedClient, env: Env) -> None:
 
 
 def _multipart(**files: bytes) -> tuple[bytes, str]:
-    return _encode_multipart(files, {})
+    return encode_multipart(files, {})
 
 
 def test_match_same_and_different_people(client: SignedClient) -> None:

@@ -24,7 +24,7 @@ from schemathesis.checks import (
 from werkzeug.serving import make_server
 
 from facesearch.api.openapi import openapi_document
-from facesearch.client import SigningAuth
+from facesearch.client_transport import SigningAuth
 from facesearch.vision.pipeline import FacePipeline
 from tests.support.api import COLLECTION, KEY, build_env
 from tests.unit.api.test_routes import _settings

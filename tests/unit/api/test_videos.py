@@ -17,7 +17,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from facesearch.auth import SigningKey
-from facesearch.client import ApiError, Client
+from facesearch.client import Client
+from facesearch.client_transport import ApiError
 from facesearch.local import EmbeddedSystem
 from facesearch.vision.pipeline import FacePipeline
 from tests.support.api import SignedClient, build_env

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from facesearch.cloudinary.delivery import cloudinary_image_id, source_id
-from facesearch.storage.metadata import CollectionRecord, ImageRecord, ImageStatus
+from facesearch.storage.catalog import CollectionRecord
+from facesearch.storage.metadata import ImageRecord, ImageStatus
 from tests.support.cloudinary import CLOUD, raw, sample
 from tests.unit.cloudinary.test_webhook import PUBLIC_ID, VERSION, Harness
 

@@ -17,11 +17,10 @@ from facesearch.collections.retention import DAY_S, RetentionSweep
 from facesearch.config import load_settings
 from facesearch.indexer.service import IndexerService
 from facesearch.storage.bus import Message
+from facesearch.storage.catalog import CollectionRecord, CollectionStatus
 from facesearch.storage.local.bus import InProcessBus
 from facesearch.storage.messages import ControlMessage, DeletionsMessage, EmbeddingsMessage
 from facesearch.storage.metadata import (
-    CollectionRecord,
-    CollectionStatus,
     FaceRecord,
     ImageRecord,
     ImageStatus,

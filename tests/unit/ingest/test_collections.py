@@ -14,11 +14,8 @@ from facesearch.config import load_settings
 from facesearch.ingest.entry import handle_event
 from facesearch.ingest.service import Outcome
 from facesearch.ingest.sources import STORAGE_FINALIZED, collection_for_object, image_id_for
-from facesearch.storage.metadata import (
-    DEFAULT_COLLECTION,
-    CollectionRecord,
-    check_collection_id,
-)
+from facesearch.storage.catalog import CollectionRecord
+from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id
 from facesearch.vision.pipeline import FacePipeline
 from tests.unit.ingest.test_service import BUCKET, World
 

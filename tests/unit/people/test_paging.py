@@ -1,6 +1,6 @@
 """The whole-listing helpers of the people port: every record once, in order, whatever
 the page size (the re-cluster, repairs, the cannot-link check and forgetting a person
-read through them)."""
+read through them). The page walker under them is tested in tests/unit/storage."""
 
 from __future__ import annotations
 
@@ -16,11 +16,9 @@ from facesearch.people.ports import (
     every_person,
     face_key,
     faces_of,
-    iter_pages,
     person_key,
 )
 from facesearch.people.types import ClusterFace, Correction, CorrectionKind, Person, Source, unit
-from facesearch.storage.metadata import Page
 
 
 def _store(faces: int, persons: int, corrections: int) -> MemoryPeopleStore:
@@ -52,35 +50,6 @@ def _store(faces: int, persons: int, corrections: int) -> MemoryPeopleStore:
         )
     )
     return store
-
-
-@given(
-    items=st.lists(st.integers(), max_size=40),
-    size=st.integers(min_value=1, max_value=12),
-)
-def test_iter_pages_yields_every_item_once_in_order(items: list[int], size: int) -> None:
-    fetched: list[str | None] = []
-
-    def fetch(cursor: str | None) -> Page[int]:
-        fetched.append(cursor)
-        start = int(cursor or 0)
-        end = start + size
-        return Page(items[start:end], str(end) if end < len(items) else None)
-
-    assert list(iter_pages(fetch)) == items
-    assert len(fetched) == max(1, -(-len(items) // size))  # one fetch per page, no extra
-
-
-def test_iter_pages_reads_no_page_the_caller_does_not_reach() -> None:
-    calls: list[str | None] = []
-
-    def fetch(cursor: str | None) -> Page[int]:
-        calls.append(cursor)
-        return Page([int(cursor or 0)], str(int(cursor or 0) + 1))  # endless
-
-    walk = iter_pages(fetch)
-    assert [next(walk), next(walk)] == [0, 1]
-    assert calls == [None, "1"]
 
 
 @settings(max_examples=25, deadline=None)

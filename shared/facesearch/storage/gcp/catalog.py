@@ -13,22 +13,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from facesearch.errors import Conflict, NotFound
+from facesearch.errors import Conflict
+from facesearch.storage.catalog import CollectionRecord, CollectionStatus
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
 from facesearch.storage.gcp.metadata import COLLECTIONS, FirestoreMetadataStore
 from facesearch.storage.gcp.people import FirestorePeopleStore
-from facesearch.storage.metadata import (
-    DEFAULT_COLLECTION,
-    CollectionRecord,
-    CollectionStatus,
-    Page,
-    check_collection_id,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
-    now,
+from facesearch.storage.metadata import check_collection_id, now
+from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
+from facesearch.storage.records import (
+    collection_from_dict,
+    collection_to_dict,
+    current_collection,
+    stored_collection,
+    updated_collection,
 )
-from facesearch.storage.records import collection_from_dict, collection_to_dict, updated_collection
 
 _NAME = "__name__"
 
@@ -67,9 +65,7 @@ class FirestoreCatalog:
     @transient
     def get_collection(self, collection_id: str) -> CollectionRecord | None:
         snap = self._collections.document(collection_id).get()
-        if snap.exists:
-            return collection_from_dict(snapshot_data(snap))
-        return CollectionRecord(DEFAULT_COLLECTION) if collection_id == DEFAULT_COLLECTION else None
+        return stored_collection(collection_id, snapshot_data(snap) if snap.exists else None)
 
     @transient
     def list_collections(
@@ -82,8 +78,7 @@ class FirestoreCatalog:
                 {_NAME: self._collections.document(decode_cursor("collections", cursor, 1)[0])}
             )
         items = [collection_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
-        last = [items[-1].collection_id] if items else []
-        return Page(items, encode_cursor("collections", last) if len(items) == limit else None)
+        return page_of(items, limit, "collections", lambda last: [last.collection_id])
 
     @transient
     def update_collection(
@@ -99,13 +94,8 @@ class FirestoreCatalog:
 
         def run(tx: Any) -> CollectionRecord:
             snap = ref.get(transaction=tx)
-            if not snap.exists and collection_id != DEFAULT_COLLECTION:
-                raise NotFound(f"collection {collection_id} does not exist")
-            current = (
-                collection_from_dict(snapshot_data(snap))
-                if snap.exists
-                else CollectionRecord(DEFAULT_COLLECTION, created_at=now())
-            )
+            stored = snapshot_data(snap) if snap.exists else None
+            current = current_collection(collection_id, stored)
             record = updated_collection(current, name, settings, status, erase_report)
             tx.set(ref, collection_to_dict(record))
             return record

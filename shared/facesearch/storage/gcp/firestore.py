@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -55,6 +55,21 @@ def transient(fn: Callable[..., T]) -> Callable[..., T]:
 def snapshot_data(snapshot: Any) -> dict[str, Any]:
     data = snapshot.to_dict()
     return dict(data) if data else {}
+
+
+#: documents per batched read (``get_all``)
+_GET_ALL_BATCH = 300
+
+
+def existing_documents(
+    client: Any, collection: Any, ids: Sequence[str], *, field_paths: list[str] | None = None
+) -> Iterator[Any]:
+    """The snapshots of those of ``ids`` that exist in ``collection`` (each id once), read in
+    batches: the stores' batch lookups. ``field_paths=[]`` reads existence only."""
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _GET_ALL_BATCH):
+        refs = [collection.document(i) for i in unique[start : start + _GET_ALL_BATCH]]
+        yield from (s for s in client.get_all(refs, field_paths=field_paths) if s.exists)
 
 
 @transient

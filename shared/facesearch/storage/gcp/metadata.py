@@ -26,33 +26,39 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from facesearch.errors import CollectionClosed, NotFound
-from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
+from facesearch.storage.catalog import CollectionStatus
+from facesearch.storage.gcp.firestore import (
+    existing_documents,
+    firestore,
+    snapshot_data,
+    transient,
+)
 from facesearch.storage.gcp.videos import FirestoreVideos
 from facesearch.storage.metadata import (
     DEFAULT_COLLECTION,
-    CollectionStatus,
     FaceRecord,
     ImageRecord,
     ImageStatus,
-    Page,
     Purged,
     StoreCounts,
     check_collection_id,
+    check_face_set,
     check_id,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
     now,
     stamped,
 )
+from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
 from facesearch.storage.records import (
     face_from_dict,
     face_to_dict,
     image_from_dict,
     image_to_dict,
 )
+from facesearch.storage.videos import VideoRecord
 
 T = TypeVar("T")
+#: the records with a status, upserted alike
+R = TypeVar("R", ImageRecord, VideoRecord)
 #: dynamic for the same reason as ``firestore`` (typed package vs google.cloud namespace)
 _FIELD_PATH: Any = importlib.import_module("google.cloud.firestore_v1.field_path")
 #: Firestore caps a write batch / transaction at 500 writes.
@@ -111,23 +117,26 @@ class FirestoreMetadataStore(FirestoreVideos):
     def _check_open(self, tx: Any) -> None:
         check_open(self._record, self._cid, tx)
 
+    def _put_stamped(self, ref: Any, record: R, to_dict: Callable[[R], dict[str, Any]]) -> R:
+        """Upsert an image or video record: keep its stored ``created_at``, stamp the rest,
+        in a transaction that checks the collection still takes writes."""
+
+        def run(tx: Any) -> R:
+            self._check_open(tx)
+            snap = ref.get(transaction=tx)
+            created = snap.get("created_at") if snap.exists else None
+            out = stamped(record, created, self._cid)
+            tx.set(ref, to_dict(out))
+            return out
+
+        return self._in_transaction(run)
+
     # --- images -----------------------------------------------------------------------
 
     @transient
     def put_image(self, record: ImageRecord) -> ImageRecord:
         check_id("image", record.image_id)
-        ref = self._images.document(record.image_id)
-
-        def run(tx: Any) -> ImageRecord:
-            self._check_open(tx)
-            snap = ref.get(transaction=tx)
-            created = snap.get("created_at") if snap.exists else None
-            stamped_record = stamped(record, created, self._cid)
-            tx.set(ref, image_to_dict(stamped_record))
-            return stamped_record
-
-        result: ImageRecord = self._in_transaction(run)
-        return result
+        return self._put_stamped(self._images.document(record.image_id), record, image_to_dict)
 
     @transient
     def get_image(self, image_id: str) -> ImageRecord | None:
@@ -136,15 +145,9 @@ class FirestoreMetadataStore(FirestoreVideos):
 
     @transient
     def existing_images(self, image_ids: Sequence[str]) -> set[str]:
-        ids = list(dict.fromkeys(image_ids))
-        found: set[str] = set()
-        for start in range(0, len(ids), 300):
-            refs = [self._images.document(i) for i in ids[start : start + 300]]
-            # field_paths=[]: existence only, no document bodies over the wire
-            for snap in self.client.get_all(refs, field_paths=[]):
-                if snap.exists:
-                    found.add(snap.id)
-        return found
+        # field_paths=[]: existence only, no document bodies over the wire
+        snaps = existing_documents(self.client, self._images, image_ids, field_paths=[])
+        return {snap.id for snap in snaps}
 
     @transient
     def list_images(
@@ -166,14 +169,9 @@ class FirestoreMetadataStore(FirestoreVideos):
             if cursor:
                 query = query.start_after(decode_cursor(kind, cursor, 2))
         items = [image_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
-        next_cursor = None
-        if len(items) == limit:
-            last = items[-1]
-            values: list[Any] = (
-                [last.image_id] if status is None else [last.updated_at, last.image_id]
-            )
-            next_cursor = encode_cursor(kind, values)
-        return Page(items, next_cursor)
+        if status is None:
+            return page_of(items, limit, kind, lambda last: [last.image_id])
+        return page_of(items, limit, kind, lambda last: [last.updated_at, last.image_id])
 
     @transient
     def images_created_before(self, before: float, *, limit: int = 100) -> list[ImageRecord]:
@@ -197,11 +195,7 @@ class FirestoreMetadataStore(FirestoreVideos):
 
     @transient
     def put_faces(self, image_id: str, faces: Sequence[FaceRecord]) -> None:
-        check_id("image", image_id)
-        for face in faces:
-            check_id("face", face.face_id)
-            if face.image_id != image_id:
-                raise ValueError(f"face {face.face_id} belongs to {face.image_id}, not {image_id}")
+        check_face_set(image_id, faces)
         if len(faces) > _BATCH:
             raise ValueError(f"at most {_BATCH} faces per image fit one transaction")
         query = self._faces.where(filter=firestore.FieldFilter("image_id", "==", image_id))
@@ -225,14 +219,8 @@ class FirestoreMetadataStore(FirestoreVideos):
 
     @transient
     def get_faces(self, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
-        ids = list(dict.fromkeys(face_ids))
-        out: dict[str, FaceRecord] = {}
-        for start in range(0, len(ids), 300):
-            refs = [self._faces.document(i) for i in ids[start : start + 300]]
-            for snap in self.client.get_all(refs):
-                if snap.exists:
-                    out[snap.id] = face_from_dict(snapshot_data(snap))
-        return out
+        snaps = existing_documents(self.client, self._faces, face_ids)
+        return {snap.id: face_from_dict(snapshot_data(snap)) for snap in snaps}
 
     @transient
     def list_faces(
@@ -252,14 +240,9 @@ class FirestoreMetadataStore(FirestoreVideos):
         if cursor:
             query = query.start_after(decode_cursor(kind, cursor, arity))
         items = [face_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
-        next_cursor = None
-        if len(items) == limit:
-            last = items[-1]
-            values: list[Any] = (
-                [last.face_index, last.face_id] if image_id is not None else [last.face_id]
-            )
-            next_cursor = encode_cursor(kind, values)
-        return Page(items, next_cursor)
+        if image_id is None:
+            return page_of(items, limit, kind, lambda last: [last.face_id])
+        return page_of(items, limit, kind, lambda last: [last.face_index, last.face_id])
 
     @transient
     def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> int:
@@ -332,10 +315,4 @@ class FirestoreMetadataStore(FirestoreVideos):
             removed[name] = len(ids)
             left -= len(ids)
         done = all(not list(ref.select([]).limit(1).stream()) for _, ref in order)
-        return Purged(
-            images=removed["images"],
-            faces=removed["faces"],
-            done=done,
-            videos=removed["videos"] + removed["video_chunks"],
-            tracks=removed["tracks"],
-        )
+        return Purged.of(removed, done=done)

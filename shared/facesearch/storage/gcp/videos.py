@@ -17,16 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
-from facesearch.storage.metadata import (
-    FaceRecord,
-    Page,
-    check_id,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
-    stamped,
+from facesearch.storage.gcp.firestore import (
+    existing_documents,
+    firestore,
+    snapshot_data,
+    transient,
 )
+from facesearch.storage.metadata import FaceRecord, check_id, stamped
+from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
 from facesearch.storage.records import (
     face_to_dict,
     track_from_dict,
@@ -52,6 +50,9 @@ class FirestoreVideos:
 
         def _in_transaction(self, fn: Callable[[Any], T]) -> T: ...
         def _check_open(self, tx: Any) -> None: ...
+        def _put_stamped(
+            self, ref: Any, record: VideoRecord, to_dict: Callable[[VideoRecord], dict[str, Any]]
+        ) -> VideoRecord: ...
 
     def _open_video_collections(self, prefix: str) -> None:
         self._videos = self.client.collection(f"{prefix}videos")
@@ -63,17 +64,7 @@ class FirestoreVideos:
     @transient
     def put_video(self, record: VideoRecord) -> VideoRecord:
         check_id("video", record.video_id)
-        ref = self._videos.document(record.video_id)
-
-        def run(tx: Any) -> VideoRecord:
-            self._check_open(tx)
-            snap = ref.get(transaction=tx)
-            created = snap.get("created_at") if snap.exists else None
-            out = stamped(record, created, self._cid)
-            tx.set(ref, video_to_dict(out))
-            return out
-
-        return self._in_transaction(run)
+        return self._put_stamped(self._videos.document(record.video_id), record, video_to_dict)
 
     @transient
     def get_video(self, video_id: str) -> VideoRecord | None:
@@ -200,21 +191,12 @@ class FirestoreVideos:
         if cursor:
             query = query.start_after(decode_cursor(kind, cursor, 2))
         items = [track_from_dict(snapshot_data(s)) for s in query.limit(limit).stream()]
-        next_cursor = None
-        if len(items) == limit:
-            next_cursor = encode_cursor(kind, [items[-1].track_index, items[-1].track_id])
-        return Page(items, next_cursor)
+        return page_of(items, limit, kind, lambda last: [last.track_index, last.track_id])
 
     @transient
     def get_tracks(self, track_ids: Sequence[str]) -> dict[str, TrackRecord]:
-        ids = list(dict.fromkeys(track_ids))
-        out: dict[str, TrackRecord] = {}
-        for start in range(0, len(ids), 300):
-            refs = [self._tracks.document(i) for i in ids[start : start + 300]]
-            for snap in self.client.get_all(refs):
-                if snap.exists:
-                    out[snap.id] = track_from_dict(snapshot_data(snap))
-        return out
+        snaps = existing_documents(self.client, self._tracks, track_ids)
+        return {snap.id: track_from_dict(snapshot_data(snap)) for snap in snaps}
 
     @transient
     def delete_video(self, video_id: str) -> list[str]:

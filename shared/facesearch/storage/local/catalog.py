@@ -20,19 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facesearch.errors import CollectionClosed, Conflict, NotFound, TransientError
+from facesearch.storage.catalog import CollectionRecord, CollectionStatus
 from facesearch.storage.local.sqlite import private_file
-from facesearch.storage.metadata import (
-    DEFAULT_COLLECTION,
-    CollectionRecord,
-    CollectionStatus,
-    Page,
-    check_collection_id,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
-    now,
+from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id, now
+from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
+from facesearch.storage.records import (
+    collection_from_dict,
+    collection_to_dict,
+    current_collection,
+    stored_collection,
+    updated_collection,
 )
-from facesearch.storage.records import collection_from_dict, collection_to_dict, updated_collection
 
 if TYPE_CHECKING:
     from facesearch.storage.local.metadata import SqliteMetadataStore
@@ -42,6 +40,8 @@ if TYPE_CHECKING:
 #: the face records, into their own tables); 4: both. Migrations key on the tables and
 #: columns a file has, not on this number, so a file of either schema 3 opens.
 SCHEMA_VERSION = 4
+#: ids per ``IN (...)`` lookup (SQLite's bound-parameter limit is 999 in old builds)
+_IN_BATCH = 500
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     collection_id TEXT PRIMARY KEY, status TEXT NOT NULL, data TEXT NOT NULL
@@ -243,6 +243,22 @@ class SqliteDb:
         except sqlite3.OperationalError as exc:
             raise TransientError(f"metadata store busy: {exc}") from exc
 
+    def rows_by_ids(
+        self, table: str, key: str, collection_id: str, ids: Sequence[str], columns: str = "*"
+    ) -> list[sqlite3.Row]:
+        """The rows of one collection whose ``key`` is one of ``ids`` (each once), in
+        batches that stay under SQLite's bound-parameter limit: the stores' batch lookups."""
+        unique = list(dict.fromkeys(ids))
+        rows: list[sqlite3.Row] = []
+        for start in range(0, len(unique), _IN_BATCH):
+            batch = unique[start : start + _IN_BATCH]
+            marks = ",".join("?" * len(batch))
+            rows += self.query(
+                f"SELECT {columns} FROM {table} WHERE collection_id = ? AND {key} IN ({marks})",
+                [collection_id, *batch],
+            )
+        return rows
+
     def _reader(self) -> sqlite3.Connection | None:
         """This thread's read connection (None: use the writer's, under its lock)."""
         writing: int = getattr(self._local, "writing", 0)
@@ -319,9 +335,7 @@ class SqliteCatalog:
         rows = self.db.query(
             "SELECT data FROM collections WHERE collection_id = ?", (collection_id,)
         )
-        if rows:
-            return collection_from_dict(json.loads(rows[0]["data"]))
-        return CollectionRecord(DEFAULT_COLLECTION) if collection_id == DEFAULT_COLLECTION else None
+        return stored_collection(collection_id, json.loads(rows[0]["data"]) if rows else None)
 
     def list_collections(
         self, *, cursor: str | None = None, limit: int = 100
@@ -333,8 +347,7 @@ class SqliteCatalog:
             (after, limit),
         )
         items = [collection_from_dict(json.loads(r["data"])) for r in rows]
-        last = [items[-1].collection_id] if items else []
-        return Page(items, encode_cursor("collections", last) if len(items) == limit else None)
+        return page_of(items, limit, "collections", lambda last: [last.collection_id])
 
     def update_collection(
         self,
@@ -349,13 +362,8 @@ class SqliteCatalog:
             row = db.execute(
                 "SELECT data FROM collections WHERE collection_id = ?", (collection_id,)
             ).fetchone()
-            if row is None and collection_id != DEFAULT_COLLECTION:
-                raise NotFound(f"collection {collection_id} does not exist")
-            current = (
-                collection_from_dict(json.loads(row["data"]))
-                if row is not None
-                else CollectionRecord(DEFAULT_COLLECTION, created_at=now())
-            )
+            stored = json.loads(row["data"]) if row is not None else None
+            current = current_collection(collection_id, stored)
             record = updated_collection(current, name, settings, status, erase_report)
             db.execute(
                 "INSERT OR REPLACE INTO collections (collection_id, status, data) VALUES (?, ?, ?)",

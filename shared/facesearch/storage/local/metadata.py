@@ -18,11 +18,11 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from facesearch.storage.local.catalog import SqliteDb, sql_json
 from facesearch.storage.local.videos import SqliteVideos
@@ -31,24 +31,25 @@ from facesearch.storage.metadata import (
     FaceRecord,
     ImageRecord,
     ImageStatus,
-    Page,
     Purged,
     StoreCounts,
     check_collection_id,
+    check_face_set,
     check_id,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
     now,
     stamped,
 )
+from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
 from facesearch.storage.records import (
     face_from_dict,
     face_to_dict,
     image_from_dict,
     image_to_dict,
 )
+from facesearch.storage.videos import VideoRecord
 
+#: the records with a status, upserted alike
+R = TypeVar("R", ImageRecord, VideoRecord)
 #: erase order: faces first, so no face outlives its image or video record
 _PURGE_ORDER = (
     ("faces", "face_id"),
@@ -88,29 +89,37 @@ class SqliteMetadataStore(SqliteVideos):
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self._sql.query(sql, params)
 
-    # --- images -----------------------------------------------------------------------
-
-    def put_image(self, record: ImageRecord) -> ImageRecord:
-        check_id("image", record.image_id)
-        with self._sql.write(self._cid) as db:
+    def _put_stamped(
+        self, table: str, key: str, record: R, to_dict: Callable[[R], dict[str, Any]]
+    ) -> R:
+        """Upsert an image or video record (``key``: its id column): keep its stored
+        ``created_at``, stamp the rest, in a transaction that checks the collection."""
+        record_id = getattr(record, key)
+        with self._write() as db:
             row = db.execute(
-                "SELECT data FROM images WHERE collection_id = ? AND image_id = ?",
-                (self._cid, record.image_id),
+                f"SELECT data FROM {table} WHERE collection_id = ? AND {key} = ?",
+                (self._cid, record_id),
             ).fetchone()
             created = json.loads(row["data"])["created_at"] if row else None
             record = stamped(record, created, self._cid)
             db.execute(
-                "INSERT OR REPLACE INTO images (collection_id, image_id, status, updated_at, data)"
+                f"INSERT OR REPLACE INTO {table} (collection_id, {key}, status, updated_at, data)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (
                     self._cid,
-                    record.image_id,
+                    record_id,
                     str(record.status),
                     record.updated_at,
-                    sql_json(image_to_dict(record)),
+                    sql_json(to_dict(record)),
                 ),
             )
         return record
+
+    # --- images -----------------------------------------------------------------------
+
+    def put_image(self, record: ImageRecord) -> ImageRecord:
+        check_id("image", record.image_id)
+        return self._put_stamped("images", "image_id", record, image_to_dict)
 
     def get_image(self, image_id: str) -> ImageRecord | None:
         rows = self._query(
@@ -120,17 +129,8 @@ class SqliteMetadataStore(SqliteVideos):
         return image_from_dict(json.loads(rows[0]["data"])) if rows else None
 
     def existing_images(self, image_ids: Sequence[str]) -> set[str]:
-        ids = list(dict.fromkeys(image_ids))
-        found: set[str] = set()
-        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(
-                f"SELECT image_id FROM images WHERE collection_id = ? AND image_id IN ({marks})",
-                [self._cid, *chunk],
-            )
-            found.update(row["image_id"] for row in rows)
-        return found
+        rows = self._sql.rows_by_ids("images", "image_id", self._cid, image_ids, "image_id")
+        return {row["image_id"] for row in rows}
 
     def list_images(
         self, *, status: ImageStatus | None = None, cursor: str | None = None, limit: int = 100
@@ -145,7 +145,7 @@ class SqliteMetadataStore(SqliteVideos):
                 (self._cid, after, limit),
             )
             items = [image_from_dict(json.loads(r["data"])) for r in rows]
-            next_values: list[Any] = [items[-1].image_id] if items else []
+            return page_of(items, limit, kind, lambda last: [last.image_id])
         else:
             kind = f"images:{status}"
             sql = "SELECT data FROM images WHERE collection_id = ? AND status = ?"
@@ -158,8 +158,7 @@ class SqliteMetadataStore(SqliteVideos):
                 sql + " ORDER BY updated_at DESC, image_id DESC LIMIT ?", [*params, limit]
             )
             items = [image_from_dict(json.loads(r["data"])) for r in rows]
-            next_values = [items[-1].updated_at, items[-1].image_id] if items else []
-        return Page(items, encode_cursor(kind, next_values) if len(items) == limit else None)
+            return page_of(items, limit, kind, lambda last: [last.updated_at, last.image_id])
 
     def images_created_before(self, before: float, *, limit: int = 100) -> list[ImageRecord]:
         rows = self._query(
@@ -188,11 +187,7 @@ class SqliteMetadataStore(SqliteVideos):
     # --- faces ------------------------------------------------------------------------
 
     def put_faces(self, image_id: str, faces: Sequence[FaceRecord]) -> None:
-        check_id("image", image_id)
-        for face in faces:
-            check_id("face", face.face_id)
-            if face.image_id != image_id:
-                raise ValueError(f"face {face.face_id} belongs to {face.image_id}, not {image_id}")
+        check_face_set(image_id, faces)
         with self._sql.write(self._cid) as db:
             existing = {
                 r["face_id"]: r
@@ -256,19 +251,9 @@ class SqliteMetadataStore(SqliteVideos):
         return self._face(rows[0]) if rows else None
 
     def get_faces(self, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
-        out: dict[str, FaceRecord] = {}
-        ids = list(dict.fromkeys(face_ids))
-        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(
-                f"SELECT * FROM faces WHERE collection_id = ? AND face_id IN ({marks})",
-                [self._cid, *chunk],
-            )
-            for row in rows:
-                face = self._face(row)
-                out[face.face_id] = face
-        return out
+        rows = self._sql.rows_by_ids("faces", "face_id", self._cid, face_ids)
+        faces = (self._face(row) for row in rows)
+        return {face.face_id: face for face in faces}
 
     def list_faces(
         self, *, image_id: str | None = None, cursor: str | None = None, limit: int = 100
@@ -293,14 +278,9 @@ class SqliteMetadataStore(SqliteVideos):
                 params.append(fid)
             sql += " ORDER BY face_id LIMIT ?"
         items = [self._face(r) for r in self._query(sql, [*params, limit])]
-        next_cursor = None
-        if len(items) == limit:
-            last = items[-1]
-            values: list[Any] = (
-                [last.face_index, last.face_id] if image_id is not None else [last.face_id]
-            )
-            next_cursor = encode_cursor(kind, values)
-        return Page(items, next_cursor)
+        if image_id is None:
+            return page_of(items, limit, kind, lambda last: [last.face_id])
+        return page_of(items, limit, kind, lambda last: [last.face_index, last.face_id])
 
     def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> int:
         updated = 0
@@ -358,10 +338,4 @@ class SqliteMetadataStore(SqliteVideos):
                 ).fetchone()[0]
                 for table, _ in _PURGE_ORDER
             )
-        return Purged(
-            images=removed["images"],
-            faces=removed["faces"],
-            done=remaining == 0,
-            videos=removed["videos"] + removed["video_chunks"],
-            tracks=removed["tracks"],
-        )
+        return Purged.of(removed, done=remaining == 0)

@@ -24,13 +24,8 @@ from facesearch.logs import log_fields
 from facesearch.people.ports import ID_FIELDS, ChangeSet, Kind, PeoplePurged
 from facesearch.people.types import ClusterFace, Correction
 from facesearch.storage.local.catalog import LEGACY_TABLES, SqliteDb
-from facesearch.storage.metadata import (
-    DEFAULT_COLLECTION,
-    Page,
-    check_collection_id,
-    decode_cursor,
-    encode_cursor,
-)
+from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id
+from facesearch.storage.paging import Page, decode_cursor, encode_cursor
 from facesearch.storage.people import Equal, PeopleStoreBase, clamp_page
 from facesearch.storage.records import people_document, people_record
 

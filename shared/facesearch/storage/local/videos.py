@@ -10,21 +10,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from facesearch.storage.local.catalog import SqliteDb, sql_json
-from facesearch.storage.metadata import (
-    FaceRecord,
-    Page,
-    check_id,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
-    stamped,
-)
+from facesearch.storage.metadata import FaceRecord, check_id, stamped
+from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
 from facesearch.storage.records import (
     track_from_dict,
     track_to_dict,
@@ -44,30 +37,19 @@ class SqliteVideos:
         def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
         def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]: ...
         def _write_face(self, db: sqlite3.Connection, record: FaceRecord) -> None: ...
+        def _put_stamped(
+            self,
+            table: str,
+            key: str,
+            record: VideoRecord,
+            to_dict: Callable[[VideoRecord], dict[str, Any]],
+        ) -> VideoRecord: ...
 
     # --- videos ---------------------------------------------------------------------------
 
     def put_video(self, record: VideoRecord) -> VideoRecord:
         check_id("video", record.video_id)
-        with self._write() as db:
-            row = db.execute(
-                "SELECT data FROM videos WHERE collection_id = ? AND video_id = ?",
-                (self._cid, record.video_id),
-            ).fetchone()
-            created = json.loads(row["data"])["created_at"] if row else None
-            record = stamped(record, created, self._cid)
-            db.execute(
-                "INSERT OR REPLACE INTO videos (collection_id, video_id, status, updated_at, data)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    self._cid,
-                    record.video_id,
-                    str(record.status),
-                    record.updated_at,
-                    sql_json(video_to_dict(record)),
-                ),
-            )
-        return record
+        return self._put_stamped("videos", "video_id", record, video_to_dict)
 
     def get_video(self, video_id: str) -> VideoRecord | None:
         rows = self._query(
@@ -208,24 +190,12 @@ class SqliteVideos:
             params += [index, index, tid]
         rows = self._query(sql + " ORDER BY track_index, track_id LIMIT ?", [*params, limit])
         items = [self._track(r) for r in rows]
-        next_cursor = None
-        if len(items) == limit:
-            next_cursor = encode_cursor(kind, [items[-1].track_index, items[-1].track_id])
-        return Page(items, next_cursor)
+        return page_of(items, limit, kind, lambda last: [last.track_index, last.track_id])
 
     def get_tracks(self, track_ids: Sequence[str]) -> dict[str, TrackRecord]:
-        ids = list(dict.fromkeys(track_ids))
-        out: dict[str, TrackRecord] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._query(
-                f"SELECT * FROM tracks WHERE collection_id = ? AND track_id IN ({marks})",
-                [self._cid, *chunk],
-            ):
-                track = self._track(row)
-                out[track.track_id] = track
-        return out
+        rows = self._sql.rows_by_ids("tracks", "track_id", self._cid, track_ids)
+        tracks = (self._track(row) for row in rows)
+        return {track.track_id: track for track in tracks}
 
     def delete_video(self, video_id: str) -> list[str]:
         with self._sql.tx() as db:  # deleting is always allowed (erase deletes too)
