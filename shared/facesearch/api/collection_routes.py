@@ -10,105 +10,71 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from facesearch.api import collection_schemas as cs
-from facesearch.api.inputs import json_model
-from facesearch.api.route import PageQuery, Route, Scoping, query_args
+from facesearch.api.route import PageQuery, RouteTable, Scoping
 from facesearch.auth.keys import Scope
 
 if TYPE_CHECKING:
     from facesearch.api.app import Call
 
+collections = RouteTable(tag="collections")
 
-def list_collections(call: Call) -> cs.CollectionPage:
-    q: PageQuery = query_args(call, PageQuery)
+
+@collections.route("GET", "/v1/collections", errors=(400, 403), scoping=Scoping.HANDLER)
+def list_collections(call: Call, query: PageQuery) -> cs.CollectionPage:
+    """Collections this key may see, a page at a time"""
     call.authorize(Scope.SEARCH, None, any_collection=True)
-    return call.admin.list(cursor=q.cursor, limit=q.limit, grant=call.grant)
+    return call.admin.list(cursor=query.cursor, limit=query.limit, grant=call.grant)
 
 
-def create_collection(call: Call) -> cs.CollectionOut:
-    body = json_model(call.request, call.body, cs.CollectionCreate)
+@collections.route(
+    "POST",
+    "/v1/collections",
+    status=201,
+    errors=(400, 403, 409, 415),
+    scope=Scope.MANAGE,
+    scoping=Scoping.HANDLER,
+)
+def create_collection(call: Call, body: cs.CollectionCreate) -> cs.CollectionOut:
+    """Create a collection with its own settings (embedder, threshold, quality, retention,
+    quotas)"""
     call.authorize(Scope.MANAGE, body.collection_id)
     return call.admin.create(body)
 
 
+@collections.route(
+    "GET",
+    "/v1/collections/<collection_id>",
+    errors=(403, 404),
+    scoping=Scoping.PATH,
+    active_only=False,
+)
 def get_collection(call: Call) -> cs.CollectionOut:
+    """A collection: settings, status, counts and index, or its erase report"""
     return call.admin.get(call.collection_id)
 
 
-def update_collection(call: Call) -> cs.CollectionOut:
-    body = json_model(call.request, call.body, cs.CollectionPatch)
+@collections.route(
+    "PATCH",
+    "/v1/collections/<collection_id>",
+    errors=(400, 403, 404, 409, 415),
+    scope=Scope.MANAGE,
+    scoping=Scoping.PATH,
+)
+def update_collection(call: Call, body: cs.CollectionPatch) -> cs.CollectionOut:
+    """Rename a collection or replace its settings (the embedder is fixed)"""
     return call.admin.update(call.collection_id, body)
 
 
-def erase_collection(call: Call) -> cs.CollectionOut:
-    return call.admin.erase(call.collection_id)
-
-
-COLLECTION_ROUTES: tuple[Route, ...] = (
-    Route(
-        "list_collections",
-        "GET",
-        "/v1/collections",
-        list_collections,
-        "Collections this key may see, a page at a time",
-        cs.CollectionPage,
-        query=PageQuery,
-        tag="collections",
-        errors=(400, 403),
-        scoping=Scoping.HANDLER,
-    ),
-    Route(
-        "create_collection",
-        "POST",
-        "/v1/collections",
-        create_collection,
-        "Create a collection with its own settings (embedder, threshold, quality, retention,"
-        " quotas)",
-        cs.CollectionOut,
-        status=201,
-        body={"application/json": cs.CollectionCreate},
-        tag="collections",
-        errors=(400, 403, 409, 415),
-        scope=Scope.MANAGE,
-        scoping=Scoping.HANDLER,
-    ),
-    Route(
-        "get_collection",
-        "GET",
-        "/v1/collections/<collection_id>",
-        get_collection,
-        "A collection: settings, status, counts and index, or its erase report",
-        cs.CollectionOut,
-        tag="collections",
-        errors=(403, 404),
-        scoping=Scoping.PATH,
-        active_only=False,
-    ),
-    Route(
-        "update_collection",
-        "PATCH",
-        "/v1/collections/<collection_id>",
-        update_collection,
-        "Rename a collection or replace its settings (the embedder is fixed)",
-        cs.CollectionOut,
-        body={"application/json": cs.CollectionPatch},
-        tag="collections",
-        errors=(400, 403, 404, 409, 415),
-        scope=Scope.MANAGE,
-        scoping=Scoping.PATH,
-    ),
-    Route(
-        "erase_collection",
-        "DELETE",
-        "/v1/collections/<collection_id>",
-        erase_collection,
-        "Erase a collection: every image, face, person, crop, index object and ledger entry;"
-        " runs in the background, the collection then shows its erase report",
-        cs.CollectionOut,
-        status=202,
-        tag="collections",
-        errors=(403, 404, 409),
-        scope=Scope.ERASE,
-        scoping=Scoping.PATH,
-        active_only=False,
-    ),
+@collections.route(
+    "DELETE",
+    "/v1/collections/<collection_id>",
+    status=202,
+    errors=(403, 404, 409),
+    scope=Scope.ERASE,
+    scoping=Scoping.PATH,
+    active_only=False,
 )
+def erase_collection(call: Call) -> cs.CollectionOut:
+    """Erase a collection: every image, face, person, crop, index object and ledger entry;
+    runs in the background, the collection then shows its erase report"""
+    return call.admin.erase(call.collection_id)

@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from facesearch.api import person_schemas as ps
 from facesearch.api import schemas as s
-from facesearch.api.inputs import json_model
-from facesearch.api.route import PageQuery, Route, query_args
+from facesearch.api.route import PageQuery, RouteTable
 from facesearch.auth.keys import Scope
 
 if TYPE_CHECKING:
@@ -29,207 +28,88 @@ class LogQuery(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-def list_persons(call: Call) -> ps.PersonPage:
-    q: PageQuery = query_args(call, PageQuery)
-    return call.query.persons.list_persons(cursor=q.cursor, limit=q.limit)
+_JSON_ERRORS = (400, 404, 409, 415)
+
+persons = RouteTable(tag="persons")
 
 
-def create_person(call: Call) -> ps.PersonOut:
-    body = json_model(call.request, call.body, ps.PersonCreate)
+@persons.route("PUT", "/v1/faces/<face_id>/person", errors=_JSON_ERRORS, scope=Scope.MANAGE)
+def set_face_person(call: Call, body: ps.FacePersonPut) -> s.FaceOut:
+    """Put a face in a person (user-assigned: the machine never moves it), or with null
+    say it is not its person (remembered)"""
+    return call.query.persons.set_face_person(call.args["face_id"], body.person_id)
+
+
+@persons.route("POST", "/v1/persons", status=201, errors=(400, 409, 415), scope=Scope.MANAGE)
+def create_person(call: Call, body: ps.PersonCreate) -> ps.PersonOut:
+    """Create a person (empty; faces are then put in it)"""
     return call.query.persons.create_person(body.name, body.metadata)
 
 
+@persons.route("GET", "/v1/persons", errors=(400,))
+def list_persons(call: Call, query: PageQuery) -> ps.PersonPage:
+    """Persons (found by clustering or made by users) with counts and cover, a page at a time"""
+    return call.query.persons.list_persons(cursor=query.cursor, limit=query.limit)
+
+
+@persons.route("GET", "/v1/persons/<person_id>", errors=(404,))
 def get_person(call: Call) -> ps.PersonOut:
+    """One person (an id merged into another answers with that person)"""
     return call.query.persons.get_person(call.args["person_id"])
 
 
-def update_person(call: Call) -> ps.PersonOut:
-    body = json_model(call.request, call.body, ps.PersonPatch)
+@persons.route("PATCH", "/v1/persons/<person_id>", errors=_JSON_ERRORS, scope=Scope.MANAGE)
+def update_person(call: Call, body: ps.PersonPatch) -> ps.PersonOut:
+    """Rename a person (undoable) or replace their metadata"""
     return call.query.persons.update_person(
         call.args["person_id"], name=body.name, metadata=body.metadata
     )
 
 
+@persons.route("DELETE", "/v1/persons/<person_id>", tag="forget", errors=(404,), scope=Scope.ERASE)
 def forget_person(call: Call) -> s.Forgotten:
+    """Forget a person and all their faces: records, crops, index entries, names"""
     return call.query.forgetter.forget_person(call.args["person_id"])
 
 
-def person_images(call: Call) -> ps.PersonImagePage:
-    q: PageQuery = query_args(call, PageQuery)
-    return call.query.persons.person_images(call.args["person_id"], cursor=q.cursor, limit=q.limit)
+@persons.route("GET", "/v1/persons/<person_id>/images", errors=(400, 404))
+def person_images(call: Call, query: PageQuery) -> ps.PersonImagePage:
+    """Every image of a person with their faces in it, a page at a time"""
+    return call.query.persons.person_images(
+        call.args["person_id"], cursor=query.cursor, limit=query.limit
+    )
 
 
-def set_face_person(call: Call) -> s.FaceOut:
-    body = json_model(call.request, call.body, ps.FacePersonPut)
-    return call.query.persons.set_face_person(call.args["face_id"], body.person_id)
-
-
-def merge_persons(call: Call) -> ps.CorrectionOut:
-    body = json_model(call.request, call.body, ps.MergeRequest)
+@persons.route("POST", "/v1/persons/<person_id>/merge", errors=_JSON_ERRORS, scope=Scope.MANAGE)
+def merge_persons(call: Call, body: ps.MergeRequest) -> ps.CorrectionOut:
+    """Merge persons into this one (undoable)"""
     return call.query.persons.merge(call.args["person_id"], body.persons)
 
 
-def split_person(call: Call) -> ps.CorrectionOut:
-    body = json_model(call.request, call.body, ps.SplitRequest)
+@persons.route("POST", "/v1/persons/<person_id>/split", errors=_JSON_ERRORS, scope=Scope.MANAGE)
+def split_person(call: Call, body: ps.SplitRequest) -> ps.CorrectionOut:
+    """Move chosen faces of this person to a new person or another one (undoable)"""
     return call.query.persons.split(
         call.args["person_id"], body.face_ids, to_person=body.to_person, name=body.name
     )
 
 
-def reject_face(call: Call) -> ps.CorrectionOut:
-    body = json_model(call.request, call.body, ps.RejectRequest)
+@persons.route("POST", "/v1/persons/<person_id>/reject", errors=_JSON_ERRORS, scope=Scope.MANAGE)
+def reject_face(call: Call, body: ps.RejectRequest) -> ps.CorrectionOut:
+    """This face is not this person: it leaves and never comes back (undoable)"""
     return call.query.persons.reject(call.args["person_id"], body.face_id)
 
 
-def list_corrections(call: Call) -> ps.CorrectionPage:
-    q: LogQuery = query_args(call, LogQuery)
-    return call.query.persons.corrections(before=q.before, limit=q.limit)
+@persons.route("GET", "/v1/corrections", errors=(400,))
+def list_corrections(call: Call, query: LogQuery) -> ps.CorrectionPage:
+    """The correction log, newest first (users' corrections and the machine's merges and
+    splits)"""
+    return call.query.persons.corrections(before=query.before, limit=query.limit)
 
 
-def undo_correction(call: Call) -> ps.CorrectionOut:
-    return call.query.persons.undo(call.args["correction_id"])
-
-
-_JSON_ERRORS = (400, 404, 409, 415)
-
-PERSON_ROUTES: tuple[Route, ...] = (
-    Route(
-        "set_face_person",
-        "PUT",
-        "/v1/faces/<face_id>/person",
-        set_face_person,
-        "Put a face in a person (user-assigned: the machine never moves it), or with null"
-        " say it is not its person (remembered)",
-        s.FaceOut,
-        body={"application/json": ps.FacePersonPut},
-        tag="persons",
-        errors=_JSON_ERRORS,
-        scope=Scope.MANAGE,
-    ),
-    Route(
-        "create_person",
-        "POST",
-        "/v1/persons",
-        create_person,
-        "Create a person (empty; faces are then put in it)",
-        ps.PersonOut,
-        status=201,
-        body={"application/json": ps.PersonCreate},
-        tag="persons",
-        errors=(400, 409, 415),
-        scope=Scope.MANAGE,
-    ),
-    Route(
-        "list_persons",
-        "GET",
-        "/v1/persons",
-        list_persons,
-        "Persons (found by clustering or made by users) with counts and cover, a page at a time",
-        ps.PersonPage,
-        query=PageQuery,
-        tag="persons",
-        errors=(400,),
-    ),
-    Route(
-        "get_person",
-        "GET",
-        "/v1/persons/<person_id>",
-        get_person,
-        "One person (an id merged into another answers with that person)",
-        ps.PersonOut,
-        tag="persons",
-        errors=(404,),
-    ),
-    Route(
-        "update_person",
-        "PATCH",
-        "/v1/persons/<person_id>",
-        update_person,
-        "Rename a person (undoable) or replace their metadata",
-        ps.PersonOut,
-        body={"application/json": ps.PersonPatch},
-        tag="persons",
-        errors=_JSON_ERRORS,
-        scope=Scope.MANAGE,
-    ),
-    Route(
-        "forget_person",
-        "DELETE",
-        "/v1/persons/<person_id>",
-        forget_person,
-        "Forget a person and all their faces: records, crops, index entries, names",
-        s.Forgotten,
-        tag="forget",
-        errors=(404,),
-        scope=Scope.ERASE,
-    ),
-    Route(
-        "person_images",
-        "GET",
-        "/v1/persons/<person_id>/images",
-        person_images,
-        "Every image of a person with their faces in it, a page at a time",
-        ps.PersonImagePage,
-        query=PageQuery,
-        tag="persons",
-        errors=(400, 404),
-    ),
-    Route(
-        "merge_persons",
-        "POST",
-        "/v1/persons/<person_id>/merge",
-        merge_persons,
-        "Merge persons into this one (undoable)",
-        ps.CorrectionOut,
-        body={"application/json": ps.MergeRequest},
-        tag="persons",
-        errors=_JSON_ERRORS,
-        scope=Scope.MANAGE,
-    ),
-    Route(
-        "split_person",
-        "POST",
-        "/v1/persons/<person_id>/split",
-        split_person,
-        "Move chosen faces of this person to a new person or another one (undoable)",
-        ps.CorrectionOut,
-        body={"application/json": ps.SplitRequest},
-        tag="persons",
-        errors=_JSON_ERRORS,
-        scope=Scope.MANAGE,
-    ),
-    Route(
-        "reject_face",
-        "POST",
-        "/v1/persons/<person_id>/reject",
-        reject_face,
-        "This face is not this person: it leaves and never comes back (undoable)",
-        ps.CorrectionOut,
-        body={"application/json": ps.RejectRequest},
-        tag="persons",
-        errors=_JSON_ERRORS,
-        scope=Scope.MANAGE,
-    ),
-    Route(
-        "list_corrections",
-        "GET",
-        "/v1/corrections",
-        list_corrections,
-        "The correction log, newest first (users' corrections and the machine's merges and splits)",
-        ps.CorrectionPage,
-        query=LogQuery,
-        tag="persons",
-        errors=(400,),
-    ),
-    Route(
-        "undo_correction",
-        "POST",
-        "/v1/corrections/<correction_id>/undo",
-        undo_correction,
-        "Undo a recent correction (within the undo window; never an undo)",
-        ps.CorrectionOut,
-        tag="persons",
-        errors=(404, 409),
-        scope=Scope.MANAGE,
-    ),
+@persons.route(
+    "POST", "/v1/corrections/<correction_id>/undo", errors=(404, 409), scope=Scope.MANAGE
 )
+def undo_correction(call: Call) -> ps.CorrectionOut:
+    """Undo a recent correction (within the undo window; never an undo)"""
+    return call.query.persons.undo(call.args["correction_id"])

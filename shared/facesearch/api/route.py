@@ -1,15 +1,20 @@
 """What a route is: method, rule, handler, schemas, errors, and the key scope it needs.
 
-:mod:`.routes` and :mod:`.collection_routes` fill the table with these;
-:mod:`.app` dispatches on it and :mod:`.openapi` renders it.
+A route is declared once, on its handler, with a :class:`RouteTable` decorator (as Flask
+and FastAPI do): the handler's name, docstring and annotations give the route's name,
+summary, response model and request models, so they cannot drift apart. :mod:`.routes`,
+:mod:`.person_routes`, :mod:`.video_routes` and :mod:`.collection_routes` fill their tables
+this way; :mod:`.app` dispatches on the :class:`Route` data and :mod:`.openapi` renders it.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
@@ -17,7 +22,7 @@ from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request
 
-from facesearch.api.inputs import parse_model
+from facesearch.api.inputs import json_model, parse_model
 from facesearch.api.schemas import MAX_ID_CHARS
 from facesearch.auth.keys import Scope
 from facesearch.errors import FaceSearchError, NotFound
@@ -45,6 +50,8 @@ class CropQuery(BaseModel):
 
 
 Handler = Callable[["Call"], Any]
+#: a handler as written: ``(call)``, or with ``body``/``query`` parameters the route parses
+H = TypeVar("H", bound=Callable[..., Any])
 
 
 class Scoping(StrEnum):
@@ -90,6 +97,104 @@ class Route:
 def query_args(call: Call, model: type[BaseModel]) -> Any:
     """The request's query string as ``model`` (unknown parameters refused)."""
     return parse_model(model, {k: call.request.args[k] for k in call.request.args})
+
+
+class RouteTable:
+    """The routes of one module, in declaration order (the order werkzeug is given).
+
+    ``defaults`` are :class:`Route` fields every route here shares (``tag``, and for
+    example ``auth``/``scoping`` of the unsigned operations routes); a route's own
+    options override them.
+    """
+
+    def __init__(self, **defaults: Any) -> None:
+        self.defaults = defaults
+        self._routes: list[Route] = []
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        return tuple(self._routes)
+
+    def route(self, method: str, rule: str, **options: Any) -> Callable[[H], H]:
+        """Declare the decorated handler as the route ``method rule``.
+
+        From the handler: the name (``__name__``), the summary (the first paragraph of
+        its docstring), the response model (its return annotation, when that is a
+        pydantic model; ``bytes`` or a plain ``dict`` document no model) and its request
+        models: a ``body`` parameter is the JSON body and a ``query`` parameter the query
+        string, parsed into the annotated model before the handler runs. A handler that
+        parses its request itself (several media types) declares ``body=``/``query=``
+        here instead, for the document. ``options``: any other :class:`Route` field.
+        """
+
+        def register(handler: H) -> H:
+            self._routes.append(_route_of(handler, method, rule, {**self.defaults, **options}))
+            return handler
+
+        return register
+
+
+def _route_of(handler: H, method: str, rule: str, options: dict[str, Any]) -> Route:
+    body, query = _hint(handler, "body"), _hint(handler, "query")
+    if (body is not None and "body" in options) or (query is not None and "query" in options):
+        raise TypeError(f"{handler.__name__}: a request model is declared twice")
+    if body is not None:
+        options["body"] = {"application/json": body}
+    if query is not None:
+        options["query"] = query
+    response = _hint(handler, "return")
+    options.setdefault(
+        "response",
+        response if isinstance(response, type) and issubclass(response, BaseModel) else None,
+    )
+    return Route(
+        name=handler.__name__,
+        method=method,
+        rule=rule,
+        handler=_parsing(handler, body, query),
+        summary=_summary(handler),
+        **options,
+    )
+
+
+def _hint(handler: Callable[..., Any], name: str) -> Any:
+    """The annotation ``name`` of ``handler`` as an object (``None`` when it has none).
+
+    Handler modules postpone annotations and import ``Call`` for type checking only, so
+    ``typing.get_type_hints`` (which evaluates every annotation) would fail; the return,
+    ``body`` and ``query`` annotations name models the module imports at run time.
+    """
+    hint = inspect.get_annotations(handler).get(name)
+    if isinstance(hint, str):
+        return eval(hint, handler.__globals__)
+    return hint
+
+
+def _summary(handler: Callable[..., Any]) -> str:
+    """The first paragraph of the handler's docstring, on one line: the route's summary."""
+    doc = inspect.getdoc(handler)
+    if not doc:
+        raise TypeError(f"{handler.__name__}: a route handler's docstring is its summary")
+    return " ".join(doc.split("\n\n", 1)[0].split())
+
+
+def _parsing(
+    handler: Callable[..., Any], body: type[BaseModel] | None, query: type[BaseModel] | None
+) -> Handler:
+    """``handler`` as the app calls it: ``(call)``, with its declared models parsed first."""
+    if body is None and query is None:
+        return handler
+
+    @functools.wraps(handler)
+    def parsed(call: Call) -> Any:
+        inputs: dict[str, BaseModel] = {}
+        if query is not None:
+            inputs["query"] = query_args(call, query)
+        if body is not None:
+            inputs["body"] = json_model(call.request, call.body, body)
+        return handler(call, **inputs)
+
+    return parsed
 
 
 def match_request(
