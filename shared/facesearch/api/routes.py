@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 #: the data routes before the person and video ones
 data = RouteTable(tag="query")
 #: the data routes after them
-usage = RouteTable(tag="operations")
+statistics = RouteTable(tag="operations")
 #: deployment-wide and unsigned
 operations = RouteTable(tag="operations", auth=False, scoping=Scoping.NONE)
 
@@ -97,7 +97,7 @@ def forget_image(call: Call) -> s.Forgotten:
     return call.query.forgetter.forget_image(call.args["image_id"])
 
 
-@usage.route("GET", "/v1/stats")
+@statistics.route("GET", "/v1/stats")
 def stats(call: Call) -> s.Stats:
     """Collection and index statistics, model versions"""
     return call.query.operations.stats()
@@ -128,7 +128,12 @@ def openapi(call: Call) -> dict[str, Any]:
     return call.openapi()
 
 
-_DATA_ROUTES: tuple[Route, ...] = (*data.routes, *persons.routes, *videos.routes, *usage.routes)
+_DATA_ROUTES: tuple[Route, ...] = (
+    *data.routes,
+    *persons.routes,
+    *videos.routes,
+    *statistics.routes,
+)
 
 #: every route once; each data route also under /v1/collections/<collection_id>
 ROUTES: tuple[Route, ...] = (
