@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 from facesearch.storage.paging import Page, iter_pages
 
@@ -30,6 +30,16 @@ class CollectionStatus(StrEnum):
     ACTIVE = "active"
     ERASING = "erasing"
     ERASED = "erased"
+
+
+class CollectionChange(TypedDict, total=False):
+    """What :meth:`Catalog.update_collection` may change; a field absent or None is kept.
+    One declaration for the port and both adapters: a new changeable field is added here."""
+
+    name: str | None
+    settings: Mapping[str, Any] | None
+    status: CollectionStatus | None
+    erase_report: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -70,13 +80,7 @@ class Catalog(Protocol):
         ...
 
     def update_collection(
-        self,
-        collection_id: str,
-        *,
-        name: str | None = None,
-        settings: Mapping[str, Any] | None = None,
-        status: CollectionStatus | None = None,
-        erase_report: Mapping[str, Any] | None = None,
+        self, collection_id: str, **change: Unpack[CollectionChange]
     ) -> CollectionRecord:
         """Change the given fields. NotFound if absent; a status never goes back to active."""
         ...

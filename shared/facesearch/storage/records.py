@@ -29,7 +29,7 @@ from facesearch.people.types import (
 )
 from facesearch.people.types import face_from_dict as cluster_face_from_dict
 from facesearch.people.types import face_to_dict as cluster_face_to_dict
-from facesearch.storage.catalog import CollectionRecord, CollectionStatus
+from facesearch.storage.catalog import CollectionChange, CollectionRecord, CollectionStatus
 from facesearch.storage.metadata import DEFAULT_COLLECTION, FaceRecord, ImageRecord, now
 from facesearch.storage.videos import TrackRecord, VideoRecord
 
@@ -112,14 +112,10 @@ def current_collection(collection_id: str, document: Mapping[str, Any] | None) -
     return record if document is not None else replace(record, created_at=now())
 
 
-def updated_collection(
-    current: CollectionRecord,
-    name: str | None,
-    settings: Mapping[str, Any] | None,
-    status: CollectionStatus | None,
-    erase_report: Mapping[str, Any] | None,
-) -> CollectionRecord:
+def updated_collection(current: CollectionRecord, change: CollectionChange) -> CollectionRecord:
     """The record with the given fields changed; an erase is never undone."""
+    name, settings = change.get("name"), change.get("settings")
+    status, erase_report = change.get("status"), change.get("erase_report")
     if status is CollectionStatus.ACTIVE and current.status is not CollectionStatus.ACTIVE:
         raise CollectionClosed(f"collection {current.collection_id} is {current.status}")
     if status is CollectionStatus.ERASING and current.status is CollectionStatus.ERASED:

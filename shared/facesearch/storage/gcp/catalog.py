@@ -10,11 +10,10 @@ everywhere at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from facesearch.errors import Conflict
-from facesearch.storage.catalog import CollectionRecord, CollectionStatus
+from facesearch.storage.catalog import CollectionChange, CollectionRecord
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
 from facesearch.storage.gcp.metadata import COLLECTIONS, FirestoreMetadataStore
 from facesearch.storage.gcp.people import FirestorePeopleStore
@@ -82,13 +81,7 @@ class FirestoreCatalog:
 
     @transient
     def update_collection(
-        self,
-        collection_id: str,
-        *,
-        name: str | None = None,
-        settings: Mapping[str, Any] | None = None,
-        status: CollectionStatus | None = None,
-        erase_report: Mapping[str, Any] | None = None,
+        self, collection_id: str, **change: Unpack[CollectionChange]
     ) -> CollectionRecord:
         ref = self._collections.document(collection_id)
 
@@ -96,7 +89,7 @@ class FirestoreCatalog:
             snap = ref.get(transaction=tx)
             stored = snapshot_data(snap) if snap.exists else None
             current = current_collection(collection_id, stored)
-            record = updated_collection(current, name, settings, status, erase_report)
+            record = updated_collection(current, change)
             tx.set(ref, collection_to_dict(record))
             return record
 

@@ -17,10 +17,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from facesearch.errors import CollectionClosed, Conflict, NotFound, TransientError
-from facesearch.storage.catalog import CollectionRecord, CollectionStatus
+from facesearch.storage.catalog import CollectionChange, CollectionRecord, CollectionStatus
 from facesearch.storage.local.sqlite import private_file
 from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id, now
 from facesearch.storage.paging import Page, clamp_limit, decode_cursor, page_of
@@ -350,13 +350,7 @@ class SqliteCatalog:
         return page_of(items, limit, "collections", lambda last: [last.collection_id])
 
     def update_collection(
-        self,
-        collection_id: str,
-        *,
-        name: str | None = None,
-        settings: Mapping[str, Any] | None = None,
-        status: CollectionStatus | None = None,
-        erase_report: Mapping[str, Any] | None = None,
+        self, collection_id: str, **change: Unpack[CollectionChange]
     ) -> CollectionRecord:
         with self.db.tx() as db:
             row = db.execute(
@@ -364,7 +358,7 @@ class SqliteCatalog:
             ).fetchone()
             stored = json.loads(row["data"]) if row is not None else None
             current = current_collection(collection_id, stored)
-            record = updated_collection(current, name, settings, status, erase_report)
+            record = updated_collection(current, change)
             db.execute(
                 "INSERT OR REPLACE INTO collections (collection_id, status, data) VALUES (?, ?, ?)",
                 (collection_id, str(record.status), sql_json(collection_to_dict(record))),
