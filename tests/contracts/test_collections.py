@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +49,6 @@ def _face(image_id: str, index: int, seed: int) -> FaceRecord:
         embedding=embedding_bytes(vector / np.linalg.norm(vector)),
         model="m@1",
     )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.integration)])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        yield SqliteCatalog(tmp_path / "m.sqlite3")
-        return
-    emulator: emulators.Emulator = request.getfixturevalue("firestore_emulator")
-    project: str = request.getfixturevalue("gcp_project")
-    client = importlib.import_module("google.cloud.firestore").Client(project=project)
-    yield FirestoreCatalog(client)
-    emulators.reset_firestore(emulator, project)
 
 
 def test_collections_are_created_once_and_listed(catalog: Catalog) -> None:

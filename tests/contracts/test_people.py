@@ -10,12 +10,10 @@ SQLite migration, and the old Firestore documents).
 
 from __future__ import annotations
 
-import importlib
 import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -56,26 +54,10 @@ from facesearch.people.types import (
     unit,
 )
 from facesearch.storage.catalog import Catalog, CollectionRecord, CollectionStatus
-from facesearch.storage.gcp.catalog import FirestoreCatalog
 from facesearch.storage.gcp.people import FirestorePeopleStore
 from facesearch.storage.local.catalog import SqliteCatalog
 from facesearch.storage.metadata import DEFAULT_COLLECTION, FaceRecord, ImageRecord, embedding_bytes
-from tests.support import emulators
-
-
-@contextmanager
-def open_catalog(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if kind == "sqlite":
-        yield SqliteCatalog(tmp_path / "m.sqlite3")
-        return
-    emulator: emulators.Emulator = request.getfixturevalue("firestore_emulator")
-    project: str = request.getfixturevalue("gcp_project")
-    client = importlib.import_module("google.cloud.firestore").Client(project=project)
-    yield FirestoreCatalog(client)
-    emulators.reset_firestore(emulator, project)
-
-
-FIRESTORE = pytest.param("firestore", marks=pytest.mark.integration)
+from tests.support.catalogs import FIRESTORE, open_catalog
 
 
 @pytest.fixture(params=["memory", "sqlite", FIRESTORE])
@@ -86,13 +68,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PeopleStor
         return
     with open_catalog(request.param, request, tmp_path) as catalog:
         yield catalog.people(DEFAULT_COLLECTION)
-
-
-@pytest.fixture(params=["sqlite", FIRESTORE])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    """The adapters that live in a database with collections (not the in-memory one)."""
-    with open_catalog(request.param, request, tmp_path) as opened:
-        yield opened
 
 
 def face(

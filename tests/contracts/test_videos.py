@@ -7,9 +7,7 @@ a schema-2 SQLite file (from before videos).
 
 from __future__ import annotations
 
-import importlib
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,24 +15,10 @@ import pytest
 
 from facesearch.errors import CollectionClosed, InvalidCursor
 from facesearch.storage.catalog import Catalog, CollectionRecord, CollectionStatus
-from facesearch.storage.gcp.catalog import FirestoreCatalog
-from facesearch.storage.local.catalog import SCHEMA_VERSION, SqliteCatalog
+from facesearch.storage.local.catalog import SCHEMA_VERSION
 from facesearch.storage.local.metadata import SqliteMetadataStore
 from facesearch.storage.metadata import FaceRecord, embedding_bytes
 from facesearch.storage.videos import TrackRecord, VideoRecord, VideoStatus
-from tests.support import emulators
-
-
-@pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.integration)])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        yield SqliteCatalog(tmp_path / "m.sqlite3")
-        return
-    emulator: emulators.Emulator = request.getfixturevalue("firestore_emulator")
-    project: str = request.getfixturevalue("gcp_project")
-    client = importlib.import_module("google.cloud.firestore").Client(project=project)
-    yield FirestoreCatalog(client)
-    emulators.reset_firestore(emulator, project)
 
 
 def _unit(seed: int, dims: int = 8) -> np.ndarray:

@@ -20,7 +20,6 @@ from facesearch.backends import backend_for, services
 from facesearch.config import load_settings
 from facesearch.vision.pipeline import FacePipeline
 from tests.integration.pipeline_harness import Deployment, small_jpeg, wait_for
-from tests.support import emulators
 from tests.support.api import KEY, SignedClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,15 +29,6 @@ KIOSK = SigningKey("kiosk", "k" * 40)
 @pytest.fixture(scope="module")
 def pipeline() -> FacePipeline:
     return FacePipeline(load_settings())
-
-
-@pytest.fixture
-def emulated(
-    gcs_emulator: emulators.Emulator,
-    pubsub_emulator: emulators.Emulator,
-    firestore_emulator: emulators.Emulator,
-) -> None:
-    """All three emulators up (GCS publishes its notifications to Pub/Sub)."""
 
 
 @pytest.fixture

@@ -37,7 +37,6 @@ from tests.integration.pipeline_harness import (
     pull_until,
     wait_for,
 )
-from tests.support import emulators
 from tests.support.api import KEY, SignedClient
 from tests.support.clips import SPANS, probe_photo, two_people_mp4
 
@@ -50,15 +49,6 @@ def pipeline() -> FacePipeline:
     pipeline = FacePipeline(load_settings(onnx_threads=1))
     pipeline.warm_up()
     return pipeline
-
-
-@pytest.fixture
-def emulated(
-    gcs_emulator: emulators.Emulator,
-    pubsub_emulator: emulators.Emulator,
-    firestore_emulator: emulators.Emulator,
-) -> None:
-    """All three emulators up (GCS publishes its notifications to Pub/Sub)."""
 
 
 @pytest.fixture

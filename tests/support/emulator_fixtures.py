@@ -95,3 +95,12 @@ def firestore_emulator(emulator_log_dir: Path) -> Iterator[emulators.Emulator]:
 def gcp_project() -> str:
     """A fresh project id per test: the Pub/Sub emulator has no reset, names stay apart."""
     return f"fs-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def emulated(
+    gcs_emulator: emulators.Emulator,
+    pubsub_emulator: emulators.Emulator,
+    firestore_emulator: emulators.Emulator,
+) -> None:
+    """All three emulators up (GCS publishes its notifications to Pub/Sub)."""
