@@ -69,7 +69,7 @@ from tests.integration.pipeline_harness import (
     small_jpeg,
 )
 from tests.support import emulators
-from tests.support.faults import HttpFaultProxy, TcpProxy
+from tests.support.faults import EMBEDDED_KILLER, HttpFaultProxy, TcpProxy
 
 KINDS = (
     "kill_ingest",
@@ -474,24 +474,6 @@ def cloud_run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "max_recovery_s": round(max(recoveries), 2) if recoveries else None,
         "seconds": round(elapsed, 1),
     }
-
-
-EMBEDDED_KILLER = """
-import os, signal, sys
-from pathlib import Path
-from facesearch.config import load_settings
-from facesearch.local import EmbeddedSystem, iter_image_files
-
-system = EmbeddedSystem(load_settings(data_dir=sys.argv[1], log_json=False))
-done = 0
-def on_result(path, outcome):
-    global done
-    if outcome.outcome == "done":
-        done += 1
-        if done >= int(sys.argv[3]):
-            os.kill(os.getpid(), signal.SIGKILL)
-system.ingest_files(list(iter_image_files([Path(sys.argv[2])])), on_result=on_result)
-"""
 
 
 def embedded_run(work: Path, kills: int, seed: int) -> dict[str, Any]:

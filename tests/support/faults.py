@@ -1,6 +1,7 @@
 """Loopback fault injectors for the fault bench: a TCP proxy that can "restart" a service
-(drop every connection, refuse new ones for a while, then carry on to the same backend)
-and an HTTP proxy that can also answer 429 / 503 itself or answer slowly.
+(drop every connection, refuse new ones for a while, then carry on to the same backend),
+an HTTP proxy that can also answer 429 / 503 itself or answer slowly, and a script that
+SIGKILLs an embedded ingest between its record writes and its index commit.
 
 Everything listens on 127.0.0.1 and forwards to 127.0.0.1: no other address is touched.
 """
@@ -18,6 +19,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.support.emulators import free_port
+
+#: ingests the folder in sorted order and SIGKILLs itself after the ``n``-th done image,
+#: i.e. after its records are written and before the batch's index commit
+EMBEDDED_KILLER = """
+import os, signal, sys
+from pathlib import Path
+from facesearch.config import load_settings
+from facesearch.local import EmbeddedSystem, iter_image_files
+
+system = EmbeddedSystem(load_settings(data_dir=sys.argv[1], log_json=False))
+done = 0
+def on_result(path, outcome):
+    global done
+    if outcome.outcome == "done":
+        done += 1
+        if done >= int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+system.ingest_files(list(iter_image_files([Path(sys.argv[2])])), on_result=on_result)
+"""
 
 
 class TcpProxy:

@@ -23,27 +23,9 @@ from facesearch.cli import main
 from facesearch.config import load_settings
 from facesearch.local import EmbeddedSystem
 from facesearch.storage.metadata import ImageStatus, iter_faces
+from tests.support.faults import EMBEDDED_KILLER
 
 ROOT = Path(__file__).resolve().parents[3]
-
-#: ingests the folder in sorted order and SIGKILLs itself after the ``n``-th done image,
-#: i.e. after its records are written and before the batch's index commit
-KILLER = """
-import os, signal, sys
-from pathlib import Path
-from facesearch.config import load_settings
-from facesearch.local import EmbeddedSystem, iter_image_files
-
-system = EmbeddedSystem(load_settings(data_dir=sys.argv[1], log_json=False))
-done = 0
-def on_result(path, outcome):
-    global done
-    if outcome.outcome == "done":
-        done += 1
-        if done >= int(sys.argv[3]):
-            os.kill(os.getpid(), signal.SIGKILL)
-system.ingest_files(list(iter_image_files([Path(sys.argv[2])])), on_result=on_result)
-"""
 
 PHOTOS = (
     "labelled/obama/obama_1.jpg",
@@ -64,7 +46,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory, photos_dir: Path) -> Path:
 def killed_run(data_dir: Path, folder: Path, after_done: int) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "shared") + os.pathsep + str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-c", KILLER, str(data_dir), str(folder), str(after_done)],
+        [sys.executable, "-c", EMBEDDED_KILLER, str(data_dir), str(folder), str(after_done)],
         env=env,
         capture_output=True,
         timeout=600,
