@@ -43,8 +43,6 @@ from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
-import numpy as np
-
 from facesearch.errors import StaleRead, TransientError
 from facesearch.logs import log_fields
 from facesearch.people import rule
@@ -57,7 +55,7 @@ from facesearch.people.neighbourhood import (
 from facesearch.people.plan import Plan, backoff, stamp
 from facesearch.people.ports import FaceSource, NeighbourSearch, PeopleStore
 from facesearch.people.reads import Reads
-from facesearch.people.representative import face_weight, similarity_to
+from facesearch.people.representative import similarity_to, sum_after_adding
 from facesearch.people.settings import PeopleSettings
 from facesearch.people.types import (
     ClusterFace,
@@ -263,10 +261,7 @@ class PeopleEngine:
             # is this person, so one that is not close enough to its centroid to join it
             # need not be examined (its own density change is handled below).
             assert decision.person_id is not None
-            base = ctx.views.get(decision.person_id)
-            total = (
-                base.vector_sum if base is not None and len(base.vector_sum) else 0.0
-            ) + face_weight(face.quality, self.settings) * face.embedding.astype(np.float64)
+            total = sum_after_adding(ctx.views.get(decision.person_id), face, self.settings)
             followups.extend(
                 ("examine", link.face_id)
                 for link in ctx.links

@@ -38,8 +38,8 @@ from facesearch.people.batch import knn_exact
 from facesearch.people.legacy import absorb_documents
 from facesearch.people.recluster import ReclusterReport, recluster
 from facesearch.people.types import FaceInput
-from facesearch.storage.catalog import CollectionStatus
-from facesearch.storage.metadata import MetadataStore
+from facesearch.storage.catalog import CollectionStatus, iter_collections
+from facesearch.storage.metadata import MetadataStore, iter_faces
 
 if TYPE_CHECKING:
     from facesearch.backends import Backend
@@ -78,13 +78,7 @@ def knn_graph(
 
 def stored_faces(store: MetadataStore) -> Iterator[FaceInput]:
     """Every face record of the collection as clustering input, page by page."""
-    cursor: str | None = None
-    while True:
-        page = store.list_faces(cursor=cursor, limit=1000)
-        yield from (face_input(r) for r in page.items)
-        cursor = page.next_cursor
-        if cursor is None:
-            return
+    return (face_input(r) for r in iter_faces(store, page_size=1000))
 
 
 def recluster_collection(backend: Backend, collection_id: str) -> ReclusterReport:
@@ -112,15 +106,10 @@ def recluster_collection(backend: Backend, collection_id: str) -> ReclusterRepor
 
 def active_collections(backend: Backend) -> list[str]:
     """Every active collection (``default`` included while it has not been erased)."""
-    out: list[str] = []
-    cursor: str | None = None
     catalog = backend.catalog()
-    while True:
-        page = catalog.list_collections(cursor=cursor, limit=100)
-        out += [r.collection_id for r in page.items if r.status is CollectionStatus.ACTIVE]
-        cursor = page.next_cursor
-        if cursor is None:
-            break
+    out = [
+        r.collection_id for r in iter_collections(catalog) if r.status is CollectionStatus.ACTIVE
+    ]
     default = catalog.get_collection("default")
     if "default" not in out and default is not None and default.status is CollectionStatus.ACTIVE:
         out.insert(0, "default")

@@ -114,8 +114,6 @@ class MemoryPeopleStore:
                 items.append(face)
             more = position < len(ids)
             next_cursor = encode_cursor(kind, [ids[position - 1]]) if more and items else None
-            if more and not items:
-                next_cursor = None
             return Page(items, next_cursor)
 
     def list_persons(

@@ -25,14 +25,20 @@ class Reads:
         self.store = store
         self.expect: dict[RecordKey, int] = {}
         self.persons_seen: dict[str, Person] = {}
+        #: faces as first read (None: absent), so a decision sees one snapshot of each and
+        #: reads it from the store once however often its steps ask
+        self.faces_seen: dict[str, ClusterFace | None] = {}
 
     def faces(self, face_ids: Iterable[str]) -> dict[str, ClusterFace]:
         ids = list(dict.fromkeys(face_ids))
-        found = self.store.get_faces(ids) if ids else {}
-        for face_id in ids:
-            record = found.get(face_id)
-            self.expect.setdefault(face_key(face_id), record.version if record else 0)
-        return found
+        unseen = [f for f in ids if f not in self.faces_seen]
+        if unseen:
+            found = self.store.get_faces(unseen)
+            for face_id in unseen:
+                record = found.get(face_id)
+                self.expect.setdefault(face_key(face_id), record.version if record else 0)
+                self.faces_seen[face_id] = record
+        return {f: record for f in ids if (record := self.faces_seen[f]) is not None}
 
     def face(self, face_id: str) -> ClusterFace | None:
         return self.faces([face_id]).get(face_id)
@@ -52,6 +58,7 @@ class Reads:
         faces = self.store.faces_of_images(list(dict.fromkeys(image_ids)))
         for face in faces:
             self.expect.setdefault(face_key(face.face_id), face.version)
+            self.faces_seen.setdefault(face.face_id, face)
         return faces
 
     def persons(self, person_ids: Iterable[str]) -> dict[str, Person]:

@@ -80,6 +80,7 @@ def repair_person(
         chunk = pending[start : start + CHUNK]
         for _attempt in range(settings.apply_attempts):
             reads = Reads(store)
+            reads.faces(chunk)  # one batch read, not one per face
             plan = Plan(reads, settings, f"repair {person_id}")
             moved = []
             for face_id in chunk:

@@ -247,11 +247,17 @@ def similarity_to(vector_sum: npt.ArrayLike, embedding: npt.ArrayLike) -> float:
     return float(np.dot(total, np.asarray(embedding, dtype=np.float64)) / norm)
 
 
+def sum_after_adding(
+    view: PersonView | None, face: ClusterFace, settings: PeopleSettings
+) -> npt.NDArray[np.float64]:
+    """The person's weighted vector sum with ``face`` added (``view`` None: a new person)."""
+    total = view.vector_sum if view is not None and len(view.vector_sum) else 0.0
+    return total + face_weight(face.quality, settings) * face.embedding.astype(np.float64)
+
+
 def width_after_adding(view: PersonView, face: ClusterFace, settings: PeopleSettings) -> float:
-    w = face_weight(face.quality, settings)
-    total = view.vector_sum
-    vector = w * face.embedding.astype(np.float64)
-    return mean_similarity((total if len(total) else 0.0) + vector, view.weight + w)
+    total = sum_after_adding(view, face, settings)
+    return mean_similarity(total, view.weight + face_weight(face.quality, settings))
 
 
 def width_after_merging(a: PersonView, b: PersonView) -> float:

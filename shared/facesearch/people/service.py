@@ -77,11 +77,13 @@ class PeopleService:
         """Add faces the clusterer has not seen yet, as their face_added would; NotFound
         for a face the metadata store does not have (or that was removed)."""
         ids = list(dict.fromkeys(face_ids))
-        missing = [f for f in ids if f not in self.store.get_faces(ids)]
+        known = self.store.get_faces(ids)
+        missing = [f for f in ids if f not in known]
         if not missing:
             return
         self.engine.face_added(missing)
-        gone = [f for f in missing if f not in self.store.get_faces(missing)]
+        added = self.store.get_faces(missing)
+        gone = [f for f in missing if f not in added]
         if gone:
             raise NotFound(f"faces {gone[:5]} do not exist")
 

@@ -108,7 +108,9 @@ def split_if_too_wide(engine: PeopleEngine, person_id: str) -> Outcome | None:
             attempt: int, chunk: list[tuple[str, int]] = chunk
         ) -> tuple[Outcome, tuple[int, int]]:
             now = engine.clock()
-            plan = Plan(Reads(engine.store), settings, f"split {root}")
+            reads = Reads(engine.store)
+            reads.faces(face_id for face_id, _ in chunk)  # one batch read, not one per face
+            plan = Plan(reads, settings, f"split {root}")
             changes = []
             n_moved = n_unassigned = 0
             for face_id, label in chunk:

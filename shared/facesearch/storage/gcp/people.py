@@ -33,7 +33,7 @@ from facesearch.people.types import ClusterFace, Correction
 from facesearch.storage.gcp.firestore import firestore, snapshot_data, transient
 from facesearch.storage.gcp.metadata import COLLECTIONS, check_open, collection_path
 from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id
-from facesearch.storage.paging import Page, decode_cursor, encode_cursor
+from facesearch.storage.paging import Page, decode_cursor, page_of
 from facesearch.storage.people import Equal, PeopleStoreBase, clamp_page
 from facesearch.storage.records import people_document, people_record
 
@@ -112,8 +112,7 @@ class FirestorePeopleStore(PeopleStoreBase):
             after = str(decode_cursor(listing, cursor, 1)[0])
             query = query.start_after({_NAME: self._refs[kind].document(after)})
         items = [people_record(kind, snapshot_data(s)) for s in query.limit(limit).stream()]
-        last = [getattr(items[-1], ID_FIELDS[kind])] if items else []
-        return Page(items, encode_cursor(listing, last) if len(items) == limit else None)
+        return page_of(items, limit, listing, lambda last: [getattr(last, ID_FIELDS[kind])])
 
     @transient
     def list_corrections(self, *, before: str | None = None, limit: int = 100) -> list[Correction]:

@@ -25,7 +25,7 @@ from facesearch.people.ports import ID_FIELDS, ChangeSet, Kind, PeoplePurged
 from facesearch.people.types import ClusterFace, Correction
 from facesearch.storage.local.catalog import LEGACY_TABLES, SqliteDb
 from facesearch.storage.metadata import DEFAULT_COLLECTION, check_collection_id
-from facesearch.storage.paging import Page, decode_cursor, encode_cursor
+from facesearch.storage.paging import Page, decode_cursor, page_of
 from facesearch.storage.people import Equal, PeopleStoreBase, clamp_page
 from facesearch.storage.records import people_document, people_record
 
@@ -104,8 +104,7 @@ class SqlitePeopleStore(PeopleStoreBase):
             where += f" AND {key} > ?"
             params = [*params, str(decode_cursor(listing, cursor, 1)[0])]
         items = self._select(kind, f"{where} ORDER BY {key} LIMIT ?", [*params, limit])
-        last = [getattr(items[-1], key)] if items else []
-        return Page(items, encode_cursor(listing, last) if len(items) == limit else None)
+        return page_of(items, limit, listing, lambda last: [getattr(last, key)])
 
     def list_corrections(self, *, before: str | None = None, limit: int = 100) -> list[Correction]:
         where, params = "", []
