@@ -18,12 +18,12 @@ from contextlib import suppress
 
 from facesearch.api.crops import CropUrls
 from facesearch.api.index_view import IndexView
-from facesearch.api.records import all_faces, all_tracks
 from facesearch.api.schemas import Forgotten
 from facesearch.errors import FaceSearchError, NotFound
 from facesearch.logs import log_fields
 from facesearch.people.service import PeopleService
-from facesearch.storage.metadata import FaceRecord, MetadataStore
+from facesearch.storage.metadata import FaceRecord, MetadataStore, all_faces
+from facesearch.storage.videos import all_tracks
 from facesearch.video.names import work_files
 
 logger = logging.getLogger(__name__)

@@ -6,37 +6,12 @@ store who each face is; this layer only maps records to what a caller may see.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from facesearch.api.crops import CropUrls
 from facesearch.api.schemas import FaceOut, FacePage, ImageOut
 from facesearch.api.views import faces_out
 from facesearch.errors import NotFound
 from facesearch.people.service import PeopleService
-from facesearch.storage.metadata import FaceRecord, MetadataStore
-from facesearch.storage.videos import TrackRecord
-
-
-def all_faces(store: MetadataStore, *, image_id: str) -> Iterator[FaceRecord]:
-    """Every face of an image, following the pages."""
-    cursor: str | None = None
-    while True:
-        page = store.list_faces(image_id=image_id, cursor=cursor, limit=1000)
-        yield from page.items
-        cursor = page.next_cursor
-        if cursor is None:
-            return
-
-
-def all_tracks(store: MetadataStore, video_id: str) -> Iterator[TrackRecord]:
-    """Every track of a video, following the pages."""
-    cursor: str | None = None
-    while True:
-        page = store.list_tracks(video_id, cursor=cursor, limit=1000)
-        yield from page.items
-        cursor = page.next_cursor
-        if cursor is None:
-            return
+from facesearch.storage.metadata import MetadataStore, all_faces
 
 
 class RecordService:

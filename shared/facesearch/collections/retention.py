@@ -19,7 +19,7 @@ from facesearch.collections.policy import CollectionSettings
 from facesearch.logs import log_fields
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.catalog import Catalog, CollectionStatus, iter_collections
-from facesearch.storage.metadata import FaceRecord, MetadataStore
+from facesearch.storage.metadata import MetadataStore, all_faces
 from facesearch.video.names import work_files
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class RetentionSweep:
         expired = store.images_created_before(cutoff, limit=limit)
         faces = 0
         for image in expired:
-            records = store.list_faces(image_id=image.image_id, limit=1000).items
+            records = list(all_faces(store, image_id=image.image_id))
             for face in records:
                 if face.crop_url:
                     self._delete_crop(face.crop_url)
@@ -91,7 +91,7 @@ class RetentionSweep:
         room = limit - len(expired)
         videos = store.videos_created_before(cutoff, limit=room) if room > 0 else []
         for video in videos:
-            records = list(_all_faces(store, video.video_id))
+            records = list(all_faces(store, image_id=video.video_id))
             for face in records:
                 if face.crop_url:
                     self._delete_crop(face.crop_url)
@@ -129,14 +129,3 @@ class RetentionSweep:
         prefix = f"{self.crops.url}/"
         if location.startswith(prefix):
             self.crops.delete(location[len(prefix) :])
-
-
-def _all_faces(store: MetadataStore, image_id: str) -> list[FaceRecord]:
-    out: list[FaceRecord] = []
-    cursor: str | None = None
-    while True:
-        page = store.list_faces(image_id=image_id, cursor=cursor, limit=1000)
-        out += page.items
-        cursor = page.next_cursor
-        if cursor is None:
-            return out

@@ -21,7 +21,13 @@ from facesearch.ingest.sources import face_id_for
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Bus
 from facesearch.storage.messages import DeletionsMessage
-from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, collection_prefix
+from facesearch.storage.metadata import (
+    FaceRecord,
+    ImageRecord,
+    ImageStatus,
+    all_faces,
+    collection_prefix,
+)
 from facesearch.telemetry import span
 from facesearch.vision.types import Face, ImageResult
 
@@ -89,14 +95,7 @@ class ImageResults:
 
     def republish(self, job: IngestJob, image_id: str) -> int:
         """The embeddings of a done image's stored faces, published again; how many."""
-        faces: list[FaceRecord] = []
-        cursor: str | None = None
-        while True:
-            page = job.store.list_faces(image_id=image_id, cursor=cursor, limit=500)
-            faces.extend(f for f in page.items if f.model == job.model)
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
+        faces = [f for f in all_faces(job.store, image_id=image_id) if f.model == job.model]
         self.publish(job, job.model, faces)
         return len(faces)
 
@@ -121,7 +120,7 @@ class ImageResults:
         """
         source = job.source
         if existing is not None:
-            stale = [f.face_id for f in job.store.list_faces(image_id=source.image_id).items]
+            stale = [f.face_id for f in all_faces(job.store, image_id=source.image_id)]
             if stale:
                 job.store.put_faces(source.image_id, [])
                 self.bus.publish(

@@ -393,6 +393,11 @@ def iter_faces(
         yield face
 
 
+def all_faces(store: MetadataStore, *, image_id: str) -> Iterator[FaceRecord]:
+    """Every face of an image (or a video's track faces), following the pages."""
+    return iter_pages(lambda cursor: store.list_faces(image_id=image_id, cursor=cursor, limit=1000))
+
+
 def faces_cursor_after(face_id: str) -> str:
     """The ``list_faces`` cursor of the all-faces listing that continues after ``face_id``."""
     return encode_cursor("faces", [face_id])

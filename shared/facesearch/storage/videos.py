@@ -20,7 +20,7 @@ Every record belongs to the store's collection, like images and faces.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.storage.metadata import DEFAULT_COLLECTION, check_id
+from facesearch.storage.metadata import DEFAULT_COLLECTION, MetadataStore, check_id
+from facesearch.storage.paging import iter_pages
 
 
 class VideoStatus(StrEnum):
@@ -136,3 +137,8 @@ def check_tracks(video_id: str, tracks: Sequence[TrackRecord], faces: Sequence[A
         check_id("face", face.face_id)
         if face.image_id != video_id or face.video_id != video_id:
             raise ValueError(f"face {face.face_id} does not belong to video {video_id}")
+
+
+def all_tracks(store: MetadataStore, video_id: str) -> Iterator[TrackRecord]:
+    """Every track of a video, following the pages."""
+    return iter_pages(lambda cursor: store.list_tracks(video_id, cursor=cursor, limit=1000))

@@ -25,8 +25,8 @@ from facesearch.ingest.sources import (
 from facesearch.storage.bus import Message
 from facesearch.storage.local.blob import LocalBlobStore
 from facesearch.storage.local.bus import InProcessBus
-from facesearch.storage.messages import EmbeddingsMessage
-from facesearch.storage.metadata import ImageStatus
+from facesearch.storage.messages import DeletionsMessage, EmbeddingsMessage
+from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus
 from facesearch.vision.pipeline import FacePipeline
 from tests.data.image_corpus import build_corpus
 
@@ -311,3 +311,41 @@ def test_function_service_fetches_url_requests_only_from_cloudinary(
     )
     assert outcome is not None and outcome.outcome is Outcome.FAILED
     assert outcome.error_code == "url-not-allowed"
+
+
+def test_a_failed_image_loses_every_face_an_earlier_attempt_stored(
+    world: World, photos_dir: Path
+) -> None:
+    """More faces than one listing page (an image may hold up to 256): every one of them
+    leaves the records and goes to the indexer as a deletion."""
+    source = world.upload("many.jpg", (photos_dir / "labelled/obama/obama_3.jpg").read_bytes())
+    image_id = source.image_id
+    world.metadata.put_image(
+        ImageRecord(
+            image_id, source.display, ImageStatus.PROCESSING, attempts=MAX_PROCESSING_ATTEMPTS
+        )
+    )
+    vector = np.ones(128, dtype="<f4") / np.sqrt(128)
+    stored = [
+        FaceRecord(
+            face_id=face_id_for(image_id, i),
+            image_id=image_id,
+            face_index=i,
+            bbox=(1.0, 2.0, 50.0, 60.0),
+            landmarks=((10.0, 11.0), (20.0, 11.0), (15.0, 20.0), (11.0, 30.0), (19.0, 30.0)),
+            det_score=0.99,
+            embedding=vector.tobytes(),
+            model="m@1",
+        )
+        for i in range(150)
+    ]
+    world.metadata.put_faces(image_id, stored)
+    outcome = world.service.ingest(source)
+    assert outcome.outcome is Outcome.FAILED and outcome.error_code == "too-many-attempts"
+    assert world.metadata.list_faces(image_id=image_id).items == []
+    deleted = [
+        face_id
+        for m in world.bus.published["face-deletions"]
+        for face_id in DeletionsMessage.decode(m).face_ids
+    ]
+    assert sorted(deleted) == sorted(f.face_id for f in stored)
