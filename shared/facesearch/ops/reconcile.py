@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +35,13 @@ import numpy as np
 from facesearch.index.reader import IndexReader
 from facesearch.storage.bus import Bus
 from facesearch.storage.messages import DeletionsMessage, EmbeddingsMessage, chunked
-from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, MetadataStore
-from facesearch.storage.paging import iter_pages
+from facesearch.storage.metadata import (
+    FaceRecord,
+    ImageStatus,
+    MetadataStore,
+    iter_faces,
+    iter_images,
+)
 
 #: faces per repair message (the ingest's own default chunk)
 REPAIR_CHUNK = 256
@@ -93,10 +97,6 @@ class Reconciliation:
         return out
 
 
-def iter_images(store: MetadataStore, status: ImageStatus | None = None) -> Iterator[ImageRecord]:
-    return iter_pages(lambda c: store.list_images(status=status, cursor=c, limit=500))
-
-
 def reconcile(
     store: MetadataStore,
     reader: IndexReader,
@@ -123,7 +123,7 @@ def reconcile(
         if image.status is ImageStatus.FAILED and image.error_code == "event-expired":
             expired.append(image.image_id)
     records: dict[str, FaceRecord] = {}
-    for face in iter_pages(lambda c: store.list_faces(cursor=c, limit=500)):
+    for face in iter_faces(store):
         records[face.face_id] = face
     report = Reconciliation(
         collection_id=store.collection_id,
@@ -196,4 +196,4 @@ def repair(
     return report.repaired
 
 
-__all__ = ["Reconciliation", "iter_images", "reconcile", "repair"]
+__all__ = ["Reconciliation", "reconcile", "repair"]

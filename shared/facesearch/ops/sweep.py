@@ -20,11 +20,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 
 from facesearch.logs import log_fields
 from facesearch.storage.bus import Bus, Message
 from facesearch.storage.catalog import Catalog, CollectionStatus, iter_collections
-from facesearch.storage.metadata import DEFAULT_COLLECTION, ImageRecord, ImageStatus, MetadataStore
+from facesearch.storage.metadata import (
+    DEFAULT_COLLECTION,
+    ImageRecord,
+    ImageStatus,
+    MetadataStore,
+    iter_images,
+)
 from facesearch.telemetry import metrics
 
 logger = logging.getLogger(__name__)
@@ -62,15 +69,8 @@ def stuck_images(
     store: MetadataStore, *, older_than_s: float, now: float, limit: int = SWEEP_LIMIT
 ) -> list[ImageRecord]:
     """Up to ``limit`` images ``processing`` and untouched for ``older_than_s``."""
-    out: list[ImageRecord] = []
-    cursor: str | None = None
-    while len(out) < limit:
-        page = store.list_images(status=ImageStatus.PROCESSING, cursor=cursor, limit=500)
-        out += [r for r in page.items if r.updated_at < now - older_than_s]
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    return out[:limit]
+    processing = iter_images(store, ImageStatus.PROCESSING)
+    return list(islice((r for r in processing if r.updated_at < now - older_than_s), limit))
 
 
 @dataclass

@@ -393,6 +393,11 @@ def iter_faces(
         yield face
 
 
+def iter_images(store: MetadataStore, status: ImageStatus | None = None) -> Iterator[ImageRecord]:
+    """Every image (with ``status``, when given) by image id, page by page."""
+    return iter_pages(lambda cursor: store.list_images(status=status, cursor=cursor, limit=500))
+
+
 def all_faces(store: MetadataStore, *, image_id: str) -> Iterator[FaceRecord]:
     """Every face of an image (or a video's track faces), following the pages."""
     return iter_pages(lambda cursor: store.list_faces(image_id=image_id, cursor=cursor, limit=1000))
