@@ -206,14 +206,6 @@ def source_from_storage_object(data: Mapping[str, Any]) -> SourceRef:
     )
 
 
-def source_from_ingest_request(body: bytes) -> SourceRef:
-    """An ``ingest-requests`` message naming something to ingest (not a video step)."""
-    request = request_from_ingest_message(body)
-    if isinstance(request, VideoTask):
-        raise BadMessage("ingest request: a video step, not a source")
-    return request
-
-
 def request_from_ingest_message(body: bytes) -> SourceRef | VideoTask:
     """An ``ingest-requests`` message (e.g. from the Cloudinary webhook, or ingest itself).
 

@@ -91,7 +91,8 @@ def is_image_name(name: str) -> bool:
 
 
 def ingest_request(bucket: str, blob: BlobInfo, collection_id: str) -> Message:
-    """One ``ingest-requests`` message (schema v1, :func:`source_from_ingest_request`)."""
+    """One ``ingest-requests`` message (schema v1, read by
+    :func:`facesearch.ingest.sources.request_from_ingest_message`)."""
     source = SourceRef.gcs(bucket, blob.name, blob.generation, size=blob.size)
     image_id = source.in_collection(collection_id).image_id
     body = {

@@ -18,7 +18,7 @@ from facesearch.backends.local import LocalBackend
 from facesearch.config import load_settings
 from facesearch.ingest.entry import handle_event
 from facesearch.ingest.service import Outcome
-from facesearch.ingest.sources import STORAGE_FINALIZED, SourceRef, source_from_ingest_request
+from facesearch.ingest.sources import STORAGE_FINALIZED, SourceRef, request_from_ingest_message
 from facesearch.ops.sweep import StuckSweep
 from facesearch.storage.bus import Message
 from facesearch.storage.local.bus import InProcessBus
@@ -144,7 +144,8 @@ def test_stuck_images_are_requeued_as_ingest_requests(tmp_path: Path) -> None:
     result = sweep(after_s=120).run()
     assert result.requeued == {"default": 1}
     (message,) = bus.published["ingest-requests"]
-    assert source_from_ingest_request(message.data).image_id == source.image_id
+    requested = request_from_ingest_message(message.data)
+    assert isinstance(requested, SourceRef) and requested.image_id == source.image_id
 
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
