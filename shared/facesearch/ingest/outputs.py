@@ -16,10 +16,20 @@ from facesearch.ingest.sources import SourceRef
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Bus
 from facesearch.storage.messages import EmbeddingsMessage, chunked
-from facesearch.storage.metadata import FaceRecord
+from facesearch.storage.metadata import FaceRecord, collection_prefix
 
 #: JPEG quality of stored face crops: small enough for a results grid, sharp enough to judge
 CROP_JPEG_QUALITY = 90
+
+
+def crop_prefix(collection_id: str, item_id: str) -> str:
+    """Where the face crops of one photo or video live (``<collection>/<id>/``)."""
+    return f"{collection_prefix(collection_id)}{item_id}/"
+
+
+def crop_name(collection_id: str, item_id: str, index: int) -> str:
+    """A photo's ``index``-th face crop, or a video's track ``index``'s best face."""
+    return f"{crop_prefix(collection_id, item_id)}{index}.jpg"
 
 
 def write_crop(crops: BlobStore, name: str, pixels: np.ndarray) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from facesearch.config import Settings
 from facesearch.errors import FaceSearchError
 from facesearch.ingest.job import IngestJob, IngestOutcome, Outcome
-from facesearch.ingest.outputs import publish_embeddings, write_crop
+from facesearch.ingest.outputs import crop_name, crop_prefix, publish_embeddings, write_crop
 from facesearch.ingest.sources import face_id_for
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Bus
@@ -26,7 +26,6 @@ from facesearch.storage.metadata import (
     ImageRecord,
     ImageStatus,
     all_faces,
-    collection_prefix,
 )
 from facesearch.telemetry import span
 from facesearch.vision.types import Face, ImageResult
@@ -90,7 +89,7 @@ class ImageResults:
 
     def drop_crops(self, job: IngestJob) -> None:
         """Crops written for an image whose records the store then refused (erased collection)."""
-        for info in self.crops.list(self._crop_prefix(job)):
+        for info in self.crops.list(crop_prefix(job.source.collection_id, job.source.image_id)):
             self.crops.delete(info.name)
 
     def republish(self, job: IngestJob, image_id: str) -> int:
@@ -150,16 +149,12 @@ class ImageResults:
         )
         return IngestOutcome.failed(source.image_id, source.display, error)
 
-    @staticmethod
-    def _crop_prefix(job: IngestJob) -> str:
-        return f"{collection_prefix(job.source.collection_id)}{job.source.image_id}/"
-
     def _face_record(self, job: IngestJob, face: Face, model: str) -> FaceRecord:
         image_id = job.source.image_id
         crop_url = None
         if face.crop is not None:
             crop_url = write_crop(
-                self.crops, f"{self._crop_prefix(job)}{face.index}.jpg", face.crop
+                self.crops, crop_name(job.source.collection_id, image_id, face.index), face.crop
             )
         return FaceRecord.from_face(
             face,

@@ -20,7 +20,7 @@ import numpy as np
 
 from facesearch.errors import FaceSearchError, IncompleteVideo, NotFound
 from facesearch.ingest.job import IngestJob, IngestOutcome, Outcome
-from facesearch.ingest.outputs import publish_embeddings, write_crop
+from facesearch.ingest.outputs import crop_name, publish_embeddings, write_crop
 from facesearch.ingest.video_steps import (
     VideoSteps,
     logger,
@@ -32,7 +32,7 @@ from facesearch.storage.messages import VideoTask
 from facesearch.storage.metadata import FaceRecord, embedding_bytes
 from facesearch.storage.videos import TrackRecord, VideoRecord, VideoStatus
 from facesearch.video.chunks import stitch
-from facesearch.video.names import result_name, staged_name, track_crop_name
+from facesearch.video.names import result_name, staged_name
 from facesearch.video.records import chunk_result_from_dict
 from facesearch.video.types import Track
 
@@ -121,9 +121,7 @@ class VideoFinisher(VideoSteps):
         """A track's best face as a face record (crop stored) and its track record."""
         best = track.best
         collection_id, video_id = job.source.collection_id, track.video_id
-        crop_url = write_crop(
-            self.crops, track_crop_name(collection_id, video_id, index), best.crop
-        )
+        crop_url = write_crop(self.crops, crop_name(collection_id, video_id, index), best.crop)
         quality: dict[str, Any] = asdict(best.quality)
         quality["reasons"] = list(best.quality.reasons)
         live = None

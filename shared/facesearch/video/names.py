@@ -1,6 +1,7 @@
 """Where a video's objects live in the crops store: track crops and work files.
 
-* ``<collection>/<video_id>/<n>.jpg`` — track ``n``'s best face, like a photo's face crops;
+* ``<collection>/<video_id>/<n>.jpg`` — track ``n``'s best face, named like a photo's face
+  crops (:func:`facesearch.ingest.outputs.crop_name`);
 * ``<collection>/videos/<video_id>/chunks/<chunk_id>.json`` — one chunk's result, read by
   the finisher, deleted once the video is done;
 * ``<collection>/videos/<video_id>/source`` — a video fetched from a URL, staged for its
@@ -27,10 +28,6 @@ def result_name(collection_id: str, video_id: str, chunk_id: str) -> str:
 
 def staged_name(collection_id: str, video_id: str) -> str:
     return f"{work_prefix(collection_id, video_id)}source"
-
-
-def track_crop_name(collection_id: str, video_id: str, index: int) -> str:
-    return f"{collection_prefix(collection_id)}{video_id}/{index}.jpg"
 
 
 def work_files(record: VideoRecord) -> list[str]:

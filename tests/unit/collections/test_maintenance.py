@@ -16,6 +16,7 @@ from facesearch.collections.erase import EraseJob
 from facesearch.collections.retention import DAY_S, RetentionSweep
 from facesearch.config import load_settings
 from facesearch.indexer.service import IndexerService
+from facesearch.ingest.outputs import crop_name
 from facesearch.storage.bus import Message
 from facesearch.storage.catalog import CollectionRecord, CollectionStatus
 from facesearch.storage.local.bus import InProcessBus
@@ -28,7 +29,7 @@ from facesearch.storage.metadata import (
     embedding_bytes,
 )
 from facesearch.storage.videos import TrackRecord, VideoRecord, VideoStatus
-from facesearch.video.names import track_crop_name, work_files
+from facesearch.video.names import work_files
 
 MODEL = "dlib-resnet-v1@2"
 
@@ -117,7 +118,7 @@ class Deployment:
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         faces, tracks = [], []
         for i in range(2):
-            name = track_crop_name(collection_id, video_id, i)
+            name = crop_name(collection_id, video_id, i)
             crops.write(name, b"\xff\xd8\xff crop")
             track_id = f"{video_id}-t{i}"
             faces.append(
