@@ -18,6 +18,7 @@ its body. The HMAC and the durable nonce claim need the body and come after.
 
 from __future__ import annotations
 
+import heapq
 import hmac
 import logging
 import re
@@ -64,14 +65,21 @@ class RecentNonces:
         self._max = max_entries
         self._lock = threading.Lock()
 
-    def add(self, key_id: str, nonce: str, expires_at: float) -> None:
+    def add(self, key_id: str, nonce: str, expires_at: float, now: float) -> None:
         with self._lock:
             if len(self._expiry) >= self._max:
-                now = min(self._expiry.values(), default=0.0)
-                self._expiry = {k: t for k, t in self._expiry.items() if t > now}
-                if len(self._expiry) >= self._max:
-                    self._expiry.pop(next(iter(self._expiry)))
+                self._prune(now)
             self._expiry[(key_id, nonce)] = expires_at
+
+    def _prune(self, now: float) -> None:
+        """Drop expired nonces, then (if still over 90% full) the soonest-expiring ones
+        down to 90%: one O(n log n) pass per tenth of the capacity, not one O(n) pass
+        per request once full (22 ms a request at 100k entries)."""
+        live = {k: t for k, t in self._expiry.items() if t >= now}
+        room = self._max * 9 // 10
+        if len(live) > room:
+            live = dict(heapq.nlargest(room, live.items(), key=lambda item: item[1]))
+        self._expiry = live
 
     def seen(self, key_id: str, nonce: str, now: float) -> bool:
         # no lock: one dict lookup is atomic, and ``add`` replaces the dict whole when
@@ -178,7 +186,7 @@ class Verifier:
         if not self.nonces.claim(key_id, nonce, expires_at):
             self._log("replayed nonce", request_id, key_id)
             raise Forbidden("request rejected")
-        self._recent.add(key_id, nonce, expires_at)
+        self._recent.add(key_id, nonce, expires_at, self._clock())
         assert grant is not None  # a missing key was refused above
         return Verified(key_id=key_id, timestamp=ts, nonce=nonce, grant=grant)
 

@@ -19,6 +19,7 @@ from facesearch.auth.signing import (
     canonical_query,
     query_pairs,
 )
+from facesearch.auth.verify import RecentNonces
 from facesearch.backends.local import LocalBackend
 from facesearch.client import client_key_from_settings
 from facesearch.config import load_settings
@@ -282,3 +283,17 @@ def test_settings_provide_server_ring_and_client_key(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("FACESEARCH_SIGNING_KEYS", "{}")
     with pytest.raises(ConfigError, match="FACESEARCH_CLIENT_KEY_ID"):
         client_key_from_settings(load_settings())
+
+
+def test_recent_nonces_stay_bounded_drop_expired_first_and_keep_the_newest() -> None:
+    recent = RecentNonces(max_entries=10)
+    for i in range(10):  # full: five expire at t=5, five much later
+        recent.add("k", f"n{i}", 5.0 if i < 5 else 100.0 + i, now=0.0)
+    recent.add("k", "late", 200.0, now=6.0)  # prunes: the five expired ones go, nothing else
+    assert recent.seen("k", "late", 6.0)
+    assert all(recent.seen("k", f"n{i}", 6.0) for i in range(5, 10))
+    assert len(recent._expiry) == 6
+    for i in range(100):  # nothing expires: the soonest-expiring go, the bound holds
+        recent.add("k", f"m{i}", 300.0 + i, now=6.0)
+        assert len(recent._expiry) <= 10
+    assert recent.seen("k", "m99", 6.0) and not recent.seen("k", "n5", 6.0)
