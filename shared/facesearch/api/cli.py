@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from facesearch.api.serving import SERVERS
 from facesearch.config import Settings, load_settings
 from facesearch.storage.metadata import DEFAULT_COLLECTION
 
@@ -272,7 +273,7 @@ def add_api_commands(commands: Any) -> None:
     serve.add_argument(
         "--server",
         dest="serve_server",
-        choices=["gunicorn", "granian", "waitress", "werkzeug"],
+        choices=SERVERS,
         help="HTTP server (FACESEARCH_SERVE_SERVER; default waitress, see docs/api.md)",
     )
     serve.add_argument(

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from facesearch.api.serving import ServerName
 from facesearch.section import Count, SettingsSection
 
 
@@ -53,7 +54,7 @@ class ApiSettings(SettingsSection):
     """Lifetime of signed crop URLs."""
     body_read_timeout_s: float = Field(default=30.0, gt=0.0, le=600.0)
     """Whole-body read deadline: a client that sends its body slower gets 408."""
-    serve_server: Literal["gunicorn", "granian", "waitress", "werkzeug"] = "waitress"
+    serve_server: ServerName = "waitress"
     """facesearch serve: the HTTP server (docs/api.md, Serving)."""
     serve_workers: Count = Field(default=1, le=64)
     """facesearch serve: worker processes (pre-fork)."""
