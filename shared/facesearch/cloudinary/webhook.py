@@ -158,16 +158,15 @@ class CloudinaryWebhook:
             "image_id": image_id,
             "collection": collection,
         }
-        asset = self.ledger.get(asset_key(self.cloud_name, upload.public_id, kind_of))
+        asset_name = asset_key(self.cloud_name, upload.public_id, kind_of)
+        asset = self.ledger.get(asset_name)
         current = int(asset["version"]) if asset and asset.get("version", "").isdigit() else 0
         if current > upload.version:
             logger.info("older version than the current one: ignored", extra=log_fields(**fields))
             return WebhookResult(
                 "superseded", kind, {"image_id": image_id, "current_version": current}
             )
-        outcome = self._queue_once(
-            upload, key=key, info=info, image_id=image_id, collection=collection, fields=fields
-        )
+        outcome = self._queue_once(upload, key=key, info=info, collection=collection, fields=fields)
         if asset and current < upload.version:
             # a new version replaces the old one's faces (forgotten once it is final)
             self._forget_one(
@@ -175,16 +174,7 @@ class CloudinaryWebhook:
                 replaced=True,
             )
         if current != upload.version:
-            self.ledger.put(
-                asset_key(self.cloud_name, upload.public_id, kind_of),
-                {
-                    "public_id": upload.public_id,
-                    "version": str(upload.version),
-                    "image_id": image_id,
-                    "collection": collection,
-                },
-                self.clock() + LEDGER_TTL_S,
-            )
+            self.ledger.put(asset_name, info, self.clock() + LEDGER_TTL_S)
         return WebhookResult(outcome, kind, {"image_id": image_id})
 
     def _queue_once(
@@ -193,7 +183,6 @@ class CloudinaryWebhook:
         *,
         key: str,
         info: dict[str, str],
-        image_id: str,
         collection: str,
         fields: dict[str, Any],
     ) -> str:
