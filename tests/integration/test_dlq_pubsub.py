@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from facesearch.errors import NotFound
+from facesearch.storage.gcp.bus import PubSubBus
 from facesearch.storage.gcp.dlq import PubSubDeadLetters
 from tests.integration.pipeline_harness import create_topics, pull_all
 from tests.support import emulators
@@ -33,7 +34,7 @@ def test_list_show_replay(pubsub_emulator: emulators.Emulator, gcp_project: str)
             CloudPubSubDeadLetterSourceDeliveryCount="10",
         ).result()  # fmt: skip
 
-    queues = PubSubDeadLetters(gcp_project, ["face-embeddings"])
+    queues = PubSubDeadLetters(gcp_project, ["face-embeddings"], PubSubBus(gcp_project))
     letters = queues.letters()
     assert sorted(d.data for d in letters) == [b"body-0", b"body-1"]
     assert {d.topic for d in letters} == {"face-embeddings"}

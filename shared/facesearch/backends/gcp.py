@@ -65,7 +65,7 @@ class GcpBackend(Backend):
         storage = self.settings.storage
         topics = [storage.ingest_topic, storage.embeddings_topic, storage.deletions_topic]
         project = self.settings.project or ""
-        return self.once("dead_letters", lambda: PubSubDeadLetters(project, topics))
+        return self.once("dead_letters", lambda: PubSubDeadLetters(project, topics, self.bus()))
 
     def nonces(self) -> NonceStore:
         from facesearch.storage.gcp.nonces import FirestoreNonceStore

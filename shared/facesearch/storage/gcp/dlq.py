@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from facesearch.errors import NotFound
-from facesearch.storage.bus import DeadLetterInfo
+from facesearch.storage.bus import Bus, DeadLetterInfo, Message
 
 pubsub_v1: Any = importlib.import_module("google.cloud.pubsub_v1")
 
@@ -26,23 +26,20 @@ PULL_BATCH = 100
 
 
 class PubSubDeadLetters:
-    def __init__(self, project: str, topics: Sequence[str], *, subscriber: Any = None) -> None:
+    def __init__(
+        self, project: str, topics: Sequence[str], bus: Bus, *, subscriber: Any = None
+    ) -> None:
         self.project = project
         self.topics = list(topics)
+        #: replays go out through the deployment's bus (its publisher, timeout and errors)
+        self.bus = bus
         self._subscriber = subscriber
-        self._publisher: Any = None
 
     @property
     def subscriber(self) -> Any:
         if self._subscriber is None:
             self._subscriber = pubsub_v1.SubscriberClient()
         return self._subscriber
-
-    @property
-    def publisher(self) -> Any:
-        if self._publisher is None:
-            self._publisher = pubsub_v1.PublisherClient()
-        return self._publisher
 
     def subscription(self, topic: str) -> str:
         return f"projects/{self.project}/subscriptions/{topic}-dlq-pull"
@@ -104,18 +101,8 @@ class PubSubDeadLetters:
                     if message_ids is None or str(r.message.message_id) in message_ids
                 ]
                 self._release(topic, [r for r in received if r not in chosen])
-                path = f"projects/{self.project}/topics/{topic}"
-                futures = []
-                for r in chosen:
-                    attributes = {
-                        k: v
-                        for k, v in r.message.attributes.items()
-                        if k not in PUBSUB_DLQ_ATTRIBUTES
-                    }
-                    attributes["replayed_from"] = str(r.message.message_id)
-                    futures.append(self.publisher.publish(path, r.message.data, **attributes))
-                for future in futures:
-                    future.result(timeout=60)
+                if chosen:
+                    self.bus.publish(topic, [_replay(r.message) for r in chosen])
                 if chosen:
                     self.subscriber.acknowledge(
                         request={
@@ -127,6 +114,14 @@ class PubSubDeadLetters:
                 if message_ids is not None or len(chosen) < len(received):
                     break
         return replayed
+
+
+def _replay(message: Any) -> Message:
+    """A dead-lettered message as it goes back to its topic: Pub/Sub's dead-letter
+    attributes dropped, ``replayed_from`` added."""
+    attributes = {k: v for k, v in message.attributes.items() if k not in PUBSUB_DLQ_ATTRIBUTES}
+    attributes["replayed_from"] = str(message.message_id)
+    return Message(message.data, attributes)
 
 
 __all__ = ["PubSubDeadLetters"]
