@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from facesearch.collections.retention import RetentionSweep
     from facesearch.index.reader import IndexReader
     from facesearch.index.writer import IndexWriter
+    from facesearch.ops.sweep import StuckSweep
     from facesearch.people.ports import PeopleStore
     from facesearch.storage.bus import Bus, DeadLetters
     from facesearch.storage.catalog import Catalog
@@ -269,6 +270,22 @@ class Backend(ABC):
                 stores=self.metadata,
                 crops=self.crops(),
                 remove_from_index=self.remove_from_index,
+            ),
+        )
+
+    def stuck_sweep(self) -> StuckSweep:
+        """Re-queues images stuck in ``processing`` (``facesearch doctor``, the indexer's
+        maintenance message)."""
+        from facesearch.ops.sweep import StuckSweep
+
+        return self.once(
+            "stuck_sweep",
+            lambda: StuckSweep(
+                self.catalog(),
+                stores=self.metadata,
+                bus=self.bus(),
+                ingest_topic=self.settings.storage.ingest_topic,
+                older_than_s=self.settings.ops.stuck_after_s,
             ),
         )
 

@@ -85,7 +85,6 @@ def cloud_ingest_service(backend: Backend) -> IngestService:
 def indexer_service(backend: Backend) -> IndexerService:
     from facesearch.collections.maintenance import Maintenance
     from facesearch.indexer.service import IndexerService
-    from facesearch.ops.sweep import StuckSweep
 
     storage = backend.settings.storage
     return IndexerService(
@@ -100,13 +99,7 @@ def indexer_service(backend: Backend) -> IndexerService:
             backend.retention(),
             backend.bus(),
             storage.deletions_topic,
-            stuck=StuckSweep(
-                backend.catalog(),
-                stores=backend.metadata,
-                bus=backend.bus(),
-                ingest_topic=storage.ingest_topic,
-                older_than_s=backend.settings.ops.stuck_after_s,
-            ),
+            stuck=backend.stuck_sweep(),
         ),
     )
 

@@ -25,7 +25,7 @@ from facesearch.backends import Backend, backend_for
 from facesearch.config import Settings, load_settings
 from facesearch.ingest.sources import SourceRef
 from facesearch.ops.reconcile import FINDINGS, Reconciliation, reconcile, repair
-from facesearch.ops.sweep import StuckSweep, requeue_request
+from facesearch.ops.sweep import requeue_request
 from facesearch.storage.metadata import DEFAULT_COLLECTION
 
 if TYPE_CHECKING:
@@ -42,19 +42,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _collections(backend: Backend, args: argparse.Namespace) -> list[str]:
     if args.collection:
         return [args.collection]
-    sweep = _sweep(backend)
-    return sweep.active_collections()
-
-
-def _sweep(backend: Backend) -> StuckSweep:
-    settings = backend.settings
-    return StuckSweep(
-        backend.catalog(),
-        stores=backend.metadata,
-        bus=backend.bus(),
-        ingest_topic=settings.storage.ingest_topic,
-        older_than_s=settings.ops.stuck_after_s,
-    )
+    return backend.stuck_sweep().active_collections()
 
 
 def check_collection(backend: Backend, collection_id: str) -> Reconciliation:
@@ -76,7 +64,7 @@ def repair_collection(
         embeddings_topic=storage.embeddings_topic,
         deletions_topic=storage.deletions_topic,
     )
-    swept = _sweep(backend).run(report.collection_id)
+    swept = backend.stuck_sweep().run(report.collection_id)
     counts["stuck_requeued"] = swept.total
     store = backend.metadata(report.collection_id)
     expired = [r for i in report.expired if (r := store.get_image(i)) is not None]
