@@ -21,12 +21,7 @@ from facesearch.ingest.sources import face_id_for
 from facesearch.storage.blob import BlobStore
 from facesearch.storage.bus import Bus
 from facesearch.storage.messages import DeletionsMessage
-from facesearch.storage.metadata import (
-    FaceRecord,
-    ImageRecord,
-    ImageStatus,
-    all_faces,
-)
+from facesearch.storage.metadata import FaceRecord, ImageRecord, ImageStatus, all_faces
 from facesearch.telemetry import span
 from facesearch.vision.types import Face, ImageResult
 
