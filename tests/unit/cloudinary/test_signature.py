@@ -96,17 +96,21 @@ def test_window_edges_follow_the_setting() -> None:
 def test_agrees_with_the_sdks_own_verifier(offset: int, tamper: bool) -> None:
     """Same answer as cloudinary.utils.verify_notification_signature for past timestamps."""
     body = raw(sample("delete"))
-    timestamp = int(time.time()) + offset
+    now = int(time.time())  # one instant for both verifiers: -7199 s is 1 s from the edge
+    timestamp = now + offset
     headers = sign(body, timestamp=timestamp)
     if tamper:
         body = body.replace(b"group_photo", b"group_photX")
-    with mock.patch.object(cloudinary, "_config", cloudinary.Config()) as config:
+    with (
+        mock.patch.object(cloudinary, "_config", cloudinary.Config()) as config,
+        mock.patch.object(cloudinary.utils.time, "time", return_value=float(now)),
+    ):
         config.api_secret = TEST_SECRET
         config.signature_algorithm = "sha1"
         sdk = cloudinary.utils.verify_notification_signature(
             body.decode(), str(timestamp), headers["X-Cld-Signature"], valid_for=7200
         )
-    ours = NotificationVerifier(lambda: (TEST_SECRET,))
+    ours = NotificationVerifier(lambda: (TEST_SECRET,), clock=lambda: float(now))
     try:
         ours.verify(body, headers)
         accepted = True
